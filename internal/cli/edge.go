@@ -1,0 +1,237 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubecdn/kubecdn/internal/edge"
+	"github.com/kubecdn/kubecdn/internal/units"
+)
+
+// edgeFile is the YAML form of the edge's configuration (--config). Sizes
+// and durations are strings ("512MiB", "30s"); flags override the file.
+type edgeFile struct {
+	Listen          string   `json:"listen"`
+	Admin           string   `json:"admin"`
+	Origin          string   `json:"origin"`
+	OriginHost      string   `json:"originHost"`
+	Hostnames       []string `json:"hostnames"`
+	Parent          string   `json:"parent"`
+	Peers           []string `json:"peers"`
+	Self            string   `json:"self"`
+	Name            string   `json:"name"`
+	Memory          string   `json:"memory"`
+	CacheDir        string   `json:"cacheDir"`
+	Disk            string   `json:"disk"`
+	Slice           string   `json:"slice"`
+	StaleIfError    string   `json:"staleIfError"`
+	HeuristicMax    string   `json:"heuristicMax"`
+	UpstreamTimeout string   `json:"upstreamTimeout"`
+	AdminTokenFile  string   `json:"adminTokenFile"`
+}
+
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// edgeFlags are the raw flag values, converted by build.
+type edgeFlags struct {
+	configFile string
+	f          edgeFile
+	hostnames  stringList
+	peers      string
+	set        map[string]bool
+}
+
+func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
+	ef := &edgeFlags{}
+	fs := flag.NewFlagSet("kubecdn edge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&ef.configFile, "config", "", "YAML file with the same fields as the flags (flags win)")
+	fs.StringVar(&ef.f.Listen, "listen", "127.0.0.1:8080", "public HTTP address")
+	fs.StringVar(&ef.f.Admin, "admin", "127.0.0.1:9090", "admin address (purge, metrics, health)")
+	fs.StringVar(&ef.f.Origin, "origin", "", "origin base URL, e.g. http://127.0.0.1:9000 (required)")
+	fs.StringVar(&ef.f.OriginHost, "origin-host", "", `Host header sent to the origin (default: the origin URL's host; "preserve": the client's)`)
+	fs.Var(&ef.hostnames, "hostname", "a hostname to serve (repeatable); when given, other Hosts are refused")
+	fs.StringVar(&ef.f.Parent, "parent", "", "URL of a shield edge asked before the origin")
+	fs.StringVar(&ef.peers, "peers", "", "comma-separated URLs of the other edges of this region")
+	fs.StringVar(&ef.f.Self, "self", "", "this edge's URL as its peers know it (default http://LISTEN)")
+	fs.StringVar(&ef.f.Name, "name", "", "cache name in Cache-Status (default kubecdn)")
+	fs.StringVar(&ef.f.Memory, "memory", "256MiB", "memory tier size")
+	fs.StringVar(&ef.f.CacheDir, "cache-dir", "", "disk tier directory (none if empty)")
+	fs.StringVar(&ef.f.Disk, "disk", "10GiB", "disk tier size")
+	fs.StringVar(&ef.f.Slice, "slice", "4MiB", "slice size for large objects")
+	fs.StringVar(&ef.f.StaleIfError, "stale-if-error", "24h", "serve stale content this long past expiry when the upstream fails (0 disables)")
+	fs.StringVar(&ef.f.HeuristicMax, "heuristic-max", "24h", "cap on heuristic freshness")
+	fs.StringVar(&ef.f.UpstreamTimeout, "upstream-timeout", "30s", "time allowed for an upstream's response header")
+	fs.StringVar(&ef.f.AdminTokenFile, "admin-token-file", "", "file holding the admin bearer token (else $KUBECDN_ADMIN_TOKEN)")
+	return fs, ef
+}
+
+// build reads the config file (if any), applies the flags that were set on
+// top, and converts to edge.Config. getenv reads the environment.
+func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.Config, error) {
+	f := ef.f
+	if ef.configFile != "" {
+		raw, err := os.ReadFile(ef.configFile)
+		if err != nil {
+			return edge.Config{}, fmt.Errorf("config: %w", err)
+		}
+		var ff edgeFile
+		if err := yaml.UnmarshalStrict(raw, &ff); err != nil {
+			return edge.Config{}, fmt.Errorf("config %s: %w", ef.configFile, err)
+		}
+		set := map[string]bool{}
+		fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+		pick := func(name string, flagVal, fileVal string) string {
+			if set[name] || fileVal == "" {
+				return flagVal
+			}
+			return fileVal
+		}
+		f.Listen = pick("listen", f.Listen, ff.Listen)
+		f.Admin = pick("admin", f.Admin, ff.Admin)
+		f.Origin = pick("origin", f.Origin, ff.Origin)
+		f.OriginHost = pick("origin-host", f.OriginHost, ff.OriginHost)
+		f.Parent = pick("parent", f.Parent, ff.Parent)
+		f.Self = pick("self", f.Self, ff.Self)
+		f.Name = pick("name", f.Name, ff.Name)
+		f.Memory = pick("memory", f.Memory, ff.Memory)
+		f.CacheDir = pick("cache-dir", f.CacheDir, ff.CacheDir)
+		f.Disk = pick("disk", f.Disk, ff.Disk)
+		f.Slice = pick("slice", f.Slice, ff.Slice)
+		f.StaleIfError = pick("stale-if-error", f.StaleIfError, ff.StaleIfError)
+		f.HeuristicMax = pick("heuristic-max", f.HeuristicMax, ff.HeuristicMax)
+		f.UpstreamTimeout = pick("upstream-timeout", f.UpstreamTimeout, ff.UpstreamTimeout)
+		f.AdminTokenFile = pick("admin-token-file", f.AdminTokenFile, ff.AdminTokenFile)
+		if !set["hostname"] {
+			f.Hostnames = ff.Hostnames
+		}
+		if !set["peers"] {
+			f.Peers = ff.Peers
+		}
+	}
+	if len(ef.hostnames) > 0 {
+		f.Hostnames = ef.hostnames
+	}
+	if ef.peers != "" {
+		f.Peers = nil
+		for _, p := range strings.Split(ef.peers, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				f.Peers = append(f.Peers, p)
+			}
+		}
+	}
+	cfg := edge.Config{
+		Listen: f.Listen, Admin: f.Admin, Origin: f.Origin, OriginHost: f.OriginHost,
+		Hostnames: f.Hostnames, Parent: f.Parent, Peers: f.Peers, Self: f.Self, Name: f.Name,
+		CacheDir: f.CacheDir,
+	}
+	var errs []error
+	size := func(field, v string, dst *int64) {
+		if v == "" {
+			return
+		}
+		n, err := units.ParseSize(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+		}
+		*dst = n
+	}
+	dur := func(field, v string, dst *time.Duration) {
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: invalid duration %q", field, v))
+		}
+		*dst = d
+	}
+	size("memory", f.Memory, &cfg.MemoryBytes)
+	size("disk", f.Disk, &cfg.DiskBytes)
+	size("slice", f.Slice, &cfg.SliceBytes)
+	dur("stale-if-error", f.StaleIfError, &cfg.StaleIfError)
+	if f.StaleIfError == "0" || cfg.StaleIfError == 0 && f.StaleIfError != "" {
+		cfg.StaleIfError = -1
+	}
+	dur("heuristic-max", f.HeuristicMax, &cfg.HeuristicMax)
+	dur("upstream-timeout", f.UpstreamTimeout, &cfg.UpstreamTimeout)
+	if f.AdminTokenFile != "" {
+		b, err := os.ReadFile(f.AdminTokenFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("admin-token-file: %w", err))
+		}
+		cfg.AdminToken = strings.TrimSpace(string(b))
+	} else {
+		cfg.AdminToken = getenv("KUBECDN_ADMIN_TOKEN")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, ef := newEdgeFlagSet(stderr)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	cfg, err := ef.build(fs, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "kubecdn edge: invalid configuration:\n%s\n", indent(err.Error()))
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if cfg.AdminToken == "" {
+		log.Warn("no admin token (KUBECDN_ADMIN_TOKEN or --admin-token-file): purge is refused")
+	}
+	srv, err := edge.New(cfg, edge.Options{Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "kubecdn edge: %v\n", err)
+		return 1
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				next, err := ef.build(fs, os.Getenv)
+				if err == nil {
+					err = srv.Reload(next)
+				}
+				if err != nil {
+					log.Error("reload refused, keeping the running configuration", "err", err)
+				}
+			}
+		}
+	}()
+	if err := srv.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "kubecdn edge: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
