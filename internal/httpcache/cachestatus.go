@@ -2,7 +2,6 @@ package httpcache
 
 import (
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -31,38 +30,43 @@ type CacheStatus struct {
 // an sf-string cannot carry (controls, non-ASCII) are dropped; a Fwd that is
 // not an sf-token is omitted.
 func (c CacheStatus) String() string {
-	var b strings.Builder
-	writeTokenOrString(&b, c.Cache)
+	return string(c.Append(make([]byte, 0, 64)))
+}
+
+// Append appends the field value to b; the hit path uses it to write the
+// header without a separate allocation.
+func (c CacheStatus) Append(b []byte) []byte {
+	b = appendTokenOrString(b, c.Cache)
 	if c.Hit {
-		b.WriteString("; hit")
+		b = append(b, "; hit"...)
 	}
 	if c.Fwd != "" && isSFToken(c.Fwd) {
-		b.WriteString("; fwd=")
-		b.WriteString(c.Fwd)
+		b = append(b, "; fwd="...)
+		b = append(b, c.Fwd...)
 	}
 	if c.FwdStatus != 0 {
-		b.WriteString("; fwd-status=")
-		b.WriteString(strconv.Itoa(c.FwdStatus))
+		b = append(b, "; fwd-status="...)
+		b = strconv.AppendInt(b, int64(c.FwdStatus), 10)
 	}
 	if c.HasTTL {
-		b.WriteString("; ttl=")
-		b.WriteString(strconv.FormatInt(int64(c.TTL/time.Second), 10))
+		b = append(b, "; ttl="...)
+		b = strconv.AppendInt(b, int64(c.TTL/time.Second), 10)
 	}
 	if c.Stored {
-		b.WriteString("; stored")
+		b = append(b, "; stored"...)
 	}
 	if c.Collapsed {
-		b.WriteString("; collapsed")
+		b = append(b, "; collapsed"...)
 	}
 	if c.Key != "" {
-		b.WriteString("; key=")
-		writeSFString(&b, c.Key)
+		b = append(b, "; key="...)
+		b = appendSFString(b, c.Key)
 	}
 	if c.Detail != "" {
-		b.WriteString("; detail=")
-		writeTokenOrString(&b, c.Detail)
+		b = append(b, "; detail="...)
+		b = appendTokenOrString(b, c.Detail)
 	}
-	return b.String()
+	return b
 }
 
 // isSFToken reports whether s is a Structured Field token (RFC 8941
@@ -82,26 +86,25 @@ func isSFToken(s string) bool {
 	return true
 }
 
-func writeTokenOrString(b *strings.Builder, s string) {
+func appendTokenOrString(b []byte, s string) []byte {
 	if isSFToken(s) {
-		b.WriteString(s)
-		return
+		return append(b, s...)
 	}
-	writeSFString(b, s)
+	return appendSFString(b, s)
 }
 
-// writeSFString writes s as a Structured Field string (RFC 8941 §3.3.3).
-func writeSFString(b *strings.Builder, s string) {
-	b.WriteByte('"')
+// appendSFString appends s as a Structured Field string (RFC 8941 §3.3.3).
+func appendSFString(b []byte, s string) []byte {
+	b = append(b, '"')
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < 0x20 || c > 0x7E {
 			continue
 		}
 		if c == '"' || c == '\\' {
-			b.WriteByte('\\')
+			b = append(b, '\\')
 		}
-		b.WriteByte(c)
+		b = append(b, c)
 	}
-	b.WriteByte('"')
+	return append(b, '"')
 }

@@ -1,0 +1,49 @@
+package edge
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// discardWriter is a minimal http.ResponseWriter, so the benchmark measures
+// the edge's handler and not a recorder.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(code int)        { d.code = code }
+
+func BenchmarkServeHit1KiB(b *testing.B) {
+	body := strings.Repeat("x", 1024)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("ETag", `"1"`)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		io.WriteString(w, body)
+	}))
+	defer origin.Close()
+	s, err := New(Config{Listen: "127.0.0.1:1", Origin: origin.URL}, Options{Logger: quietLog})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "http://www.example.com/obj", nil)
+	req.Header.Set("User-Agent", "wrk")
+	req.Header.Set("Accept", "*/*")
+	w := &discardWriter{h: http.Header{}}
+	s.ServeHTTP(w, req)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w := &discardWriter{h: make(http.Header, 8)}
+		s.ServeHTTP(w, req)
+		if w.code != 200 {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}

@@ -1,0 +1,196 @@
+package edge
+
+import (
+	"fmt"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigValidate(t *testing.T) {
+	ok := Config{Listen: "127.0.0.1:8080", Origin: "http://127.0.0.1:9000"}
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string // substring of the error; "" means valid
+	}{
+		{"minimal", func(*Config) {}, ""},
+		{"no listen", func(c *Config) { c.Listen = "" }, "listen: required"},
+		{"bad listen", func(c *Config) { c.Listen = "8080" }, "listen: \"8080\" is not host:port"},
+		{"no origin", func(c *Config) { c.Origin = "" }, "origin: required"},
+		{"origin scheme", func(c *Config) { c.Origin = "ftp://x" }, "origin: \"ftp://x\": scheme must be http or https"},
+		{"origin no host", func(c *Config) { c.Origin = "http://" }, "origin: \"http://\": no host"},
+		{"admin same as listen", func(c *Config) { c.Admin = c.Listen }, "admin: must differ from listen"},
+		{"bad peer", func(c *Config) { c.Peers = []string{"http://a:1", "nope"} }, "peers[1]"},
+		{"bad parent", func(c *Config) { c.Parent = "x" }, "parent:"},
+		{"bad hostname", func(c *Config) { c.Hostnames = []string{"ok.example", "a/b"} }, "hostnames[1]"},
+		{"negative memory", func(c *Config) { c.MemoryBytes = -1 }, "memory: must not be negative"},
+		{"tiny slice", func(c *Config) { c.SliceBytes = 10 }, "slice: must be between"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ok
+			tt.mutate(&c)
+			err := c.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("want valid, got %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigValidateReportsEveryError(t *testing.T) {
+	err := Config{}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "listen") || !strings.Contains(err.Error(), "origin") {
+		t.Fatalf("want errors for listen and origin, got %v", err)
+	}
+}
+
+func TestOwnerIsStableAndSpreads(t *testing.T) {
+	ring := []string{"http://a:1", "http://b:1", "http://c:1"}
+	counts := map[string]int{}
+	for i := 0; i < 3000; i++ {
+		k := fmt.Sprintf("http://www.example.com/asset/%d.js", i)
+		o := owner(ring, k, fnvHash)
+		// The order of the ring does not matter: every edge agrees.
+		if o2 := owner([]string{ring[2], ring[0], ring[1]}, k, fnvHash); o2 != o {
+			t.Fatalf("owner depends on ring order: %s vs %s", o, o2)
+		}
+		counts[o]++
+	}
+	for _, id := range ring {
+		if counts[id] < 800 || counts[id] > 1200 {
+			t.Errorf("edge %s owns %d of 3000 keys; want about 1000", id, counts[id])
+		}
+	}
+	// Removing an edge moves only that edge's keys.
+	moved := 0
+	for i := 0; i < 3000; i++ {
+		k := fmt.Sprintf("http://www.example.com/asset/%d.js", i)
+		before := owner(ring, k, fnvHash)
+		after := owner(ring[:2], k, fnvHash)
+		if before != after {
+			if before != ring[2] {
+				t.Fatalf("key %s moved from %s though %s left", k, before, ring[2])
+			}
+			moved++
+		}
+	}
+	if moved != counts[ring[2]] {
+		t.Errorf("moved %d keys, want %d", moved, counts[ring[2]])
+	}
+}
+
+func TestMetaRoundTrip(t *testing.T) {
+	m := &objMeta{
+		Key: "http://www.example.com/a?b", VaryNames: []string{"Accept-Encoding"}, Status: 200,
+		Header:  http.Header{"Content-Type": {"text/plain"}, "Etag": {`"x"`}, "Set-Cookie": {"a=b", "c=d"}},
+		ReqTime: time.Unix(100, 5), RespTime: time.Unix(101, 7), Size: 1 << 30, Sliced: true, SliceBytes: 4 << 20,
+		Invalidated: true, Tags: []string{"t1", "t2"},
+	}
+	got, err := decodeMeta(m.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, m) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, m)
+	}
+	if got.numSlices() != 256 {
+		t.Errorf("numSlices = %d, want 256", got.numSlices())
+	}
+}
+
+func FuzzDecodeMeta(f *testing.F) {
+	f.Add((&objMeta{Key: "k", Status: 200, Header: http.Header{"A": {"b"}}}).encode())
+	f.Add([]byte{1, 0, 200})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeMeta(b)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must encode and decode to the same value.
+		m2, err := decodeMeta(m.encode())
+		if err != nil || !reflect.DeepEqual(m, m2) {
+			t.Fatalf("re-decode: %v\n%+v\n%+v", err, m, m2)
+		}
+	})
+}
+
+func TestRangeSliceHint(t *testing.T) {
+	const S = 1 << 20
+	tests := []struct {
+		rng, ifRange string
+		want         int64
+	}{
+		{"", "", -1},
+		{"bytes=0-99", "", 0},
+		{"bytes=1048576-", "", 1},
+		{"bytes=5000000-5000001", "", 4},
+		{"bytes=-500", "", -1},
+		{"bytes=0-1,5-6", "", -1},
+		{"items=1-2", "", -1},
+		{"bytes=x-1", "", -1},
+		{"bytes=10-20", `"etag"`, -1},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		if tt.rng != "" {
+			h.Set("Range", tt.rng)
+		}
+		if tt.ifRange != "" {
+			h.Set("If-Range", tt.ifRange)
+		}
+		if got := rangeSliceHint(h, S); got != tt.want {
+			t.Errorf("rangeSliceHint(%q) = %d, want %d", tt.rng, got, tt.want)
+		}
+	}
+}
+
+func TestPurgeKeys(t *testing.T) {
+	keys, prefixes, err := purgeKeys(PurgeRequest{URLs: []string{"https://WWW.example.com/a.css?v=1"}, Prefixes: []string{"http://www.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKeys := []string{"http://www.example.com/a.css?v=1", "https://www.example.com/a.css?v=1"}
+	if !reflect.DeepEqual(keys, wantKeys) {
+		t.Errorf("keys = %q, want %q", keys, wantKeys)
+	}
+	if !reflect.DeepEqual(prefixes, []string{"http://www.example.com/", "https://www.example.com/"}) {
+		t.Errorf("prefixes = %q", prefixes)
+	}
+	for _, bad := range []PurgeRequest{{}, {URLs: []string{"/relative"}}, {Prefixes: []string{"ftp://x/"}}, {Tags: []string{" "}}} {
+		if _, _, err := purgeKeys(bad); err == nil {
+			t.Errorf("purgeKeys(%+v) accepted", bad)
+		}
+	}
+}
+
+func TestTagsOf(t *testing.T) {
+	got := tagsOf([]string{"a b  c"}, []string{"d, e,,f"})
+	if want := []string{"a", "b", "c", "d", "e", "f"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("tagsOf = %q, want %q", got, want)
+	}
+}
+
+func TestIndexMatch(t *testing.T) {
+	x := newIndex()
+	x.add("http://h/a/1", "o:http://h/a/1", []string{"red"})
+	x.add("http://h/a/2", "o:http://h/a/2", nil)
+	x.add("http://h/b/1", "o:http://h/b/1", []string{"red", "blue"})
+	got := x.match([]string{"http://h/a/2"}, []string{"http://h/b/"}, []string{"red"})
+	if len(got) != 3 {
+		t.Fatalf("match = %q, want all three keys", got)
+	}
+	if got := x.match(nil, []string{"http://h/zzz"}, nil); len(got) != 0 {
+		t.Fatalf("match on a prefix of nothing = %q", got)
+	}
+}

@@ -1,0 +1,475 @@
+package edge
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/kubecdn/kubecdn/internal/httpcache"
+)
+
+// The fast path serves the commonest request of a CDN — a plain HTTP/1.1
+// GET or HEAD of a fresh object — straight from the connection, with the
+// stored header serialised once per object. Anything else (a request with a
+// body, a conditional or range request, a header that bears on caching, any
+// syntax outside a strict subset, a miss, a stale or varying object) is
+// handed, with the bytes already read, to net/http, which then serves the
+// connection for the rest of its life. So the fast path never has to be
+// lenient: when in doubt it hands over, and net/http's own strict parser
+// answers (400, 431, ...).
+
+const (
+	fastBufSize     = 8 << 10 // a request header larger than this is handed over
+	fastIdleTimeout = 120 * time.Second
+	fastReadTimeout = 10 * time.Second
+)
+
+// fastReq is a request the fast path may serve.
+type fastReq struct {
+	head   bool
+	target []byte
+	host   []byte
+	close  bool
+	size   int // bytes of the request, through the blank line
+}
+
+// parseFast parses one request header at the start of b. ok is false when the
+// request is outside the fast subset (hand it over); complete is false when b
+// holds no full header yet.
+func parseFast(b []byte) (r fastReq, ok, complete bool) {
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		return r, true, false
+	}
+	r.size = end + 4
+	line, rest, _ := bytes.Cut(b[:end+2], []byte("\r\n"))
+	switch {
+	case bytes.HasPrefix(line, []byte("GET ")):
+		line = line[4:]
+	case bytes.HasPrefix(line, []byte("HEAD ")):
+		line, r.head = line[5:], true
+	default:
+		return r, false, true
+	}
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 || string(line[sp:]) != " HTTP/1.1" || line[0] != '/' {
+		return r, false, true
+	}
+	r.target = line[:sp]
+	for i, c := range r.target {
+		if c < 0x21 || c > 0x7e || c == '#' {
+			return r, false, true
+		}
+		if c == '%' && (i+2 >= len(r.target) || !isHex(r.target[i+1]) || !isHex(r.target[i+2])) {
+			return r, false, true
+		}
+	}
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return r, false, true
+		}
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		for _, c := range name {
+			if !isTokenChar(c) {
+				return r, false, true
+			}
+		}
+		for _, c := range value {
+			if (c < 0x20 && c != '\t') || c == 0x7f {
+				return r, false, true
+			}
+		}
+		switch {
+		case foldEq(name, "host"):
+			if r.host != nil || len(value) == 0 {
+				return r, false, true
+			}
+			r.host = value
+		case foldEq(name, "connection"):
+			switch {
+			case foldEq(value, "close"):
+				r.close = true
+			case foldEq(value, "keep-alive"):
+			default:
+				return r, false, true
+			}
+		case fastDenied(name):
+			return r, false, true
+		}
+	}
+	return r, r.host != nil && httpguts.ValidHostHeader(string(r.host)), true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// fastDenied are the request fields that bear on framing, caching or
+// routing: a request with any of them goes the full way.
+func fastDenied(name []byte) bool {
+	for _, d := range [...]string{
+		"transfer-encoding", "content-length", "expect", "upgrade", "te", "trailer",
+		"range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
+		"cache-control", "pragma", "authorization", "max-forwards",
+		"kubecdn-hop", "cdn-loop", "x-forwarded-proto", "proxy-authorization", "proxy-connection", "keep-alive",
+	} {
+		if foldEq(name, d) {
+			return true
+		}
+	}
+	return false
+}
+
+func foldEq(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+// cachedMeta is a decoded object metadata with its header serialised for the
+// fast path; it is valid while the store returns the same metadata bytes.
+type cachedMeta struct {
+	raw  []byte
+	m    *objMeta
+	wire []byte // "Name: value\r\n" lines of the stored header, for clients
+	date bool   // the stored header has a Date
+}
+
+type metaCache struct {
+	c *otter.Cache[string, *cachedMeta]
+}
+
+func newMetaCache() *metaCache {
+	c, _ := otter.New(&otter.Options[string, *cachedMeta]{MaximumSize: 1 << 16})
+	return &metaCache{c: c}
+}
+
+// get returns the decoded form of raw, the metadata stored under key. The
+// result is shared: callers copy before they change it.
+func (mc *metaCache) get(key string, raw []byte) (*cachedMeta, error) {
+	if cm, ok := mc.c.GetIfPresent(key); ok && len(cm.raw) == len(raw) && len(raw) > 0 && &cm.raw[0] == &raw[0] {
+		return cm, nil
+	}
+	m, err := decodeMeta(raw)
+	if err != nil {
+		return nil, err
+	}
+	cm := &cachedMeta{raw: raw, m: m}
+	if !m.Marker {
+		var w []byte
+		for k, vs := range m.Header {
+			switch k {
+			case "Surrogate-Control", "Surrogate-Key", "Cache-Tag", "Age", "Content-Length", "Accept-Ranges":
+				continue
+			case "Date":
+				cm.date = true
+			}
+			for _, v := range vs {
+				w = append(w, k...)
+				w = append(w, ": "...)
+				w = append(w, v...)
+				w = append(w, "\r\n"...)
+			}
+		}
+		cm.wire = w
+	}
+	mc.c.Set(key, cm)
+	return cm, nil
+}
+
+func (mc *metaCache) forget(key string) { mc.c.Invalidate(key) }
+
+// fastListener is what net/http serves: the connections the fast path hands
+// over.
+type fastListener struct {
+	inner   net.Listener
+	handoff chan net.Conn
+	closed  chan struct{}
+	once    sync.Once
+}
+
+func (l *fastListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.handoff:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *fastListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return l.inner.Close()
+}
+
+func (l *fastListener) Addr() net.Addr { return l.inner.Addr() }
+
+// prefixConn replays bytes the fast path read before handing over.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// NetConn returns the accepted connection (for TCP_INFO readers).
+func (c *prefixConn) NetConn() net.Conn { return c.Conn }
+
+// fastConns tracks the connections the fast path holds, so a shutdown can
+// close the idle ones and wait for the busy ones.
+type fastConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]*atomic.Bool // value: busy
+	wg    sync.WaitGroup
+}
+
+// acceptLoop accepts connections and serves each on the fast path first.
+func (s *Server) acceptLoop(ln net.Listener, fl *fastListener) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		busy := &atomic.Bool{}
+		s.fast.mu.Lock()
+		if s.draining.Load() {
+			s.fast.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s.fast.conns[c] = busy
+		s.fast.wg.Add(1)
+		s.fast.mu.Unlock()
+		go func() {
+			defer s.fast.wg.Done()
+			handed := s.serveFast(c, busy, fl)
+			s.fast.mu.Lock()
+			delete(s.fast.conns, c)
+			s.fast.mu.Unlock()
+			if !handed {
+				c.Close()
+			}
+		}()
+	}
+}
+
+// closeIdleFast closes the fast connections that wait for a request.
+func (s *Server) closeIdleFast() {
+	s.fast.mu.Lock()
+	for c, busy := range s.fast.conns {
+		if !busy.Load() {
+			c.Close()
+		}
+	}
+	s.fast.mu.Unlock()
+}
+
+var emptyHeader = http.Header{}
+
+// serveFast serves requests on c while they fit the fast path. It returns
+// true when it handed c over to net/http.
+func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener) bool {
+	br := bufio.NewReaderSize(c, fastBufSize)
+	bw := bufio.NewWriterSize(c, 16<<10)
+	handOver := func() bool {
+		if bw.Flush() != nil {
+			return false
+		}
+		n := br.Buffered()
+		prefix, _ := br.Peek(n)
+		c.SetDeadline(time.Time{})
+		pc := &prefixConn{Conn: c, prefix: append([]byte(nil), prefix...)}
+		select {
+		case fl.handoff <- pc:
+			return true
+		case <-fl.closed:
+			return false
+		}
+	}
+	for {
+		busy.Store(false)
+		if s.draining.Load() {
+			return false
+		}
+		// Wait for a request, then read its header.
+		if br.Buffered() == 0 {
+			if bw.Flush() != nil {
+				return false
+			}
+			c.SetReadDeadline(time.Now().Add(fastIdleTimeout))
+			if _, err := br.Peek(1); err != nil {
+				return false
+			}
+		}
+		busy.Store(true)
+		c.SetReadDeadline(time.Now().Add(fastReadTimeout))
+		var req fastReq
+		for {
+			buf, _ := br.Peek(br.Buffered())
+			r, ok, complete := parseFast(buf)
+			if !ok {
+				return handOver()
+			}
+			if complete {
+				req = r
+				break
+			}
+			if br.Buffered() >= fastBufSize {
+				return handOver()
+			}
+			if _, err := br.Peek(br.Buffered() + 1); err != nil {
+				if br.Buffered() > 0 {
+					return handOver() // let net/http answer the partial request
+				}
+				return false
+			}
+		}
+		if !s.serveFastHit(bw, c, &req) {
+			return handOver()
+		}
+		br.Discard(req.size)
+		if req.close {
+			bw.Flush()
+			return false
+		}
+	}
+}
+
+// serveFastHit writes the response to req if it is a fresh hit that needs
+// nothing beyond the stored header; false means nothing was written.
+func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, req *fastReq) bool {
+	rt := s.rt.Load()
+	if len(rt.hosts) > 0 && !rt.hosts[hostOnly(string(req.host))] {
+		return false
+	}
+	if string(req.target) == HealthPath {
+		return false
+	}
+	key := "o:" + httpcache.Key("http", string(req.host), string(req.target))
+	e, ok := s.store.Get(key)
+	if !ok {
+		return false
+	}
+	defer e.Close()
+	cm, err := s.metas.get(key, e.Meta())
+	if err != nil || cm.m.Marker || cm.m.Status != http.StatusOK || cm.m.Sliced || cm.m.Size < 0 {
+		return false
+	}
+	m := cm.m
+	now := s.now()
+	d, age, ttl := httpcache.Decide(emptyHeader, stored(m), now, rt.opts)
+	if d != httpcache.Fresh {
+		return false
+	}
+	b := bw.AvailableBuffer()
+	b = append(b, "HTTP/1.1 200 OK\r\n"...)
+	b = append(b, cm.wire...)
+	if !cm.date {
+		b = append(b, "Date: "...)
+		b = append(b, s.httpDate(now)...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "Age: "...)
+	b = strconv.AppendInt(b, int64(max(age, 0)/time.Second), 10)
+	b = append(b, "\r\nCache-Status: "...)
+	b = httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}.Append(b)
+	b = append(b, "\r\nAccept-Ranges: bytes\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, m.Size, 10)
+	if req.close {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	s.metrics.hits.Inc()
+	if req.head {
+		bw.Write(b)
+		return true
+	}
+	if body := e.Body(); body != nil && len(body) <= bw.Available()-len(b) {
+		b = append(b, body...)
+		bw.Write(b)
+	} else {
+		bw.Write(b)
+		if bw.Flush() != nil {
+			return true // the client went away; the caller's next read fails
+		}
+		c.SetWriteDeadline(time.Now().Add(5 * time.Minute))
+		e.WriteBodyTo(c, 0, m.Size)
+		c.SetWriteDeadline(time.Time{})
+	}
+	s.metrics.bytesOut.Add(float64(m.Size))
+	return true
+}
+
+// httpDate formats now as an HTTP date, once per second.
+func (s *Server) httpDate(now time.Time) string {
+	sec := now.Unix()
+	if d := s.date.Load(); d != nil && d.sec == sec {
+		return d.s
+	}
+	d := &cachedDate{sec: sec, s: now.UTC().Format(http.TimeFormat)}
+	s.date.Store(d)
+	return d.s
+}
+
+type cachedDate struct {
+	sec int64
+	s   string
+}
+
+var _ io.Reader = (*prefixConn)(nil)

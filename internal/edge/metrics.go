@@ -1,0 +1,74 @@
+package edge
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/kubecdn/kubecdn/internal/store"
+)
+
+// metrics are the edge's Prometheus metrics, in a registry of its own so two
+// edges can live in one process (tests, kubecdn up).
+type metrics struct {
+	reg             *prometheus.Registry
+	requests        *prometheus.CounterVec
+	bytesOut        prometheus.Counter
+	upstreamFetches *prometheus.CounterVec
+	upstreamLatency *prometheus.HistogramVec
+	coalesced       prometheus.Counter
+	purged          prometheus.Counter
+	refused         *prometheus.CounterVec
+	hits            prometheus.Counter // requests{cache="hit"}, resolved once for the fast path
+}
+
+func newMetrics(st func() store.Stats) *metrics {
+	const ns, sub = "kubecdn", "edge"
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "requests_total",
+			Help: "Requests served, by cache status (hit, stale, revalidated, miss, bypass, error).",
+		}, []string{"cache"}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "response_bytes_total",
+			Help: "Body bytes sent to clients.",
+		}),
+		upstreamFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "upstream_fetches_total",
+			Help: "Requests sent upstream, by upstream kind (peer, parent, origin) and outcome.",
+		}, []string{"upstream", "outcome"}),
+		upstreamLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "upstream_latency_seconds",
+			Help:    "Time to the upstream's response header, by upstream kind.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"upstream"}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "coalesced_waiters_total",
+			Help: "Requests that waited on another request's upstream fetch instead of fetching.",
+		}),
+		purged: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "purged_objects_total",
+			Help: "Objects removed or marked stale by purges.",
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "refused_requests_total",
+			Help: "Requests refused before any upstream contact, by reason.",
+		}, []string{"reason"}),
+	}
+	m.hits = m.requests.WithLabelValues("hit")
+	gauge := func(name, help string, f func(store.Stats) int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help},
+			func() float64 { return float64(f(st())) })
+	}
+	m.reg.MustRegister(m.requests, m.bytesOut, m.upstreamFetches, m.upstreamLatency, m.coalesced, m.purged, m.refused,
+		gauge("memory_tier_bytes", "Bytes held by the memory tier.", func(s store.Stats) int64 { return s.MemoryBytes }),
+		gauge("memory_tier_objects", "Blobs held by the memory tier.", func(s store.Stats) int64 { return s.MemoryItems }),
+		gauge("disk_tier_bytes", "Bytes held by the disk tier.", func(s store.Stats) int64 { return s.DiskBytes }),
+		gauge("disk_tier_objects", "Blobs held by the disk tier.", func(s store.Stats) int64 { return s.DiskItems }),
+		gauge("disk_write_drops", "Disk writes dropped because the write queue was full.", func(s store.Stats) int64 { return s.DiskWriteDrops }),
+		gauge("disk_corrupt_files", "Disk tier files found corrupt and removed.", func(s store.Stats) int64 { return s.CorruptFiles }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: ns}),
+	)
+	return m
+}

@@ -1,0 +1,381 @@
+// Package edge is kubecdn's data plane: an HTTP caching reverse proxy (a
+// shared cache in the sense of RFC 9111) in front of one origin.
+//
+// A miss goes to the peer that owns the key inside the region (rendezvous
+// hashing over the region's edges), then to the parent (shield) edge, then to
+// the origin. Concurrent misses for one key cause one upstream fetch whose
+// body streams to every waiter as it arrives. Objects larger than one slice
+// are fetched and stored in slices, so a seek into a large file fetches only
+// the slices it needs. The pure decisions (freshness, keys, ranges) live in
+// internal/httpcache, the tiers in internal/store.
+package edge
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kubecdn/kubecdn/internal/httpcache"
+	"github.com/kubecdn/kubecdn/internal/store"
+)
+
+// HealthPath is the reserved path every edge answers on its public listener
+// (never forwarded upstream); the dns probes it.
+const HealthPath = "/.well-known/kubecdn/health"
+
+// Options are the edge's injected dependencies. Every field is optional.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock. If nil, time.Now.
+	Now func() time.Time
+	// Hash is the hash of rendezvous hashing. If nil, FNV-1a with a
+	// finalizer; every edge of a region must use the same.
+	Hash func(string) uint64
+	// Store replaces the tiers built from the config (tests).
+	Store store.Store
+	// Listener and AdminListener are used instead of listening on
+	// Config.Listen and Config.Admin (tests bind :0 first).
+	Listener, AdminListener net.Listener
+	// ConnContext, if set, is installed on the public server (the rtt feed).
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+}
+
+// Server is one edge. Build it with New, then Run it.
+type Server struct {
+	rt        atomic.Pointer[runtime]
+	store     store.Store
+	log       *slog.Logger
+	now       func() time.Time
+	hash      func(string) uint64
+	transport *http.Transport
+	metrics   *metrics
+	index     *index
+	opts      Options
+
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+
+	mu     sync.Mutex
+	fills  map[string]*fill
+	slices map[string]*stream
+
+	draining atomic.Bool
+	metas    *metaCache
+	fast     fastConns
+	date     atomic.Pointer[cachedDate]
+
+	addrMu    sync.Mutex
+	addr      net.Addr
+	adminAddr net.Addr
+	started   chan struct{}
+}
+
+// runtime is the part of the configuration that a reload may change.
+type runtime struct {
+	cfg        Config
+	origin     *url.URL
+	originHost string
+	parent     *url.URL
+	peers      map[string]*url.URL // peer id (its URL) -> URL, without self
+	ring       []string            // every edge of the region, self included
+	self       string
+	loopID     string
+	hosts      map[string]bool
+	opts       httpcache.Options
+}
+
+func newRuntime(cfg Config) (*runtime, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	rt := &runtime{cfg: cfg, peers: map[string]*url.URL{}, hosts: map[string]bool{}}
+	rt.origin, _ = url.Parse(cfg.Origin)
+	switch cfg.OriginHost {
+	case "":
+		rt.originHost = rt.origin.Host
+	case "preserve":
+	default:
+		rt.originHost = cfg.OriginHost
+	}
+	if cfg.Parent != "" {
+		rt.parent, _ = url.Parse(cfg.Parent)
+	}
+	rt.self = strings.TrimSuffix(cfg.Self, "/")
+	rt.ring = append(rt.ring, rt.self)
+	for _, p := range cfg.Peers {
+		p = strings.TrimSuffix(p, "/")
+		if p == rt.self {
+			continue
+		}
+		u, _ := url.Parse(p)
+		if _, dup := rt.peers[p]; !dup {
+			rt.peers[p] = u
+			rt.ring = append(rt.ring, p)
+		}
+	}
+	if u, err := url.Parse(rt.self); err == nil {
+		rt.loopID = u.Host
+	}
+	for _, h := range cfg.Hostnames {
+		rt.hosts[h] = true
+	}
+	rt.opts = httpcache.Options{HeuristicMax: cfg.HeuristicMax}
+	if cfg.StaleIfError > 0 {
+		rt.opts.StaleIfErrorCap = cfg.StaleIfError
+	}
+	return rt, nil
+}
+
+// New builds an edge from a validated config; it opens the cache tiers.
+func New(cfg Config, opts Options) (*Server, error) {
+	rt, err := newRuntime(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg = rt.cfg
+	s := &Server{
+		log:     opts.Logger,
+		now:     opts.Now,
+		hash:    opts.Hash,
+		index:   newIndex(),
+		opts:    opts,
+		fills:   map[string]*fill{},
+		slices:  map[string]*stream{},
+		started: make(chan struct{}),
+		metas:   newMetaCache(),
+		fast:    fastConns{conns: map[net.Conn]*atomic.Bool{}},
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.hash == nil {
+		s.hash = fnvHash
+	}
+	s.rt.Store(rt)
+	s.store = opts.Store
+	if s.store == nil {
+		mem := store.NewMemory(cfg.MemoryBytes, 0)
+		var disk *store.Disk
+		if cfg.CacheDir != "" {
+			disk, err = store.OpenDisk(store.DiskOptions{Dir: cfg.CacheDir, MaxBytes: cfg.DiskBytes})
+			if err != nil {
+				return nil, fmt.Errorf("cacheDir: %w", err)
+			}
+		}
+		s.store = store.NewTiered(mem, disk)
+	}
+	s.rebuildIndex()
+	s.metrics = newMetrics(s.store.Stats)
+	s.transport = &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: cfg.UpstreamTimeout,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     true,
+	}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// rebuildIndex reads the stored objects' metadata (the disk tier survives a
+// restart) so purges by prefix and tag find them.
+func (s *Server) rebuildIndex() {
+	_ = s.store.Scan(func(key string, meta []byte) bool {
+		if !strings.HasPrefix(key, "o:") {
+			return true
+		}
+		if m, err := decodeMeta(meta); err == nil && !m.Marker {
+			s.index.add(m.Key, key, m.Tags)
+		}
+		return true
+	})
+}
+
+// Reload swaps in a new configuration for the parts that can change without
+// a restart (origin, parent, peers, hostnames, token, policies). Listen
+// addresses and cache sizes keep their values until a restart.
+func (s *Server) Reload(cfg Config) error {
+	rt, err := newRuntime(cfg)
+	if err != nil {
+		return err
+	}
+	old := s.rt.Load().cfg
+	if rt.cfg.Listen != old.Listen || rt.cfg.Admin != old.Admin || rt.cfg.CacheDir != old.CacheDir ||
+		rt.cfg.MemoryBytes != old.MemoryBytes || rt.cfg.DiskBytes != old.DiskBytes || rt.cfg.SliceBytes != old.SliceBytes {
+		s.log.Warn("reload: listen, admin, memory, cacheDir, disk and slice take effect only after a restart")
+		rt.cfg.Listen, rt.cfg.Admin, rt.cfg.CacheDir = old.Listen, old.Admin, old.CacheDir
+		rt.cfg.MemoryBytes, rt.cfg.DiskBytes, rt.cfg.SliceBytes = old.MemoryBytes, old.DiskBytes, old.SliceBytes
+	}
+	s.rt.Store(rt)
+	s.log.Info("configuration reloaded", "origin", rt.cfg.Origin, "peers", len(rt.peers), "hostnames", len(rt.hosts))
+	return nil
+}
+
+// Addr and AdminAddr are the bound addresses, once Run has started.
+func (s *Server) Addr() net.Addr {
+	<-s.started
+	s.addrMu.Lock()
+	defer s.addrMu.Unlock()
+	return s.addr
+}
+func (s *Server) AdminAddr() net.Addr {
+	<-s.started
+	s.addrMu.Lock()
+	defer s.addrMu.Unlock()
+	return s.adminAddr
+}
+
+// Started is closed once the listeners are bound.
+func (s *Server) Started() <-chan struct{} { return s.started }
+
+// Run serves until ctx ends, then finishes the requests in flight (at most
+// 10 s) and closes the store.
+func (s *Server) Run(ctx context.Context) error {
+	rt := s.rt.Load()
+	ln, aln := s.opts.Listener, s.opts.AdminListener
+	var err error
+	if ln == nil {
+		if ln, err = net.Listen("tcp", rt.cfg.Listen); err != nil {
+			return fmt.Errorf("listen %s: %w", rt.cfg.Listen, err)
+		}
+	}
+	if aln == nil {
+		if aln, err = net.Listen("tcp", rt.cfg.Admin); err != nil {
+			ln.Close()
+			return fmt.Errorf("admin listen %s: %w", rt.cfg.Admin, err)
+		}
+	}
+	s.addrMu.Lock()
+	s.addr, s.adminAddr = ln.Addr(), aln.Addr()
+	s.addrMu.Unlock()
+	close(s.started)
+
+	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	pub := &http.Server{
+		Handler:           s,
+		MaxHeaderBytes:    rt.cfg.MaxHeaderBytes,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          errLog,
+		ConnContext:       s.opts.ConnContext,
+	}
+	adm := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	errc := make(chan error, 3)
+	fl := &fastListener{inner: ln, handoff: make(chan net.Conn), closed: make(chan struct{})}
+	go func() { errc <- pub.Serve(fl) }()
+	go func() { errc <- s.acceptLoop(ln, fl) }()
+	go func() { errc <- adm.Serve(aln) }()
+	s.log.Info("edge serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "origin", rt.cfg.Origin)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.draining.Store(true)
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fl.Close()
+	s.closeIdleFast()
+	_ = pub.Shutdown(sctx)
+	_ = adm.Shutdown(sctx)
+	fastDone := make(chan struct{})
+	go func() { s.fast.wg.Wait(); close(fastDone) }()
+	select {
+	case <-fastDone:
+	case <-sctx.Done():
+	}
+	s.bgCancel()
+	done := make(chan struct{})
+	go func() { s.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-sctx.Done():
+	}
+	s.transport.CloseIdleConnections()
+	if err := s.store.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	if errors.Is(runErr, http.ErrServerClosed) {
+		runErr = nil
+	}
+	return runErr
+}
+
+// AdminHandler serves purge, metrics and health on the admin listener.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/purge", s.handlePurge)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// authorized compares the bearer token in constant time (hashes first, so
+// not even the length leaks).
+func (s *Server) authorized(r *http.Request) bool {
+	tok := s.rt.Load().cfg.AdminToken
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if tok == "" || !ok {
+		return false
+	}
+	a, b := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+func fnvHash(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	x := h.Sum64()
+	// splitmix64 finalizer: FNV alone spreads similar strings poorly.
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// owner picks the edge of ring that owns key (rendezvous hashing: the
+// highest hash of edge and key wins, so a change of membership moves only the
+// keys of the edges that came or went).
+func owner(ring []string, key string, hash func(string) uint64) string {
+	var best string
+	var bestScore uint64
+	for i, id := range ring {
+		sc := hash(id + "\x00" + key)
+		if i == 0 || sc > bestScore || (sc == bestScore && id < best) {
+			best, bestScore = id, sc
+		}
+	}
+	return best
+}
