@@ -48,6 +48,17 @@ type fastReq struct {
 // holds no full header yet.
 func parseFast(b []byte) (r fastReq, ok, complete bool) {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
+	// A bare LF anywhere in the header is outside the subset: hand over
+	// at once rather than wait for a CRLF CRLF that may never come.
+	scan := b
+	if end >= 0 {
+		scan = b[:end]
+	}
+	for i, c := range scan {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			return r, false, true
+		}
+	}
 	if end < 0 {
 		return r, true, false
 	}
@@ -334,7 +345,7 @@ func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener) bool
 		n := br.Buffered()
 		prefix, _ := br.Peek(n)
 		c.SetDeadline(time.Time{})
-		pc := &prefixConn{Conn: c, prefix: append([]byte(nil), prefix...)}
+		pc := newFramingConn(&prefixConn{Conn: c, prefix: append([]byte(nil), prefix...)}, s.rt.Load().cfg.MaxHeaderBytes)
 		select {
 		case fl.handoff <- pc:
 			return true

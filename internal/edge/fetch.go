@@ -374,12 +374,22 @@ func (s *Server) startSlice(f *fill, m *objMeta, vk string, i int64, st *stream)
 func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *runtime, ri reqInfo, fwd string) {
 	h := upstreamHeader(r.Header, false)
 	var body io.Reader
+	var cb *clientBody
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		body = r.Body
+		cb = &clientBody{r: r.Body}
+		body = cb
 	}
 	resp, err := s.roundTrip(r.Context(), rt, ri, r.Method, h, body, r.ContentLength, false)
 	if err != nil {
 		if r.Context().Err() != nil {
+			return
+		}
+		if cb != nil && cb.err != nil {
+			// The client's body was malformed (e.g. a bad chunk), not the
+			// upstream unreachable.
+			s.count("bypass")
+			w.Header().Set("Connection", "close")
+			s.writeError(w, rt, http.StatusBadRequest, "malformed request body", fwd)
 			return
 		}
 		s.count("error")
@@ -399,6 +409,20 @@ func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *runtime, ri re
 		s.count("miss")
 	}
 	s.writeUpstream(w, r, rt, ri, resp, httpcache.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode})
+}
+
+// clientBody remembers a failure to read the client's request body.
+type clientBody struct {
+	r   io.Reader
+	err error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
 }
 
 func safeMethod(m string) bool {

@@ -272,7 +272,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.addrMu.Unlock()
 	close(s.started)
 
-	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	pub := &http.Server{
 		Handler:           s,
 		MaxHeaderBytes:    rt.cfg.MaxHeaderBytes,

@@ -1,0 +1,272 @@
+package edge
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+)
+
+// framingConn guards the connections that net/http serves against request
+// smuggling. net/http accepts some framings that RFC 9112 lets a server
+// reject and that a chain of proxies may read differently: Content-Length
+// together with Transfer-Encoding (it drops the Content-Length and keeps the
+// connection open), obs-fold, and bare LF line ends. framingConn follows the
+// message framing of every request on the connection; a request header is
+// released to net/http only once it is complete and checked. A header that
+// fails the check is replaced by a malformed request line, so net/http
+// answers 400 and closes; a chunked body that fails it is replaced by a
+// malformed chunk, so reading the body fails and the edge answers 400. After
+// either, the connection yields nothing more.
+type framingConn struct {
+	net.Conn
+	r         *bufio.Reader
+	out       []byte
+	state     framingState
+	remaining int64
+	maxHeader int
+}
+
+type framingState int
+
+const (
+	stHeader framingState = iota
+	stBody
+	stChunkSize
+	stChunkData
+	stChunkEnd
+	stTrailer
+	stPassthrough // an oversized header: net/http answers 431 and closes
+	stDead
+)
+
+var (
+	badRequestLine = []byte("\x00BAD\r\n\r\n")
+	badChunk       = []byte("zz\r\n")
+)
+
+func newFramingConn(c net.Conn, maxHeader int) *framingConn {
+	return &framingConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10), maxHeader: maxHeader}
+}
+
+func (c *framingConn) Read(p []byte) (int, error) {
+	for len(c.out) == 0 {
+		if err := c.advance(len(p)); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, c.out)
+	c.out = c.out[n:]
+	return n, nil
+}
+
+// NetConn returns the accepted connection (for TCP_INFO readers).
+func (c *framingConn) NetConn() net.Conn {
+	if nc, ok := c.Conn.(interface{ NetConn() net.Conn }); ok {
+		return nc.NetConn()
+	}
+	return c.Conn
+}
+
+func (c *framingConn) reject(mid bool) {
+	if mid {
+		c.out = append(c.out[:0], badChunk...)
+	} else {
+		c.out = append(c.out[:0], badRequestLine...)
+	}
+	c.state = stDead
+}
+
+// line reads one line; ok is false for a line without CRLF.
+func (c *framingConn) line() (line []byte, ok bool, err error) {
+	line, err = c.r.ReadSlice('\n')
+	if err != nil {
+		return line, false, err
+	}
+	return line, len(line) >= 2 && line[len(line)-2] == '\r', nil
+}
+
+func (c *framingConn) advance(want int) error {
+	switch c.state {
+	case stDead:
+		return io.EOF
+	case stPassthrough:
+		buf := make([]byte, max(want, 512))
+		n, err := c.r.Read(buf)
+		c.out = buf[:n]
+		return err
+	case stBody, stChunkData:
+		n := int(min(c.remaining, int64(max(want, 512)), 64<<10))
+		buf := make([]byte, n)
+		n, err := c.r.Read(buf)
+		c.out = buf[:n]
+		c.remaining -= int64(n)
+		if c.remaining == 0 {
+			if c.state == stBody {
+				c.state = stHeader
+			} else {
+				c.state = stChunkEnd
+			}
+		}
+		if err != nil && n > 0 {
+			err = nil
+		}
+		return err
+	case stChunkEnd:
+		line, ok, err := c.line()
+		if err != nil {
+			return err
+		}
+		if !ok || len(line) != 2 {
+			c.reject(true)
+			return nil
+		}
+		c.out = append(c.out[:0], line...)
+		c.state = stChunkSize
+		return nil
+	case stChunkSize:
+		line, ok, err := c.line()
+		if err != nil {
+			return err
+		}
+		size, valid := parseChunkSize(line)
+		if !ok || !valid {
+			c.reject(true)
+			return nil
+		}
+		c.out = append(c.out[:0], line...)
+		if size == 0 {
+			c.state = stTrailer
+		} else {
+			c.state, c.remaining = stChunkData, size
+		}
+		return nil
+	case stTrailer:
+		line, ok, err := c.line()
+		if err != nil {
+			return err
+		}
+		if !ok || line[0] == ' ' || line[0] == '\t' {
+			c.reject(true)
+			return nil
+		}
+		c.out = append(c.out[:0], line...)
+		if len(line) == 2 {
+			c.state = stHeader
+		}
+		return nil
+	}
+	return c.readHeader()
+}
+
+// readHeader reads and checks one request header block.
+func (c *framingConn) readHeader() error {
+	var block []byte
+	var cls [][]byte
+	te, first := false, true
+	for {
+		line, ok, err := c.line()
+		block = append(block, line...)
+		if err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) || len(block) > c.maxHeader {
+				c.out, c.state = block, stPassthrough
+				return nil
+			}
+			if len(block) > 0 {
+				// A partial request at EOF: net/http reports it.
+				c.out, c.state = block, stDead
+				return nil
+			}
+			return err
+		}
+		if len(block) > c.maxHeader+4096 {
+			c.out, c.state = block, stPassthrough
+			return nil
+		}
+		if !ok {
+			c.reject(false)
+			return nil
+		}
+		if len(line) == 2 {
+			if first {
+				// RFC 9112 §2.2: an empty line before the request line is ignored.
+				c.out = block
+				return nil
+			}
+			break
+		}
+		if first {
+			first = false
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			c.reject(false) // obs-fold (RFC 9112 §5.2)
+			return nil
+		}
+		name, value, found := bytes.Cut(line[:len(line)-2], []byte(":"))
+		if !found {
+			continue // net/http answers 400 for a line without a colon
+		}
+		switch {
+		case foldEq(name, "content-length"):
+			cls = append(cls, trimOWS(value))
+		case foldEq(name, "transfer-encoding"):
+			te = true
+		}
+	}
+	if te && len(cls) > 0 {
+		c.reject(false) // RFC 9112 §6.3: CL with TE is an attempt at smuggling
+		return nil
+	}
+	c.out = block
+	switch {
+	case te:
+		c.state = stChunkSize // net/http refuses codings other than chunked
+	case len(cls) > 0:
+		n, err := strconv.ParseInt(string(cls[0]), 10, 64)
+		for _, v := range cls[1:] {
+			if !bytes.Equal(v, cls[0]) {
+				err = errors.New("differing content-length")
+			}
+		}
+		if err != nil || n < 0 {
+			c.state = stDead // net/http answers 400 for it
+			return nil
+		}
+		if n > 0 {
+			c.state, c.remaining = stBody, n
+		}
+	}
+	return nil
+}
+
+// parseChunkSize parses a chunk-size line (hex digits, optional extensions,
+// CRLF); a size past 2^60 is refused.
+func parseChunkSize(line []byte) (int64, bool) {
+	line = bytes.TrimSuffix(line, []byte("\r\n"))
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	line = bytes.TrimRight(line, " \t")
+	if len(line) == 0 || len(line) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, ch := range line {
+		var d byte
+		switch {
+		case '0' <= ch && ch <= '9':
+			d = ch - '0'
+		case 'a' <= ch && ch <= 'f':
+			d = ch - 'a' + 10
+		case 'A' <= ch && ch <= 'F':
+			d = ch - 'A' + 10
+		default:
+			return 0, false
+		}
+		n = n<<4 | int64(d)
+	}
+	return n, true
+}
