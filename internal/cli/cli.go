@@ -22,6 +22,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"edge", "run the HTTP caching edge server (the data plane)", runEdge},
+		{"dns", "run the authoritative DNS that sends users to the best healthy region", runDNS},
+		{"validate", "check a kubecdn.yaml and print every error with its field path", runValidate},
 		{"version", "print the version", runVersion},
 	}
 }

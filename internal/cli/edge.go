@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubecdn/kubecdn/internal/edge"
+	"github.com/kubecdn/kubecdn/internal/rtt"
 	"github.com/kubecdn/kubecdn/internal/units"
 )
 
@@ -39,6 +40,8 @@ type edgeFile struct {
 	HeuristicMax    string   `json:"heuristicMax"`
 	UpstreamTimeout string   `json:"upstreamTimeout"`
 	AdminTokenFile  string   `json:"adminTokenFile"`
+	Region          string   `json:"region"`
+	RTTReport       []string `json:"rttReport"`
 }
 
 type stringList []string
@@ -51,10 +54,13 @@ func (l *stringList) Set(v string) error {
 
 // edgeFlags are the raw flag values, converted by build.
 type edgeFlags struct {
+	region     string   // resolved by build
+	rttTargets []string // resolved by build
 	configFile string
 	f          edgeFile
 	hostnames  stringList
 	peers      string
+	rttReport  string
 	set        map[string]bool
 }
 
@@ -80,6 +86,8 @@ func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
 	fs.StringVar(&ef.f.HeuristicMax, "heuristic-max", "24h", "cap on heuristic freshness")
 	fs.StringVar(&ef.f.UpstreamTimeout, "upstream-timeout", "30s", "time allowed for an upstream's response header")
 	fs.StringVar(&ef.f.AdminTokenFile, "admin-token-file", "", "file holding the admin bearer token (else $KUBECDN_ADMIN_TOKEN)")
+	fs.StringVar(&ef.f.Region, "region", "", "this edge's region, named in the round-trip times it reports")
+	fs.StringVar(&ef.rttReport, "rtt-report", "", "comma-separated dns admin URLs to report client round-trip times to, e.g. http://127.0.0.1:9053/v1/rtt")
 	return fs, ef
 }
 
@@ -125,17 +133,20 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		if !set["peers"] {
 			f.Peers = ff.Peers
 		}
+		f.Region = pick("region", f.Region, ff.Region)
+		if !set["rtt-report"] {
+			f.RTTReport = ff.RTTReport
+		}
 	}
 	if len(ef.hostnames) > 0 {
 		f.Hostnames = ef.hostnames
 	}
+	if ef.rttReport != "" {
+		f.RTTReport = splitList(ef.rttReport)
+	}
+	ef.region, ef.rttTargets = f.Region, f.RTTReport
 	if ef.peers != "" {
-		f.Peers = nil
-		for _, p := range strings.Split(ef.peers, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				f.Peers = append(f.Peers, p)
-			}
-		}
+		f.Peers = splitList(ef.peers)
 	}
 	cfg := edge.Config{
 		Listen: f.Listen, Admin: f.Admin, Origin: f.Origin, OriginHost: f.OriginHost,
@@ -201,7 +212,14 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.AdminToken == "" {
 		log.Warn("no admin token (KUBECDN_ADMIN_TOKEN or --admin-token-file): purge is refused")
 	}
-	srv, err := edge.New(cfg, edge.Options{Logger: log})
+	opts := edge.Options{Logger: log}
+	if len(ef.rttTargets) > 0 {
+		col := rtt.NewCollector(rtt.CollectorOptions{})
+		opts.ObserveConn = col.ObserveConn
+		rep := rtt.NewReporter(col, rtt.ReporterOptions{Region: ef.region, Targets: ef.rttTargets, Logger: log})
+		go rep.Run(ctx)
+	}
+	srv, err := edge.New(cfg, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "kubecdn edge: %v\n", err)
 		return 1
@@ -230,6 +248,16 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func indent(s string) string {

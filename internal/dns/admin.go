@@ -1,0 +1,284 @@
+package dns
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/rtt"
+)
+
+// AdminHandler serves the admin endpoints:
+//
+//	GET  /metrics     Prometheus metrics (this server's registry)
+//	GET  /healthz     200 while the process serves
+//	GET  /readyz      200 once every edge has been probed once
+//	GET  /v1/state    regions, edges, health and demand (JSON)
+//	GET  /v1/demand   demand per region: totals and recent rates (JSON)
+//	POST /v1/rtt      RTT samples from an edge (rtt.Report JSON)
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{Registry: s.m.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready() {
+			http.Error(w, "waiting for the first health probes", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.State()) })
+	mux.HandleFunc("GET /v1/demand", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.Demand()) })
+	mux.HandleFunc("POST /v1/rtt", s.handleRTT)
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func (s *Server) ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range s.health {
+		if !h.known {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) handleRTT(w http.ResponseWriter, r *http.Request) {
+	var rep rtt.Report
+	dec := json.NewDecoder(io.LimitReader(r.Body, 8<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		http.Error(w, "bad rtt report: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	samples, err := rep.Validate()
+	if err != nil {
+		http.Error(w, "bad rtt report: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := s.AddRTT(rep.Region, samples); err != nil {
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// AddRTT merges RTT samples measured by the edges of region and drops the
+// cached answers of the networks they cover.
+func (s *Server) AddRTT(region string, samples []rtt.ParsedSample) error {
+	v := s.view.Load()
+	known := false
+	for _, r := range v.st.regions {
+		known = known || r.Name == region
+	}
+	if !known {
+		return &unknownRegionError{region}
+	}
+	s.rtt.update(region, samples)
+	s.m.rttSamples.WithLabelValues(region).Add(float64(len(samples)))
+	for _, smp := range samples {
+		for _, c := range v.plans {
+			c.drop(smp.Net)
+		}
+	}
+	if nv := s.view.Load(); nv != v { // swapped meanwhile: its cache may hold older plans
+		for _, smp := range samples {
+			for _, c := range nv.plans {
+				c.drop(smp.Net)
+			}
+		}
+	}
+	return nil
+}
+
+type unknownRegionError struct{ name string }
+
+func (e *unknownRegionError) Error() string { return "unknown region " + `"` + e.name + `"` }
+
+// State is the JSON of GET /v1/state.
+type State struct {
+	Zone      string        `json:"zone"`
+	Policy    string        `json:"policy"`
+	Region    string        `json:"region,omitempty"`
+	Serial    uint32        `json:"serial"`
+	Loaded    time.Time     `json:"loaded"`
+	FailOpen  bool          `json:"failOpen"`
+	Regions   []RegionState `json:"regions"`
+	Unlocated DemandRate    `json:"unlocatedDemand"`
+}
+
+// RegionState is one region in State.
+type RegionState struct {
+	Name      string           `json:"name"`
+	Provider  string           `json:"provider"`
+	Autoscale bool             `json:"autoscale"`
+	Serving   bool             `json:"serving"`
+	Healthy   bool             `json:"healthy"`
+	Location  *config.Location `json:"location,omitempty"`
+	Edges     []EdgeState      `json:"edges"`
+	Demand    DemandRate       `json:"demand"`
+}
+
+// EdgeState is one edge's probe state.
+type EdgeState struct {
+	Addr      string    `json:"addr"`
+	Healthy   bool      `json:"healthy"`
+	Probed    bool      `json:"probed"`
+	LastError string    `json:"lastError,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
+}
+
+// DemandRate is demand for one region: queries whose nearest region it is.
+type DemandRate struct {
+	Region  string  `json:"region"`
+	Total   uint64  `json:"total"`
+	Rate10s float64 `json:"rate10s"`
+	Rate1m  float64 `json:"rate1m"`
+}
+
+// DemandView is the JSON of GET /v1/demand.
+type DemandView struct {
+	Regions []DemandRate `json:"regions"`
+	// Unlocated counts clients the locator could not place.
+	Unlocated DemandRate `json:"unlocated"`
+}
+
+// State reports regions, health and demand.
+func (s *Server) State() State {
+	v := s.view.Load()
+	d := s.demandRates()
+	st := State{Zone: v.st.cfg.Spec.Zone, Policy: string(v.st.policy), Region: s.o.Region, Serial: v.st.zone.soa.Serial,
+		Loaded: v.st.loaded, FailOpen: v.failOpen, Unlocated: d["unknown"]}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, r := range v.st.regions {
+		serving, healthy := v.regionUp(i)
+		rs := RegionState{Name: r.Name, Provider: r.Provider, Autoscale: r.Autoscale, Serving: serving,
+			Healthy: healthy, Demand: d[r.Name], Edges: []EdgeState{}}
+		if r.hasLoc {
+			l := r.loc
+			rs.Location = &l
+		}
+		for _, e := range r.edges {
+			es := EdgeState{Addr: e.addr.String(), Healthy: true}
+			if h := s.health[e.key]; h != nil && h.known {
+				es.Healthy, es.Probed, es.LastError, es.Since = h.up, true, h.err, h.since
+			}
+			rs.Edges = append(rs.Edges, es)
+		}
+		st.Regions = append(st.Regions, rs)
+	}
+	return st
+}
+
+// Demand reports demand per region (every region in the file, open or not).
+func (s *Server) Demand() DemandView {
+	v := s.view.Load()
+	d := s.demandRates()
+	out := DemandView{Unlocated: d["unknown"], Regions: []DemandRate{}}
+	for _, r := range v.st.regions {
+		out.Regions = append(out.Regions, d[r.Name])
+	}
+	return out
+}
+
+func (s *Server) demandCounter(name string) *demandCounter {
+	s.demandMu.Lock()
+	defer s.demandMu.Unlock()
+	c := s.demandCtrs[name]
+	if c == nil {
+		c = &demandCounter{name: name, prom: s.m.demand.WithLabelValues(name)}
+		s.demandCtrs[name] = c
+	}
+	return c
+}
+
+func (s *Server) demandSnapshot() map[string]uint64 {
+	s.demandMu.Lock()
+	defer s.demandMu.Unlock()
+	out := make(map[string]uint64, len(s.demandCtrs))
+	for n, c := range s.demandCtrs {
+		out[n] = c.n.Load()
+	}
+	return out
+}
+
+func (s *Server) demandRates() map[string]DemandRate {
+	now := s.demandSnapshot()
+	out := map[string]DemandRate{}
+	for n, total := range now {
+		out[n] = DemandRate{Region: n, Total: total,
+			Rate10s: s.rates.rate(n, total, 10*time.Second), Rate1m: s.rates.rate(n, total, time.Minute)}
+	}
+	return out
+}
+
+// rateRing keeps one snapshot of the demand totals per second for a minute.
+type rateRing struct {
+	now  func() time.Time
+	mu   sync.Mutex
+	snap []rateSnap // oldest first
+}
+
+type rateSnap struct {
+	at     time.Time
+	totals map[string]uint64
+}
+
+func newRateRing(now func() time.Time) *rateRing { return &rateRing{now: now} }
+
+func (r *rateRing) run(ctx context.Context, read func() map[string]uint64) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	r.add(read())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.add(read())
+		}
+	}
+}
+
+func (r *rateRing) add(totals map[string]uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.snap = append(r.snap, rateSnap{at: r.now(), totals: totals})
+	if len(r.snap) > 62 {
+		r.snap = r.snap[len(r.snap)-62:]
+	}
+}
+
+// rate is the per-second rate of name over about window, from the oldest
+// snapshot within the window to the current total.
+func (r *rateRing) rate(name string, total uint64, window time.Duration) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	i := sort.Search(len(r.snap), func(i int) bool { return now.Sub(r.snap[i].at) <= window })
+	if i >= len(r.snap) {
+		return 0
+	}
+	old := r.snap[i]
+	dt := now.Sub(old.at).Seconds()
+	if dt < 0.5 {
+		return 0
+	}
+	return float64(total-old.totals[name]) / dt
+}

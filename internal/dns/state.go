@@ -1,0 +1,299 @@
+package dns
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/rtt"
+)
+
+// static is everything derived from one version of the CDN file.
+type static struct {
+	cfg     *config.CDN
+	zone    *zone
+	regions []regionStatic
+	order   []int // failover order
+	policy  config.Policy
+	explore float64
+	locator Locator
+	closer  io.Closer
+	rrl     *rrl
+	loaded  time.Time
+	// demand counters per region index, then one for unknown clients
+	demand     []*demandCounter
+	answersCtr []prometheus.Counter
+}
+
+type regionStatic struct {
+	config.RegionRef
+	loc    config.Location
+	hasLoc bool
+	weight int
+	edges  []edgeStatic
+}
+
+type edgeStatic struct {
+	key  string // region|addr, the identity of the edge's health state
+	addr netip.AddrPort
+}
+
+func (s *Server) buildStatic(c *config.CDN) (*static, error) {
+	z, err := buildZone(c, s.now())
+	if err != nil {
+		return nil, err
+	}
+	st := &static{cfg: c, zone: z, policy: c.Spec.Routing.Policy, explore: c.Spec.Routing.Explore, loaded: s.now()}
+	idx := map[string]int{}
+	for i, r := range c.AllRegions() {
+		rs := regionStatic{RegionRef: r, weight: 1}
+		rs.loc, rs.hasLoc = config.LocationOf(r.Region)
+		if w, ok := c.Spec.Routing.Weights[r.Name]; ok {
+			rs.weight = w
+		}
+		for _, e := range r.Edges {
+			ap, err := config.ParseHostPort(e, 80)
+			if err != nil {
+				return nil, fmt.Errorf("%s.edges: %w", r.Path, err)
+			}
+			rs.edges = append(rs.edges, edgeStatic{key: r.Name + "|" + ap.String(), addr: ap})
+		}
+		idx[r.Name] = i
+		st.regions = append(st.regions, rs)
+		st.demand = append(st.demand, s.demandCounter(r.Name))
+		st.answersCtr = append(st.answersCtr, s.m.answers.WithLabelValues(r.Name))
+	}
+	st.demand = append(st.demand, s.demandCounter("unknown"))
+	seen := map[int]bool{}
+	for _, n := range c.Spec.Routing.Failover {
+		st.order = append(st.order, idx[n])
+		seen[idx[n]] = true
+	}
+	for i := range st.regions {
+		if !seen[i] {
+			st.order = append(st.order, i)
+		}
+	}
+	var locs chain
+	if s.o.Locator != nil {
+		locs = append(locs, s.o.Locator)
+	}
+	if len(c.Spec.Routing.Geo.Networks) > 0 {
+		t, err := newCIDRTable(c.Spec.Routing.Geo.Networks)
+		if err != nil {
+			return nil, err
+		}
+		locs = append(locs, t)
+	}
+	if db := c.Spec.Routing.Geo.Database; db != "" {
+		m, err := openMMDB(c.ResolvePath(db))
+		if err != nil {
+			return nil, fmt.Errorf("spec.routing.geo.database: %w", err)
+		}
+		locs = append(locs, m)
+		st.closer = m
+	}
+	st.locator = locs
+	if r := c.Spec.DNS.RRL; r.Rate > 0 {
+		st.rrl = newRRL(float64(r.Rate), *r.Slip, s.now)
+	}
+	return st, nil
+}
+
+// view is one (file, health) state; its plan cache is valid for exactly
+// this state and is dropped with it.
+type view struct {
+	st *static
+	// regions per address family (0: IPv4 for A, 1: IPv6 for AAAA): a
+	// region serves a family when it has edges of it and is healthy for it
+	// when one of those passes its probe.
+	regions  [2][]RegionView
+	healthy  []addrSet // per region: healthy edges
+	all      []addrSet // per region: every edge
+	failOpen bool
+	plans    [2]*planCache
+}
+
+type addrSet struct{ v4, v6 []net.IP }
+
+func (a *addrSet) add(ap netip.Addr) {
+	if ap.Is4() {
+		a.v4 = append(a.v4, net.IP(ap.AsSlice()))
+	} else {
+		a.v6 = append(a.v6, net.IP(ap.AsSlice()))
+	}
+}
+
+// cachedPlan is a Plan with its answers ready.
+type cachedPlan struct {
+	Plan
+	sets []addrSet // per choice
+	cum  []float64 // cumulative shares, nil for one choice
+}
+
+func (cp *cachedPlan) pick(rnd func() float64) int {
+	if len(cp.cum) == 0 {
+		return 0
+	}
+	x := rnd()
+	for i, c := range cp.cum {
+		if x < c {
+			return i
+		}
+	}
+	return len(cp.cum) - 1
+}
+
+// clientKey is the network a decision is made for: /24 (IPv4) or /48.
+func clientKey(a netip.Addr) netip.Prefix { return rtt.NetOf(a) }
+
+func (s *Server) plan(v *view, key netip.Prefix, fam int) *cachedPlan {
+	if cp := v.plans[fam].get(key); cp != nil {
+		return cp
+	}
+	s.m.planComputes.Inc()
+	c := Client{Net: key}
+	c.Loc, c.HasLoc = v.st.locator.Locate(key.Addr())
+	var rttf RTTFunc
+	if v.st.policy == config.PolicyLatency {
+		rttf = func(i int) (float64, bool) { return s.rtt.lookup(key, v.st.regions[i].Name) }
+	}
+	p := Route(v.st.policy, v.regions[fam], v.st.order, c, rttf, v.st.explore)
+	cp := &cachedPlan{Plan: p}
+	for _, ch := range p.Choices {
+		var set addrSet
+		for _, ri := range ch {
+			src := v.healthy[ri]
+			if p.FailOpen {
+				src = v.all[ri]
+			}
+			set.v4 = append(set.v4, src.v4...)
+			set.v6 = append(set.v6, src.v6...)
+		}
+		cp.sets = append(cp.sets, set)
+	}
+	if len(p.Shares) > 1 {
+		sum := 0.0
+		for _, sh := range p.Shares {
+			sum += sh
+			cp.cum = append(cp.cum, sum)
+		}
+	}
+	v.plans[fam].put(key, cp)
+	return cp
+}
+
+// planCache maps client networks to plans. Reads are lock-free (sync.Map:
+// a cached network is a load without a shared write); the cache is bounded
+// by starting afresh when full.
+type planCache struct {
+	m atomic.Pointer[planMap]
+}
+
+type planMap struct {
+	m sync.Map // netip.Prefix -> *cachedPlan
+	n atomic.Int64
+}
+
+const planCacheMax = 1 << 18
+
+func newPlanCache() *planCache {
+	c := &planCache{}
+	c.m.Store(&planMap{})
+	return c
+}
+
+func (c *planCache) get(k netip.Prefix) *cachedPlan {
+	if p, ok := c.m.Load().m.Load(k); ok {
+		return p.(*cachedPlan)
+	}
+	return nil
+}
+
+func (c *planCache) put(k netip.Prefix, p *cachedPlan) {
+	pm := c.m.Load()
+	if pm.n.Add(1) > planCacheMax {
+		pm = &planMap{}
+		c.m.Store(pm)
+	}
+	pm.m.Store(k, p)
+}
+
+func (c *planCache) drop(k netip.Prefix) { c.m.Load().m.Delete(k) }
+
+// rttTable is the round-trip estimate per (client network, region), fed by
+// the edges.
+type rttTable struct {
+	mu     sync.RWMutex
+	m      map[netip.Prefix]map[string]rttEntry
+	now    func() time.Time
+	maxAge time.Duration
+	max    int
+}
+
+type rttEntry struct {
+	ms     float64
+	weight float64
+	at     time.Time
+}
+
+func newRTTTable(now func() time.Time) *rttTable {
+	return &rttTable{m: map[netip.Prefix]map[string]rttEntry{}, now: now, maxAge: 30 * time.Minute, max: 1 << 20}
+}
+
+// update merges samples: a weighted mean where old samples weigh at most 50.
+func (t *rttTable) update(region string, samples []rtt.ParsedSample) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range samples {
+		byRegion := t.m[s.Net]
+		if byRegion == nil {
+			if len(t.m) >= t.max {
+				continue
+			}
+			byRegion = map[string]rttEntry{}
+			t.m[s.Net] = byRegion
+		}
+		e, ok := byRegion[region]
+		if !ok || now.Sub(e.at) > t.maxAge {
+			e = rttEntry{}
+		}
+		w := min(e.weight, 50)
+		n := float64(s.Count)
+		e.ms = (e.ms*w + s.RTTMs*n) / (w + n)
+		e.weight = w + n
+		e.at = now
+		byRegion[region] = e
+	}
+}
+
+func (t *rttTable) lookup(k netip.Prefix, region string) (float64, bool) {
+	t.mu.RLock()
+	e, ok := t.m[k][region]
+	t.mu.RUnlock()
+	if !ok || t.now().Sub(e.at) > t.maxAge {
+		return 0, false
+	}
+	return e.ms, true
+}
+
+// demandCounter counts queries by best region; the Prometheus counter and a
+// plain atomic (for the admin endpoint's rates) move together.
+type demandCounter struct {
+	name string
+	n    atomic.Uint64
+	prom prometheus.Counter
+}
+
+func (d *demandCounter) inc() {
+	d.n.Add(1)
+	d.prom.Inc()
+}

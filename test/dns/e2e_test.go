@@ -1,0 +1,348 @@
+// Package dns_test runs the kubecdn binary's dns end to end and queries it
+// with dig (bind9-dnsutils) and kdig (knot-dnsutils), the way an operator
+// would. Without those tools the tests skip, except under CI=true, where
+// they must be installed.
+//
+// The binary is built from ./cmd/kubecdn into a temporary directory, or
+// taken from $KUBECDN_BIN when set.
+package dns_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func tool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s not found and CI=true: install Debian's %s", name, pkg)
+		}
+		t.Skipf("%s not found: install Debian's %s to run this test (apt-get install %s)", name, pkg, pkg)
+	}
+	return p
+}
+
+func buildKubecdn(t *testing.T) string {
+	t.Helper()
+	if b := os.Getenv("KUBECDN_BIN"); b != "" {
+		return b
+	}
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	bin := filepath.Join(t.TempDir(), "kubecdn")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/kubecdn")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building kubecdn: %v\n%s", err, b)
+	}
+	for _, sub := range []string{"dns", "validate"} {
+		if out, _ := exec.Command(bin, sub, "-h").CombinedOutput(); strings.Contains(string(out), "unknown command") {
+			t.Fatalf("kubecdn %s is not registered in internal/cli/cli.go's commands()", sub)
+		}
+	}
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	// a port free for both UDP and TCP
+	for i := 0; i < 20; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+func startEdge(t *testing.T, ip string) (*httptest.Server, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/.well-known/kubecdn/health" {
+			io.WriteString(w, "ok")
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, l.Addr().String()
+}
+
+const cdnFile = `apiVersion: kubecdn.io/v1alpha1
+kind: CDN
+metadata: {name: e2e}
+spec:
+  zone: cdn.example.com
+  hostnames: [www.cdn.example.com]
+  origin: {dir: ./public}
+  routing:
+    policy: %s
+    geo:
+      networks:
+        - {cidr: 198.51.100.0/24, location: {lat: 40.7, lon: -74.0}}
+        - {cidr: 203.0.113.0/24, location: {lat: 48.9, lon: 2.4}}
+  dns:
+    nameservers: [{name: ns1.cdn.example.com, addresses: [192.0.2.53]}]
+    records:
+      - {name: big, type: TXT, value: '%s'}
+  regions:
+    alwaysOn:
+      - {name: us-east-1, provider: aws, edges: ["%s"]}
+      - {name: eu-west-1, provider: aws, edges: ["%s"]}
+`
+
+type env struct {
+	bin, file, port, admin string
+	us, eu                 *httptest.Server
+	usAddr, euAddr         string
+	cmd                    *exec.Cmd
+}
+
+func (e *env) write(t *testing.T, policy string) {
+	t.Helper()
+	var parts []string
+	for i := 0; i < 8; i++ {
+		parts = append(parts, `"`+strings.Repeat(string(rune('a'+i)), 200)+`"`)
+	}
+	body := fmt.Sprintf(cdnFile, policy, strings.Join(parts, " "), e.usAddr, e.euAddr)
+	if err := os.WriteFile(e.file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startDNS(t *testing.T) *env {
+	t.Helper()
+	e := &env{bin: buildKubecdn(t), file: filepath.Join(t.TempDir(), "kubecdn.yaml")}
+	e.us, e.usAddr = startEdge(t, "127.0.0.2")
+	e.eu, e.euAddr = startEdge(t, "127.0.0.3")
+	e.write(t, "geo")
+	e.port = fmt.Sprint(freePort(t))
+	e.admin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cmd = exec.CommandContext(ctx, e.bin, "dns", "-f", e.file, "--listen", "127.0.0.1:"+e.port, "--admin", e.admin, "--region", "eu-west-1")
+	e.cmd.Cancel = func() error { return e.cmd.Process.Signal(syscall.SIGTERM) }
+	var logs strings.Builder
+	e.cmd.Stderr = &logs
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		e.cmd.Wait()
+		if t.Failed() {
+			t.Logf("kubecdn dns log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + e.admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kubecdn dns not ready after 10s (is it registered in internal/cli/cli.go?)\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return e
+}
+
+func run(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestDigAndKdig(t *testing.T) {
+	dig := tool(t, "dig", "bind9-dnsutils")
+	kdig := tool(t, "kdig", "knot-dnsutils")
+	e := startDNS(t)
+	at := []string{"@127.0.0.1", "-p", e.port}
+	tests := []struct {
+		name  string
+		bin   string
+		args  []string
+		want  []string
+		avoid []string
+	}{
+		{"dig ecs paris", dig, []string{"www.cdn.example.com", "A", "+norec", "+subnet=203.0.113.0/24"},
+			[]string{"status: NOERROR", "flags: qr aa;", "CLIENT-SUBNET: 203.0.113.0/24/24", "IN\tA\t127.0.0.3"}, []string{"127.0.0.2"}},
+		{"dig ecs new york over tcp", dig, []string{"www.cdn.example.com", "A", "+tcp", "+subnet=198.51.100.0/24"},
+			[]string{"CLIENT-SUBNET: 198.51.100.0/24/24", "IN\tA\t127.0.0.2", "(TCP)"}, []string{"127.0.0.3"}},
+		{"kdig ecs paris", kdig, []string{"www.cdn.example.com", "A", "+subnet=203.0.113.0/24"},
+			[]string{"status: NOERROR", "CLIENT-SUBNET: 203.0.113.0/24/24", "IN\tA\t127.0.0.3"}, nil},
+		{"kdig ecs new york tcp", kdig, []string{"+tcp", "www.cdn.example.com", "A", "+subnet=198.51.100.0/24"},
+			[]string{"IN\tA\t127.0.0.2", "(TCP)"}, nil},
+		{"dig refused outside zone", dig, []string{"www.example.org", "A"}, []string{"status: REFUSED"}, nil},
+		{"kdig refused outside zone", kdig, []string{"www.example.org", "A"}, []string{"status: REFUSED"}, nil},
+		{"dig nxdomain with soa", dig, []string{"nope.cdn.example.com", "A"}, []string{"status: NXDOMAIN", "flags: qr aa", "IN\tSOA\tns1.cdn.example.com."}, nil},
+		{"dig ns with glue", dig, []string{"cdn.example.com", "NS"}, []string{"IN\tNS\tns1.cdn.example.com.", "ns1.cdn.example.com.\t3600\tIN\tA\t192.0.2.53"}, nil},
+		{"dig truncation falls back to tcp", dig, []string{"big.cdn.example.com", "TXT", "+noedns"},
+			[]string{"Truncated, retrying in TCP mode", "(TCP)", "ANSWER: 1"}, nil},
+		{"dig truncated udp answer", dig, []string{"big.cdn.example.com", "TXT", "+noedns", "+ignore"},
+			[]string{"flags: qr aa tc", "ANSWER: 0"}, nil},
+		{"kdig any is minimal", kdig, []string{"www.cdn.example.com", "ANY"}, []string{"HINFO", "RFC8482"}, nil},
+		{"dig case preserved", dig, []string{"WwW.CdN.eXaMpLe.CoM", "A"}, []string{"WwW.CdN.eXaMpLe.CoM.\t30\tIN\tA"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := run(t, tt.bin, append(append([]string{}, at...), tt.args...)...)
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, a := range tt.avoid {
+				if strings.Contains(out, a) {
+					t.Errorf("output has %q:\n%s", a, out)
+				}
+			}
+		})
+	}
+}
+
+var aRe = regexp.MustCompile(`(?m)^\S+\s+\d+\s+IN\s+A\s+(\S+)$`)
+
+func answerA(t *testing.T, dig, port, subnet string) []string {
+	t.Helper()
+	out := run(t, dig, "@127.0.0.1", "-p", port, "www.cdn.example.com", "A", "+subnet="+subnet, "+noall", "+answer", "+tries=1", "+time=1")
+	var ips []string
+	for _, m := range aRe.FindAllStringSubmatch(out, -1) {
+		ips = append(ips, m[1])
+	}
+	return ips
+}
+
+func TestFailoverAndReload(t *testing.T) {
+	dig := tool(t, "dig", "bind9-dnsutils")
+	e := startDNS(t)
+	if got := answerA(t, dig, e.port, "203.0.113.0/24"); strings.Join(got, ",") != "127.0.0.3" {
+		t.Fatalf("before: %v", got)
+	}
+	e.eu.Close()
+	killed := time.Now()
+	for {
+		got := answerA(t, dig, e.port, "203.0.113.0/24")
+		if strings.Join(got, ",") == "127.0.0.2" {
+			break
+		}
+		if time.Since(killed) > 8*time.Second {
+			t.Fatalf("still %v 8s after eu-west-1 died", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(killed)
+	t.Logf("eu-west-1 left the answers %v after its edge died (target 3.5s)", took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Errorf("failover took %v; target 3.5s (5s allowed for dig's own start-up time)", took)
+	}
+
+	// reload on SIGHUP (policy all), then on a change of the file alone
+	// (policy failover); eu-west-1 stays dead, so both answer us-east-1.
+	waitPolicy := func(policy, why string) {
+		t.Helper()
+		deadline := time.Now().Add(6 * time.Second)
+		for {
+			resp, err := http.Get("http://" + e.admin + "/v1/state")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), `"policy": "`+policy+`"`) {
+				if !strings.Contains(string(b), `"region": "eu-west-1"`) {
+					t.Errorf("state lacks the replica's region:\n%s", b)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("policy %s not loaded 6s after %s:\n%s", policy, why, b)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	e.write(t, "all")
+	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitPolicy("all", "SIGHUP")
+	if got := answerA(t, dig, e.port, "203.0.113.0/24"); strings.Join(got, ",") != "127.0.0.2" {
+		t.Errorf("after reload (policy all, eu-west-1 dead): %v", got)
+	}
+	e.write(t, "failover")
+	waitPolicy("failover", "a file change")
+	if got := answerA(t, dig, e.port, "198.51.100.0/24"); strings.Join(got, ",") != "127.0.0.2" {
+		t.Errorf("after reload (failover, eu-west-1 dead): %v", got)
+	}
+}
+
+func TestValidateCommand(t *testing.T) {
+	bin := buildKubecdn(t)
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte(`apiVersion: kubecdn.io/v1alpha1
+kind: CDN
+metadata: {name: demo}
+spec:
+  zone: cdn.example.com
+  hostnames: [www.cdn.example.com]
+  origin: {dir: ./public}
+  routing: {policy: nearest, ttl: 5}
+  regions:
+    alwaysOn:
+      - {name: us-east-1, provider: aws}
+      - {name: us-east-1, provider: aws, colour: red}
+`), 0o644)
+	cmd := exec.Command(bin, "validate", "-f", bad)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1\n%s", err, out)
+	}
+	for _, w := range []string{
+		"spec.regions.alwaysOn[1].colour: unknown field",
+		"spec.routing.ttl: must be a duration",
+		`spec.regions.alwaysOn[1].name: duplicate region "us-east-1"`,
+		`spec.routing.policy: unknown policy "nearest"`,
+	} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("validate output lacks %q:\n%s", w, out)
+		}
+	}
+}
