@@ -24,6 +24,10 @@ func commands() []command {
 		{"edge", "run the HTTP caching edge server (the data plane)", runEdge},
 		{"dns", "run the authoritative DNS that sends users to the best healthy region", runDNS},
 		{"validate", "check a kubecdn.yaml and print every error with its field path", runValidate},
+		{"up", "run the whole CDN on this machine: origin, edges per region, dns, status page", runUp},
+		{"region", "stop or start a region of a running kubecdn up (fault drill)", runRegion},
+		{"status", "show every region: state, health, requests/s, hit ratio, bytes, cache fill", runStatus},
+		{"purge", "purge URLs, prefixes or tags in every region at once", runPurge},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -135,6 +135,8 @@ type Geo struct {
 type GeoNetwork struct {
 	CIDR     string    `json:"cidr"`
 	Location *Location `json:"location"`
+	// Label names the place for people (status page); optional.
+	Label string `json:"label,omitempty"`
 }
 
 // Location is a point on Earth in degrees.

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/local"
+	"github.com/kubecdn/kubecdn/internal/statuspage"
+)
+
+// runUp runs the whole CDN on this machine (internal/local) until ctx ends:
+// the built-in example without -f, else the user's file.
+func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("f", "", "the CDN file (default: the built-in example with the demo origin)")
+	var o local.Options
+	fs.StringVar(&o.DNS, "dns", local.DefaultDNS, "dns address (UDP and TCP)")
+	fs.StringVar(&o.DNSAdmin, "dns-admin", local.DefaultDNSAdmin, "dns admin address")
+	fs.StringVar(&o.Control, "control", local.DefaultControl, "control API and status page address")
+	fs.StringVar(&o.OriginAddr, "origin-addr", local.DefaultOriginAddr, "address of the origin up serves (the demo, or the file's origin.dir)")
+	fs.IntVar(&o.EdgesPerRegion, "edges-per-region", 1, "edges per region for regions whose entry lists no edges (peers of each other)")
+	demoFlag := fs.Bool("demo", false, "serve the embedded demo origin instead of the file's origin (always on without -f)")
+	fs.StringVar(&o.TokenFile, "token-file", "", "write the admin token here (default: a new temporary file)")
+	quiet := fs.Bool("quiet", false, "log warnings and errors only")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: kubecdn up [-f FILE] [flags]\n\nRuns the whole CDN on this machine: origin, one edge group per region on its own\nloopback IP, the dns and a status page. Ctrl-C stops everything.")
+		fs.PrintDefaults()
+	}
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	var cfg *config.CDN
+	var err error
+	if *file == "" {
+		cfg, err = config.Parse(local.Example())
+		o.Demo = true
+	} else {
+		cfg, err = config.Load(*file)
+		o.Demo = *demoFlag
+	}
+	if err != nil {
+		name := *file
+		if name == "" {
+			name = "built-in example"
+		}
+		printConfigErrors(stderr, name, err)
+		return 1
+	}
+	o.AdminToken = os.Getenv("KUBECDN_ADMIN_TOKEN")
+	level := slog.LevelInfo
+	if *quiet {
+		level = slog.LevelWarn
+	}
+	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	o.StatusPage = func(src local.Source) http.Handler {
+		return statuspage.Handler(src, statuspage.Options{Title: "kubecdn up: " + cfg.Metadata.Name})
+	}
+	u, err := local.New(cfg, o)
+	if err != nil {
+		// A *local.PortError names every address in use; nothing runs.
+		fmt.Fprintf(stderr, "kubecdn up: %v\n", err)
+		return 1
+	}
+	u.Banner(stdout)
+	if err := u.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "kubecdn up: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stderr, "kubecdn up: stopped, every port freed")
+	return 0
+}

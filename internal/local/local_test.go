@@ -1,0 +1,365 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+)
+
+func mustParse(t *testing.T, y string) *config.CDN {
+	t.Helper()
+	c, err := config.Parse([]byte(y))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return c
+}
+
+const threeRegions = `apiVersion: kubecdn.io/v1alpha1
+kind: CDN
+metadata: {name: t}
+spec:
+  zone: cdn.test
+  hostnames: [www.cdn.test]
+  origin: {url: "http://127.0.0.1:1"}
+  regions:
+    alwaysOn:
+      - {name: us-east-1, provider: local}
+      - {name: us-west-2, provider: local, parent: us-east-1, edges: ["127.0.0.3:18080"]}
+    autoscale:
+      - {name: eu-west-1, provider: local}
+`
+
+func TestPlanLayout(t *testing.T) {
+	example, err := config.Parse(Example())
+	if err != nil {
+		t.Fatalf("the built-in example is invalid: %v", err)
+	}
+	tests := []struct {
+		name      string
+		cfg       *config.CDN
+		o         PlanOptions
+		want      map[string][]EdgeAddrs
+		wantState map[string]string
+		wantErr   string
+	}{
+		{name: "example", cfg: example, o: PlanOptions{Demo: true},
+			want: map[string][]EdgeAddrs{
+				"us-east-1": {{"127.0.0.2:8080", "127.0.0.2:9090"}},
+				"us-west-2": {{"127.0.0.3:8080", "127.0.0.3:9090"}},
+				"eu-west-1": {{"127.0.0.4:8080", "127.0.0.4:9090"}},
+			},
+			wantState: map[string]string{"us-east-1": StateOpen, "us-west-2": StateOpen, "eu-west-1": StateClosed}},
+		{name: "assigned skip explicit IPs, two edges each", cfg: mustParse(t, threeRegions), o: PlanOptions{EdgesPerRegion: 2},
+			want: map[string][]EdgeAddrs{
+				"us-east-1": {{"127.0.0.2:8080", "127.0.0.2:9090"}, {"127.0.0.2:8081", "127.0.0.2:9091"}},
+				"us-west-2": {{"127.0.0.3:18080", "127.0.0.3:19090"}},
+				"eu-west-1": {{"127.0.0.4:8080", "127.0.0.4:9090"}, {"127.0.0.4:8081", "127.0.0.4:9091"}},
+			}},
+		{name: "admin port below when above 65535", cfg: mustParse(t, strings.Replace(threeRegions, "18080", "65000", 1)),
+			want: map[string][]EdgeAddrs{"us-west-2": {{"127.0.0.3:65000", "127.0.0.3:63990"}}}},
+		{name: "control on an edge address", cfg: mustParse(t, threeRegions), o: PlanOptions{Control: "127.0.0.2:8080"},
+			wantErr: "127.0.0.2:8080: used twice, by us-east-1 edge and by control API and status page"},
+		{name: "too many edges", cfg: mustParse(t, threeRegions), o: PlanOptions{EdgesPerRegion: 17}, wantErr: "more than 16"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := PlanLayout(tc.cfg, tc.o)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range tc.want {
+				r, ok := l.Region(name)
+				if !ok {
+					t.Fatalf("no region %s", name)
+				}
+				if fmt.Sprint(r.Edges) != fmt.Sprint(want) {
+					t.Errorf("%s edges = %v, want %v", name, r.Edges, want)
+				}
+			}
+			for name, want := range tc.wantState {
+				if r, _ := l.Region(name); r.Initial != want {
+					t.Errorf("%s initial = %s, want %s", name, r.Initial, want)
+				}
+			}
+		})
+	}
+}
+
+func TestDNSConfigClosedRegionsHaveNoEdges(t *testing.T) {
+	cfg := mustParse(t, threeRegions)
+	l, err := PlanLayout(cfg, PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := l.DNSConfig(cfg, map[string]string{"us-east-1": StateOpen, "us-west-2": StateDown, "eu-west-1": StateClosed})
+	got := map[string][]string{}
+	for _, r := range dc.AllRegions() {
+		got[r.Name] = r.Edges
+	}
+	want := map[string][]string{"us-east-1": {"127.0.0.2:8080"}, "us-west-2": {"127.0.0.3:18080"}, "eu-west-1": nil}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("dns regions = %v, want %v", got, want)
+	}
+	if len(cfg.Spec.Regions.AlwaysOn[0].Edges) != 0 {
+		t.Fatal("DNSConfig changed the original file")
+	}
+}
+
+func TestBindAllNamesEveryTakenAddressAndReleasesTheRest(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	free := freeTCP(t, "127.0.0.1")
+	_, err = bindAll([]Listener{
+		{Addr: free, Net: "tcp", Role: "origin"},
+		{Addr: taken.Addr().String(), Net: "tcp", Role: "dns admin"},
+	})
+	var pe *PortError
+	if !errors.As(err, &pe) || len(pe.Failed) != 1 || pe.Failed[0].Role != "dns admin" {
+		t.Fatalf("err = %v, want a PortError naming the dns admin", err)
+	}
+	if want := taken.Addr().String() + "/tcp (dns admin): bind: address already in use"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	ln, err := net.Listen("tcp", free)
+	if err != nil {
+		t.Fatalf("the free address was not released: %v", err)
+	}
+	ln.Close()
+}
+
+func TestSuperviseRestartsWithBackoff(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var waits []time.Duration
+	runs := 0
+	run := func(ctx context.Context) error {
+		mu.Lock()
+		runs++
+		n := runs
+		mu.Unlock()
+		if n <= 3 {
+			return fmt.Errorf("crash %d", n)
+		}
+		<-ctx.Done()
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		supervise(ctx, run, time.Millisecond, 3*time.Millisecond, func(err error, wait time.Duration) {
+			mu.Lock()
+			waits = append(waits, wait)
+			mu.Unlock()
+		})
+		close(done)
+	}()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		mu.Lock()
+		n := runs
+		mu.Unlock()
+		if n >= 4 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if runs != 4 || fmt.Sprint(waits) != "[1ms 2ms 3ms]" {
+		t.Fatalf("runs = %d, waits = %v; want 4 runs and waits [1ms 2ms 3ms]", runs, waits)
+	}
+}
+
+// freeTCP returns ip:port with a port free a moment ago.
+func freeTCP(t *testing.T, ip string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// freeEdgePort returns a port p free on ip with p+1010 free too.
+func freeEdgePort(t *testing.T, ip string) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		ln, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if p+adminPortOffset > 65535 {
+			continue
+		}
+		if a, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, p+adminPortOffset)); err == nil {
+			a.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port pair")
+	return 0
+}
+
+// closableListener lets a test break an edge's listener (a crash).
+type closableListener struct {
+	net.Listener
+}
+
+func TestUpRegionsDownUpAndRestart(t *testing.T) {
+	ipA, ipB := "127.0.0.52", "127.0.0.53"
+	pa, pb := freeEdgePort(t, ipA), freeEdgePort(t, ipB)
+	y := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
+kind: CDN
+metadata: {name: t}
+spec:
+  zone: cdn.test
+  hostnames: [www.cdn.test]
+  origin: {url: "http://127.0.0.1:1"}
+  routing: {policy: geo, health: {interval: 200ms, timeout: 100ms, failAfter: 2, passAfter: 1}}
+  regions:
+    alwaysOn:
+      - {name: us-east-1, provider: local, edges: ["%s:%d"]}
+    autoscale:
+      - {name: eu-west-1, provider: local, edges: ["%s:%d"]}
+`, ipA, pa, ipB, pb)
+	cfg := mustParse(t, y)
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	u, err := New(cfg, Options{
+		PlanOptions: PlanOptions{Demo: true, DNS: freeTCP(t, "127.0.0.1"), DNSAdmin: freeTCP(t, "127.0.0.1"),
+			Control: freeTCP(t, "127.0.0.1"), OriginAddr: freeTCP(t, "127.0.0.1")},
+		AdminToken: "tok", DemoLargeSize: 1 << 20, TokenFile: t.TempDir() + "/token",
+		Logger:         slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil)),
+		RestartBackoff: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wrap the first edge's listener so the test can break it.
+	rr := u.regions["us-east-1"]
+	cl := &closableListener{Listener: rr.pre[0]}
+	rr.pre[0] = cl
+
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- u.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-runDone; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	edgeA := fmt.Sprintf("http://%s:%d/.well-known/kubecdn/health", ipA, pa)
+	waitStatus(t, edgeA, 200)
+
+	// A crash: the edge's listener breaks, Run returns, up restarts it.
+	cl.Listener.Close()
+	waitStatus(t, edgeA, 200)
+	waitLog(t, &logs, &logMu, "edge stopped on its own; restarting it")
+
+	// Down frees the region's ports, up serves again.
+	if _, err := u.SetRegion("us-east-1", false); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{fmt.Sprintf("%s:%d", ipA, pa), fmt.Sprintf("%s:%d", ipA, pa+adminPortOffset)} {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Fatalf("after region down, %s is still bound: %v", a, err)
+		}
+		ln.Close()
+	}
+	ts, _ := u.Regions(ctx)
+	if ts[0].State != StateDown || ts[1].State != StateClosed {
+		t.Fatalf("states %s %s, want down closed", ts[0].State, ts[1].State)
+	}
+	if _, err := u.SetRegion("us-east-1", true); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, edgeA, 200)
+
+	// Opening a closed region adds it to the dns.
+	if _, err := u.SetRegion("eu-west-1", true); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, fmt.Sprintf("http://%s:%d/.well-known/kubecdn/health", ipB, pb), 200)
+	st := u.dns.State()
+	if len(st.Regions[1].Edges) != 1 {
+		t.Fatalf("dns state of eu-west-1 after opening: %+v", st.Regions[1])
+	}
+	if _, err := u.SetRegion("nope", true); !errors.Is(err, ErrUnknownRegion) {
+		t.Fatalf("unknown region: err = %v", err)
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func waitStatus(t *testing.T, url string, code int) {
+	t.Helper()
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	deadline := time.Now().Add(5 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == code {
+				return
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("GET %s: %s, want %d", url, last, code)
+}
+
+func waitLog(t *testing.T, b *bytes.Buffer, mu *sync.Mutex, s string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		ok := strings.Contains(b.String(), s)
+		mu.Unlock()
+		if ok {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("log never said %q", s)
+}

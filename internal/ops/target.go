@@ -1,0 +1,24 @@
+// Package ops is what the operator tools (kubecdn status, kubecdn purge and
+// the status page) know about a running CDN: it reads every region's edge
+// admin listeners and the dns admin API in parallel and turns the counters
+// into rates, ratios and health, and it purges every region at once.
+//
+// The arithmetic (rates across counter resets, hit ratios, health) is in
+// pure functions in compute.go; collect.go and purge.go are the I/O.
+package ops
+
+// Region states as the operator tools report them.
+const (
+	StateOpen   = "open"   // serving
+	StateDown   = "down"   // stopped by an operator, or dead
+	StateClosed = "closed" // an autoscale region that is not open
+)
+
+// Target is one region as seen by the operator tools.
+type Target struct {
+	Region   string   `json:"region"`
+	State    string   `json:"state"`    // "open", "down" (stopped by an operator or dead), "closed" (an autoscale region not open)
+	Admin    []string `json:"admin"`    // base URLs of the region's edge admin listeners, e.g. http://127.0.0.2:9090
+	Public   []string `json:"public"`   // public addresses of its edges, e.g. 127.0.0.2:8080
+	DNSAdmin string   `json:"dnsAdmin"` // base URL of a dns admin listener that knows this region, e.g. http://127.0.0.1:9053
+}

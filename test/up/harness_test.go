@@ -1,0 +1,335 @@
+// Package up_test runs `kubecdn up` end to end: the test builds the binary
+// once, starts `up` with a file on free loopback addresses (127.0.0.6x and
+// free ports, so a `kubecdn up` on the default ports keeps running beside
+// it), and checks what a newcomer sees: the dns sends two client networks to
+// two regions, each region's edge caches (miss, then hit), a purge makes the
+// next request a miss, a region taken down leaves the dns answers within the
+// health window, and Ctrl-C frees every port.
+//
+// Set KUBECDN_BIN=/path/to/kubecdn to test a binary built elsewhere, and
+// CI=true to make a missing dig a failure instead of a skip.
+package up_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binPath is the kubecdn binary built by TestMain (set once, read only).
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kubecdn-up-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tempdir:", err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "kubecdn")
+	if prebuilt := os.Getenv("KUBECDN_BIN"); prebuilt != "" {
+		binPath = prebuilt
+	} else {
+		build := exec.Command("go", "build", "-o", binPath, "github.com/kubecdn/kubecdn/cmd/kubecdn")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building kubecdn:", err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects a child's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// addr is one address up binds in a test.
+type addr struct {
+	hostport string
+	udp      bool
+}
+
+// freePort returns a port free on ip a moment ago.
+func freePort(t *testing.T, ip string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatalf("binding %s (loopback IPs beyond 127.0.0.1 must work without setup on Linux): %v", ip, err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// freeEdgePort returns a port p free on ip with p+1010 (the edge's admin
+// port as up assigns it) free too.
+func freeEdgePort(t *testing.T, ip string) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		p := freePort(t, ip)
+		if p+1010 > 65535 {
+			continue
+		}
+		if ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, p+1010)); err == nil {
+			ln.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port pair")
+	return 0
+}
+
+// freeDNSAddr returns 127.0.0.1:p with p free for UDP and TCP.
+func freeDNSAddr(t *testing.T) string {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		p := freePort(t, "127.0.0.1")
+		a := fmt.Sprintf("127.0.0.1:%d", p)
+		if c, err := net.ListenPacket("udp", a); err == nil {
+			c.Close()
+			return a
+		}
+	}
+	t.Fatal("no free dns port")
+	return ""
+}
+
+// testCDN is one `up` run: its file, flags and addresses.
+type testCDN struct {
+	dir                    string
+	file                   string
+	east, west             string // edge public addresses
+	eastAdmin, westAdmin   string
+	dns, dnsAdmin, control string
+	origin                 string
+	args                   []string
+}
+
+const hostname = "www.cdn.test"
+
+func newTestCDN(t *testing.T) *testCDN {
+	t.Helper()
+	c := &testCDN{dir: t.TempDir()}
+	pe, pw := freeEdgePort(t, "127.0.0.62"), freeEdgePort(t, "127.0.0.63")
+	c.east, c.eastAdmin = fmt.Sprintf("127.0.0.62:%d", pe), fmt.Sprintf("127.0.0.62:%d", pe+1010)
+	c.west, c.westAdmin = fmt.Sprintf("127.0.0.63:%d", pw), fmt.Sprintf("127.0.0.63:%d", pw+1010)
+	c.dns = freeDNSAddr(t)
+	c.dnsAdmin = fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
+	c.control = fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
+	c.origin = fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
+	pc := freeEdgePort(t, "127.0.0.64")
+	y := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
+kind: CDN
+metadata: {name: up-e2e}
+spec:
+  zone: cdn.test
+  hostnames: [%s]
+  origin: {url: "http://%s"}
+  routing:
+    policy: geo
+    ttl: 5s
+    geo:
+      networks:
+        - {cidr: 192.0.2.0/24, location: {lat: 40.7, lon: -74.0}}
+        - {cidr: 198.51.100.0/24, location: {lat: 37.8, lon: -122.4}}
+        - {cidr: 203.0.113.0/24, location: {lat: 53.3, lon: -6.3}}
+  regions:
+    alwaysOn:
+      - {name: us-east-1, provider: local, edges: ["%s"]}
+      - {name: us-west-2, provider: local, parent: us-east-1, edges: ["%s"]}
+    autoscale:
+      - {name: eu-west-1, provider: local, edges: ["127.0.0.64:%d"]}
+`, hostname, c.origin, c.east, c.west, pc)
+	c.file = filepath.Join(c.dir, "kubecdn.yaml")
+	if err := os.WriteFile(c.file, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.args = []string{"up", "-f", c.file, "--demo", "--dns", c.dns, "--dns-admin", c.dnsAdmin,
+		"--control", c.control, "--origin-addr", c.origin}
+	return c
+}
+
+// addrs are every address the run binds while all its open regions run.
+func (c *testCDN) addrs() []addr {
+	return []addr{{c.east, false}, {c.eastAdmin, false}, {c.west, false}, {c.westAdmin, false},
+		{c.dns, true}, {c.dns, false}, {c.dnsAdmin, false}, {c.control, false}, {c.origin, false}}
+}
+
+// upProc is a running `kubecdn up`.
+type upProc struct {
+	cmd    *exec.Cmd
+	stdout *syncBuffer
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error
+}
+
+func startUp(t *testing.T, args ...string) *upProc {
+	t.Helper()
+	p := &upProc{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(binPath, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	p.cmd.Env = append(os.Environ(), "KUBECDN_ADMIN_TOKEN=")
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("up stdout:\n%s\nup stderr (tail):\n%s", p.stdout, tail(p.stderr.String(), 40))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// waitBanner waits until up printed its banner and its control API answers.
+func (p *upProc) waitBanner(t *testing.T, control string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("up exited early: %v", p.err)
+		default:
+		}
+		if strings.Contains(p.stdout.String(), "Ctrl-C stops everything.") {
+			if resp, err := client.Get("http://" + control + "/healthz"); err == nil {
+				resp.Body.Close()
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no banner within 20s")
+}
+
+// stop sends SIGINT (Ctrl-C) and waits for a clean exit.
+func (p *upProc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("up did not stop within 15s of SIGINT")
+	}
+	if p.err != nil {
+		t.Fatalf("up exited with %v after SIGINT", p.err)
+	}
+}
+
+var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
+
+// get fetches path through an edge with the CDN's Host.
+func get(t *testing.T, edge, path string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+edge+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = hostname
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s%s: %v", edge, path, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("reading %s%s: %v", edge, path, err)
+	}
+	return resp, body
+}
+
+// ownStatus is this edge's entry of Cache-Status: the last one (RFC 9211:
+// each cache appends its own).
+func ownStatus(resp *http.Response) string {
+	v := strings.Join(resp.Header.Values("Cache-Status"), ", ")
+	parts := strings.Split(v, ",")
+	return strings.TrimSpace(parts[len(parts)-1])
+}
+
+// checkFree binds every address again: nothing of up may hold one.
+func checkFree(t *testing.T, as []addr) {
+	t.Helper()
+	for _, a := range as {
+		if a.udp {
+			c, err := net.ListenPacket("udp", a.hostport)
+			if err != nil {
+				t.Errorf("%s/udp still bound: %v", a.hostport, err)
+				continue
+			}
+			c.Close()
+			continue
+		}
+		ln, err := net.Listen("tcp", a.hostport)
+		if err != nil {
+			t.Errorf("%s/tcp still bound: %v", a.hostport, err)
+			continue
+		}
+		ln.Close()
+	}
+}
+
+// run runs the kubecdn binary and returns its combined output.
+func run(t *testing.T, ctx context.Context, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, binPath, args...).CombinedOutput()
+	return string(out), err
+}
+
+// lines splits text output into trimmed non-empty lines.
+func lines(s string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
