@@ -270,3 +270,23 @@ func parseChunkSize(line []byte) (int64, bool) {
 	}
 	return n, true
 }
+
+// ReadFrom lets net/http's response writer reach the TCP connection's
+// ReadFrom, so disk hits served through net/http go out with sendfile too.
+// Only reads are checked; writes pass straight through.
+func (c *framingConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Conn, r) }
+
+// ReadFrom, as framingConn's.
+func (c *prefixConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Conn, r) }
+
+func readFrom(c net.Conn, r io.Reader) (int64, error) {
+	if rf, ok := c.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c}, r)
+}
+
+var (
+	_ io.ReaderFrom = (*framingConn)(nil)
+	_ io.ReaderFrom = (*prefixConn)(nil)
+)
