@@ -42,6 +42,16 @@ type edgeFile struct {
 	AdminTokenFile  string   `json:"adminTokenFile"`
 	Region          string   `json:"region"`
 	RTTReport       []string `json:"rttReport"`
+
+	TLSListen        string         `json:"tlsListen"`
+	TLSCerts         []edge.TLSCert `json:"tlsCerts"`
+	TLSCertDirs      []string       `json:"tlsCertDirs"`
+	TLSTicketKeyFile string         `json:"tlsTicketKeyFile"`
+	HTTPSRedirect    []string       `json:"httpsRedirect"`
+	HTTPSPort        int            `json:"httpsPort"`
+	HSTSMaxAge       string         `json:"hstsMaxAge"`
+	OriginCA         string         `json:"originCA"`
+	OriginInsecure   bool           `json:"originInsecure"`
 }
 
 type stringList []string
@@ -62,6 +72,8 @@ type edgeFlags struct {
 	peers      string
 	rttReport  string
 	set        map[string]bool
+
+	tlsCertFiles, tlsKeyFiles, tlsCertDirs, httpsRedirect stringList
 }
 
 func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
@@ -88,6 +100,16 @@ func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
 	fs.StringVar(&ef.f.AdminTokenFile, "admin-token-file", "", "file holding the admin bearer token (else $KUBECDN_ADMIN_TOKEN)")
 	fs.StringVar(&ef.f.Region, "region", "", "this edge's region, named in the round-trip times it reports")
 	fs.StringVar(&ef.rttReport, "rtt-report", "", "comma-separated dns admin URLs to report client round-trip times to, e.g. http://127.0.0.1:9053/v1/rtt")
+	fs.StringVar(&ef.f.TLSListen, "tls-listen", "", "public HTTPS address (HTTP/2 and HTTP/1.1), served next to --listen")
+	fs.Var(&ef.tlsCertFiles, "tls-cert", "certificate PEM file (repeatable, paired in order with --tls-key; the first is the default)")
+	fs.Var(&ef.tlsKeyFiles, "tls-key", "private key PEM file of the --tls-cert at the same position (repeatable)")
+	fs.Var(&ef.tlsCertDirs, "tls-cert-dir", "directory of NAME.crt/NAME.key pairs or mounted Kubernetes TLS Secrets (tls.crt/tls.key) (repeatable)")
+	fs.StringVar(&ef.f.TLSTicketKeyFile, "tls-ticket-key-file", "", "session ticket keys shared by a region's edges: 32-byte keys, raw or base64 per line; the first encrypts")
+	fs.Var(&ef.httpsRedirect, "https-redirect", "hostname whose plain HTTP requests are redirected (308) to https (repeatable)")
+	fs.IntVar(&ef.f.HTTPSPort, "https-port", 0, "port named in https redirects (default: the --tls-listen port, omitted when 443)")
+	fs.StringVar(&ef.f.HSTSMaxAge, "hsts-max-age", "", "send Strict-Transport-Security with this max-age on HTTPS responses, e.g. 8760h (off if empty)")
+	fs.StringVar(&ef.f.OriginCA, "origin-ca", "", "PEM bundle of CAs trusted (besides the system's) for https origins, peers and parent")
+	fs.BoolVar(&ef.f.OriginInsecure, "origin-insecure", false, "do NOT verify upstream TLS certificates (explicit opt-out, logged)")
 	return fs, ef
 }
 
@@ -134,6 +156,25 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 			f.Peers = ff.Peers
 		}
 		f.Region = pick("region", f.Region, ff.Region)
+		f.TLSListen = pick("tls-listen", f.TLSListen, ff.TLSListen)
+		f.TLSTicketKeyFile = pick("tls-ticket-key-file", f.TLSTicketKeyFile, ff.TLSTicketKeyFile)
+		f.HSTSMaxAge = pick("hsts-max-age", f.HSTSMaxAge, ff.HSTSMaxAge)
+		f.OriginCA = pick("origin-ca", f.OriginCA, ff.OriginCA)
+		if !set["https-port"] {
+			f.HTTPSPort = ff.HTTPSPort
+		}
+		if !set["origin-insecure"] {
+			f.OriginInsecure = ff.OriginInsecure
+		}
+		if !set["tls-cert"] && !set["tls-key"] {
+			f.TLSCerts = ff.TLSCerts
+		}
+		if !set["tls-cert-dir"] {
+			f.TLSCertDirs = ff.TLSCertDirs
+		}
+		if !set["https-redirect"] {
+			f.HTTPSRedirect = ff.HTTPSRedirect
+		}
 		if !set["rtt-report"] {
 			f.RTTReport = ff.RTTReport
 		}
@@ -145,15 +186,31 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		f.RTTReport = splitList(ef.rttReport)
 	}
 	ef.region, ef.rttTargets = f.Region, f.RTTReport
+	var errs []error
+	if len(ef.tlsCertFiles) != len(ef.tlsKeyFiles) {
+		errs = append(errs, fmt.Errorf("tls-cert/tls-key: %d certificates but %d keys; give them in pairs", len(ef.tlsCertFiles), len(ef.tlsKeyFiles)))
+	} else if len(ef.tlsCertFiles) > 0 {
+		f.TLSCerts = nil
+		for i := range ef.tlsCertFiles {
+			f.TLSCerts = append(f.TLSCerts, edge.TLSCert{Cert: ef.tlsCertFiles[i], Key: ef.tlsKeyFiles[i]})
+		}
+	}
+	if len(ef.tlsCertDirs) > 0 {
+		f.TLSCertDirs = ef.tlsCertDirs
+	}
+	if len(ef.httpsRedirect) > 0 {
+		f.HTTPSRedirect = ef.httpsRedirect
+	}
 	if ef.peers != "" {
 		f.Peers = splitList(ef.peers)
 	}
 	cfg := edge.Config{
 		Listen: f.Listen, Admin: f.Admin, Origin: f.Origin, OriginHost: f.OriginHost,
 		Hostnames: f.Hostnames, Parent: f.Parent, Peers: f.Peers, Self: f.Self, Name: f.Name,
-		CacheDir: f.CacheDir,
+		CacheDir:  f.CacheDir,
+		TLSListen: f.TLSListen, TLSCerts: f.TLSCerts, TLSCertDirs: f.TLSCertDirs, TLSTicketKeyFile: f.TLSTicketKeyFile,
+		HTTPSRedirect: f.HTTPSRedirect, HTTPSPort: f.HTTPSPort, OriginCA: f.OriginCA, OriginInsecure: f.OriginInsecure,
 	}
-	var errs []error
 	size := func(field, v string, dst *int64) {
 		if v == "" {
 			return
@@ -183,6 +240,7 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 	}
 	dur("heuristic-max", f.HeuristicMax, &cfg.HeuristicMax)
 	dur("upstream-timeout", f.UpstreamTimeout, &cfg.UpstreamTimeout)
+	dur("hsts-max-age", f.HSTSMaxAge, &cfg.HSTSMaxAge)
 	if f.AdminTokenFile != "" {
 		b, err := os.ReadFile(f.AdminTokenFile)
 		if err != nil {
@@ -236,6 +294,9 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				next, err := ef.build(fs, os.Getenv)
 				if err == nil {
 					err = srv.Reload(next)
+				}
+				if terr := srv.ReloadTLS(); terr != nil {
+					log.Error("tls reload: keeping the previous certificate or keys where loading failed", "err", terr)
 				}
 				if err != nil {
 					log.Error("reload refused, keeping the running configuration", "err", err)

@@ -58,6 +58,41 @@ type Config struct {
 	AdminToken string `json:"-"`
 	// MaxHeaderBytes bounds a request's header. If zero, defaults to 32 KiB.
 	MaxHeaderBytes int `json:"maxHeaderBytes,omitempty"`
+
+	// TLSListen, when set, is the HTTPS address served next to Listen.
+	TLSListen string `json:"tlsListen,omitempty"`
+	// TLSCerts are certificate and key PEM files, chosen by SNI; the first
+	// is the default. Required with TLSListen unless TLSCertDirs is set.
+	TLSCerts []TLSCert `json:"tlsCerts,omitempty"`
+	// TLSCertDirs hold NAME.crt/NAME.key pairs (Kubernetes TLS Secrets:
+	// tls.crt/tls.key, directly or one directory down).
+	TLSCertDirs []string `json:"tlsCertDirs,omitempty"`
+	// TLSTicketKeyFile holds session ticket keys, 32 bytes each (raw, or one
+	// base64 key per line); the first encrypts, all decrypt. Edges of a
+	// region share it so a client resumes on any of them. If empty, keys
+	// are random per edge and rotated by Go.
+	TLSTicketKeyFile string `json:"tlsTicketKeyFile,omitempty"`
+	// HTTPSRedirect are hostnames whose plain HTTP requests get a 308 to
+	// https.
+	HTTPSRedirect []string `json:"httpsRedirect,omitempty"`
+	// HTTPSPort is the port named in those redirects. If zero, the port of
+	// TLSListen, left out when it is 443.
+	HTTPSPort int `json:"httpsPort,omitempty"`
+	// HSTSMaxAge, when positive, sends Strict-Transport-Security with this
+	// max-age on HTTPS responses.
+	HSTSMaxAge time.Duration `json:"hstsMaxAge,omitempty"`
+	// OriginCA is a PEM bundle of CAs trusted, besides the system's, for
+	// https origins, peers and parents.
+	OriginCA string `json:"originCA,omitempty"`
+	// OriginInsecure turns off certificate verification upstream (logged
+	// as a warning). Never the default.
+	OriginInsecure bool `json:"originInsecure,omitempty"`
+}
+
+// TLSCert is a certificate file (PEM, leaf first) and its key file.
+type TLSCert struct {
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
 }
 
 // withDefaults returns a copy of c with defaults filled in.
@@ -94,6 +129,9 @@ func (c Config) withDefaults() Config {
 	}
 	for i, h := range c.Hostnames {
 		c.Hostnames[i] = strings.ToLower(strings.TrimSuffix(h, "."))
+	}
+	for i, h := range c.HTTPSRedirect {
+		c.HTTPSRedirect[i] = strings.ToLower(strings.TrimSuffix(h, "."))
 	}
 	return c
 }
@@ -150,6 +188,7 @@ func (c Config) Validate() error {
 			bad(fmt.Sprintf("hostnames[%d]", i), "%q is not a hostname", h)
 		}
 	}
+	c.validateTLS(bad, checkAddr)
 	if c.MemoryBytes < 0 {
 		bad("memory", "must not be negative")
 	}
@@ -163,4 +202,56 @@ func (c Config) Validate() error {
 		bad("slice", "larger than the memory tier and no disk tier")
 	}
 	return errors.Join(errs...)
+}
+
+// validateTLS checks the TLS fields (the files themselves are read, and
+// their errors reported, when the edge starts).
+func (c Config) validateTLS(bad func(field, format string, args ...any), checkAddr func(field, v string, required bool)) {
+	checkAddr("tlsListen", c.TLSListen, false)
+	if c.TLSListen != "" && !strings.HasSuffix(c.TLSListen, ":0") && (c.TLSListen == c.Listen || c.TLSListen == c.Admin) {
+		bad("tlsListen", "must differ from listen and admin")
+	}
+	hasCerts := len(c.TLSCerts) > 0 || len(c.TLSCertDirs) > 0
+	if c.TLSListen != "" && !hasCerts {
+		bad("tlsCerts", "required with tlsListen (or tlsCertDirs)")
+	}
+	if c.TLSListen == "" && (hasCerts || c.TLSTicketKeyFile != "") {
+		bad("tlsListen", "required with tlsCerts, tlsCertDirs or tlsTicketKeyFile")
+	}
+	for i, p := range c.TLSCerts {
+		if p.Cert == "" || p.Key == "" {
+			bad(fmt.Sprintf("tlsCerts[%d]", i), "needs both cert and key")
+		}
+	}
+	if len(c.HTTPSRedirect) > 0 && c.TLSListen == "" && c.HTTPSPort == 0 {
+		bad("httpsRedirect", "needs tlsListen or httpsPort")
+	}
+	for i, h := range c.HTTPSRedirect {
+		f := fmt.Sprintf("httpsRedirect[%d]", i)
+		switch {
+		case h == "" || strings.ContainsAny(h, "/ :@"):
+			bad(f, "%q is not a hostname", h)
+		case len(c.Hostnames) > 0 && !containsFold(c.Hostnames, h):
+			bad(f, "%q is not one of hostnames", h)
+		}
+	}
+	if c.HTTPSPort < 0 || c.HTTPSPort > 65535 {
+		bad("httpsPort", "%d is not a port", c.HTTPSPort)
+	}
+	if c.HSTSMaxAge < 0 {
+		bad("hstsMaxAge", "must not be negative")
+	}
+	if c.OriginInsecure && c.OriginCA != "" {
+		bad("originInsecure", "contradicts originCA")
+	}
+}
+
+func containsFold(list []string, s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	for _, v := range list {
+		if strings.EqualFold(strings.TrimSuffix(v, "."), s) {
+			return true
+		}
+	}
+	return false
 }

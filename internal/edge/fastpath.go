@@ -297,6 +297,9 @@ func (s *Server) acceptLoop(ln net.Listener, fl *fastListener) error {
 			}
 			return err
 		}
+		if s.opts.ObserveConn != nil {
+			s.opts.ObserveConn(c)
+		}
 		busy := &atomic.Bool{}
 		s.fast.mu.Lock()
 		if s.draining.Load() {
@@ -407,6 +410,9 @@ func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener) bool
 func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, req *fastReq) bool {
 	rt := s.rt.Load()
 	if len(rt.hosts) > 0 && !rt.hosts[hostOnly(string(req.host))] {
+		return false
+	}
+	if len(rt.cfg.HTTPSRedirect) > 0 && redirectsHost(&rt.cfg, string(req.host)) {
 		return false
 	}
 	if string(req.target) == HealthPath {

@@ -14,6 +14,11 @@ import (
 	"github.com/kubecdn/kubecdn/internal/httpcache"
 )
 
+// surrogateToken is the name origins target Surrogate-Control directives at
+// (Edge Architecture 1.0 device token): the same for every kubecdn edge,
+// whatever its Cache-Status name.
+const surrogateToken = "kubecdn"
+
 // fillHeaderDrop are the client's fields a cache fill does not forward: the
 // fill fetches the whole representation for everyone, not this client's
 // conditional or partial view of it.
@@ -76,7 +81,7 @@ func (s *Server) roundTrip(ctx context.Context, rt *runtime, ri reqInfo, method 
 		}
 		// Edge Architecture 1.0: tells the origin it may target
 		// Surrogate-Control directives at us by name.
-		hh.Set("Surrogate-Capability", rt.cfg.Name+`="Surrogate/1.0"`)
+		hh.Set("Surrogate-Capability", surrogateToken+`="Surrogate/1.0"`)
 		if ri.clientIP != "" && !ri.fromEdge {
 			if prior := hh.Get("X-Forwarded-For"); prior != "" {
 				hh.Set("X-Forwarded-For", prior+", "+ri.clientIP)
@@ -153,7 +158,7 @@ func (s *Server) runFill(f *fill, rt *runtime, ri reqInfo, vk string, old *objMe
 	}
 	f.status = resp.StatusCode
 	status := resp.StatusCode
-	httpcache.TargetSurrogateControl(resp.Header, rt.cfg.Name)
+	httpcache.TargetSurrogateControl(resp.Header, surrogateToken)
 	switch {
 	case status == http.StatusNotModified && old != nil:
 		resp.Body.Close()

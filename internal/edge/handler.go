@@ -38,6 +38,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveHealth(w, r)
 		return
 	}
+	if s.httpsPolicy(w, r) {
+		return
+	}
 	if reason, code := s.refuse(r, rt); code != 0 {
 		s.metrics.refused.WithLabelValues(reason).Inc()
 		w.Header().Set("Cache-Status", httpcache.CacheStatus{Cache: rt.cfg.Name, Fwd: "bypass", Detail: reason}.String())

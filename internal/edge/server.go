@@ -36,6 +36,10 @@ import (
 // (never forwarded upstream); the dns probes it.
 const HealthPath = "/.well-known/kubecdn/health"
 
+// memoryMaxItemWithDisk is the largest blob the memory tier keeps when a disk
+// tier exists.
+const memoryMaxItemWithDisk = 256 << 10
+
 // Options are the edge's injected dependencies. Every field is optional.
 type Options struct {
 	Logger *slog.Logger
@@ -49,8 +53,10 @@ type Options struct {
 	// Listener and AdminListener are used instead of listening on
 	// Config.Listen and Config.Admin (tests bind :0 first).
 	Listener, AdminListener net.Listener
-	// ConnContext, if set, is installed on the public server (the rtt feed).
-	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// ObserveConn, if set, is called with each accepted public connection
+	// and again each time a connection served by net/http goes idle (the
+	// rtt feed reads TCP_INFO there).
+	ObserveConn func(c net.Conn)
 }
 
 // Server is one edge. Build it with New, then Run it.
@@ -61,6 +67,7 @@ type Server struct {
 	now       func() time.Time
 	hash      func(string) uint64
 	transport *http.Transport
+	tls       *tlsState // nil without a TLS listener
 	metrics   *metrics
 	index     *index
 	opts      Options
@@ -170,9 +177,23 @@ func New(cfg Config, opts Options) (*Server, error) {
 		s.hash = fnvHash
 	}
 	s.rt.Store(rt)
+	if s.tls, err = newTLSState(cfg, s.log, s.now); err != nil {
+		return nil, err
+	}
+	upTLS, err := upstreamTLS(cfg, s.log)
+	if err != nil {
+		return nil, err
+	}
 	s.store = opts.Store
 	if s.store == nil {
-		mem := store.NewMemory(cfg.MemoryBytes, 0)
+		// With a disk tier, large blobs live only on disk: hits on them go
+		// out with sendfile from the page cache, with no copy through user
+		// memory, and the memory tier keeps many more small objects.
+		maxItem := int64(0)
+		if cfg.CacheDir != "" {
+			maxItem = min(cfg.MemoryBytes/8, memoryMaxItemWithDisk)
+		}
+		mem := store.NewMemory(cfg.MemoryBytes, maxItem)
 		var disk *store.Disk
 		if cfg.CacheDir != "" {
 			disk, err = store.OpenDisk(store.DiskOptions{Dir: cfg.CacheDir, MaxBytes: cfg.DiskBytes})
@@ -194,6 +215,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		ResponseHeaderTimeout: cfg.UpstreamTimeout,
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     true,
+		TLSClientConfig:       upTLS,
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	return s, nil
@@ -267,6 +289,12 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("admin listen %s: %w", rt.cfg.Admin, err)
 		}
 	}
+	tln, err := s.listenTLS(rt.cfg)
+	if err != nil {
+		ln.Close()
+		aln.Close()
+		return err
+	}
 	s.addrMu.Lock()
 	s.addr, s.adminAddr = ln.Addr(), aln.Addr()
 	s.addrMu.Unlock()
@@ -279,14 +307,24 @@ func (s *Server) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          errLog,
-		ConnContext:       s.opts.ConnContext,
+	}
+	if obs := s.opts.ObserveConn; obs != nil {
+		pub.ConnState = func(c net.Conn, st http.ConnState) {
+			if st == http.StateIdle {
+				obs(c)
+			}
+		}
 	}
 	adm := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	fl := &fastListener{inner: ln, handoff: make(chan net.Conn), closed: make(chan struct{})}
 	go func() { errc <- pub.Serve(fl) }()
 	go func() { errc <- s.acceptLoop(ln, fl) }()
 	go func() { errc <- adm.Serve(aln) }()
+	var tlsSrv *http.Server
+	if tln != nil {
+		tlsSrv = s.serveTLS(s.bgCtx, tln, rt.cfg, errLog, errc)
+	}
 	s.log.Info("edge serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "origin", rt.cfg.Origin)
 
 	var runErr error
@@ -301,6 +339,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.closeIdleFast()
 	_ = pub.Shutdown(sctx)
 	_ = adm.Shutdown(sctx)
+	if tlsSrv != nil {
+		_ = tlsSrv.Shutdown(sctx)
+	}
 	fastDone := make(chan struct{})
 	go func() { s.fast.wg.Wait(); close(fastDone) }()
 	select {

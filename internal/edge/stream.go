@@ -71,8 +71,14 @@ func (s *stream) copyTo(ctx context.Context, w io.Writer, off, end int64) (int64
 		s.mu.Lock()
 		buf, done, err, wake := s.buf, s.done, s.err, s.wake
 		s.mu.Unlock()
-		if n := int64(len(buf)); n > off {
-			stop := min(n, end)
+		stop := min(int64(len(buf)), end)
+		if stop == end && !done {
+			// Hold back the last byte until the writer has stored the
+			// object: a client that saw the whole body and asks again must
+			// find it in the cache, not a fill on its way out.
+			stop--
+		}
+		if stop > off {
 			k, werr := w.Write(buf[off:stop])
 			written += int64(k)
 			off += int64(k)
