@@ -457,6 +457,16 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, req *fastReq) bool {
 		bw.Write(b)
 		return true
 	}
+	if e.Body() != nil && m.Size >= sendfileMin && s.disk != nil {
+		if de, ok := s.disk.Get(key); ok {
+			if bytes.Equal(de.Meta(), e.Meta()) && de.Body() == nil {
+				defer de.Close()
+				e = de
+			} else {
+				de.Close()
+			}
+		}
+	}
 	if body := e.Body(); body != nil && len(body) <= bw.Available()-len(b) {
 		b = append(b, body...)
 		bw.Write(b)

@@ -36,9 +36,9 @@ import (
 // (never forwarded upstream); the dns probes it.
 const HealthPath = "/.well-known/kubecdn/health"
 
-// memoryMaxItemWithDisk is the largest blob the memory tier keeps when a disk
-// tier exists.
-const memoryMaxItemWithDisk = 256 << 10
+// sendfileMin is the body size from which the fast path prefers a blob's
+// disk copy to its memory copy.
+const sendfileMin = 256 << 10
 
 // Options are the edge's injected dependencies. Every field is optional.
 type Options struct {
@@ -82,6 +82,7 @@ type Server struct {
 
 	draining atomic.Bool
 	metas    *metaCache
+	disk     *store.Disk // nil without a disk tier (or with Options.Store)
 	fast     fastConns
 	date     atomic.Pointer[cachedDate]
 
@@ -186,14 +187,11 @@ func New(cfg Config, opts Options) (*Server, error) {
 	}
 	s.store = opts.Store
 	if s.store == nil {
-		// With a disk tier, large blobs live only on disk: hits on them go
-		// out with sendfile from the page cache, with no copy through user
-		// memory, and the memory tier keeps many more small objects.
-		maxItem := int64(0)
-		if cfg.CacheDir != "" {
-			maxItem = min(cfg.MemoryBytes/8, memoryMaxItemWithDisk)
-		}
-		mem := store.NewMemory(cfg.MemoryBytes, maxItem)
+		// The memory tier keeps blobs up to an eighth of its size; with a
+		// disk tier, the fast path still sends large bodies from their disk
+		// copy (sendfile from the page cache, measured faster for whole
+		// large hits), while net/http's path uses the memory copy.
+		mem := store.NewMemory(cfg.MemoryBytes, 0)
 		var disk *store.Disk
 		if cfg.CacheDir != "" {
 			disk, err = store.OpenDisk(store.DiskOptions{Dir: cfg.CacheDir, MaxBytes: cfg.DiskBytes})
@@ -202,6 +200,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 			}
 		}
 		s.store = store.NewTiered(mem, disk)
+		s.disk = disk
 	}
 	s.rebuildIndex()
 	s.metrics = newMetrics(s.store.Stats)
