@@ -3,6 +3,8 @@ package edge
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -263,6 +265,7 @@ func (l *fastListener) Addr() net.Addr { return l.inner.Addr() }
 type prefixConn struct {
 	net.Conn
 	prefix []byte
+	tls    *tls.ConnectionState // set for a TLS connection
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {
@@ -286,7 +289,9 @@ type fastConns struct {
 }
 
 // acceptLoop accepts connections and serves each on the fast path first.
-func (s *Server) acceptLoop(ln net.Listener, fl *fastListener) error {
+// With tlsCfg, each connection is a TLS one: after the handshake, HTTP/2
+// goes to net/http at once, HTTP/1.1 takes the fast path with https keys.
+func (s *Server) acceptLoop(ln net.Listener, fl *fastListener, tlsCfg *tls.Config) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -312,7 +317,12 @@ func (s *Server) acceptLoop(ln net.Listener, fl *fastListener) error {
 		s.fast.mu.Unlock()
 		go func() {
 			defer s.fast.wg.Done()
-			handed := s.serveFast(c, busy, fl)
+			var handed bool
+			if tlsCfg == nil {
+				handed = s.serveFast(c, busy, fl, nil)
+			} else {
+				handed = s.serveFastTLS(c, busy, fl, tlsCfg)
+			}
 			s.fast.mu.Lock()
 			delete(s.fast.conns, c)
 			s.fast.mu.Unlock()
@@ -321,6 +331,43 @@ func (s *Server) acceptLoop(ln net.Listener, fl *fastListener) error {
 			}
 		}()
 	}
+}
+
+// serveFastTLS completes the TLS handshake, then serves HTTP/1.1 on the
+// fast path; HTTP/2 goes to net/http as it is (it needs the *tls.Conn).
+func (s *Server) serveFastTLS(c net.Conn, busy *atomic.Bool, fl *fastListener, cfg *tls.Config) bool {
+	tc := tls.Server(c, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), fastReadTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		return false
+	}
+	st := tc.ConnectionState()
+	if st.NegotiatedProtocol == "h2" {
+		select {
+		case fl.handoff <- tc:
+			return true
+		case <-fl.closed:
+			return false
+		}
+	}
+	return s.serveFast(tc, busy, fl, &st)
+}
+
+// tlsStateKey carries the TLS state of a connection the fast path handed
+// to net/http wrapped (so net/http cannot see it is TLS) into its requests.
+type tlsStateKey struct{}
+
+// connContext is the ConnContext of the net/http servers behind the fast
+// path.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if f, ok := c.(*framingConn); ok {
+		if p, ok := f.Conn.(*prefixConn); ok && p.tls != nil {
+			return context.WithValue(ctx, tlsStateKey{}, p.tls)
+		}
+	}
+	return ctx
 }
 
 // closeIdleFast closes the fast connections that wait for a request.
@@ -338,7 +385,7 @@ var emptyHeader = http.Header{}
 
 // serveFast serves requests on c while they fit the fast path. It returns
 // true when it handed c over to net/http.
-func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener) bool {
+func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener, tlsState *tls.ConnectionState) bool {
 	br := bufio.NewReaderSize(c, fastBufSize)
 	bw := bufio.NewWriterSize(c, 16<<10)
 	handOver := func() bool {
@@ -348,7 +395,7 @@ func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener) bool
 		n := br.Buffered()
 		prefix, _ := br.Peek(n)
 		c.SetDeadline(time.Time{})
-		pc := newFramingConn(&prefixConn{Conn: c, prefix: append([]byte(nil), prefix...)}, s.rt.Load().cfg.MaxHeaderBytes)
+		pc := newFramingConn(&prefixConn{Conn: c, prefix: append([]byte(nil), prefix...), tls: tlsState}, s.rt.Load().cfg.MaxHeaderBytes)
 		select {
 		case fl.handoff <- pc:
 			return true
@@ -394,7 +441,7 @@ func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener) bool
 				return false
 			}
 		}
-		if !s.serveFastHit(bw, c, &req) {
+		if !s.serveFastHit(bw, c, &req, tlsState != nil) {
 			return handOver()
 		}
 		br.Discard(req.size)
@@ -407,18 +454,22 @@ func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener) bool
 
 // serveFastHit writes the response to req if it is a fresh hit that needs
 // nothing beyond the stored header; false means nothing was written.
-func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, req *fastReq) bool {
+func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, req *fastReq, https bool) bool {
 	rt := s.rt.Load()
 	if len(rt.hosts) > 0 && !rt.hosts[hostOnly(string(req.host))] {
 		return false
 	}
-	if len(rt.cfg.HTTPSRedirect) > 0 && redirectsHost(&rt.cfg, string(req.host)) {
+	if !https && len(rt.cfg.HTTPSRedirect) > 0 && redirectsHost(&rt.cfg, string(req.host)) {
 		return false
 	}
 	if string(req.target) == HealthPath {
 		return false
 	}
-	key := "o:" + httpcache.Key("http", string(req.host), string(req.target))
+	scheme := "http"
+	if https {
+		scheme = "https"
+	}
+	key := "o:" + httpcache.Key(scheme, string(req.host), string(req.target))
 	e, ok := s.store.Get(key)
 	if !ok {
 		return false
@@ -446,6 +497,10 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, req *fastReq) bool {
 	b = strconv.AppendInt(b, int64(max(age, 0)/time.Second), 10)
 	b = append(b, "\r\nCache-Status: "...)
 	b = httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}.Append(b)
+	if https && rt.cfg.HSTSMaxAge > 0 {
+		b = append(b, "\r\nStrict-Transport-Security: max-age="...)
+		b = strconv.AppendInt(b, int64(rt.cfg.HSTSMaxAge/time.Second), 10)
+	}
 	b = append(b, "\r\nAccept-Ranges: bytes\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, m.Size, 10)
 	if req.close {

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,11 @@ type reqInfo struct {
 
 // ServeHTTP is the public listener.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil {
+		if st, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok {
+			r.TLS = st // a TLS connection the fast path handed over
+		}
+	}
 	rt := s.rt.Load()
 	if r.URL.Path == HealthPath {
 		s.serveHealth(w, r)

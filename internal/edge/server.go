@@ -315,10 +315,10 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	adm := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
-	errc := make(chan error, 4)
+	errc := make(chan error, 8)
 	fl := &fastListener{inner: ln, handoff: make(chan net.Conn), closed: make(chan struct{})}
 	go func() { errc <- pub.Serve(fl) }()
-	go func() { errc <- s.acceptLoop(ln, fl) }()
+	go func() { errc <- s.acceptLoop(ln, fl, nil) }()
 	go func() { errc <- adm.Serve(aln) }()
 	var tlsSrv *http.Server
 	if tln != nil {

@@ -217,10 +217,14 @@ func (s *Server) serveTLS(ctx context.Context, ln net.Listener, cfg Config, errL
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetHTTP2(true)
 	go s.tls.watch(ctx)
-	// Serve, not ServeTLS: ServeTLS would serve a clone of the config, and
-	// the ticket keys set on reload would not reach it. Serve configures
-	// HTTP/2 because the config offers "h2".
-	go func() { errc <- srv.Serve(tls.NewListener(ln, s.tls.config)) }()
+	// The accept loop does the handshakes with s.tls.config itself (so
+	// ticket keys set on reload reach it): HTTP/1.1 connections take the
+	// fast path, HTTP/2 ones and whatever it hands over go to srv. Serve
+	// configures HTTP/2 because the config offers "h2".
+	srv.ConnContext = connContext
+	fl := &fastListener{inner: ln, handoff: make(chan net.Conn), closed: make(chan struct{})}
+	go func() { errc <- srv.Serve(fl) }()
+	go func() { errc <- s.acceptLoop(ln, fl, s.tls.config) }()
 	s.log.Info("edge serving https", "listen", ln.Addr().String(), "certificates", s.tls.certs.Names())
 	return srv
 }
