@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/render"
+)
+
+// runRender writes each region's Kubernetes manifests for kubectl apply or
+// a GitOps tool: DIR/REGION/NN-kind-name.yaml, or one stream with -o -.
+func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("f", "kubecdn.yaml", "the CDN file")
+	out := fs.String("o", "", `output directory (one subdirectory per region), or "-" for one YAML stream on stdout (required)`)
+	var o render.Options
+	var regions stringList
+	fs.StringVar(&o.Image, "image", defaultImage(Version), "container image of kubecdn")
+	fs.StringVar(&o.Namespace, "namespace", render.DefaultNamespace, "namespace of every object")
+	edgeReplicas := fs.Int("edge-replicas", render.DefaultEdgeReplicas, "edges per region (StatefulSet replicas, HPA minimum, peer list)")
+	maxEdgeReplicas := fs.Int("max-edge-replicas", render.DefaultMaxEdgeReplicas, "HPA maximum of edges per region")
+	dnsReplicas := fs.Int("dns-replicas", render.DefaultDNSReplicas, "dns replicas per region")
+	fs.StringVar(&o.ParentURL, "parent-url", render.DefaultParentURL, "URL of a parent region's edges; {region}, {zone} and {namespace} are replaced")
+	fs.StringVar(&o.AdminSecret, "admin-secret", render.DefaultAdminSecret, `Secret (key "token") with the edges' admin token; referenced, not rendered`)
+	fs.StringVar(&o.StorageClass, "storage-class", "", "storage class of the disk tier's volume claims (default: the cluster's)")
+	fs.BoolVar(&o.ServiceMonitor, "service-monitor", false, "also render Prometheus Operator ServiceMonitors")
+	fs.Var(&regions, "region", "render only this region (repeatable; default every region of the file)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: kubecdn render -f FILE -o DIR [--image REF] [flags]\n\nWrites the Kubernetes manifests of every region to DIR/REGION, ready for\nkubectl apply -f DIR/REGION or a GitOps tool. The edges' admin token is read\nfrom the Secret named by --admin-secret, which you create yourself:\n  kubectl -n kubecdn create secret generic kubecdn-admin --from-literal=token=...")
+		fs.PrintDefaults()
+	}
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if *out == "" {
+		fmt.Fprintln(stderr, "kubecdn render: -o DIR is required")
+		return 2
+	}
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"edge-replicas", *edgeReplicas}, {"max-edge-replicas", *maxEdgeReplicas}, {"dns-replicas", *dnsReplicas}} {
+		if c.v < 1 || c.v > 1000 {
+			fmt.Fprintf(stderr, "kubecdn render: --%s: %d, want 1 to 1000\n", c.name, c.v)
+			return 2
+		}
+	}
+	o.EdgeReplicas, o.MaxEdgeReplicas, o.DNSReplicas = int32(*edgeReplicas), int32(*maxEdgeReplicas), int32(*dnsReplicas)
+	if !flagSet(fs, "max-edge-replicas") {
+		o.MaxEdgeReplicas = 0 // Render's default: at least the edge replicas
+	}
+	o.Regions = regions
+	cfg, err := config.Load(*file)
+	if err != nil {
+		printConfigErrors(stderr, *file, err)
+		return 1
+	}
+	objs, err := render.Render(cfg, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "kubecdn render: %v\n", err)
+		return 1
+	}
+	if *out == "-" {
+		for i, region := range render.Regions(objs) {
+			b, err := render.MarshalAll(objs[region])
+			if err != nil {
+				fmt.Fprintf(stderr, "kubecdn render: %v\n", err)
+				return 1
+			}
+			if i > 0 {
+				fmt.Fprint(stdout, "---\n")
+			}
+			fmt.Fprintf(stdout, "# region: %s\n%s", region, b)
+		}
+		return 0
+	}
+	if err := render.WriteDir(*out, objs); err != nil {
+		fmt.Fprintf(stderr, "kubecdn render: %v\n", err)
+		return 1
+	}
+	for _, region := range render.Regions(objs) {
+		fmt.Fprintf(stderr, "kubecdn render: %s: %d objects in %s/%s\n", region, len(objs[region]), *out, region)
+	}
+	return 0
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
+}
+
+// defaultImage is the release image matching this binary, else the latest.
+func defaultImage(version string) string {
+	if regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`).MatchString(version) {
+		return "ghcr.io/kubecdn/kubecdn:" + version
+	}
+	return render.DefaultImage
+}

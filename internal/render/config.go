@@ -1,0 +1,132 @@
+package render
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/units"
+)
+
+// edgeFile is the subset of `kubecdn edge --config` fields render sets; the
+// names are those of the edge's file (internal/cli/edge.go). Peers and self
+// are flags: self differs per pod.
+type edgeFile struct {
+	Listen    string   `json:"listen"`
+	Admin     string   `json:"admin"`
+	Origin    string   `json:"origin"`
+	Hostnames []string `json:"hostnames"`
+	Parent    string   `json:"parent,omitempty"`
+	Memory    string   `json:"memory"`
+	CacheDir  string   `json:"cacheDir,omitempty"`
+	Disk      string   `json:"disk,omitempty"`
+	Region    string   `json:"region"`
+	RTTReport []string `json:"rttReport,omitempty"`
+}
+
+// Edge sizes when the file leaves them out (the edge's own defaults).
+const (
+	defaultMemory   = 256 << 20
+	defaultDisk     = 10 << 30
+	defaultCacheDir = "/var/cache/kubecdn"
+	memoryHeadroom  = 256 << 20 // container memory beyond the memory tier
+)
+
+// memoryTier is the edge's memory tier size in bytes.
+func (r regionRender) memoryTier() int64 {
+	if m := int64(r.cfg.Spec.Cache.Memory); m > 0 {
+		return m
+	}
+	return defaultMemory
+}
+
+// diskTier returns the disk tier's mount path and size; ok is false when the
+// file sets neither (no disk tier, no volume claim).
+func (r regionRender) diskTier() (path string, size int64, ok bool) {
+	d := r.cfg.Spec.Cache.Disk
+	if d.Path == "" && d.Size == 0 {
+		return "", 0, false
+	}
+	path, size = d.Path, int64(d.Size)
+	if path == "" {
+		path = defaultCacheDir
+	}
+	if size == 0 {
+		size = defaultDisk
+	}
+	return path, size, true
+}
+
+// parentURL is the public URL of the region's parent's edges, or "".
+func (r regionRender) parentURL() string {
+	if r.region.Parent == "" {
+		return ""
+	}
+	return expand(r.opts.ParentURL, r.region.Parent, r.cfg.Spec.Zone, r.opts.Namespace)
+}
+
+// edgeConfig is edge.yaml: the edge's --config file for this region.
+func (r regionRender) edgeConfig() (string, error) {
+	f := edgeFile{
+		Listen:    fmt.Sprintf(":%d", edgePort),
+		Admin:     fmt.Sprintf(":%d", edgeAdminPort),
+		Origin:    r.cfg.Spec.Origin.URL,
+		Hostnames: r.cfg.Spec.Hostnames,
+		Parent:    r.parentURL(),
+		Memory:    units.FormatSize(r.memoryTier()),
+		Region:    r.region.Name,
+		// The region's own dns replicas; they learn the round-trip times
+		// of this region's clients for the latency policy.
+		RTTReport: []string{fmt.Sprintf("http://%s:%d/v1/rtt", dnsAdminName, dnsAdminPort)},
+	}
+	if path, size, ok := r.diskTier(); ok {
+		f.CacheDir, f.Disk = path, units.FormatSize(size)
+	}
+	b, err := yaml.Marshal(f)
+	if err != nil {
+		return "", fmt.Errorf("edge config: %w", err)
+	}
+	return string(b), nil
+}
+
+// cdnFile is the CDN file as the dns reads it: the loaded file written back,
+// defaults filled in.
+func cdnFile(cfg *config.CDN) (string, error) {
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return "", fmt.Errorf("cdn file: %w", err)
+	}
+	return string(b), nil
+}
+
+func hash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])[:16]
+}
+
+func (r regionRender) namespace() Object {
+	return &corev1.Namespace{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   r.opts.Namespace,
+			Labels: r.labels("kubecdn", ""),
+		},
+	}
+}
+
+// configMap holds both configurations; each component mounts only its key.
+func (r regionRender) configMap(edgeYAML string) Object {
+	return &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: r.meta(configName, "kubecdn", "config"),
+		Data: map[string]string{
+			"edge.yaml":    edgeYAML,
+			"kubecdn.yaml": r.cdnYAML,
+		},
+	}
+}
