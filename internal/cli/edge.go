@@ -64,6 +64,7 @@ func (l *stringList) Set(v string) error {
 
 // edgeFlags are the raw flag values, converted by build.
 type edgeFlags struct {
+	pprof      bool
 	region     string   // resolved by build
 	rttTargets []string // resolved by build
 	configFile string
@@ -98,6 +99,7 @@ func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
 	fs.StringVar(&ef.f.HeuristicMax, "heuristic-max", "24h", "cap on heuristic freshness")
 	fs.StringVar(&ef.f.UpstreamTimeout, "upstream-timeout", "30s", "time allowed for an upstream's response header")
 	fs.StringVar(&ef.f.AdminTokenFile, "admin-token-file", "", "file holding the admin bearer token (else $KUBECDN_ADMIN_TOKEN)")
+	fs.BoolVar(&ef.pprof, "pprof", false, "serve Go's CPU and heap profiles under /debug/pprof/ on the admin listener")
 	fs.StringVar(&ef.f.Region, "region", "", "this edge's region, named in the round-trip times it reports")
 	fs.StringVar(&ef.rttReport, "rtt-report", "", "comma-separated dns admin URLs to report client round-trip times to, e.g. http://127.0.0.1:9053/v1/rtt")
 	fs.StringVar(&ef.f.TLSListen, "tls-listen", "", "public HTTPS address (HTTP/2 and HTTP/1.1), served next to --listen")
@@ -205,6 +207,7 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		f.Peers = splitList(ef.peers)
 	}
 	cfg := edge.Config{
+		Pprof:  ef.pprof,
 		Listen: f.Listen, Admin: f.Admin, Origin: f.Origin, OriginHost: f.OriginHost,
 		Hostnames: f.Hostnames, Parent: f.Parent, Peers: f.Peers, Self: f.Self, Name: f.Name,
 		CacheDir:  f.CacheDir,

@@ -56,6 +56,8 @@ type Config struct {
 	// AdminToken is the bearer token of the admin purge API. If empty, purge
 	// is refused (401) for everyone.
 	AdminToken string `json:"-"`
+	// Pprof serves Go's profiles under /debug/pprof/ on the admin listener.
+	Pprof bool `json:"pprof,omitempty"`
 	// MaxHeaderBytes bounds a request's header. If zero, defaults to 32 KiB.
 	MaxHeaderBytes int `json:"maxHeaderBytes,omitempty"`
 
