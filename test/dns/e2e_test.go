@@ -10,6 +10,7 @@ package dns_test
 import (
 	"context"
 	"fmt"
+	"github.com/kubecdn/kubecdn/test/e2e"
 	"io"
 	"net"
 	"net/http"
@@ -24,17 +25,7 @@ import (
 	"time"
 )
 
-func tool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found and CI=true: install Debian's %s", name, pkg)
-		}
-		t.Skipf("%s not found: install Debian's %s to run this test (apt-get install %s)", name, pkg, pkg)
-	}
-	return p
-}
+func tool(t *testing.T, name, pkg string) string { return e2e.NeedTool(t, name, pkg) }
 
 func buildKubecdn(t *testing.T) string {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/kubecdn/kubecdn/test/e2e"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -23,7 +24,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,60 +38,7 @@ const adminToken = "e2e-secret-token"
 // binPath is the kubecdn binary built by TestMain (set once, read only).
 var binPath string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kubecdn-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tempdir:", err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "kubecdn")
-	if prebuilt := os.Getenv("KUBECDN_BIN"); prebuilt != "" {
-		// A binary built elsewhere (e.g. while the tree is mid-edit).
-		binPath = prebuilt
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	build := exec.Command("go", "build", "-o", binPath, "github.com/kubecdn/kubecdn/cmd/kubecdn")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building kubecdn:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// syncBuffer collects a child's output from two pipes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func TestMain(m *testing.M) { e2e.Main(m, &binPath) }
 
 // edgeOpts describe one edge process. Empty addresses mean free ports.
 type edgeOpts struct {
@@ -110,7 +57,7 @@ type edgeProc struct {
 	cmd    *exec.Cmd
 	listen string // host:port of the public listener
 	admin  string
-	out    *syncBuffer
+	out    *e2e.SyncBuffer
 	exited chan struct{}
 	err    error // the Wait error, once exited is closed
 }
@@ -134,10 +81,10 @@ func startEdge(t *testing.T, o edgeOpts) *edgeProc {
 func launchEdge(t *testing.T, o edgeOpts) *edgeProc {
 	t.Helper()
 	if o.listen == "" {
-		o.listen = freeAddr(t)
+		o.listen = e2e.FreeAddr(t)
 	}
 	if o.admin == "" {
-		o.admin = freeAddr(t)
+		o.admin = e2e.FreeAddr(t)
 	}
 	args := []string{"edge", "--listen", o.listen, "--admin", o.admin}
 	if !o.noOrigin {
@@ -149,7 +96,7 @@ func launchEdge(t *testing.T, o edgeOpts) *edgeProc {
 	args = append(args, o.args...)
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = append(append(os.Environ(), "KUBECDN_ADMIN_TOKEN="+adminToken), o.env...)
-	out := &syncBuffer{}
+	out := &e2e.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting edge: %v", err)
@@ -451,17 +398,7 @@ func statuses(raw []byte) []int {
 
 // curlPath returns curl's path; without curl the test is skipped, unless CI
 // is "true", where that is a failure.
-func curlPath(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("curl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("curl is required in CI: %v", err)
-		}
-		t.Skip("curl not installed")
-	}
-	return p
-}
+func curlPath(t *testing.T) string { return e2e.NeedTool(t, "curl", "curl") }
 
 // curl runs curl with args and a time limit; it returns stdout.
 func curl(t *testing.T, args ...string) []byte {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/kubecdn/kubecdn/test/e2e"
 	"io"
 	"net"
 	"net/http"
@@ -27,7 +28,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		}
 	}
 	one, two := newOrigin(t, serve("one")), newOrigin(t, serve("two"))
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := e2e.FreeAddr(t), e2e.FreeAddr(t)
 	cfg := filepath.Join(t.TempDir(), "edge.yaml")
 	write := func(body string) {
 		t.Helper()

@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"fmt"
+	"github.com/kubecdn/kubecdn/test/e2e"
 	"io"
 	"net/http"
 	"strings"
@@ -34,7 +35,7 @@ func namedOrigin(t *testing.T) *origin {
 func TestPeers(t *testing.T) {
 	const host = "www.example.com"
 	o := namedOrigin(t)
-	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	addrs := []string{e2e.FreeAddr(t), e2e.FreeAddr(t), e2e.FreeAddr(t)}
 	var urls []string
 	for _, a := range addrs {
 		urls = append(urls, "http://"+a)
@@ -152,7 +153,7 @@ func TestParent(t *testing.T) {
 	}
 
 	t.Run("loop", func(t *testing.T) {
-		aAddr, bAddr := freeAddr(t), freeAddr(t)
+		aAddr, bAddr := e2e.FreeAddr(t), e2e.FreeAddr(t)
 		a := launchEdge(t, edgeOpts{origin: o.URL, listen: aAddr, args: []string{"--parent", "http://" + bAddr}})
 		b := launchEdge(t, edgeOpts{origin: o.URL, listen: bAddr, args: []string{"--parent", "http://" + aAddr}})
 		for _, e := range []*edgeProc{a, b} {

@@ -9,17 +9,14 @@
 package tls_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
+	"github.com/kubecdn/kubecdn/test/e2e"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,67 +27,10 @@ import (
 // binPath is the kubecdn binary built by TestMain (set once, read only).
 var binPath string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kubecdn-tls-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tempdir:", err)
-		os.Exit(1)
-	}
-	binPath = os.Getenv("KUBECDN_BIN")
-	if binPath == "" {
-		binPath = filepath.Join(dir, "kubecdn")
-		build := exec.Command("go", "build", "-o", binPath, "github.com/kubecdn/kubecdn/cmd/kubecdn")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building kubecdn:", err)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { e2e.Main(m, &binPath) }
 
 // needTool skips when a command-line tool is missing, unless CI=true.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed (CI=true)", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func needTool(t *testing.T, name string) string { return e2e.NeedTool(t, name, name) }
 
 // pki is a test CA with a certificate per hostname, written to dir.
 type pki struct {
@@ -125,14 +65,14 @@ type edgeProc struct {
 	t                  *testing.T
 	cmd                *exec.Cmd
 	listen, tls, admin string
-	out                *syncBuffer
+	out                *e2e.SyncBuffer
 	exited             chan struct{}
 	err                error
 }
 
 func launchEdge(t *testing.T, origin string, args ...string) *edgeProc {
 	t.Helper()
-	e := &edgeProc{t: t, listen: freeAddr(t), tls: freeAddr(t), admin: freeAddr(t), out: &syncBuffer{}, exited: make(chan struct{})}
+	e := &edgeProc{t: t, listen: e2e.FreeAddr(t), tls: e2e.FreeAddr(t), admin: e2e.FreeAddr(t), out: &e2e.SyncBuffer{}, exited: make(chan struct{})}
 	all := append([]string{"edge", "--listen", e.listen, "--admin", e.admin, "--tls-listen", e.tls, "--origin", origin}, args...)
 	e.cmd = exec.Command(binPath, all...)
 	e.cmd.Env = append(os.Environ(), "KUBECDN_ADMIN_TOKEN=e2e")

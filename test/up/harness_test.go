@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/kubecdn/kubecdn/test/e2e"
 	"io"
 	"net"
 	"net/http"
@@ -21,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,46 +30,7 @@ import (
 // binPath is the kubecdn binary built by TestMain (set once, read only).
 var binPath string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kubecdn-up-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tempdir:", err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "kubecdn")
-	if prebuilt := os.Getenv("KUBECDN_BIN"); prebuilt != "" {
-		binPath = prebuilt
-	} else {
-		build := exec.Command("go", "build", "-o", binPath, "github.com/kubecdn/kubecdn/cmd/kubecdn")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building kubecdn:", err)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// syncBuffer collects a child's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func TestMain(m *testing.M) { e2e.Main(m, &binPath) }
 
 // addr is one address up binds in a test.
 type addr struct {
@@ -185,15 +146,15 @@ func (c *testCDN) addrs() []addr {
 // upProc is a running `kubecdn up`.
 type upProc struct {
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *e2e.SyncBuffer
+	stderr *e2e.SyncBuffer
 	done   chan struct{}
 	err    error
 }
 
 func startUp(t *testing.T, args ...string) *upProc {
 	t.Helper()
-	p := &upProc{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &upProc{stdout: &e2e.SyncBuffer{}, stderr: &e2e.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binPath, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	p.cmd.Env = append(os.Environ(), "KUBECDN_ADMIN_TOKEN=")

@@ -1,0 +1,84 @@
+// Package e2e holds what the end-to-end test packages under test/ share:
+// building the kubecdn binary once per package, free loopback ports, tools
+// that CI must have, and a buffer for a child's output.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// Main builds the kubecdn binary into a temporary directory (or takes
+// $KUBECDN_BIN, a binary built elsewhere), stores its path in *bin, runs the
+// package's tests and exits. Call it from TestMain.
+func Main(m *testing.M, bin *string) {
+	dir, err := os.MkdirTemp("", "kubecdn-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tempdir:", err)
+		os.Exit(1)
+	}
+	*bin = os.Getenv("KUBECDN_BIN")
+	if *bin == "" {
+		*bin = filepath.Join(dir, "kubecdn")
+		build := exec.Command("go", "build", "-o", *bin, "github.com/kubecdn/kubecdn/cmd/kubecdn")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building kubecdn:", err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// NeedTool returns the path of a command-line tool; without it the test is
+// skipped, except when CI=true, where that is a failure (CI installs it).
+func NeedTool(t testing.TB, name, debianPkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s not found and CI=true: install Debian's %s", name, debianPkg)
+		}
+		t.Skipf("%s not found: apt-get install %s to run this test", name, debianPkg)
+	}
+	return p
+}
+
+// SyncBuffer collects a child's output from several pipes.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
