@@ -186,11 +186,20 @@ func TestIndexMatch(t *testing.T) {
 	x.add("http://h/a/1", "o:http://h/a/1", []string{"red"})
 	x.add("http://h/a/2", "o:http://h/a/2", nil)
 	x.add("http://h/b/1", "o:http://h/b/1", []string{"red", "blue"})
-	got := x.match([]string{"http://h/a/2"}, []string{"http://h/b/"}, []string{"red"})
+	if got := x.match(nil, nil, []string{"blue"}, false); len(got) != 1 {
+		t.Fatalf("soft match by tag = %q, want one key", got)
+	}
+	if got := x.match(nil, nil, []string{"blue"}, false); len(got) != 1 {
+		t.Fatalf("a soft purge forgot the tag: %q", got)
+	}
+	got := x.match([]string{"http://h/a/2"}, []string{"http://h/b/"}, []string{"red"}, true)
 	if len(got) != 3 {
 		t.Fatalf("match = %q, want all three keys", got)
 	}
-	if got := x.match(nil, []string{"http://h/zzz"}, nil); len(got) != 0 {
+	if got := x.match(nil, nil, []string{"red"}, true); len(got) != 0 {
+		t.Fatalf("a hard purge kept the tag: %q", got)
+	}
+	if got := x.match(nil, []string{"http://h/zzz"}, nil, true); len(got) != 0 {
 		t.Fatalf("match on a prefix of nothing = %q", got)
 	}
 }

@@ -209,7 +209,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *runt
 			return
 		}
 	}
-	if httpcache.ParseCacheControl(r.Header.Values("Cache-Control")).Has("only-if-cached") {
+	if httpcache.OnlyIfCached(r.Header) {
 		s.count("miss")
 		s.writeError(w, rt, http.StatusGatewayTimeout, "only-if-cached", "miss")
 		return

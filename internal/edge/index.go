@@ -62,8 +62,10 @@ func (x *index) variants(pk string) []string {
 }
 
 // match returns the primary keys selected by a purge: exact keys, keys with
-// one of the prefixes, and keys tagged with one of the tags.
-func (x *index) match(keys, prefixes, tags []string) []string {
+// one of the prefixes, and keys tagged with one of the tags. forget drops
+// the tags from the index (a hard purge); a soft purge keeps them, so a
+// later purge by the same tag still finds the objects.
+func (x *index) match(keys, prefixes, tags []string, forget bool) []string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	seen := map[string]struct{}{}
@@ -86,7 +88,9 @@ func (x *index) match(keys, prefixes, tags []string) []string {
 		for k := range x.tags[t] {
 			seen[k] = struct{}{}
 		}
-		delete(x.tags, t)
+		if forget {
+			delete(x.tags, t)
+		}
 	}
 	out := make([]string, 0, len(seen))
 	for k := range seen {

@@ -89,7 +89,7 @@ func purgeKeys(req PurgeRequest) (keys, prefixes []string, err error) {
 // Purge removes (or, soft, marks stale) the objects with the given primary
 // keys, key prefixes and tags, and returns how many it touched.
 func (s *Server) Purge(keys, prefixes, tags []string, soft bool) int {
-	pks := s.index.match(keys, prefixes, tags)
+	pks := s.index.match(keys, prefixes, tags, !soft)
 	seen := map[string]bool{}
 	for _, k := range pks {
 		seen[k] = true
