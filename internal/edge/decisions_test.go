@@ -203,3 +203,19 @@ func TestIndexMatch(t *testing.T) {
 		t.Fatalf("match on a prefix of nothing = %q", got)
 	}
 }
+
+func TestIndexRemoveForgetsTags(t *testing.T) {
+	x := newIndex()
+	x.add("http://h/a", "o:http://h/a", []string{"red", "blue"})
+	x.add("http://h/b", "o:http://h/b", []string{"red"})
+	x.remove("http://h/a")
+	if got := x.match(nil, nil, []string{"blue"}, false); len(got) != 0 {
+		t.Fatalf("removed key still tagged blue: %q", got)
+	}
+	if got := x.match(nil, nil, []string{"red"}, false); len(got) != 1 || got[0] != "http://h/b" {
+		t.Fatalf("red = %q, want only /b", got)
+	}
+	if _, ok := x.tags["blue"]; ok {
+		t.Fatal("an empty tag set was kept")
+	}
+}

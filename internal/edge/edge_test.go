@@ -431,3 +431,31 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("health: %d %q", resp.StatusCode, body)
 	}
 }
+
+// TestIndexSweepForgetsEvicted: objects the store evicted leave the purge
+// index, so it does not grow with every URL ever seen.
+func TestIndexSweepForgetsEvicted(t *testing.T) {
+	origin, _ := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Cache-Tag", "t")
+		io.WriteString(w, r.URL.Path)
+	})
+	e := startEdge(t, Config{Origin: origin.URL})
+	for i := 0; i < 20; i++ {
+		get(t, fmt.Sprintf("%s/o/%d", e.url, i))
+	}
+	if n := e.index.len(); n != 20 {
+		t.Fatalf("index holds %d keys, want 20", n)
+	}
+	// Evict half behind the edge's back, as the store's own eviction would.
+	for i := 0; i < 10; i++ {
+		host := strings.TrimPrefix(e.url, "http://")
+		e.store.Delete("o:http://" + host + fmt.Sprintf("/o/%d", i))
+	}
+	if got := e.sweepOnce(100); got != 10 {
+		t.Fatalf("sweep forgot %d keys, want 10", got)
+	}
+	if n := e.index.len(); n != 10 {
+		t.Fatalf("index holds %d keys after the sweep, want 10", n)
+	}
+}

@@ -316,6 +316,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	adm := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	go s.sweepIndex(s.bgCtx, 10*time.Second, 2000)
 	errc := make(chan error, 8)
 	fl := &fastListener{inner: ln, handoff: make(chan net.Conn), closed: make(chan struct{})}
 	go func() { errc <- pub.Serve(fl) }()
