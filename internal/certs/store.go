@@ -8,6 +8,10 @@
 // load — unreadable, not PEM, a key that does not match, expired — is an
 // error naming the file and hostname; at a reload the pair's previous
 // certificate keeps serving.
+//
+// A certificate whose leaf names an OCSP responder (and whose chain holds
+// its issuer) is served with a stapled OCSP response, fetched at load and
+// refreshed by Watch halfway to the response's NextUpdate (see ocsp.go).
 package certs
 
 import (
@@ -18,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -48,6 +53,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger reports reloads. If nil, slog.Default().
 	Logger *slog.Logger
+	// OCSPClient fetches OCSP responses for stapling. If nil, an
+	// http.Client with a 10 s timeout.
+	OCSPClient *http.Client
+	// NoOCSP turns OCSP stapling off.
+	NoOCSP bool
 }
 
 // Store chooses a certificate per handshake. It is safe for concurrent use.
@@ -59,6 +69,8 @@ type Store struct {
 	mu     sync.Mutex           // serialises loads
 	loaded map[string]*entry    // cert file -> last good load
 	stamps map[string]fileStamp // file -> stamp at its last read
+	order  []*entry             // loaded entries, default first
+	ocsp   *stapler             // nil when stapling is off
 	table  atomic.Pointer[table]
 }
 
@@ -92,6 +104,9 @@ func New(opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	if !opts.NoOCSP {
+		s.ocsp = newStapler(opts.OCSPClient, s.now, s.log)
+	}
 	if len(opts.Pairs) == 0 && len(opts.Dirs) == 0 {
 		return nil, errors.New("tls certificates: none configured")
 	}
@@ -118,6 +133,9 @@ func (s *Store) Watch(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if err := s.RefreshOCSP(ctx, false); err != nil {
+			s.log.Warn("ocsp staple refresh failed", "err", err)
 		}
 		if !s.changed() {
 			continue
@@ -229,9 +247,34 @@ func (s *Store) load() error {
 			order = append(order, e)
 		}
 	}
-	s.loaded, s.stamps = next, stamps
+	s.loaded, s.stamps, s.order = next, stamps, order
+	if s.ocsp != nil {
+		// A failed fetch does not fail the load: the certificate serves
+		// without a staple (or with its last good one).
+		if err := s.ocsp.update(context.Background(), order, false); err != nil {
+			s.log.Warn("ocsp stapling", "err", err)
+		}
+		order = s.ocsp.stapled(order)
+	}
 	s.table.Store(buildTable(order))
 	return errors.Join(errs...)
+}
+
+// RefreshOCSP fetches the OCSP staples that are due (every one when
+// force), drops those past their NextUpdate, and swaps in the result.
+// Watch calls it at each tick; the error joins the failed fetches.
+func (s *Store) RefreshOCSP(ctx context.Context, force bool) error {
+	if s.ocsp == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !force && !s.ocsp.due(s.order) {
+		return nil
+	}
+	err := s.ocsp.update(ctx, s.order, force)
+	s.table.Store(buildTable(s.ocsp.stapled(s.order)))
+	return err
 }
 
 // loadPair reads and checks one pair.

@@ -47,6 +47,10 @@ type edgeFile struct {
 	TLSCerts         []edge.TLSCert `json:"tlsCerts"`
 	TLSCertDirs      []string       `json:"tlsCertDirs"`
 	TLSTicketKeyFile string         `json:"tlsTicketKeyFile"`
+	ACMEStorage      string         `json:"acmeStorage"`
+	ACMECA           string         `json:"acmeCA"`
+	ACMECARoot       string         `json:"acmeCARoot"`
+	ACMEEmail        string         `json:"acmeEmail"`
 	HTTPSRedirect    []string       `json:"httpsRedirect"`
 	HTTPSPort        int            `json:"httpsPort"`
 	HSTSMaxAge       string         `json:"hstsMaxAge"`
@@ -110,6 +114,10 @@ func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
 	fs.Var(&ef.httpsRedirect, "https-redirect", "hostname whose plain HTTP requests are redirected (308) to https (repeatable)")
 	fs.IntVar(&ef.f.HTTPSPort, "https-port", 0, "port named in https redirects (default: the --tls-listen port, omitted when 443)")
 	fs.StringVar(&ef.f.HSTSMaxAge, "hsts-max-age", "", "send Strict-Transport-Security with this max-age on HTTPS responses, e.g. 8760h (off if empty)")
+	fs.StringVar(&ef.f.ACMEStorage, "acme-storage", "", "get certificates from an ACME CA for the hostnames no --tls-cert covers, kept in this directory (share it across a region's edges)")
+	fs.StringVar(&ef.f.ACMECA, "acme-ca", "", "ACME directory URL (default: Let's Encrypt)")
+	fs.StringVar(&ef.f.ACMECARoot, "acme-ca-root", "", "PEM file trusted for the ACME CA's own HTTPS (a private CA)")
+	fs.StringVar(&ef.f.ACMEEmail, "acme-email", "", "contact address of the ACME account")
 	fs.StringVar(&ef.f.OriginCA, "origin-ca", "", "PEM bundle of CAs trusted (besides the system's) for https origins, peers and parent")
 	fs.BoolVar(&ef.f.OriginInsecure, "origin-insecure", false, "do NOT verify upstream TLS certificates (explicit opt-out, logged)")
 	return fs, ef
@@ -162,6 +170,10 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		f.TLSTicketKeyFile = pick("tls-ticket-key-file", f.TLSTicketKeyFile, ff.TLSTicketKeyFile)
 		f.HSTSMaxAge = pick("hsts-max-age", f.HSTSMaxAge, ff.HSTSMaxAge)
 		f.OriginCA = pick("origin-ca", f.OriginCA, ff.OriginCA)
+		f.ACMEStorage = pick("acme-storage", f.ACMEStorage, ff.ACMEStorage)
+		f.ACMECA = pick("acme-ca", f.ACMECA, ff.ACMECA)
+		f.ACMECARoot = pick("acme-ca-root", f.ACMECARoot, ff.ACMECARoot)
+		f.ACMEEmail = pick("acme-email", f.ACMEEmail, ff.ACMEEmail)
 		if !set["https-port"] {
 			f.HTTPSPort = ff.HTTPSPort
 		}
@@ -213,6 +225,7 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		CacheDir:  f.CacheDir,
 		TLSListen: f.TLSListen, TLSCerts: f.TLSCerts, TLSCertDirs: f.TLSCertDirs, TLSTicketKeyFile: f.TLSTicketKeyFile,
 		HTTPSRedirect: f.HTTPSRedirect, HTTPSPort: f.HTTPSPort, OriginCA: f.OriginCA, OriginInsecure: f.OriginInsecure,
+		ACMEStorage: f.ACMEStorage, ACMECA: f.ACMECA, ACMECARoot: f.ACMECARoot, ACMEEmail: f.ACMEEmail,
 	}
 	size := func(field, v string, dst *int64) {
 		if v == "" {

@@ -74,6 +74,16 @@ type Config struct {
 	// region share it so a client resumes on any of them. If empty, keys
 	// are random per edge and rotated by Go.
 	TLSTicketKeyFile string `json:"tlsTicketKeyFile,omitempty"`
+	// ACMEStorage, when set, gets certificates from an ACME CA for the
+	// hostnames no certificate file covers, kept in this directory (shared
+	// by the edges of a region, so the region asks the CA once).
+	ACMEStorage string `json:"acmeStorage,omitempty"`
+	// ACMECA is the ACME directory URL; empty means Let's Encrypt.
+	ACMECA string `json:"acmeCA,omitempty"`
+	// ACMECARoot is a PEM file trusted for the CA's own HTTPS endpoint.
+	ACMECARoot string `json:"acmeCARoot,omitempty"`
+	// ACMEEmail is the ACME account's contact address.
+	ACMEEmail string `json:"acmeEmail,omitempty"`
 	// HTTPSRedirect are hostnames whose plain HTTP requests get a 308 to
 	// https.
 	HTTPSRedirect []string `json:"httpsRedirect,omitempty"`
@@ -214,8 +224,16 @@ func (c Config) validateTLS(bad func(field, format string, args ...any), checkAd
 		bad("tlsListen", "must differ from listen and admin")
 	}
 	hasCerts := len(c.TLSCerts) > 0 || len(c.TLSCertDirs) > 0
-	if c.TLSListen != "" && !hasCerts {
-		bad("tlsCerts", "required with tlsListen (or tlsCertDirs)")
+	if c.TLSListen != "" && !hasCerts && c.ACMEStorage == "" {
+		bad("tlsCerts", "required with tlsListen (or tlsCertDirs, or acmeStorage)")
+	}
+	if c.ACMEStorage != "" {
+		if c.TLSListen == "" {
+			bad("acmeStorage", "needs tlsListen")
+		}
+		if len(c.Hostnames) == 0 {
+			bad("acmeStorage", "needs hostnames: the names to get certificates for")
+		}
 	}
 	if c.TLSListen == "" && (hasCerts || c.TLSTicketKeyFile != "") {
 		bad("tlsListen", "required with tlsCerts, tlsCertDirs or tlsTicketKeyFile")

@@ -17,6 +17,8 @@ import (
 	"github.com/maypok86/otter/v2"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/kubecdn/kubecdn/internal/acme"
+
 	"github.com/kubecdn/kubecdn/internal/httpcache"
 )
 
@@ -344,6 +346,9 @@ func (s *Server) serveFastTLS(c net.Conn, busy *atomic.Bool, fl *fastListener, c
 		return false
 	}
 	st := tc.ConnectionState()
+	if st.NegotiatedProtocol == acme.ALPNProto {
+		return false // a TLS-ALPN-01 challenge: the handshake was all of it
+	}
 	if st.NegotiatedProtocol == "h2" {
 		select {
 		case fl.handoff <- tc:
@@ -462,8 +467,8 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, req *fastReq, https 
 	if !https && len(rt.cfg.HTTPSRedirect) > 0 && redirectsHost(&rt.cfg, string(req.host)) {
 		return false
 	}
-	if string(req.target) == HealthPath {
-		return false
+	if bytes.HasPrefix(req.target, []byte("/.well-known/")) {
+		return false // the health path and ACME challenges: net/http's way
 	}
 	scheme := "http"
 	if https {

@@ -40,6 +40,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rt := s.rt.Load()
+	if s.tls != nil && s.tls.acme != nil && strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+		// HTTP-01, answered before any redirect to HTTPS.
+		s.tls.acme.HTTPChallengeHandler(http.NotFoundHandler()).ServeHTTP(w, r)
+		return
+	}
 	if r.URL.Path == HealthPath {
 		s.serveHealth(w, r)
 		return

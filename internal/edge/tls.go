@@ -13,10 +13,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/kubecdn/kubecdn/internal/acme"
 	"github.com/kubecdn/kubecdn/internal/certs"
 )
 
@@ -27,7 +29,8 @@ const certPollInterval = 5 * time.Second
 // tlsState is the HTTPS side of an edge: the certificates, the listener's
 // tls.Config and the shared session ticket keys.
 type tlsState struct {
-	certs      *certs.Store
+	certs      *certs.Store  // nil when every certificate comes from ACME
+	acme       *acme.Manager // nil without ACME
 	config     *tls.Config
 	ticketFile string
 	log        *slog.Logger
@@ -43,22 +46,72 @@ func newTLSState(cfg Config, logger *slog.Logger, now func() time.Time) (*tlsSta
 	if cfg.TLSListen == "" {
 		return nil, nil
 	}
-	opts := certs.Options{Dirs: cfg.TLSCertDirs, Now: now, Logger: logger}
-	for _, p := range cfg.TLSCerts {
-		opts.Pairs = append(opts.Pairs, certs.Pair{Cert: p.Cert, Key: p.Key})
+	ts := &tlsState{ticketFile: cfg.TLSTicketKeyFile, log: logger}
+	if len(cfg.TLSCerts) > 0 || len(cfg.TLSCertDirs) > 0 {
+		opts := certs.Options{Dirs: cfg.TLSCertDirs, Now: now, Logger: logger}
+		for _, p := range cfg.TLSCerts {
+			opts.Pairs = append(opts.Pairs, certs.Pair{Cert: p.Cert, Key: p.Key})
+		}
+		store, err := certs.New(opts)
+		if err != nil {
+			return nil, err
+		}
+		ts.certs = store
 	}
-	store, err := certs.New(opts)
-	if err != nil {
-		return nil, err
+	if cfg.ACMEStorage != "" {
+		// ACME covers the hostnames no certificate file covers.
+		var names []string
+		for _, h := range cfg.Hostnames {
+			if ts.certs == nil || !ts.certs.Covers(h) {
+				names = append(names, h)
+			}
+		}
+		if len(names) > 0 {
+			m, err := acme.New(acme.Options{
+				Email: cfg.ACMEEmail, CA: cfg.ACMECA, CARoot: cfg.ACMECARoot,
+				Hostnames: names, StorageDir: cfg.ACMEStorage,
+				HTTPPort: portOf(cfg.Listen), TLSPort: portOf(cfg.TLSListen),
+				Logger: logger,
+			})
+			if err != nil {
+				return nil, err
+			}
+			ts.acme = m
+		}
 	}
-	ts := &tlsState{certs: store, ticketFile: cfg.TLSTicketKeyFile, log: logger}
-	ts.config = serverTLSConfig(store.GetCertificate)
+	ts.config = serverTLSConfig(ts.getCertificate)
+	if ts.acme != nil {
+		ts.config.NextProtos = append(ts.config.NextProtos, acme.ALPNProto)
+	}
 	if ts.ticketFile != "" {
 		if err := ts.loadTicketKeys(); err != nil {
 			return nil, err
 		}
 	}
 	return ts, nil
+}
+
+// getCertificate picks the certificate for a handshake: ACME's for its
+// challenges and for the names only it covers, else the files'.
+func (ts *tlsState) getCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if ts.acme != nil && (slices.Contains(h.SupportedProtos, acme.ALPNProto) ||
+		((ts.certs == nil || !ts.certs.Covers(h.ServerName)) && ts.acme.Manages(h.ServerName))) {
+		return ts.acme.GetCertificate(h)
+	}
+	if ts.certs == nil {
+		return nil, fmt.Errorf("no certificate for %q", h.ServerName)
+	}
+	return ts.certs.GetCertificate(h)
+}
+
+// portOf is the port of a host:port address (0 when there is none).
+func portOf(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 // serverTLSConfig is the public listener's TLS policy: TLS 1.2 and 1.3,
@@ -143,7 +196,9 @@ func (ts *tlsState) ticketsChanged() bool {
 
 // watch reloads certificates and ticket keys when their files change.
 func (ts *tlsState) watch(ctx context.Context) {
-	go ts.certs.Watch(ctx, certPollInterval)
+	if ts.certs != nil {
+		go ts.certs.Watch(ctx, certPollInterval)
+	}
 	t := time.NewTicker(certPollInterval)
 	defer t.Stop()
 	for {
@@ -167,7 +222,10 @@ func (s *Server) ReloadTLS() error {
 	if s.tls == nil {
 		return nil
 	}
-	err := s.tls.certs.Reload()
+	var err error
+	if s.tls.certs != nil {
+		err = s.tls.certs.Reload()
+	}
 	if s.tls.ticketFile != "" {
 		err = errors.Join(err, s.tls.loadTicketKeys())
 	}
@@ -225,7 +283,16 @@ func (s *Server) serveTLS(ctx context.Context, ln net.Listener, cfg Config, errL
 	fl := &fastListener{inner: ln, handoff: make(chan net.Conn), closed: make(chan struct{})}
 	go func() { errc <- srv.Serve(fl) }()
 	go func() { errc <- s.acceptLoop(ln, fl, s.tls.config) }()
-	s.log.Info("edge serving https", "listen", ln.Addr().String(), "certificates", s.tls.certs.Names())
+	var names []string
+	if s.tls.certs != nil {
+		names = s.tls.certs.Names()
+	}
+	if s.tls.acme != nil {
+		if err := s.tls.acme.Start(ctx); err != nil {
+			s.log.Error("acme: start failed", "err", err)
+		}
+	}
+	s.log.Info("edge serving https", "listen", ln.Addr().String(), "certificates", names, "acme", s.tls.acme != nil)
 	return srv
 }
 

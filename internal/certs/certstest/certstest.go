@@ -23,7 +23,10 @@ type CA struct {
 	Cert    *x509.Certificate
 	Key     *ecdsa.PrivateKey
 	CertPEM []byte
-	serial  int64
+	// OCSPServer, when set, is put in the leaves issued afterwards (the
+	// URL of an OCSPResponder, say).
+	OCSPServer []string
+	serial     int64
 }
 
 // NewCA makes a CA valid from an hour ago for ten years.
@@ -95,6 +98,7 @@ func (ca *CA) Issue(t testing.TB, names []string, notBefore, notAfter time.Time)
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		OCSPServer:   ca.OCSPServer,
 	}
 	if len(names) > 0 {
 		tmpl.Subject.CommonName = names[0]
@@ -134,6 +138,12 @@ func (l Leaf) Write(t testing.TB, dir, name string) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
+}
+
+// ChainPEM is the leaf followed by the CA certificate that signed it, as a
+// server sends them (OCSP stapling needs the issuer in the chain).
+func (l Leaf) ChainPEM(ca *CA) []byte {
+	return append(append([]byte(nil), l.CertPEM...), ca.CertPEM...)
 }
 
 // TLSCertificate is the leaf as a tls.Certificate (for test servers).
