@@ -27,6 +27,10 @@ func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	dnsReplicas := fs.Int("dns-replicas", render.DefaultDNSReplicas, "dns replicas per region")
 	fs.StringVar(&o.ParentURL, "parent-url", render.DefaultParentURL, "URL of a parent region's edges; {region}, {zone} and {namespace} are replaced")
 	fs.StringVar(&o.AdminSecret, "admin-secret", render.DefaultAdminSecret, `Secret (key "token") with the edges' admin token; referenced, not rendered`)
+	fs.Func("tls-secret", "a Kubernetes TLS Secret (tls.crt, tls.key) the edges serve HTTPS with on port 443, chosen by SNI (repeatable)", func(v string) error {
+		o.TLSSecrets = append(o.TLSSecrets, v)
+		return nil
+	})
 	fs.StringVar(&o.StorageClass, "storage-class", "", "storage class of the disk tier's volume claims (default: the cluster's)")
 	fs.BoolVar(&o.ServiceMonitor, "service-monitor", false, "also render Prometheus Operator ServiceMonitors")
 	fs.Var(&regions, "region", "render only this region (repeatable; default every region of the file)")

@@ -69,9 +69,17 @@ func (r regionRender) edgeLoadBalancer() Object {
 			// Local keeps the client's address: the edges measure its
 			// round-trip time for the latency policy.
 			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
-			Ports:                 []corev1.ServicePort{tcpPort("http", 80, edgePort)},
+			Ports:                 r.edgePublicPorts(),
 		},
 	}
+}
+
+func (r regionRender) edgePublicPorts() []corev1.ServicePort {
+	ports := []corev1.ServicePort{tcpPort("http", 80, edgePort)}
+	if len(r.opts.TLSSecrets) > 0 {
+		ports = append(ports, tcpPort("https", 443, edgeTLSPort))
+	}
+	return ports
 }
 
 // lbAnnotations picks a network load balancer where the provider's default
@@ -96,6 +104,25 @@ func (r regionRender) edgeStatefulSet(edgeYAML string) Object {
 	mounts := []corev1.VolumeMount{
 		{Name: "config", MountPath: configDir, ReadOnly: true},
 		{Name: "tmp", MountPath: "/tmp"},
+	}
+	ports := []corev1.ContainerPort{
+		{Name: "http", ContainerPort: edgePort, Protocol: corev1.ProtocolTCP},
+		{Name: "admin", ContainerPort: edgeAdminPort, Protocol: corev1.ProtocolTCP},
+	}
+	var tlsVolumes []corev1.Volume
+	if len(r.opts.TLSSecrets) > 0 {
+		// Each Secret in a directory of its own: the edge reads tls.crt and
+		// tls.key one level down and reloads them when the kubelet updates
+		// the mount.
+		args = append(args, "--tls-listen", fmt.Sprintf(":%d", edgeTLSPort), "--tls-cert-dir", tlsDir)
+		ports = append(ports, corev1.ContainerPort{Name: "https", ContainerPort: edgeTLSPort, Protocol: corev1.ProtocolTCP})
+		for i, name := range r.opts.TLSSecrets {
+			vol := fmt.Sprintf("tls-%d", i)
+			mounts = append(mounts, corev1.VolumeMount{Name: vol, MountPath: tlsDir + "/" + name, ReadOnly: true})
+			tlsVolumes = append(tlsVolumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{
+				Secret: &corev1.SecretVolumeSource{SecretName: name},
+			}})
+		}
 	}
 	var claims []corev1.PersistentVolumeClaim
 	if path, size, ok := r.diskTier(); ok {
@@ -134,10 +161,7 @@ func (r regionRender) edgeStatefulSet(edgeYAML string) Object {
 			// instead of being killed at it.
 			{Name: "GOMEMLIMIT", Value: strconv.FormatInt(mem*9/10>>20, 10) + "MiB"},
 		},
-		Ports: []corev1.ContainerPort{
-			{Name: "http", ContainerPort: edgePort, Protocol: corev1.ProtocolTCP},
-			{Name: "admin", ContainerPort: edgeAdminPort, Protocol: corev1.ProtocolTCP},
-		},
+		Ports:          ports,
 		ReadinessProbe: httpProbe("/readyz", "admin", 1, 2),
 		LivenessProbe:  httpProbe("/healthz", "admin", 10, 3),
 		Resources: corev1.ResourceRequirements{
@@ -149,6 +173,7 @@ func (r regionRender) edgeStatefulSet(edgeYAML string) Object {
 	}
 	tmpl := r.podTemplate("kubecdn-edge", "edge", edgeAdminPort, container, "edge.yaml")
 	tmpl.Annotations[AnnotationConfigHash] = hash(edgeYAML)
+	tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, tlsVolumes...)
 	return &appsv1.StatefulSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
 		ObjectMeta: r.meta(edgeName, "kubecdn-edge", "edge"),
@@ -295,7 +320,7 @@ func (r regionRender) edgeNetworkPolicy() Object {
 			PodSelector: metav1.LabelSelector{MatchLabels: r.selector("kubecdn-edge")},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{
-				{Ports: []networkingv1.NetworkPolicyPort{npPort(corev1.ProtocolTCP, edgePort)}},
+				{Ports: r.edgePublicNPPorts()},
 				{
 					Ports: []networkingv1.NetworkPolicyPort{npPort(corev1.ProtocolTCP, edgeAdminPort)},
 					From:  adminPeers(),
@@ -303,6 +328,14 @@ func (r regionRender) edgeNetworkPolicy() Object {
 			},
 		},
 	}
+}
+
+func (r regionRender) edgePublicNPPorts() []networkingv1.NetworkPolicyPort {
+	ports := []networkingv1.NetworkPolicyPort{npPort(corev1.ProtocolTCP, edgePort)}
+	if len(r.opts.TLSSecrets) > 0 {
+		ports = append(ports, npPort(corev1.ProtocolTCP, edgeTLSPort))
+	}
+	return ports
 }
 
 func ceilGiB(n int64) int64 {

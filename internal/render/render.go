@@ -68,6 +68,11 @@ type Options struct {
 	// StorageClass of the disk tier's volume claims; if empty, the cluster's
 	// default class.
 	StorageClass string
+	// TLSSecrets are Kubernetes TLS Secrets (tls.crt, tls.key) mounted
+	// into the edges, which then serve HTTPS on 8443, published on port 443
+	// of the load balancer; a certificate per hostname is chosen by SNI and
+	// reloaded when the Secret changes.
+	TLSSecrets []string
 	// ServiceMonitor adds a monitoring.coreos.com/v1 ServiceMonitor per
 	// component (needs the Prometheus Operator's CRDs).
 	ServiceMonitor bool
@@ -224,6 +229,8 @@ const (
 
 	edgePort      = 8080
 	edgeAdminPort = 9090
+	edgeTLSPort   = 8443
+	tlsDir        = configDir + "/tls"
 	dnsPort       = 5353
 	dnsAdminPort  = 9053
 

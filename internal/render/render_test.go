@@ -523,3 +523,38 @@ func TestWriteDirRemovesOnlyItsStaleFiles(t *testing.T) {
 		t.Errorf("%d files, want 13 objects + the user's file", got)
 	}
 }
+
+func TestTLSSecrets(t *testing.T) {
+	objs := mustRender(t, loadCDN(t), Options{TLSSecrets: []string{"www-tls", "video-tls"}})["us-east-1"]
+	sts := find[*appsv1.StatefulSet](t, objs, edgeName)
+	c := sts.Spec.Template.Spec.Containers[0]
+	args := strings.Join(c.Args, " ")
+	if !strings.Contains(args, "--tls-listen :8443 --tls-cert-dir /etc/kubecdn/tls") {
+		t.Errorf("edge args %q lack the TLS listener", args)
+	}
+	mounted := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		mounted[m.Name] = m.MountPath
+	}
+	secrets := map[string]string{}
+	for _, v := range sts.Spec.Template.Spec.Volumes {
+		if v.Secret != nil {
+			secrets[v.Secret.SecretName] = mounted[v.Name]
+		}
+	}
+	if secrets["www-tls"] != "/etc/kubecdn/tls/www-tls" || secrets["video-tls"] != "/etc/kubecdn/tls/video-tls" {
+		t.Errorf("secret mounts = %v", secrets)
+	}
+	lb := find[*corev1.Service](t, objs, edgePublic)
+	var https bool
+	for _, p := range lb.Spec.Ports {
+		https = https || (p.Port == 443 && p.TargetPort.IntValue() == edgeTLSPort)
+	}
+	if !https {
+		t.Errorf("load balancer ports %v lack 443 -> 8443", lb.Spec.Ports)
+	}
+	np := find[*networkingv1.NetworkPolicy](t, objs, edgeName)
+	if n := len(np.Spec.Ingress[0].Ports); n != 2 {
+		t.Errorf("network policy opens %d public ports, want 2 (8080, 8443)", n)
+	}
+}
