@@ -470,7 +470,7 @@ func TestFailover(t *testing.T) {
 		t.Fatal("answers still name eu-west-1 6s after its edges died")
 	}
 	t.Logf("dead region left the answers after %v", moved.Round(time.Millisecond))
-	if moved > 3500*time.Millisecond+500*time.Millisecond { // target 3.5s; slack for a loaded machine
+	if moved > 5*time.Second { // target 3.5s; generous slack for a loaded CI machine under -race
 		t.Errorf("failover took %v, target 3.5s", moved)
 	}
 	// us-east-1 dies too: fail open, every serving region is answered
