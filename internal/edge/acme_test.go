@@ -14,14 +14,20 @@ import (
 	"github.com/kubecdn/kubecdn/internal/acme/acmetest"
 )
 
-func freePort(t *testing.T) int {
+// freePorts returns n distinct loopback ports that were free a moment ago
+// (all probes are held open together, so the kernel cannot offer one twice).
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ports []int
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // TestACMEFromPebble: an edge with --acme-storage and no certificate file
@@ -33,7 +39,8 @@ func TestACMEFromPebble(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		io.WriteString(w, "secure hello")
 	})
-	httpPort, tlsPort := freePort(t), freePort(t)
+	ports := freePorts(t, 2)
+	httpPort, tlsPort := ports[0], ports[1]
 	p := acmetest.StartPebble(t, httpPort, tlsPort, acmetest.StartDNS(t))
 	cfg := Config{
 		Listen:      "127.0.0.1:" + strconv.Itoa(httpPort),

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -39,16 +40,45 @@ func Main(m *testing.M, bin *string) {
 	os.Exit(code)
 }
 
+// handedOut remembers the ports FreeAddr gave this test binary: a port is
+// free again as soon as FreeAddr closes its probe, and the kernel may offer
+// it twice in a row, which would give one edge the same port for two
+// listeners.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
 // FreeAddr returns a loopback address with a port that was free a moment
-// ago.
+// ago and that no earlier call of this test binary returned.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t, "127.0.0.1")))
+}
+
+// FreePort returns a port free on ip a moment ago that no earlier call of
+// this test binary returned (for any ip).
+func FreePort(t testing.TB, ip string) int {
+	t.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	for i := 0; i < 100; i++ {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatalf("free port on %s: %v", ip, err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
+	}
+	t.Fatalf("free port on %s: no new port in 100 tries", ip)
+	return 0
 }
 
 // NeedTool returns the path of a command-line tool; without it the test is

@@ -41,12 +41,8 @@ type addr struct {
 // freePort returns a port free on ip a moment ago.
 func freePort(t *testing.T, ip string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatalf("binding %s (loopback IPs beyond 127.0.0.1 must work without setup on Linux): %v", ip, err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	// Loopback IPs beyond 127.0.0.1 must work without setup on Linux.
+	return e2e.FreePort(t, ip)
 }
 
 // freeEdgePort returns a port p free on ip with p+1010 (the edge's admin
