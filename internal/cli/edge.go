@@ -76,7 +76,6 @@ type edgeFlags struct {
 	hostnames  stringList
 	peers      string
 	rttReport  string
-	set        map[string]bool
 
 	tlsCertFiles, tlsKeyFiles, tlsCertDirs, httpsRedirect stringList
 }

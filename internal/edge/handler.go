@@ -676,5 +676,6 @@ func (s *Server) deleteObject(key string) bool {
 		}
 	}
 	s.store.Delete(key)
+	s.metas.forget(key) // the decoded metadata of what is gone
 	return !m.Marker
 }

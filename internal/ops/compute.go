@@ -1,7 +1,5 @@
 package ops
 
-import "sort"
-
 // Health values of a region.
 const (
 	HealthUp       = "up"       // every edge answers and the dns (if any) sends users to it
@@ -175,12 +173,3 @@ func addPtr(a, b *float64) *float64 {
 }
 
 func ptr(v float64) *float64 { return &v }
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}

@@ -11,7 +11,6 @@
 package up_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"github.com/kubecdn/kubecdn/test/e2e"
@@ -277,16 +276,4 @@ func run(t *testing.T, ctx context.Context, args ...string) (string, error) {
 	t.Helper()
 	out, err := exec.CommandContext(ctx, binPath, args...).CombinedOutput()
 	return string(out), err
-}
-
-// lines splits text output into trimmed non-empty lines.
-func lines(s string) []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
 }
