@@ -11,6 +11,7 @@ command -v curl >/dev/null || need_pkgs+=(curl)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v dig >/dev/null || need_pkgs+=(bind9-dnsutils)
 command -v kdig >/dev/null || need_pkgs+=(knot-dnsutils)
+command -v knotd >/dev/null || [[ -x /usr/sbin/knotd ]] || need_pkgs+=(knot)
 command -v npm >/dev/null || need_pkgs+=(npm)
 command -v chromium >/dev/null || need_pkgs+=(chromium)
 if ((${#need_pkgs[@]})); then
@@ -19,6 +20,11 @@ if ((${#need_pkgs[@]})); then
 	apt-get update -qq >/dev/null
 	apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
+
+# kube-apiserver, etcd and kubectl for the deploy tests: built once from
+# the Go module proxy into ~/.cache/kubecdn (minutes the first time).
+echo "== Kubernetes test servers"
+test/kube/build.sh
 
 echo "== gofmt, go vet"
 unformatted=$(gofmt -l cmd internal test bench 2>/dev/null || true)

@@ -1,0 +1,240 @@
+package render_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/kubetest"
+	"github.com/kubecdn/kubecdn/internal/render"
+)
+
+// TestAPIServerAcceptsEveryObject applies every rendered object of the test
+// file, every region, to a real kube-apiserver by server-side apply (field
+// manager "kubecdn", strict field validation) in dry-run, so each is
+// validated, defaulted and admitted as a deploy's would be. The Namespace is
+// applied for real first: namespaced objects need it. A rejection or a
+// warning fails the test with the object and the server's message.
+func TestAPIServerAcceptsEveryObject(t *testing.T) {
+	cfg, err := config.Load("../config/testdata/kubecdn.yaml")
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	c := kubetest.Start(t, "render")[0]
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
+	defer cancel()
+
+	warnings := &warningRecorder{}
+	rc := rest.CopyConfig(c.Config)
+	rc.WarningHandler = warnings
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installServiceMonitorCRD(ctx, t, c)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Client.Discovery()))
+
+	cases := []struct {
+		name string
+		opts render.Options
+	}{
+		{"defaults", render.Options{}},
+		{"tls and service monitors", render.Options{
+			Image: "ghcr.io/kubecdn/kubecdn:v0.0.0-test", TLSSecrets: []string{"www-tls", "video-tls"}, ServiceMonitor: true,
+		}},
+		{"other namespace, more edges, storage class", render.Options{
+			Namespace: "cdn-prod", EdgeReplicas: 3, MaxEdgeReplicas: 6, DNSReplicas: 3, StorageClass: "fast-ssd",
+			ParentURL: "https://{region}.shield.example.net", ServiceMonitor: true,
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := render.Render(cfg, tc.opts)
+			if err != nil {
+				t.Fatalf("render: %v", err)
+			}
+			if len(out) != len(cfg.AllRegions()) {
+				t.Fatalf("rendered %d regions, want %d", len(out), len(cfg.AllRegions()))
+			}
+			applied := 0
+			for _, region := range render.Regions(out) {
+				for _, o := range out[region] {
+					u, err := render.Unstructured(o)
+					if err != nil {
+						t.Fatal(err)
+					}
+					what := fmt.Sprintf("region %s: %s %s/%s", region, u.GetKind(), u.GetNamespace(), u.GetName())
+					warnings.reset()
+					if err := apply(ctx, dyn, mapper, u, u.GetKind() != "Namespace"); err != nil {
+						t.Errorf("%s: rejected: %v", what, err)
+						continue
+					}
+					for _, w := range warnings.take() {
+						t.Errorf("%s: warning: %s", what, w)
+					}
+					applied++
+				}
+			}
+			t.Logf("%d objects accepted", applied)
+		})
+	}
+
+	// The checks can fail: broken objects are turned away, and a dry run
+	// stores nothing.
+	t.Run("rejections", func(t *testing.T) {
+		out, err := render.Render(cfg, render.Options{Regions: []string{"us-east-1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dep *unstructured.Unstructured
+		for _, o := range out["us-east-1"] {
+			if o.GetObjectKind().GroupVersionKind().Kind == "Deployment" {
+				if dep, err = render.Unstructured(o); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if dep == nil {
+			t.Fatal("no Deployment rendered")
+		}
+		broken := []struct {
+			name string
+			edit func(u *unstructured.Unstructured)
+			want string
+		}{
+			{"negative replicas", func(u *unstructured.Unstructured) {
+				_ = unstructured.SetNestedField(u.Object, int64(-1), "spec", "replicas")
+			}, "spec.replicas"},
+			{"unknown field", func(u *unstructured.Unstructured) {
+				_ = unstructured.SetNestedField(u.Object, int64(2), "spec", "replicaz")
+			}, "replicaz"},
+		}
+		for _, b := range broken {
+			u := dep.DeepCopy()
+			b.edit(u)
+			err := apply(ctx, dyn, mapper, u, true)
+			if err == nil || !strings.Contains(err.Error(), b.want) {
+				t.Errorf("%s: got %v, want an error naming %s", b.name, err, b.want)
+			}
+		}
+		deps, err := c.Client.AppsV1().Deployments(dep.GetNamespace()).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(deps.Items) != 0 {
+			t.Errorf("dry run stored %d Deployments", len(deps.Items))
+		}
+	})
+}
+
+// apply sends u as a server-side apply, as kubecdn deploy does.
+func apply(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, u *unstructured.Unstructured, dryRun bool) error {
+	gvk := u.GroupVersionKind()
+	m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return fmt.Errorf("no resource for %s: %w", gvk, err)
+	}
+	var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		ri = dyn.Resource(m.Resource).Namespace(u.GetNamespace())
+	}
+	data, err := u.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	opts := metav1.PatchOptions{FieldManager: "kubecdn", Force: new(true), FieldValidation: "Strict"}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	_, err = ri.Patch(ctx, u.GetName(), types.ApplyPatchType, data, opts)
+	return err
+}
+
+// installServiceMonitorCRD installs a stand-in for the Prometheus Operator's
+// ServiceMonitor CRD: the kind and version only, with no schema (every field
+// is preserved unchecked). It proves the object is well-formed for the API
+// machinery and that the kind resolves, not that the operator would accept
+// its spec.
+func installServiceMonitorCRD(ctx context.Context, t *testing.T, c *kubetest.Cluster) {
+	t.Helper()
+	dyn := c.Dynamic
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1",
+		"kind":       "CustomResourceDefinition",
+		"metadata":   map[string]any{"name": "servicemonitors.monitoring.coreos.com"},
+		"spec": map[string]any{
+			"group": "monitoring.coreos.com",
+			"scope": "Namespaced",
+			"names": map[string]any{
+				"kind": "ServiceMonitor", "listKind": "ServiceMonitorList",
+				"plural": "servicemonitors", "singular": "servicemonitor",
+			},
+			"versions": []any{map[string]any{
+				"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{
+					"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+				}},
+			}},
+		},
+	}}
+	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	if _, err := crds.Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("install ServiceMonitor CRD: %v", err)
+	}
+	// Served once established, and discovery (the mapper's source) must
+	// know it too.
+	sm := dyn.Resource(schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: "servicemonitors"})
+	for {
+		_, err := sm.Namespace("default").List(ctx, metav1.ListOptions{})
+		if err == nil {
+			_, err = c.Client.Discovery().ServerResourcesForGroupVersion("monitoring.coreos.com/v1")
+		}
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("ServiceMonitor CRD not served: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// warningRecorder keeps the Warning headers of the API server's answers.
+type warningRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warningRecorder) HandleWarningHeader(code int, agent, text string) {
+	if code != 299 || text == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, strings.TrimSpace(text))
+}
+
+func (w *warningRecorder) reset() { w.take() }
+
+func (w *warningRecorder) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := w.msgs
+	w.msgs = nil
+	return m
+}
