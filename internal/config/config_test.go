@@ -106,6 +106,26 @@ func TestErrors(t *testing.T) {
 			return s + "  dns:\n    nameservers: [{name: ns1.cdn.example.com}]\n    records:\n      - {name: www, type: CNAME, value: elsewhere.example.net.}\n      - {name: x, type: NS, value: a.example.}\n      - {name: mx, type: MX, value: \"mail\"}\n      - {name: a, type: TXT, value: hi}\n      - {name: a, type: CNAME, value: b}\n"
 		}, []string{"spec.dns.nameservers[0].addresses: required", "spec.dns.records[0].name: a CNAME cannot be at the apex or at a CDN hostname",
 			`spec.dns.records[1]: type "NS" not supported`, "spec.dns.records[2]: bad MX value", "spec.dns.records[4].name: a CNAME cannot sit beside other records"}},
+		{"publish", func(s string) string {
+			return s + "  publish:\n    provider: route53\n    owner: 'two words'\n    rfc2136: {server: 'ns1:53', tsig: {algorithm: md5}}\n"
+		}, []string{"spec.publish.route53: required when provider is route53", "spec.publish.owner:", "spec.publish.rfc2136.server:",
+			"spec.publish.rfc2136.tsig.name: required", `spec.publish.rfc2136.tsig.algorithm: unknown algorithm "md5"`,
+			"spec.publish.rfc2136.tsig: exactly one of secretFile and secretEnv is required"}},
+		{"publish provider and route53 fields", func(s string) string {
+			return s + "  publish: {provider: route54, route53: {hostedZoneID: /hostedzone/Z1, endpoint: ftp://x}}\n"
+		}, []string{`spec.publish.provider: unknown provider "route54"`, "spec.publish.route53.hostedZoneID: \"/hostedzone/Z1\": give the bare ID",
+			"spec.publish.route53.endpoint:"}},
+		{"apps", func(s string) string {
+			return s + "  apps:\n    - name: Video\n      regions: [mars-1]\n      overrides: [{regions: [], kind: '', name: ''}]\n      services:\n        - {hostname: www.cdn.example.com, port: 70000, health: {protocol: udp, path: x}}\n        - {service: b, hostname: live.example.org}\n    - {name: v2, manifests: d, regions: [us-east-1], overrides: [{regions: [eu-west-1], kind: Deployment, name: d, patch: {spec: {}}}]}\n"
+		}, []string{`spec.apps[0].name: "Video" must be lowercase`, "spec.apps[0].manifests: required", `spec.apps[0].regions[0]: unknown region "mars-1"`,
+			"spec.apps[0].overrides[0].regions: required", "spec.apps[0].overrides[0].kind: required", "spec.apps[0].overrides[0].patch: required",
+			"spec.apps[0].services[0].service: required", `spec.apps[0].services[0].hostname: "www.cdn.example.com" is already used by spec.hostnames`,
+			"spec.apps[0].services[0].port: 70000 is not a port", `spec.apps[0].services[0].health.protocol: unknown protocol "udp"`,
+			`spec.apps[0].services[0].health.path: "x" must start with /`, `spec.apps[0].services[1].hostname: "live.example.org" is not inside the zone`,
+			`spec.apps[1].overrides[0].regions[0]: unknown region "eu-west-1"`}},
+		{"endpoints name app hostnames", func(s string) string {
+			return strings.Replace(s, "provider: aws", "provider: aws, endpoints: {www.cdn.example.com: [\"1.2.3.4:80\"], live.cdn.example.com: [nope]}", 1)
+		}, []string{"endpoints.live.cdn.example.com: \"live.cdn.example.com\" is not the hostname of an app service", "endpoints.www.cdn.example.com:"}},
 		{"header", func(s string) string {
 			return strings.Replace(strings.Replace(s, "kind: CDN", "kind: Cdn", 1), "metadata: {name: demo}", "metadata: {}", 1)
 		}, []string{`kind: must be "CDN"`, "metadata.name: required"}},

@@ -57,6 +57,11 @@ type Spec struct {
 	DNS       DNS       `json:"dns"`
 	Regions   Regions   `json:"regions"`
 	Autoscale Autoscale `json:"autoscale"`
+	// Publish chooses where the CDN's DNS answers live (kubecdn deploy).
+	Publish Publish `json:"publish"`
+	// Apps are the user's own services, deployed to every region (or a
+	// subset) next to the edges and published in DNS the same way.
+	Apps []App `json:"apps,omitempty"`
 }
 
 // Origin is where misses finally go: exactly one of URL or Dir.
@@ -222,6 +227,11 @@ type Region struct {
 	Edges []string `json:"edges,omitempty"`
 	// DNS is the address (ip or ip:port) of the region's dns replica.
 	DNS string `json:"dns,omitempty"`
+	// Endpoints are the public addresses (ip:port) of the region's app
+	// services by hostname (spec.apps[].services[].hostname). kubecdn deploy
+	// fills them from each Service's load balancer; a static deployment
+	// writes them by hand.
+	Endpoints map[string][]string `json:"endpoints,omitempty"`
 }
 
 // Cluster says how to reach a region's Kubernetes cluster.

@@ -59,6 +59,7 @@ func (c *CDN) SetDefaults() {
 		two := 2
 		d.RRL.Slip = &two
 	}
+	c.setPublishDefaults()
 }
 
 // ResolvePath resolves a path from the file against BaseDir.
@@ -191,6 +192,7 @@ func (c *CDN) validate(v *validator) {
 	}
 	c.validateRouting(v, regions, names)
 	c.validateDNS(v, zoneOK)
+	c.validatePublish(v, zoneOK, names)
 	a := s.Autoscale
 	if a.ScaleUpAbove < 0 || a.ScaleDownBelow < 0 {
 		v.add("spec.autoscale", "rates must not be negative")
