@@ -19,8 +19,8 @@ import (
 //
 //	GET  /metrics     Prometheus metrics (this server's registry)
 //	GET  /healthz     200 while the process serves
-//	GET  /readyz      200 once every edge has been probed once
-//	GET  /v1/state    regions, edges, health and demand (JSON)
+//	GET  /readyz      200 once every edge and app endpoint has been probed once
+//	GET  /v1/state    regions, edges, app services, health and demand (JSON)
 //	GET  /v1/demand   demand per region: totals and recent rates (JSON)
 //	POST /v1/rtt      RTT samples from an edge (rtt.Report JSON)
 func (s *Server) AdminHandler() http.Handler {
@@ -91,19 +91,23 @@ func (s *Server) AddRTT(region string, samples []rtt.ParsedSample) error {
 	}
 	s.rtt.update(region, samples)
 	s.m.rttSamples.WithLabelValues(region).Add(float64(len(samples)))
-	for _, smp := range samples {
-		for _, c := range v.plans {
-			c.drop(smp.Net)
-		}
-	}
+	v.dropPlans(samples)
 	if nv := s.view.Load(); nv != v { // swapped meanwhile: its cache may hold older plans
+		nv.dropPlans(samples)
+	}
+	return nil
+}
+
+// dropPlans forgets the cached answers of the networks the samples cover,
+// for every routed name.
+func (v *view) dropPlans(samples []rtt.ParsedSample) {
+	for _, t := range append([]*targetView{v.targetView}, v.services...) {
 		for _, smp := range samples {
-			for _, c := range nv.plans {
+			for _, c := range t.plans {
 				c.drop(smp.Net)
 			}
 		}
 	}
-	return nil
 }
 
 type unknownRegionError struct{ name string }
@@ -120,6 +124,31 @@ type State struct {
 	FailOpen  bool          `json:"failOpen"`
 	Regions   []RegionState `json:"regions"`
 	Unlocated DemandRate    `json:"unlocatedDemand"`
+	// Services are the app services (spec.apps[].services[]), routed like
+	// the hostnames among the regions that list endpoints for them.
+	Services []ServiceState `json:"services,omitempty"`
+}
+
+// ServiceState is one app service in State.
+type ServiceState struct {
+	Hostname  string `json:"hostname"`
+	App       string `json:"app"`
+	Service   string `json:"service"`
+	Namespace string `json:"namespace,omitempty"`
+	// Health is the probe: "tcp", or "http" with Path.
+	Health string `json:"health"`
+	Path   string `json:"path,omitempty"`
+	// FailOpen is true while none of its regions is healthy.
+	FailOpen bool                 `json:"failOpen"`
+	Regions  []ServiceRegionState `json:"regions"`
+}
+
+// ServiceRegionState is one region of an app service: the endpoints it
+// lists for the hostname and their probe state.
+type ServiceRegionState struct {
+	Name      string      `json:"name"`
+	Healthy   bool        `json:"healthy"`
+	Endpoints []EdgeState `json:"endpoints"`
 }
 
 // RegionState is one region in State.
@@ -130,11 +159,14 @@ type RegionState struct {
 	Serving   bool             `json:"serving"`
 	Healthy   bool             `json:"healthy"`
 	Location  *config.Location `json:"location,omitempty"`
-	Edges     []EdgeState      `json:"edges"`
-	Demand    DemandRate       `json:"demand"`
+	// EdgesName answers the region's edges whatever the policy
+	// ("<region>.edges.<zone>."), for regions with edges.
+	EdgesName string      `json:"edgesName,omitempty"`
+	Edges     []EdgeState `json:"edges"`
+	Demand    DemandRate  `json:"demand"`
 }
 
-// EdgeState is one edge's probe state.
+// EdgeState is one edge's (or app endpoint's) probe state.
 type EdgeState struct {
 	Addr      string    `json:"addr"`
 	Healthy   bool      `json:"healthy"`
@@ -174,16 +206,45 @@ func (s *Server) State() State {
 			l := r.loc
 			rs.Location = &l
 		}
+		if len(r.edges) > 0 {
+			rs.EdgesName = RegionEdgesName(r.Name, v.st.zone.origin)
+		}
 		for _, e := range r.edges {
-			es := EdgeState{Addr: e.addr.String(), Healthy: true}
-			if h := s.health[e.key]; h != nil && h.known {
-				es.Healthy, es.Probed, es.LastError, es.Since = h.up, true, h.err, h.since
-			}
-			rs.Edges = append(rs.Edges, es)
+			rs.Edges = append(rs.Edges, s.memberStateLocked(e))
 		}
 		st.Regions = append(st.Regions, rs)
 	}
+	for j, svc := range v.st.services {
+		t := v.services[j]
+		ss := ServiceState{Hostname: svc.host, App: svc.App, Service: svc.Service, Namespace: svc.Namespace,
+			Health: svc.Health.Protocol, FailOpen: t.failOpen, Regions: []ServiceRegionState{}}
+		if svc.Health.Protocol == "http" {
+			ss.Path = svc.Health.Path
+		}
+		for i, r := range v.st.regions {
+			if len(svc.regions[i]) == 0 {
+				continue
+			}
+			_, healthy := t.regionUp(i)
+			sr := ServiceRegionState{Name: r.Name, Healthy: healthy, Endpoints: []EdgeState{}}
+			for _, e := range svc.regions[i] {
+				sr.Endpoints = append(sr.Endpoints, s.memberStateLocked(e))
+			}
+			ss.Regions = append(ss.Regions, sr)
+		}
+		st.Services = append(st.Services, ss)
+	}
 	return st
+}
+
+// memberStateLocked is the probe state of an edge or endpoint. s.mu must
+// be held.
+func (s *Server) memberStateLocked(e member) EdgeState {
+	es := EdgeState{Addr: e.addr.String(), Healthy: true}
+	if h := s.health[e.key]; h != nil && h.known {
+		es.Healthy, es.Probed, es.LastError, es.Since = h.up, true, h.err, h.since
+	}
+	return es
 }
 
 // Demand reports demand per region (every region in the file, open or not).

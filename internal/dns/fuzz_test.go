@@ -33,9 +33,17 @@ spec:
       - {name: loop1, type: CNAME, value: loop2}
       - {name: loop2, type: CNAME, value: loop1}
       - {name: "@", type: TXT, value: hello}
+      - {name: shield, type: CNAME, value: us-east-1.edges}
+  apps:
+    - name: video
+      manifests: .
+      services: [{service: rtmp, hostname: live.cdn.example.com, health: {protocol: tcp}}]
   regions:
     alwaysOn:
-      - {name: us-east-1, provider: aws, edges: ["127.0.0.2:8080", "[2001:db8::2]:8080"]}
+      - name: us-east-1
+        provider: aws
+        edges: ["127.0.0.2:8080", "[2001:db8::2]:8080"]
+        endpoints: {live.cdn.example.com: ["127.0.0.12:1935", "[2001:db8::12]:1935"]}
       - {name: eu-west-1, provider: aws, edges: ["127.0.0.3:8080"]}
 `))
 	if err != nil {
@@ -57,7 +65,8 @@ func FuzzRespond(f *testing.F) {
 		name  string
 		qtype uint16
 	}{{"www.cdn.example.com.", dns.TypeA}, {"docs.cdn.example.com.", dns.TypeAAAA}, {"loop1.cdn.example.com.", dns.TypeA},
-		{"cdn.example.com.", dns.TypeANY}, {"x.example.org.", dns.TypeNS}} {
+		{"cdn.example.com.", dns.TypeANY}, {"x.example.org.", dns.TypeNS}, {"live.cdn.example.com.", dns.TypeAAAA},
+		{"eu-west-1.edges.cdn.example.com.", dns.TypeA}, {"shield.cdn.example.com.", dns.TypeA}} {
 		m := new(dns.Msg)
 		m.SetQuestion(q.name, q.qtype)
 		m.SetEdns0(4096, true)

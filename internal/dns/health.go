@@ -4,15 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/config"
 )
 
-// edgeHealth is the probe state of one edge. The first probe result sets
-// the state; after that FailAfter failures in a row mark it down and
-// PassAfter successes in a row mark it up.
+// edgeHealth is the probe state of one edge or app endpoint. The first
+// probe result sets the state; after that FailAfter failures in a row mark
+// it down and PassAfter successes in a row mark it up.
 type edgeHealth struct {
 	known  bool
 	up     bool
@@ -48,18 +49,17 @@ func (h *edgeHealth) observe(ok bool, errMsg string, failAfter, passAfter int, n
 	return false
 }
 
-// probeLoop probes one edge every interval (first probe immediately) until
-// ctx ends.
-func (s *Server) probeLoop(ctx context.Context, gen uint64, e edgeStatic, h config.Health) {
+// probeLoop probes one address every interval (first probe immediately)
+// until ctx ends.
+func (s *Server) probeLoop(ctx context.Context, gen uint64, p probeSpec, h config.Health) {
 	t := time.NewTicker(h.Interval.D())
 	defer t.Stop()
-	url := fmt.Sprintf("http://%s%s", e.addr, config.HealthPath)
 	for {
-		err := s.probe(ctx, url, h.Timeout.D())
+		err := s.probeOnce(ctx, p, h.Timeout.D())
 		if ctx.Err() != nil {
 			return
 		}
-		s.probeResult(gen, e.key, err)
+		s.probeResult(gen, p, err)
 		select {
 		case <-ctx.Done():
 			return
@@ -68,28 +68,60 @@ func (s *Server) probeLoop(ctx context.Context, gen uint64, e edgeStatic, h conf
 	}
 }
 
-func (s *Server) probe(ctx context.Context, url string, timeout time.Duration) error {
+// probeOnce runs one probe of p within timeout: nil is healthy.
+func (s *Server) probeOnce(ctx context.Context, p probeSpec, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	switch p.kind {
+	case probeTCP:
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", p.addr.String())
+		if err != nil {
+			return err
+		}
+		c.Close()
+		return nil
+	case probeHTTP:
+		url := "http://" + p.addr.String() + p.path
+		return s.probeHTTP(ctx, s.appClient, url, p.host, func(code int) bool { return code >= 200 && code < 400 })
+	}
+	return s.probeHTTP(ctx, s.probeClient, "http://"+p.addr.String()+config.HealthPath, "", func(code int) bool { return code == http.StatusOK })
+}
+
+// noRedirects is c that returns a redirect instead of following it: an app
+// answering 3xx is up, wherever it points.
+func noRedirects(c *http.Client) *http.Client {
+	nc := *c
+	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &nc
+}
+
+// probeHTTP GETs url (with the Host header host, if set) and checks the
+// status with ok.
+func (s *Server) probeHTTP(ctx context.Context, c *http.Client, url, host string, ok func(int) bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
+	if host != "" {
+		req.Host = host
+	}
 	req.Header.Set("User-Agent", "kubecdn-dns-health")
-	resp, err := s.probeClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if !ok(resp.StatusCode) {
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return nil
 }
 
-// probeResult records a probe and rebuilds the view when an edge changes.
-func (s *Server) probeResult(gen uint64, key string, err error) {
+// probeResult records a probe and rebuilds the view when an address
+// changes state.
+func (s *Server) probeResult(gen uint64, p probeSpec, err error) {
 	result := "ok"
 	if err != nil {
 		result = "fail"
@@ -98,7 +130,7 @@ func (s *Server) probeResult(gen uint64, key string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.view.Load().st
-	h := s.health[key]
+	h := s.health[p.key]
 	if h == nil || gen != s.probeGen {
 		return // a loop of an older file version
 	}
@@ -112,14 +144,14 @@ func (s *Server) probeResult(gen uint64, key string, err error) {
 		if !h.up {
 			level = s.log.Warn
 		}
-		level("edge health changed", "edge", key, "up", h.up, "err", msg)
+		level(p.what()+" health changed", "key", p.key, "up", h.up, "err", msg)
 		s.rebuildLocked(st)
 	}
 }
 
-// startProbesLocked (re)starts one probe loop per edge of st; the previous
-// loops stop (their late results are ignored). Health of edges that stay in
-// the file is kept.
+// startProbesLocked (re)starts one probe loop per edge and app endpoint of
+// st; the previous loops stop (their late results are ignored). Health of
+// addresses that stay in the file is kept.
 func (s *Server) startProbesLocked(st *static) {
 	if s.stopProbes != nil {
 		s.stopProbes()
@@ -128,13 +160,11 @@ func (s *Server) startProbesLocked(st *static) {
 	s.probeGen++
 	gen := s.probeGen
 	keep := map[string]*edgeHealth{}
-	for _, r := range st.regions {
-		for _, e := range r.edges {
-			if h := s.health[e.key]; h != nil {
-				keep[e.key] = h
-			} else {
-				keep[e.key] = &edgeHealth{}
-			}
+	for _, p := range st.probes {
+		if h := s.health[p.key]; h != nil {
+			keep[p.key] = h
+		} else {
+			keep[p.key] = &edgeHealth{}
 		}
 	}
 	s.health = keep
@@ -144,13 +174,18 @@ func (s *Server) startProbesLocked(st *static) {
 	ctx, cancel := context.WithCancel(s.runCtx)
 	s.stopProbes = cancel
 	hc := st.cfg.Spec.Routing.Health
-	for _, r := range st.regions {
-		for _, e := range r.edges {
-			s.probeWG.Add(1)
-			go func() {
-				defer s.probeWG.Done()
-				s.probeLoop(ctx, gen, e, hc)
-			}()
-		}
+	for _, p := range st.probes {
+		s.probeWG.Add(1)
+		go func() {
+			defer s.probeWG.Done()
+			s.probeLoop(ctx, gen, p, hc)
+		}()
 	}
+}
+
+// upLocked says whether the address with this health key counts as up:
+// unknown until its first probe counts as up. s.mu must be held.
+func (s *Server) upLocked(key string) bool {
+	h := s.health[key]
+	return h == nil || !h.known || h.up
 }

@@ -25,6 +25,12 @@ type metrics struct {
 	rttSamples    *prometheus.CounterVec // region
 	reloads       *prometheus.CounterVec // result
 	info          *prometheus.GaugeVec   // region, zone, policy
+
+	// app services, labelled by hostname (service)
+	serviceAnswers     *prometheus.CounterVec // service, region
+	serviceHealthy     *prometheus.GaugeVec   // service, region
+	endpointHealthy    *prometheus.GaugeVec   // service, region, endpoint
+	serviceTransitions *prometheus.CounterVec // service, region, state
 }
 
 func newMetrics() *metrics {
@@ -33,7 +39,7 @@ func newMetrics() *metrics {
 	m.queries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "queries_total",
 		Help: "DNS queries answered (or dropped by RRL, rcode=\"DROPPED\"), by transport and response code."}, []string{"proto", "rcode"})
 	m.demand = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "demand_queries_total",
-		Help: "A/AAAA queries for the CDN hostnames by the region nearest to the client among all regions in the file (open or closed); region=\"unknown\" when the client could not be located."}, []string{"region"})
+		Help: "A/AAAA queries for the CDN hostnames and app service hostnames by the region nearest to the client among all regions in the file (open or closed); region=\"unknown\" when the client could not be located."}, []string{"region"})
 	m.answers = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "answers_total",
 		Help: "A/AAAA answers for the CDN hostnames by region answered."}, []string{"region"})
 	m.failOpen = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "fail_open_answers_total",
@@ -47,7 +53,7 @@ func newMetrics() *metrics {
 	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "region_transitions_total",
 		Help: "Region health changes, by the state entered (up or down)."}, []string{"region", "state"})
 	m.probes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "health_probes_total",
-		Help: "Edge health probes by result."}, []string{"result"})
+		Help: "Health probes of the edges and the app service endpoints, by result."}, []string{"result"})
 	m.planComputes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "plan_computations_total",
 		Help: "Routing decisions computed (answer cache misses)."})
 	m.rrl = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rrl_limited_total",
@@ -58,8 +64,17 @@ func newMetrics() *metrics {
 		Help: "CDN file reloads by result."}, []string{"result"})
 	m.info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "info",
 		Help: "Constant 1 with the replica's region, the zone and the routing policy."}, []string{"region", "zone", "policy"})
+	m.serviceAnswers = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "service_answers_total",
+		Help: "A/AAAA answers for the app service hostnames by service (hostname) and region answered."}, []string{"service", "region"})
+	m.serviceHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "service_healthy",
+		Help: "1 if at least one of the region's endpoints of the app service (hostname) passes its health probe."}, []string{"service", "region"})
+	m.endpointHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "service_endpoint_healthy",
+		Help: "1 if the app service endpoint passes its health probe (tcp connect or http)."}, []string{"service", "region", "endpoint"})
+	m.serviceTransitions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "service_transitions_total",
+		Help: "Health changes of an app service in a region, by the state entered (up or down)."}, []string{"service", "region", "state"})
 	m.reg.MustRegister(m.queries, m.demand, m.answers, m.failOpen, m.failOpenState, m.regionHealthy, m.edgeHealthy,
 		m.transitions, m.probes, m.planComputes, m.rrl, m.rttSamples, m.reloads, m.info,
+		m.serviceAnswers, m.serviceHealthy, m.endpointHealthy, m.serviceTransitions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for p, proto := range []string{"udp", "tcp"} {
 		for rc := range m.queryCounters[p] {

@@ -2,15 +2,22 @@
 // global server load balancer that answers each client with the best
 // healthy region.
 //
+// Three kinds of names are routed from health state: the CDN hostnames
+// (the edges of the best region), the app services' hostnames
+// (spec.apps[].services[], the same policy among the regions that list
+// endpoints for them) and "<region>.edges.<zone>" (that region's edges,
+// whatever the policy: how a child region's edges reach their shield).
+//
 // The routing decision (Route) is a pure function over the file's policy,
 // a health snapshot, the client's network and location and the RTT table.
-// Its result is cached per client network (/24, /48) and health state, so
-// a query costs a map lookup; a health change builds a new view with an
-// empty cache, an RTT report drops the networks it covers. The server
-// probes every edge itself (GET /.well-known/kubecdn/health), counts demand
-// per nearest region (open or closed) for autoscaling, limits response
-// rates, and serves an admin HTTP listener (metrics, state, demand, and the
-// edges' RTT feed at POST /v1/rtt).
+// Its result is cached per routed name, client network (/24, /48) and
+// health state, so a query costs a map lookup; a health change builds new
+// caches for the names it touches, an RTT report drops the networks it
+// covers. The server probes every edge itself (GET
+// /.well-known/kubecdn/health) and every app endpoint (a TCP connect, or an
+// HTTP GET), counts demand per nearest region (open or closed) for
+// autoscaling, limits response rates, and serves an admin HTTP listener
+// (metrics, state, demand, and the edges' RTT feed at POST /v1/rtt).
 package dns
 
 import (
@@ -22,12 +29,14 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kubecdn/kubecdn/internal/config"
 )
@@ -54,8 +63,9 @@ type Options struct {
 	// Rand returns a float in [0,1) for weighted and explore choices; it
 	// must be safe for concurrent use. If nil, math/rand/v2.Float64.
 	Rand func() float64
-	// ProbeClient performs the health probes; if nil, a client with keep-alive
-	// connections and no proxy.
+	// ProbeClient performs the HTTP health probes (the edges, and the app
+	// services with http health, for which redirects are not followed); if
+	// nil, a client with keep-alive connections and no proxy.
 	ProbeClient *http.Client
 	// Locator, if set, is asked before the file's geo networks and
 	// database (tests, or a custom source).
@@ -73,6 +83,7 @@ type Server struct {
 	now         func() time.Time
 	rand        func() float64
 	probeClient *http.Client
+	appClient   *http.Client // probeClient without following redirects (app http probes)
 	m           *metrics
 	rtt         *rttTable
 
@@ -115,6 +126,7 @@ func New(cfg *config.CDN, o Options) (*Server, error) {
 	if s.probeClient == nil {
 		s.probeClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}}
 	}
+	s.appClient = noRedirects(s.probeClient)
 	s.rtt = newRTTTable(s.now)
 	s.rates = newRateRing(s.now)
 	st, err := s.buildStatic(cfg)
@@ -259,6 +271,7 @@ func (s *Server) Reload(cfg *config.CDN) error {
 	old := s.view.Load().st
 	s.startProbesLocked(st)
 	s.rebuildLocked(st)
+	s.dropStaleSeries(old, st)
 	s.mu.Unlock()
 	if old.closer != nil {
 		old.closer.Close() // in-flight lookups on the old db may fail: they fall back to unknown
@@ -270,19 +283,124 @@ func (s *Server) Reload(cfg *config.CDN) error {
 	return nil
 }
 
+// dropStaleSeries deletes the health series of regions, edges, app
+// services and endpoints that old had and cur no longer has.
+func (s *Server) dropStaleSeries(old, cur *static) {
+	keep := map[string]bool{}
+	for i, r := range cur.regions {
+		if len(r.edges) > 0 {
+			keep["r|"+r.Name] = true
+		}
+		for _, e := range r.edges {
+			keep["e|"+r.Name+"|"+e.addr.String()] = true
+		}
+		for _, svc := range cur.services {
+			if len(svc.regions[i]) > 0 {
+				keep["s|"+svc.host+"|"+r.Name] = true
+			}
+			for _, e := range svc.regions[i] {
+				keep["p|"+svc.host+"|"+r.Name+"|"+e.addr.String()] = true
+			}
+		}
+	}
+	for i, r := range old.regions {
+		if len(r.edges) > 0 && !keep["r|"+r.Name] {
+			s.m.regionHealthy.DeleteLabelValues(r.Name)
+		}
+		for _, e := range r.edges {
+			if !keep["e|"+r.Name+"|"+e.addr.String()] {
+				s.m.edgeHealthy.DeleteLabelValues(r.Name, e.addr.String())
+			}
+		}
+		for _, svc := range old.services {
+			if len(svc.regions[i]) > 0 && !keep["s|"+svc.host+"|"+r.Name] {
+				s.m.serviceHealthy.DeleteLabelValues(svc.host, r.Name)
+			}
+			for _, e := range svc.regions[i] {
+				if !keep["p|"+svc.host+"|"+r.Name+"|"+e.addr.String()] {
+					s.m.endpointHealthy.DeleteLabelValues(svc.host, r.Name, e.addr.String())
+				}
+			}
+		}
+	}
+}
+
 // rebuildLocked builds the view for st and the current health, logs and
-// exports region changes. s.mu must be held.
+// exports region changes. A routed name whose members' health did not
+// change keeps its target view, and so its cached answers. s.mu must be
+// held.
 func (s *Server) rebuildLocked(st *static) {
 	old := s.view.Load()
-	v := &view{st: st, plans: [2]*planCache{newPlanCache(), newPlanCache()}}
+	var prev *view // the same file: unchanged targets are reused
+	if old != nil && old.st == st {
+		prev = old
+	}
+	v := &view{st: st, services: make([]*targetView, len(st.services))}
+	var pt *targetView
+	if prev != nil {
+		pt = prev.targetView
+	}
+	v.targetView = s.buildTarget(st, func(i int) []member { return st.regions[i].edges }, pt)
+	if v.targetView != pt {
+		for i, r := range st.regions {
+			for _, e := range r.edges {
+				s.m.edgeHealthy.WithLabelValues(r.Name, e.addr.String()).Set(b2f(s.upLocked(e.key)))
+			}
+			if serving, ok := v.regionUp(i); serving {
+				s.m.regionHealthy.WithLabelValues(r.Name).Set(b2f(ok))
+			}
+		}
+	}
+	for j := range st.services {
+		svc := &st.services[j]
+		pt = nil
+		if prev != nil {
+			pt = prev.services[j]
+		}
+		t := s.buildTarget(st, func(i int) []member { return svc.regions[i] }, pt)
+		v.services[j] = t
+		if t == pt {
+			continue
+		}
+		for i, r := range st.regions {
+			for _, e := range svc.regions[i] {
+				s.m.endpointHealthy.WithLabelValues(svc.host, r.Name, e.addr.String()).Set(b2f(s.upLocked(e.key)))
+			}
+			if serving, ok := t.regionUp(i); serving {
+				s.m.serviceHealthy.WithLabelValues(svc.host, r.Name).Set(b2f(ok))
+			}
+		}
+	}
+	if old != nil {
+		s.logChanges(old, v)
+	}
+	s.m.failOpenState.Set(b2f(v.failOpen))
+	s.view.Store(v)
+}
+
+// buildTarget builds the regions and answer sets of one routed name from
+// its members per region and their health; prev is returned as is when
+// every member's health is the same as in it.
+func (s *Server) buildTarget(st *static, members func(region int) []member, prev *targetView) *targetView {
+	var ups []bool
+	for i := range st.regions {
+		for _, e := range members(i) {
+			ups = append(ups, s.upLocked(e.key))
+		}
+	}
+	if prev != nil && slices.Equal(prev.ups, ups) {
+		return prev
+	}
+	t := &targetView{ups: ups, plans: [2]*planCache{newPlanCache(), newPlanCache()}}
 	anyServing, anyHealthy := false, false
-	for _, r := range st.regions {
+	k := 0
+	for i, r := range st.regions {
 		var rv [2]RegionView
 		var healthy, all addrSet
 		for f := range rv {
 			rv[f] = RegionView{Name: r.Name, Loc: r.loc, HasLoc: r.hasLoc, Weight: r.weight}
 		}
-		for _, e := range r.edges {
+		for _, e := range members(i) {
 			a := e.addr.Addr()
 			f := 0
 			if !a.Is4() {
@@ -290,28 +408,30 @@ func (s *Server) rebuildLocked(st *static) {
 			}
 			all.add(a)
 			rv[f].Serving = true
-			h := s.health[e.key]
-			up := h == nil || !h.known || h.up // unknown until the first probe: assume up
-			if up {
+			if ups[k] {
 				healthy.add(a)
 				rv[f].Healthy = true
 			}
-			s.m.edgeHealthy.WithLabelValues(r.Name, e.addr.String()).Set(b2f(up))
+			k++
 		}
 		serving, ok := rv[0].Serving || rv[1].Serving, (rv[0].Serving && rv[0].Healthy) || (rv[1].Serving && rv[1].Healthy)
 		anyServing = anyServing || serving
 		anyHealthy = anyHealthy || ok
 		for f := range rv {
-			v.regions[f] = append(v.regions[f], rv[f])
+			t.regions[f] = append(t.regions[f], rv[f])
 		}
-		v.healthy = append(v.healthy, healthy)
-		v.all = append(v.all, all)
-		if serving {
-			s.m.regionHealthy.WithLabelValues(r.Name).Set(b2f(ok))
-		}
+		t.healthy = append(t.healthy, healthy)
+		t.all = append(t.all, all)
 	}
-	v.failOpen = anyServing && !anyHealthy
-	if old != nil {
+	t.failOpen = anyServing && !anyHealthy
+	return t
+}
+
+// logChanges logs and counts the region health changes from old to v, for
+// the edges and for each app service.
+func (s *Server) logChanges(old, v *view) {
+	state := map[bool]string{true: "up", false: "down"}
+	if v.targetView != old.targetView {
 		was := map[string]bool{}
 		for i := range old.st.regions {
 			if serving, ok := old.regionUp(i); serving {
@@ -321,23 +441,47 @@ func (s *Server) rebuildLocked(st *static) {
 		for i, r := range v.st.regions {
 			serving, ok := v.regionUp(i)
 			if prev, known := was[r.Name]; known && serving && prev != ok {
-				state := map[bool]string{true: "up", false: "down"}[ok]
-				s.m.transitions.WithLabelValues(r.Name, state).Inc()
-				s.log.Warn("region health changed", "region", r.Name, "state", state)
+				s.m.transitions.WithLabelValues(r.Name, state[ok]).Inc()
+				s.log.Warn("region health changed", "region", r.Name, "state", state[ok])
 			}
 		}
 		if v.failOpen && !old.failOpen {
 			s.log.Error("no serving region is healthy: failing open, answering every region")
 		}
 	}
-	s.m.failOpenState.Set(b2f(v.failOpen))
-	s.view.Store(v)
+	olds := map[string]*targetView{}
+	for j, t := range old.services {
+		olds[old.st.services[j].host] = t
+	}
+	for j, t := range v.services {
+		svc := v.st.services[j]
+		ot, ok := olds[svc.host]
+		if !ok || ot == t {
+			continue
+		}
+		was := map[string]bool{}
+		for i := range old.st.regions {
+			if serving, up := ot.regionUp(i); serving {
+				was[old.st.regions[i].Name] = up
+			}
+		}
+		for i, r := range v.st.regions {
+			serving, up := t.regionUp(i)
+			if prev, known := was[r.Name]; known && serving && prev != up {
+				s.m.serviceTransitions.WithLabelValues(svc.host, r.Name, state[up]).Inc()
+				s.log.Warn("app service health changed", "service", svc.host, "region", r.Name, "state", state[up])
+			}
+		}
+		if t.failOpen && !ot.failOpen {
+			s.log.Error("no region of the app service is healthy: failing open, answering every region", "service", svc.host)
+		}
+	}
 }
 
-// regionUp says whether region i has edges and whether one of them is up.
-func (v *view) regionUp(i int) (serving, healthy bool) {
-	for f := range v.regions {
-		r := v.regions[f][i]
+// regionUp says whether region i has members and whether one of them is up.
+func (t *targetView) regionUp(i int) (serving, healthy bool) {
+	for f := range t.regions {
+		r := t.regions[f][i]
 		serving = serving || r.Serving
 		healthy = healthy || (r.Serving && r.Healthy)
 	}
@@ -531,8 +675,8 @@ func (r *resolution) resolve(q dns.Question) {
 	name := q.Name
 	for depth := 0; depth < 8; depth++ {
 		lname = strings.ToLower(name)
-		if z.hostnames[lname] && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA) {
-			if r.hostAnswer(name, q.Qtype) || len(m.Answer) > 0 {
+		if rt, ok := z.routed[lname]; ok && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA) {
+			if r.routedAnswer(name, q.Qtype, rt) || len(m.Answer) > 0 {
 				return
 			}
 			m.Ns = append(m.Ns, z.negSOA())
@@ -572,15 +716,31 @@ func (r *resolution) resolve(q dns.Question) {
 	m.Rcode = dns.RcodeServerFailure // CNAME chain too long
 }
 
-// hostAnswer adds the routed A or AAAA records of a CDN hostname; false
-// when there are none (NODATA).
-func (r *resolution) hostAnswer(name string, qtype uint16) bool {
+// routedAnswer adds the A or AAAA records of a routed name; false when
+// there are none (NODATA).
+func (r *resolution) routedAnswer(name string, qtype uint16, rt routed) bool {
+	v := r.v
+	switch rt.kind {
+	case routedRegion:
+		return r.regionAnswer(name, qtype, rt.idx)
+	case routedService:
+		if rt.idx >= len(v.services) {
+			return false
+		}
+		return r.targetAnswer(name, qtype, v.services[rt.idx], v.st.services[rt.idx].answersCtr, false)
+	}
+	return r.targetAnswer(name, qtype, v.targetView, v.st.answersCtr, true)
+}
+
+// targetAnswer adds the routed A or AAAA records of a CDN hostname (cdn)
+// or an app service (t) and counts the demand; false when there are none.
+func (r *resolution) targetAnswer(name string, qtype uint16, t *targetView, answersCtr []prometheus.Counter, cdn bool) bool {
 	v := r.v
 	fam := 0
 	if qtype == dns.TypeAAAA {
 		fam = 1
 	}
-	cp := r.s.plan(v, clientKey(r.client), fam)
+	cp := r.s.plan(v, t, clientKey(r.client), fam)
 	r.clientDependent = r.clientDependent || cp.ClientDependent
 	best := cp.Best
 	if best < 0 {
@@ -591,24 +751,46 @@ func (r *resolution) hostAnswer(name string, qtype uint16) bool {
 		return false
 	}
 	i := cp.pick(r.s.rand)
-	if cp.FailOpen {
+	if cp.FailOpen && cdn {
 		r.s.m.failOpen.Inc()
 	}
 	for _, ri := range cp.Choices[i] {
-		v.st.answersCtr[ri].Inc()
+		if c := answersCtr[ri]; c != nil {
+			c.Inc()
+		}
 	}
-	ttl := v.st.zone.ttl
 	set := cp.sets[i]
 	if qtype == dns.TypeA {
-		for _, ip := range set.v4 {
+		return r.addrs(name, qtype, set.v4)
+	}
+	return r.addrs(name, qtype, set.v6)
+}
+
+// regionAnswer adds the edges of region ri, the healthy ones or all of
+// them when none of the family is healthy: the name a child region's edges
+// reach their parent (shield) region by, whatever the policy.
+func (r *resolution) regionAnswer(name string, qtype uint16, ri int) bool {
+	h, all := r.v.healthy[ri].v4, r.v.all[ri].v4
+	if qtype == dns.TypeAAAA {
+		h, all = r.v.healthy[ri].v6, r.v.all[ri].v6
+	}
+	if len(h) == 0 {
+		h = all
+	}
+	return r.addrs(name, qtype, h)
+}
+
+// addrs appends one A or AAAA record per address; false when there are none.
+func (r *resolution) addrs(name string, qtype uint16, ips []net.IP) bool {
+	ttl := r.v.st.zone.ttl
+	for _, ip := range ips {
+		if qtype == dns.TypeA {
 			r.m.Answer = append(r.m.Answer, &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: ip})
+		} else {
+			r.m.Answer = append(r.m.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: ip})
 		}
-		return len(set.v4) > 0
 	}
-	for _, ip := range set.v6 {
-		r.m.Answer = append(r.m.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: ip})
-	}
-	return len(set.v6) > 0
+	return len(ips) > 0
 }
 
 var _ dns.Handler = (*Server)(nil)

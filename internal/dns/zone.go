@@ -13,24 +13,50 @@ import (
 )
 
 // zone is the static part of what the server answers: SOA, NS, glue and
-// the file's static records, plus which names exist (for NXDOMAIN vs NODATA).
+// the file's static records, the routed names, plus which names exist (for
+// NXDOMAIN vs NODATA).
 type zone struct {
-	origin    string // lower-case, fully qualified
-	soa       *dns.SOA
-	records   map[string]map[uint16][]dns.RR // owner (lower fqdn) -> type -> RRset
-	hostnames map[string]bool                // CDN hostnames (lower fqdn)
-	exists    map[string]bool                // every name with data, and empty non-terminals
-	ttl       uint32                         // A/AAAA answer TTL of the hostnames
+	origin  string // lower-case, fully qualified
+	soa     *dns.SOA
+	records map[string]map[uint16][]dns.RR // owner (lower fqdn) -> type -> RRset
+	routed  map[string]routed              // names answered from health state (lower fqdn)
+	exists  map[string]bool                // every name with data, and empty non-terminals
+	ttl     uint32                         // A/AAAA answer TTL of the routed names
+}
+
+// routedKind is what a routed name answers.
+type routedKind uint8
+
+const (
+	// routedHost: a CDN hostname, routed among the regions' edges.
+	routedHost routedKind = iota
+	// routedService: an app service hostname, routed among the regions'
+	// endpoints for it (idx: index in AppServices order).
+	routedService
+	// routedRegion: <region>.edges.<zone>, that region's edges whatever the
+	// policy (idx: index in AllRegions order).
+	routedRegion
+)
+
+type routed struct {
+	kind routedKind
+	idx  int
+}
+
+// RegionEdgesName is the name that answers a region's edges,
+// "<region>.edges.<zone>." (lower case, fully qualified).
+func RegionEdgesName(region, zone string) string {
+	return strings.ToLower(region) + ".edges." + dns.Fqdn(strings.ToLower(zone))
 }
 
 func buildZone(c *config.CDN, now time.Time) (*zone, error) {
 	origin := dns.Fqdn(strings.ToLower(c.Spec.Zone))
 	z := &zone{
-		origin:    origin,
-		records:   map[string]map[uint16][]dns.RR{},
-		hostnames: map[string]bool{},
-		exists:    map[string]bool{},
-		ttl:       uint32(c.Spec.Routing.TTL.D() / time.Second),
+		origin:  origin,
+		records: map[string]map[uint16][]dns.RR{},
+		routed:  map[string]routed{},
+		exists:  map[string]bool{},
+		ttl:     uint32(c.Spec.Routing.TTL.D() / time.Second),
 	}
 	defTTL := uint32(c.Spec.DNS.TTL.D() / time.Second)
 	hdr := func(name string, t uint16, ttl uint32) dns.RR_Header {
@@ -106,10 +132,25 @@ func buildZone(c *config.CDN, now time.Time) (*zone, error) {
 		rr.Header().Name = strings.ToLower(rr.Header().Name)
 		z.add(rr)
 	}
-	for _, h := range c.Spec.Hostnames {
-		n := dns.Fqdn(strings.ToLower(h))
-		z.hostnames[n] = true
+	// routed names; on a clash the earlier kind wins (validation rejects
+	// clashes of hostnames; region names are reserved under edges.<zone>)
+	addRouted := func(n string, r routed) {
+		if _, dup := z.routed[n]; dup || !dns.IsSubDomain(origin, n) {
+			return
+		}
+		z.routed[n] = r
 		z.exists[n] = true
+	}
+	for _, h := range c.Spec.Hostnames {
+		addRouted(dns.Fqdn(strings.ToLower(h)), routed{kind: routedHost})
+	}
+	for i, a := range c.AppServices() {
+		addRouted(normHost(a.Hostname)+".", routed{kind: routedService, idx: i})
+	}
+	for i, r := range c.AllRegions() {
+		if len(r.Edges) > 0 {
+			addRouted(RegionEdgesName(r.Name, origin), routed{kind: routedRegion, idx: i})
+		}
 	}
 	// every ancestor of a name with data exists (empty non-terminals)
 	for n := range z.exists {

@@ -3,8 +3,8 @@
 // would. Without those tools the tests skip, except under CI=true, where
 // they must be installed.
 //
-// The binary is built from ./cmd/kubecdn into a temporary directory, or
-// taken from $KUBECDN_BIN when set.
+// The binary is built once for the package from ./cmd/kubecdn into a
+// temporary directory (e2e.Main), or taken from $KUBECDN_BIN when set.
 package dns_test
 
 import (
@@ -27,28 +27,19 @@ import (
 
 func tool(t *testing.T, name, pkg string) string { return e2e.NeedTool(t, name, pkg) }
 
+// binPath is the kubecdn binary, built once for the package by TestMain.
+var binPath string
+
+func TestMain(m *testing.M) { e2e.Main(m, &binPath) }
+
 func buildKubecdn(t *testing.T) string {
 	t.Helper()
-	if b := os.Getenv("KUBECDN_BIN"); b != "" {
-		return b
-	}
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
-	bin := filepath.Join(t.TempDir(), "kubecdn")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/kubecdn")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building kubecdn: %v\n%s", err, b)
-	}
 	for _, sub := range []string{"dns", "validate"} {
-		if out, _ := exec.Command(bin, sub, "-h").CombinedOutput(); strings.Contains(string(out), "unknown command") {
+		if out, _ := exec.Command(binPath, sub, "-h").CombinedOutput(); strings.Contains(string(out), "unknown command") {
 			t.Fatalf("kubecdn %s is not registered in internal/cli/cli.go's commands()", sub)
 		}
 	}
-	return bin
+	return binPath
 }
 
 func freePort(t *testing.T) int {
