@@ -18,21 +18,8 @@ func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	file := fs.String("f", "kubecdn.yaml", "the CDN file")
 	out := fs.String("o", "", `output directory (one subdirectory per region), or "-" for one YAML stream on stdout (required)`)
-	var o render.Options
 	var regions stringList
-	fs.StringVar(&o.Image, "image", defaultImage(Version), "container image of kubecdn")
-	fs.StringVar(&o.Namespace, "namespace", render.DefaultNamespace, "namespace of every object")
-	edgeReplicas := fs.Int("edge-replicas", render.DefaultEdgeReplicas, "edges per region (StatefulSet replicas, HPA minimum, peer list)")
-	maxEdgeReplicas := fs.Int("max-edge-replicas", render.DefaultMaxEdgeReplicas, "HPA maximum of edges per region")
-	dnsReplicas := fs.Int("dns-replicas", render.DefaultDNSReplicas, "dns replicas per region")
-	fs.StringVar(&o.ParentURL, "parent-url", render.DefaultParentURL, "URL of a parent region's edges; {region}, {zone} and {namespace} are replaced")
-	fs.StringVar(&o.AdminSecret, "admin-secret", render.DefaultAdminSecret, `Secret (key "token") with the edges' admin token; referenced, not rendered`)
-	fs.Func("tls-secret", "a Kubernetes TLS Secret (tls.crt, tls.key) the edges serve HTTPS with on port 443, chosen by SNI (repeatable)", func(v string) error {
-		o.TLSSecrets = append(o.TLSSecrets, v)
-		return nil
-	})
-	fs.StringVar(&o.StorageClass, "storage-class", "", "storage class of the disk tier's volume claims (default: the cluster's)")
-	fs.BoolVar(&o.ServiceMonitor, "service-monitor", false, "also render Prometheus Operator ServiceMonitors")
+	renderOpts := renderFlags(fs)
 	fs.Var(&regions, "region", "render only this region (repeatable; default every region of the file)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kubecdn render -f FILE -o DIR [--image REF] [flags]\n\nWrites the Kubernetes manifests of every region to DIR/REGION, ready for\nkubectl apply -f DIR/REGION or a GitOps tool. The edges' admin token is read\nfrom the Secret named by --admin-secret, which you create yourself:\n  kubectl -n kubecdn create secret generic kubecdn-admin --from-literal=token=...")
@@ -45,18 +32,10 @@ func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "kubecdn render: -o DIR is required")
 		return 2
 	}
-	for _, c := range []struct {
-		name string
-		v    int
-	}{{"edge-replicas", *edgeReplicas}, {"max-edge-replicas", *maxEdgeReplicas}, {"dns-replicas", *dnsReplicas}} {
-		if c.v < 1 || c.v > 1000 {
-			fmt.Fprintf(stderr, "kubecdn render: --%s: %d, want 1 to 1000\n", c.name, c.v)
-			return 2
-		}
-	}
-	o.EdgeReplicas, o.MaxEdgeReplicas, o.DNSReplicas = int32(*edgeReplicas), int32(*maxEdgeReplicas), int32(*dnsReplicas)
-	if !flagSet(fs, "max-edge-replicas") {
-		o.MaxEdgeReplicas = 0 // Render's default: at least the edge replicas
+	o, err := renderOpts()
+	if err != nil {
+		fmt.Fprintf(stderr, "kubecdn render: %v\n", err)
+		return 2
 	}
 	o.Regions = regions
 	cfg, err := config.Load(*file)
@@ -105,4 +84,39 @@ func defaultImage(version string) string {
 		return "ghcr.io/kubecdn/kubecdn:" + version
 	}
 	return render.DefaultImage
+}
+
+// renderFlags defines the flags render and deploy share (the choices the
+// CDN file does not make) and returns a function that checks them after
+// parsing and returns the Options.
+func renderFlags(fs *flag.FlagSet) func() (render.Options, error) {
+	var o render.Options
+	fs.StringVar(&o.Image, "image", defaultImage(Version), "container image of kubecdn")
+	fs.StringVar(&o.Namespace, "namespace", render.DefaultNamespace, "namespace of every object")
+	edgeReplicas := fs.Int("edge-replicas", render.DefaultEdgeReplicas, "edges per region (StatefulSet replicas, HPA minimum, peer list)")
+	maxEdgeReplicas := fs.Int("max-edge-replicas", render.DefaultMaxEdgeReplicas, "HPA maximum of edges per region")
+	dnsReplicas := fs.Int("dns-replicas", render.DefaultDNSReplicas, "dns replicas per region")
+	fs.StringVar(&o.ParentURL, "parent-url", render.DefaultParentURL, "URL of a parent region's edges; {region}, {zone} and {namespace} are replaced")
+	fs.StringVar(&o.AdminSecret, "admin-secret", render.DefaultAdminSecret, `Secret (key "token") with the edges' admin token; referenced, not rendered`)
+	fs.Func("tls-secret", "a Kubernetes TLS Secret (tls.crt, tls.key) the edges serve HTTPS with on port 443, chosen by SNI (repeatable)", func(v string) error {
+		o.TLSSecrets = append(o.TLSSecrets, v)
+		return nil
+	})
+	fs.StringVar(&o.StorageClass, "storage-class", "", "storage class of the disk tier's volume claims (default: the cluster's)")
+	fs.BoolVar(&o.ServiceMonitor, "service-monitor", false, "also render Prometheus Operator ServiceMonitors")
+	return func() (render.Options, error) {
+		for _, c := range []struct {
+			name string
+			v    int
+		}{{"edge-replicas", *edgeReplicas}, {"max-edge-replicas", *maxEdgeReplicas}, {"dns-replicas", *dnsReplicas}} {
+			if c.v < 1 || c.v > 1000 {
+				return o, fmt.Errorf("--%s: %d, want 1 to 1000", c.name, c.v)
+			}
+		}
+		o.EdgeReplicas, o.MaxEdgeReplicas, o.DNSReplicas = int32(*edgeReplicas), int32(*maxEdgeReplicas), int32(*dnsReplicas)
+		if !flagSet(fs, "max-edge-replicas") {
+			o.MaxEdgeReplicas = 0 // Render's default: at least the edge replicas
+		}
+		return o, nil
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
 
@@ -69,6 +70,21 @@ func Marshal(o Object) ([]byte, error) {
 		return nil, fmt.Errorf("marshal %s: %w", FileName(o), err)
 	}
 	return b, nil
+}
+
+// Unstructured turns o into the map form server-side apply sends, without
+// the fields a server fills in (status, creationTimestamp), like Marshal.
+func Unstructured(o Object) (*unstructured.Unstructured, error) {
+	js, err := json.Marshal(o)
+	if err != nil {
+		return nil, fmt.Errorf("marshal %s: %w", FileName(o), err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(js, &m); err != nil {
+		return nil, fmt.Errorf("marshal %s: %w", FileName(o), err)
+	}
+	prune(m)
+	return &unstructured.Unstructured{Object: m}, nil
 }
 
 // prune drops "status" objects and null creationTimestamps at any depth

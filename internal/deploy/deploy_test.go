@@ -1,0 +1,348 @@
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/deploy"
+	"github.com/kubecdn/kubecdn/internal/kubetest"
+)
+
+// syncBuffer is the progress output, read while deploy writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+const appDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: rtmp, namespace: video}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: rtmp}}
+  template:
+    metadata: {labels: {app: rtmp}}
+    spec:
+      containers:
+        - {name: rtmp, image: example.com/rtmp:1, ports: [{containerPort: 1935}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: rtmp, namespace: video}
+spec:
+  type: LoadBalancer
+  selector: {app: rtmp}
+  ports: [{name: rtmp, port: 1935, targetPort: 1935}]
+`
+
+type env struct {
+	t          *testing.T
+	dir        string
+	kubeconfig string
+	clusters   map[string]*kubetest.Cluster
+	out        *syncBuffer
+	held       atomic.Bool
+}
+
+func newEnv(t *testing.T) *env {
+	cs := kubetest.Start(t, "us-east-1", "us-west-2")
+	e := &env{t: t, dir: t.TempDir(), clusters: map[string]*kubetest.Cluster{}, out: &syncBuffer{}}
+	e.kubeconfig = filepath.Join(e.dir, "kubeconfig")
+	kubetest.WriteKubeconfig(t, e.kubeconfig, cs...)
+	// A context whose API server is not there: a region that cannot be reached.
+	kc, err := clientcmd.LoadFromFile(e.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc.Clusters["nowhere"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1", InsecureSkipTLSVerify: true}
+	kc.Contexts["nowhere"] = &clientcmdapi.Context{Cluster: "nowhere", AuthInfo: kc.Contexts["us-east-1"].AuthInfo}
+	if err := clientcmd.WriteToFile(*kc, e.kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cs {
+		e.clusters[c.Name] = c
+		c.StartControllers(t, kubetest.Controllers{
+			Interval: 50 * time.Millisecond,
+			LoadBalancer: func(ns, name string) string {
+				switch name {
+				case "kubecdn-edge-public":
+					return fmt.Sprintf("192.0.2.%d", i+1)
+				case "kubecdn-dns":
+					return fmt.Sprintf("192.0.2.%d", i+53)
+				case "rtmp":
+					return fmt.Sprintf("198.51.100.%d", i+1)
+				}
+				return ""
+			},
+			Hold: func(kind, ns, name string) bool {
+				return e.held.Load() && kind == "Deployment" && name == "kubecdn-dns"
+			},
+		})
+	}
+	if err := os.MkdirAll(filepath.Join(e.dir, "video"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir, "video", "rtmp.yaml"), []byte(appDeployment), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// file writes a CDN file; regions maps a region to its context.
+func (e *env) file(regions [][2]string, app bool) *config.CDN {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: kubecdn.io/v1alpha1
+kind: CDN
+metadata: {name: demo}
+spec:
+  zone: cdn.example.com
+  hostnames: [www.cdn.example.com]
+  origin: {url: https://origin.example.com}
+  routing: {policy: latency, ttl: 1s}
+  regions:
+    alwaysOn:
+`)
+	for _, r := range regions {
+		fmt.Fprintf(&b, "      - {name: %s, provider: aws, cluster: {kubeconfig: %s, context: %s}}\n", r[0], e.kubeconfig, r[1])
+	}
+	if app {
+		fmt.Fprintf(&b, `  apps:
+    - name: video
+      manifests: video
+      services:
+        - {service: rtmp, hostname: live.cdn.example.com}
+`)
+	}
+	path := filepath.Join(e.dir, "kubecdn.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cfg
+}
+
+func (e *env) deploy(cfg *config.CDN, edit func(*deploy.Options)) deploy.Result {
+	e.t.Helper()
+	o := deploy.Options{Poll: 50 * time.Millisecond, Timeout: 30 * time.Second, Drain: 300 * time.Millisecond, Out: e.out}
+	o.Render.Image = "example.com/kubecdn:test"
+	if edit != nil {
+		edit(&o)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	res, err := deploy.Run(ctx, cfg, o)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res
+}
+
+func (e *env) client(region string) kubernetes.Interface { return e.clusters[region].Client }
+
+// dnsFile is the CDN file the region's dns reads, from its ConfigMap.
+func (e *env) dnsFile(region string) *config.CDN {
+	e.t.Helper()
+	cm, err := e.client(region).CoreV1().ConfigMaps("kubecdn").Get(context.Background(), "kubecdn-config", metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(cm.Data["kubecdn.yaml"]))
+	if err != nil {
+		e.t.Fatalf("%s: the dns's file does not load: %v", region, err)
+	}
+	return cfg
+}
+
+func edgesOf(cfg *config.CDN) map[string][]string {
+	out := map[string][]string{}
+	for _, r := range cfg.AllRegions() {
+		if len(r.Edges) > 0 {
+			out[r.Name] = r.Edges
+		}
+	}
+	return out
+}
+
+func changes(res deploy.Result) []string {
+	var out []string
+	for _, r := range res.Regions {
+		for _, c := range r.Changes {
+			out = append(out, r.Region+" "+c.Action+" "+c.Ref.String())
+		}
+	}
+	return out
+}
+
+func TestDeploy(t *testing.T) {
+	e := newEnv(t)
+	both := [][2]string{{"us-east-1", "us-east-1"}, {"us-west-2", "us-west-2"}}
+	ctx := context.Background()
+
+	// First deploy: everything created, rollouts waited for (the dns is
+	// held back for a moment), addresses read and given to every dns.
+	e.held.Store(true)
+	time.AfterFunc(time.Second, func() { e.held.Store(false) })
+	cfg := e.file(both, true)
+	res := e.deploy(cfg, nil)
+	if err := res.Err(); err != nil {
+		t.Fatalf("deploy: %v\n%s", err, e.out)
+	}
+	if !strings.Contains(e.out.String(), "deployment/kubecdn/kubecdn-dns 0/2 ready") {
+		t.Errorf("no progress line for the held rollout:\n%s", e.out)
+	}
+	for _, region := range []string{"us-east-1", "us-west-2"} {
+		want := map[string][]string{"us-east-1": {"192.0.2.1:80"}, "us-west-2": {"192.0.2.2:80"}}
+		if got := edgesOf(e.dnsFile(region)); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: the dns's edges = %v, want %v", region, got, want)
+		}
+		f := e.dnsFile(region)
+		if got := f.Spec.Regions.AlwaysOn[1].Endpoints["live.cdn.example.com"]; !slices.Equal(got, []string{"198.51.100.2:1935"}) {
+			t.Errorf("%s: app endpoints of us-west-2 = %v", region, got)
+		}
+		sts, err := e.client(region).AppsV1().StatefulSets("kubecdn").Get(ctx, "kubecdn-edge", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sts.Labels["app.kubernetes.io/managed-by"] != "kubecdn" || sts.Labels["kubecdn.io/region"] != region {
+			t.Errorf("%s: labels %v", region, sts.Labels)
+		}
+		if m := sts.ManagedFields; len(m) == 0 || m[0].Manager != deploy.FieldManager || m[0].Operation != metav1.ManagedFieldsOperationApply {
+			t.Errorf("%s: managed fields %+v, want server-side apply by %q", region, m, deploy.FieldManager)
+		}
+		// The app, labelled as kubecdn's too, read with kubectl.
+		out, err := e.clusters[region].Kubectl(ctx, "-n", "video", "get", "deployment", "rtmp", "-o", "jsonpath={.metadata.labels.kubecdn\\.io/app}")
+		if err != nil || out != "video" {
+			t.Errorf("%s: kubectl get deployment rtmp: %q %v", region, out, err)
+		}
+	}
+
+	// A second run changes nothing.
+	res = e.deploy(cfg, nil)
+	if err := res.Err(); err != nil || len(changes(res)) != 0 {
+		t.Fatalf("re-run: %v, changes %v", err, changes(res))
+	}
+
+	// Dry run of a change: reported, not made.
+	res = e.deploy(cfg, func(o *deploy.Options) { o.DryRun = true; o.Render.DNSReplicas = 3 })
+	if got := changes(res); !slices.Contains(got, "us-east-1 configured deployment/kubecdn/kubecdn-dns") || len(got) != 2 {
+		t.Errorf("dry run changes = %v", got)
+	}
+	d, _ := e.client("us-east-1").AppsV1().Deployments("kubecdn").Get(ctx, "kubecdn-dns", metav1.GetOptions{})
+	if *d.Spec.Replicas != 2 {
+		t.Errorf("dry run changed replicas to %d", *d.Spec.Replicas)
+	}
+
+	// Drift: someone scales the dns by hand and the HPA scales the edges;
+	// the dns is put back, the HPA's choice is left alone.
+	scale := func(kind, name string, n int32) {
+		t.Helper()
+		p := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, n)
+		var err error
+		if kind == "Deployment" {
+			_, err = e.client("us-east-1").AppsV1().Deployments("kubecdn").Patch(ctx, name, "application/merge-patch+json", p, metav1.PatchOptions{FieldManager: "kubectl-edit"})
+		} else {
+			_, err = e.client("us-east-1").AppsV1().StatefulSets("kubecdn").Patch(ctx, name, "application/merge-patch+json", p, metav1.PatchOptions{FieldManager: "horizontal-pod-autoscaler"})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	scale("Deployment", "kubecdn-dns", 5)
+	scale("StatefulSet", "kubecdn-edge", 4)
+	res = e.deploy(cfg, nil)
+	if got := changes(res); !slices.Equal(got, []string{"us-east-1 configured deployment/kubecdn/kubecdn-dns"}) {
+		t.Errorf("drift changes = %v", got)
+	}
+	d, _ = e.client("us-east-1").AppsV1().Deployments("kubecdn").Get(ctx, "kubecdn-dns", metav1.GetOptions{})
+	sts, _ := e.client("us-east-1").AppsV1().StatefulSets("kubecdn").Get(ctx, "kubecdn-edge", metav1.GetOptions{})
+	if *d.Spec.Replicas != 2 || *sts.Spec.Replicas != 4 {
+		t.Errorf("after drift: dns replicas %d (want 2), edge replicas %d (want the HPA's 4)", *d.Spec.Replicas, *sts.Spec.Replicas)
+	}
+
+	// A region that cannot be reached fails alone; DNS keeps its last
+	// known addresses.
+	cfgBroken := e.file([][2]string{{"us-east-1", "us-east-1"}, {"us-west-2", "nowhere"}}, true)
+	res = e.deploy(cfgBroken, func(o *deploy.Options) { o.Timeout = 5 * time.Second })
+	if res.Failed() != 1 || res.Regions[1].Err == nil || res.Regions[0].Err != nil {
+		t.Fatalf("one unreachable region: failed %d, results %+v", res.Failed(), res.Regions)
+	}
+	if got := edgesOf(e.dnsFile("us-east-1"))["us-west-2"]; !slices.Equal(got, []string{"192.0.2.2:80"}) {
+		t.Errorf("unreachable region's edges in DNS = %v, want the last known", got)
+	}
+
+	// The app leaves the file: its objects are pruned.
+	cfg = e.file(both, false)
+	res = e.deploy(cfg, nil)
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := changes(res); !slices.Contains(got, "us-east-1 pruned deployment/video/rtmp") || !slices.Contains(got, "us-west-2 pruned service/video/rtmp") {
+		t.Errorf("prune changes = %v", got)
+	}
+	if _, err := e.client("us-west-2").AppsV1().Deployments("video").Get(ctx, "rtmp", metav1.GetOptions{}); !errors.IsNotFound(err) {
+		t.Errorf("pruned deployment still there: %v", err)
+	}
+
+	// A region leaves the file: out of DNS first, torn down after the TTL.
+	e.out = &syncBuffer{}
+	cfg = e.file(both[:1], false)
+	res = e.deploy(cfg, nil)
+	if err := res.Err(); err != nil {
+		t.Fatalf("remove region: %v\n%s", err, e.out)
+	}
+	if got := edgesOf(e.dnsFile("us-east-1")); len(got) != 1 {
+		t.Errorf("after removal the dns still has %v", got)
+	}
+	out := e.out.String()
+	dnsAt, downAt := strings.Index(out, "dns "), strings.Index(out, "torn down")
+	if dnsAt < 0 || downAt < 0 || downAt < dnsAt {
+		t.Errorf("want the DNS line before the teardown line:\n%s", out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := e.client("us-west-2").CoreV1().Namespaces().Get(ctx, "kubecdn", metav1.GetOptions{})
+		if errors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("removed region's namespace still there: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// And the next run does not try again.
+	res = e.deploy(cfg, nil)
+	if err := res.Err(); err != nil || len(res.Regions) != 1 {
+		t.Errorf("after removal: %v, %d regions", err, len(res.Regions))
+	}
+}
