@@ -116,13 +116,13 @@ func TestErrors(t *testing.T) {
 		}, []string{`spec.publish.provider: unknown provider "route54"`, "spec.publish.route53.hostedZoneID: \"/hostedzone/Z1\": give the bare ID",
 			"spec.publish.route53.endpoint:"}},
 		{"apps", func(s string) string {
-			return s + "  apps:\n    - name: Video\n      regions: [mars-1]\n      overrides: [{regions: [], kind: '', name: ''}]\n      services:\n        - {hostname: www.cdn.example.com, port: 70000, health: {protocol: udp, path: x}}\n        - {service: b, hostname: live.example.org}\n    - {name: v2, manifests: d, regions: [us-east-1], overrides: [{regions: [eu-west-1], kind: Deployment, name: d, patch: {spec: {}}}]}\n"
+			return s + "  apps:\n    - name: Video\n      regions: [mars-1]\n      overrides: [{regions: [], kind: '', name: ''}]\n      services:\n        - {hostname: www.cdn.example.com, port: 70000, health: {protocol: udp, path: x}}\n        - {service: b, hostname: live.example.org}\n        - {service: c, hostname: x.edges.cdn.example.com}\n    - {name: v2, manifests: d, regions: [us-east-1], overrides: [{regions: [eu-west-1], kind: Deployment, name: d, patch: {spec: {}}}]}\n"
 		}, []string{`spec.apps[0].name: "Video" must be lowercase`, "spec.apps[0].manifests: required", `spec.apps[0].regions[0]: unknown region "mars-1"`,
 			"spec.apps[0].overrides[0].regions: required", "spec.apps[0].overrides[0].kind: required", "spec.apps[0].overrides[0].patch: required",
 			"spec.apps[0].services[0].service: required", `spec.apps[0].services[0].hostname: "www.cdn.example.com" is already used by spec.hostnames`,
 			"spec.apps[0].services[0].port: 70000 is not a port", `spec.apps[0].services[0].health.protocol: unknown protocol "udp"`,
 			`spec.apps[0].services[0].health.path: "x" must start with /`, `spec.apps[0].services[1].hostname: "live.example.org" is not inside the zone`,
-			`spec.apps[1].overrides[0].regions[0]: unknown region "eu-west-1"`}},
+			`spec.apps[1].overrides[0].regions[0]: unknown region "eu-west-1"`, `spec.apps[0].services[2].hostname: "x.edges.cdn.example.com" is under edges.cdn.example.com`}},
 		{"endpoints name app hostnames", func(s string) string {
 			return strings.Replace(s, "provider: aws", "provider: aws, endpoints: {www.cdn.example.com: [\"1.2.3.4:80\"], live.cdn.example.com: [nope]}", 1)
 		}, []string{"endpoints.live.cdn.example.com: \"live.cdn.example.com\" is not the hostname of an app service", "endpoints.www.cdn.example.com:"}},

@@ -323,6 +323,8 @@ func (c *CDN) validatePublish(v *validator, zoneOK bool, names map[string]string
 				v.add(sf+".hostname", "%q is not inside the zone %q", s.Hostname, c.Spec.Zone)
 			case dup:
 				v.add(sf+".hostname", "%q is already used by %s", s.Hostname, prev)
+			case zoneOK && strings.HasSuffix(s.Hostname, ".edges."+c.Spec.Zone):
+				v.add(sf+".hostname", "%q is under edges.%s, which holds the regions' own names", s.Hostname, c.Spec.Zone)
 			default:
 				hosts[s.Hostname] = sf
 			}
@@ -345,10 +347,14 @@ func (c *CDN) validatePublish(v *validator, zoneOK bool, names map[string]string
 			if _, ok := hosts[h]; !ok || hosts[h] == "spec.hostnames" {
 				v.add(f, "%q is not the hostname of an app service (spec.apps[].services[].hostname)", h)
 			}
+			seen := map[string]int{}
 			for i, e := range r.Endpoints[h] {
 				if _, err := ParseHostPort(e, 80); err != nil {
 					v.add(fieldIdx(f, i), "%v", err)
+				} else if j, dup := seen[e]; dup {
+					v.add(fieldIdx(f, i), "duplicate endpoint %q (also [%d])", e, j)
 				}
+				seen[e] = i
 			}
 		}
 	}

@@ -147,6 +147,20 @@ func (c *Cluster) Apply(ctx context.Context, u *unstructured.Unstructured, def s
 	return out, nil
 }
 
+// Create makes an object that must not exist yet (a Secret kubecdn
+// generates once); server-side apply would take it over at every deploy.
+func (c *Cluster) Create(ctx context.Context, u *unstructured.Unstructured, def string) (*unstructured.Unstructured, error) {
+	ri, _, err := c.resource(u, def)
+	if err != nil {
+		return nil, err
+	}
+	out, err := ri.Create(ctx, u, metav1.CreateOptions{FieldManager: FieldManager})
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", kindName(u), err)
+	}
+	return out, nil
+}
+
 // Delete removes the object named by ref (dependents in the background);
 // one already gone is not an error.
 func (c *Cluster) Delete(ctx context.Context, ref Ref, dryRun bool) error {

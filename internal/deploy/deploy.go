@@ -18,6 +18,8 @@ package deploy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +76,8 @@ type Options struct {
 	// nil, net.DefaultResolver.
 	Resolver Resolver
 	Now      func() time.Time
+	// Rand makes the admin tokens; if nil, crypto/rand.
+	Rand io.Reader
 	// Sleep waits d or until ctx ends; if nil, a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -108,6 +112,9 @@ func (o Options) withDefaults(cfg *config.CDN) Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
 	}
 	if o.Sleep == nil {
 		o.Sleep = func(ctx context.Context, d time.Duration) error {
@@ -566,6 +573,17 @@ func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef) (rr Reg
 		}
 	}
 
+	// The edges' admin token: made once, kept across deploys.
+	if ref, created, err := d.ensureAdminSecret(ctx, c, r.Name); err != nil {
+		rr.Err = err
+		return rr
+	} else if ref != nil {
+		desired = append(desired, *ref)
+		if created {
+			rr.Changes = append(rr.Changes, Change{"created", *ref})
+		}
+	}
+
 	// Prune what an earlier deploy applied and the file no longer names.
 	var kept []Ref
 	for _, p := range Prune(prev.Inventory, desired) {
@@ -652,6 +670,44 @@ func (d *deployer) withNamespaces(ctx context.Context, c *Cluster, region string
 		extra = append(extra, u)
 	}
 	return append(objs, extra...), nil
+}
+
+// ensureAdminSecret creates the Secret holding the edges' admin bearer
+// token (render.Options.AdminSecret, key "token") with a random token when
+// the region has none; one that exists, made by kubecdn or by the user, is
+// never changed. It returns the Secret's ref when kubecdn owns it (so it is
+// kept in the inventory and goes with the region).
+func (d *deployer) ensureAdminSecret(ctx context.Context, c *Cluster, region string) (*Ref, bool, error) {
+	ns, name := d.opts.Render.Namespace, d.opts.Render.AdminSecret
+	if name == "" {
+		name = render.DefaultAdminSecret
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": name, "namespace": ns}}}
+	ref := RefOf(u)
+	live, err := c.Get(ctx, u, ns)
+	if err != nil {
+		return nil, false, err
+	}
+	if live != nil {
+		if live.GetLabels()["kubecdn.io/cdn"] == d.cfg.Metadata.Name {
+			return &ref, false, nil
+		}
+		return nil, false, nil // the user's own
+	}
+	if d.opts.DryRun {
+		return &ref, true, nil
+	}
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(d.opts.Rand, b); err != nil {
+		return nil, false, fmt.Errorf("admin token: %w", err)
+	}
+	u.SetLabels(d.labels(region))
+	u.Object["type"] = "Opaque"
+	u.Object["stringData"] = map[string]any{"token": hex.EncodeToString(b)}
+	if _, err := c.Create(ctx, u, ns); err != nil {
+		return nil, false, err
+	}
+	return &ref, true, nil
 }
 
 func isNamespaceMissing(err error) bool {

@@ -1,14 +1,12 @@
 package deploy_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,25 +20,8 @@ import (
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/deploy"
 	"github.com/kubecdn/kubecdn/internal/kubetest"
+	"github.com/kubecdn/kubecdn/test/e2e"
 )
-
-// syncBuffer is the progress output, read while deploy writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 const appDeployment = `apiVersion: apps/v1
 kind: Deployment
@@ -68,13 +49,13 @@ type env struct {
 	dir        string
 	kubeconfig string
 	clusters   map[string]*kubetest.Cluster
-	out        *syncBuffer
+	out        *e2e.SyncBuffer
 	held       atomic.Bool
 }
 
 func newEnv(t *testing.T) *env {
 	cs := kubetest.Start(t, "us-east-1", "us-west-2")
-	e := &env{t: t, dir: t.TempDir(), clusters: map[string]*kubetest.Cluster{}, out: &syncBuffer{}}
+	e := &env{t: t, dir: t.TempDir(), clusters: map[string]*kubetest.Cluster{}, out: &e2e.SyncBuffer{}}
 	e.kubeconfig = filepath.Join(e.dir, "kubeconfig")
 	kubetest.WriteKubeconfig(t, e.kubeconfig, cs...)
 	// A context whose API server is not there: a region that cannot be reached.
@@ -240,6 +221,11 @@ func TestDeploy(t *testing.T) {
 		if m := sts.ManagedFields; len(m) == 0 || m[0].Manager != deploy.FieldManager || m[0].Operation != metav1.ManagedFieldsOperationApply {
 			t.Errorf("%s: managed fields %+v, want server-side apply by %q", region, m, deploy.FieldManager)
 		}
+		// The edges' admin token, made once.
+		sec, err := e.client(region).CoreV1().Secrets("kubecdn").Get(ctx, "kubecdn-admin", metav1.GetOptions{})
+		if err != nil || len(sec.Data["token"]) != 64 {
+			t.Errorf("%s: admin secret: %v, token %q", region, err, sec.Data["token"])
+		}
 		// The app, labelled as kubecdn's too, read with kubectl.
 		out, err := e.clusters[region].Kubectl(ctx, "-n", "video", "get", "deployment", "rtmp", "-o", "jsonpath={.metadata.labels.kubecdn\\.io/app}")
 		if err != nil || out != "video" {
@@ -315,7 +301,7 @@ func TestDeploy(t *testing.T) {
 	}
 
 	// A region leaves the file: out of DNS first, torn down after the TTL.
-	e.out = &syncBuffer{}
+	e.out = &e2e.SyncBuffer{}
 	cfg = e.file(both[:1], false)
 	res = e.deploy(cfg, nil)
 	if err := res.Err(); err != nil {

@@ -56,16 +56,11 @@ func sortObjects(objs []Object) {
 // Marshal writes one object as YAML without the fields a server fills in
 // (status, creationTimestamp), so the file shows only what was decided.
 func Marshal(o Object) ([]byte, error) {
-	js, err := json.Marshal(o)
+	u, err := Unstructured(o)
 	if err != nil {
-		return nil, fmt.Errorf("marshal %s: %w", FileName(o), err)
+		return nil, err
 	}
-	var m map[string]any
-	if err := json.Unmarshal(js, &m); err != nil {
-		return nil, fmt.Errorf("marshal %s: %w", FileName(o), err)
-	}
-	prune(m)
-	b, err := yaml.Marshal(m)
+	b, err := yaml.Marshal(u.Object)
 	if err != nil {
 		return nil, fmt.Errorf("marshal %s: %w", FileName(o), err)
 	}
