@@ -614,7 +614,7 @@ func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef) (rr Reg
 	if d.opts.DryRun {
 		return rr // the deferred line sums it up
 	}
-	d.printf(r.Name, "applied %d objects: %s", len(objs), summary(rr))
+	d.printf(r.Name, "applied %d objects: %s", len(desired), summary(rr))
 
 	// Wait for the rollouts and the load balancers.
 	wctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
