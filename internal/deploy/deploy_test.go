@@ -332,3 +332,81 @@ func TestDeploy(t *testing.T) {
 		t.Errorf("after removal: %v, %d regions", err, len(res.Regions))
 	}
 }
+
+// An autoscale region is deployed once opened, stays open in later runs,
+// and leaves DNS and is torn down when closed.
+func TestOpenAndCloseAutoscaleRegion(t *testing.T) {
+	cs := kubetest.Start(t, "us-east-1", "eu-west-1")
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	kubetest.WriteKubeconfig(t, kubeconfig, cs...)
+	for i, c := range cs {
+		c.StartControllers(t, kubetest.Controllers{Interval: 50 * time.Millisecond, LoadBalancer: func(ns, name string) string {
+			return fmt.Sprintf("192.0.2.%d", 10*i+len(name)%10)
+		}})
+	}
+	path := filepath.Join(dir, "kubecdn.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
+kind: CDN
+metadata: {name: demo}
+spec:
+  zone: cdn.example.com
+  hostnames: [www.cdn.example.com]
+  origin: {url: https://origin.example.com}
+  routing: {ttl: 1s}
+  regions:
+    alwaysOn: [{name: us-east-1, provider: aws, cluster: {kubeconfig: %[1]s, context: us-east-1}}]
+    autoscale: [{name: eu-west-1, provider: gcp, cluster: {kubeconfig: %[1]s, context: eu-west-1}}]
+`, kubeconfig)), 0o644)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	run := func(edit func(*deploy.Options)) deploy.Result {
+		t.Helper()
+		o := deploy.Options{Poll: 50 * time.Millisecond, Timeout: 30 * time.Second, Drain: 200 * time.Millisecond}
+		if edit != nil {
+			edit(&o)
+		}
+		res, err := deploy.Run(ctx, cfg, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := res.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	euDeployed := func() bool {
+		_, err := cs[1].Client.CoreV1().Namespaces().Get(ctx, "kubecdn", metav1.GetOptions{})
+		return err == nil
+	}
+	if res := run(nil); len(res.Regions) != 1 || euDeployed() {
+		t.Fatalf("a closed autoscale region was deployed: %+v", res.Regions)
+	}
+	if _, err := deploy.Run(ctx, cfg, deploy.Options{Open: []string{"us-east-1"}}); err == nil {
+		t.Error("opening an always-on region was accepted")
+	}
+	run(func(o *deploy.Options) { o.Open = []string{"eu-west-1"} })
+	if !euDeployed() {
+		t.Fatal("opened region not deployed")
+	}
+	if res := run(nil); len(res.Regions) != 2 || len(changes(res)) != 0 {
+		t.Fatalf("the opened region did not stay open unchanged: %+v", changes(res))
+	}
+	res := run(func(o *deploy.Options) { o.Close = []string{"eu-west-1"} })
+	if len(res.Regions) != 2 || !res.Regions[1].Removed {
+		t.Fatalf("close: %+v", res.Regions)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for euDeployed() {
+		if time.Now().After(deadline) {
+			t.Fatal("closed region not torn down")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if res := run(nil); len(res.Regions) != 1 {
+		t.Fatalf("the closed region came back: %+v", res.Regions)
+	}
+}
