@@ -287,6 +287,7 @@ func (d *deployer) run(ctx context.Context) (Result, error) {
 	for i, err := range errs {
 		if err != nil {
 			fail(always[i].Name, err)
+			d.printf(always[i].Name, "failed: %v", err)
 		}
 		if states[i].Updated.After(d.state.Updated) {
 			d.state = states[i]
@@ -298,10 +299,14 @@ func (d *deployer) run(ctx context.Context) (Result, error) {
 	active, removed := d.activeRegions()
 
 	// 2. Apply every active region, wait for it, read its addresses.
+	unreachable := map[string]bool{}
+	for name := range results {
+		unreachable[name] = true
+	}
 	d.parallel(ctx, len(active), func(i int) {
 		r := active[i]
-		if results[r.Name] != nil {
-			return // unreachable, reported
+		if unreachable[r.Name] {
+			return // reported
 		}
 		rr := d.deployRegion(ctx, r)
 		d.mu.Lock()

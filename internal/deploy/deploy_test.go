@@ -193,7 +193,14 @@ func TestDeploy(t *testing.T) {
 	// First deploy: everything created, rollouts waited for (the dns is
 	// held back for a moment), addresses read and given to every dns.
 	e.held.Store(true)
-	time.AfterFunc(time.Second, func() { e.held.Store(false) })
+	go func() { // release the dns once deploy has said it waits for it
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if strings.Contains(e.out.String(), "deployment/kubecdn/kubecdn-dns 0/2 ready") {
+				break
+			}
+		}
+		e.held.Store(false)
+	}()
 	cfg := e.file(both, true)
 	res := e.deploy(cfg, nil)
 	if err := res.Err(); err != nil {
