@@ -97,7 +97,7 @@ func renderFlags(fs *flag.FlagSet) func() (render.Options, error) {
 	maxEdgeReplicas := fs.Int("max-edge-replicas", render.DefaultMaxEdgeReplicas, "HPA maximum of edges per region")
 	dnsReplicas := fs.Int("dns-replicas", render.DefaultDNSReplicas, "dns replicas per region")
 	fs.StringVar(&o.ParentURL, "parent-url", render.DefaultParentURL, "URL of a parent region's edges; {region}, {zone} and {namespace} are replaced")
-	fs.StringVar(&o.AdminSecret, "admin-secret", render.DefaultAdminSecret, `Secret (key "token") with the edges' admin token; referenced, not rendered`)
+	fs.StringVar(&o.AdminSecret, "admin-secret", render.DefaultAdminSecret, `Secret (key "token") with the edges' admin token; render references it, deploy creates it with a random token when missing`)
 	fs.Func("tls-secret", "a Kubernetes TLS Secret (tls.crt, tls.key) the edges serve HTTPS with on port 443, chosen by SNI (repeatable)", func(v string) error {
 		o.TLSSecrets = append(o.TLSSecrets, v)
 		return nil
