@@ -192,6 +192,43 @@ type cachedMeta struct {
 	m    *objMeta
 	wire []byte // "Name: value\r\n" lines of the stored header, for clients
 	date bool   // the stored header has a Date
+
+	fresh atomic.Pointer[freshMemo] // the last Fresh decision for a plain request
+}
+
+// freshMemo is a Fresh decision of httpcache.Decide for a request without
+// header fields, taken at wall time at (Unix ns) under the options of rt.
+// While the stored response is resident (at is not before its response
+// time), its age grows and its ttl shrinks by exactly the time passed, and
+// with no request directives it stays Fresh while ttl > 0; so a later
+// decision is the memo shifted, with no header parsing. fastpath_test.go
+// checks this against Decide.
+type freshMemo struct {
+	rt       *runtime
+	at       int64
+	age, ttl time.Duration
+}
+
+// decideFast is httpcache.Decide(emptyHeader, stored(cm.m), now, rt.opts)
+// for a decision of Fresh; ok is false when the object may not be served
+// fresh.
+func (cm *cachedMeta) decideFast(rt *runtime, now time.Time) (age, ttl time.Duration, ok bool) {
+	wall := now.UnixNano()
+	if f := cm.fresh.Load(); f != nil && f.rt == rt && wall >= f.at {
+		d := time.Duration(wall - f.at)
+		if f.ttl-d > 0 {
+			return f.age + d, f.ttl - d, true
+		}
+		return 0, 0, false
+	}
+	dec, age, ttl := httpcache.Decide(emptyHeader, stored(cm.m), now, rt.opts)
+	if dec != httpcache.Fresh {
+		return 0, 0, false
+	}
+	if ttl > 0 && !now.Before(cm.m.RespTime) {
+		cm.fresh.Store(&freshMemo{rt: rt, at: wall, age: age, ttl: ttl})
+	}
+	return age, ttl, true
 }
 
 type metaCache struct {
@@ -408,6 +445,7 @@ func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener, tlsS
 			return false
 		}
 	}
+	var st fastConnState
 	for {
 		busy.Store(false)
 		if s.draining.Load() {
@@ -418,14 +456,14 @@ func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener, tlsS
 			if bw.Flush() != nil {
 				return false
 			}
-			c.SetReadDeadline(time.Now().Add(fastIdleTimeout))
+			st.setIdleDeadline(c, time.Now())
 			if _, err := br.Peek(1); err != nil {
 				return false
 			}
 		}
 		busy.Store(true)
-		c.SetReadDeadline(time.Now().Add(fastReadTimeout))
 		var req fastReq
+		partial := false
 		for {
 			buf, _ := br.Peek(br.Buffered())
 			r, ok, complete := parseFast(buf)
@@ -439,6 +477,13 @@ func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener, tlsS
 			if br.Buffered() >= fastBufSize {
 				return handOver()
 			}
+			if !partial {
+				// The header is incomplete: the rest has fastReadTimeout to
+				// come in (once per header, so a slow drip gains nothing).
+				partial = true
+				st.deadline, st.idle = time.Now().Add(fastReadTimeout).UnixNano(), false
+				c.SetReadDeadline(time.Unix(0, st.deadline))
+			}
 			if _, err := br.Peek(br.Buffered() + 1); err != nil {
 				if br.Buffered() > 0 {
 					return handOver() // let net/http answer the partial request
@@ -446,7 +491,7 @@ func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener, tlsS
 				return false
 			}
 		}
-		if !s.serveFastHit(bw, c, &req, tlsState != nil) {
+		if !s.serveFastHit(bw, c, &st, &req, tlsState != nil) {
 			return handOver()
 		}
 		br.Discard(req.size)
@@ -457,9 +502,67 @@ func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener, tlsS
 	}
 }
 
+// fastConnState is what one fast connection keeps from request to request:
+// the cache key of its last request and the metadata last decoded for it,
+// since a client on a keep-alive connection often asks for the same object
+// again.
+type fastConnState struct {
+	host, target []byte
+	https        bool
+	k            string
+	cm           *cachedMeta
+	// deadline is the read deadline set on the connection, as Unix ns (0:
+	// none); idle tells whether it is the idle one.
+	deadline int64
+	idle     bool
+}
+
+// setIdleDeadline gives the client fastIdleTimeout from now to send its
+// next request. The deadline is moved only when it is a second or more
+// short of that, which spares a timer update per request.
+func (st *fastConnState) setIdleDeadline(c net.Conn, now time.Time) {
+	want := now.Add(fastIdleTimeout).UnixNano()
+	if st.idle && want-st.deadline < int64(time.Second) {
+		return
+	}
+	st.deadline, st.idle = want, true
+	c.SetReadDeadline(time.Unix(0, want))
+}
+
+// key returns the cache key of req: httpcache.Key's, remembered for the
+// next request on the connection.
+func (st *fastConnState) key(req *fastReq, https bool) string {
+	if st.k != "" && st.https == https && bytes.Equal(st.target, req.target) && bytes.Equal(st.host, req.host) {
+		return st.k
+	}
+	scheme := "http"
+	if https {
+		scheme = "https"
+	}
+	st.k = "o:" + httpcache.Key(scheme, string(req.host), string(req.target))
+	st.host = append(st.host[:0], req.host...)
+	st.target = append(st.target[:0], req.target...)
+	st.https = https
+	st.cm = nil
+	return st.k
+}
+
+// meta returns mc.get(key, raw), skipping the shared cache when raw is the
+// metadata this connection decoded last.
+func (st *fastConnState) meta(mc *metaCache, key string, raw []byte) (*cachedMeta, error) {
+	if cm := st.cm; cm != nil && len(raw) > 0 && len(cm.raw) == len(raw) && &cm.raw[0] == &raw[0] {
+		return cm, nil
+	}
+	cm, err := mc.get(key, raw)
+	if err == nil {
+		st.cm = cm
+	}
+	return cm, err
+}
+
 // serveFastHit writes the response to req if it is a fresh hit that needs
 // nothing beyond the stored header; false means nothing was written.
-func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, req *fastReq, https bool) bool {
+func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, req *fastReq, https bool) bool {
 	rt := s.rt.Load()
 	if len(rt.hosts) > 0 && !rt.hosts[hostOnly(string(req.host))] {
 		return false
@@ -470,24 +573,20 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, req *fastReq, https 
 	if bytes.HasPrefix(req.target, []byte("/.well-known/")) {
 		return false // the health path and ACME challenges: net/http's way
 	}
-	scheme := "http"
-	if https {
-		scheme = "https"
-	}
-	key := "o:" + httpcache.Key(scheme, string(req.host), string(req.target))
+	key := st.key(req, https)
 	e, ok := s.store.Get(key)
 	if !ok {
 		return false
 	}
 	defer e.Close()
-	cm, err := s.metas.get(key, e.Meta())
+	cm, err := st.meta(s.metas, key, e.Meta())
 	if err != nil || cm.m.Marker || cm.m.Status != http.StatusOK || cm.m.Sliced || cm.m.Size < 0 {
 		return false
 	}
 	m := cm.m
 	now := s.now()
-	d, age, ttl := httpcache.Decide(emptyHeader, stored(m), now, rt.opts)
-	if d != httpcache.Fresh {
+	age, ttl, fresh := cm.decideFast(rt, now)
+	if !fresh {
 		return false
 	}
 	b := bw.AvailableBuffer()

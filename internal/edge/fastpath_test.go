@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/internal/httpcache"
 )
 
 func TestParseFast(t *testing.T) {
@@ -134,5 +136,108 @@ func TestFastPathPipelinedAndHandover(t *testing.T) {
 	}
 	if n := co.n("/p"); n != 2 {
 		t.Fatalf("origin saw %d requests, want 2", n)
+	}
+}
+
+// TestDecideFast checks the fast path's memoised freshness against
+// httpcache.Decide at every step of a clock that runs from before the
+// response was received to well past its expiry, for the freshness
+// sources Decide knows.
+func TestDecideFast(t *testing.T) {
+	resp := time.Date(2026, 1, 2, 3, 4, 5, 600_000_000, time.UTC)
+	date := resp.Add(-2 * time.Second).Truncate(time.Second).Format(http.TimeFormat)
+	tests := []struct {
+		name   string
+		header http.Header
+	}{
+		{"max-age", http.Header{"Cache-Control": {"max-age=10"}, "Date": {date}}},
+		{"s-maxage and swr", http.Header{"Cache-Control": {"max-age=1, s-maxage=7, stale-while-revalidate=5"}, "Date": {date}}},
+		{"age field", http.Header{"Cache-Control": {"max-age=10"}, "Age": {"4"}, "Date": {date}}},
+		{"bad age field", http.Header{"Cache-Control": {"max-age=10"}, "Age": {"4, 5"}}},
+		{"expires", http.Header{"Expires": {resp.Add(9 * time.Second).Format(http.TimeFormat)}, "Date": {date}}},
+		{"heuristic", http.Header{"Last-Modified": {resp.Add(-100 * time.Second).Format(http.TimeFormat)}, "Date": {date}}},
+		{"no date", http.Header{"Cache-Control": {"max-age=3"}}},
+		{"no-cache", http.Header{"Cache-Control": {"no-cache, max-age=10"}}},
+		{"must-revalidate", http.Header{"Cache-Control": {"max-age=2, must-revalidate"}}},
+		{"already stale", http.Header{"Cache-Control": {"max-age=1"}, "Age": {"50"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, invalidated := range []bool{false, true} {
+				m := &objMeta{Status: http.StatusOK, Header: tt.header, ReqTime: resp.Add(-30 * time.Millisecond), RespTime: resp, Invalidated: invalidated}
+				cm := &cachedMeta{m: m}
+				rt := &runtime{}
+				fresh := 0
+				for step := -20; step < 400; step++ {
+					now := resp.Add(time.Duration(step) * 37 * time.Millisecond)
+					if step == 200 {
+						rt = &runtime{opts: httpcache.Options{HeuristicMax: time.Second}} // a reload
+					}
+					d, wantAge, wantTTL := httpcache.Decide(emptyHeader, stored(m), now, rt.opts)
+					age, ttl, ok := cm.decideFast(rt, now)
+					if ok != (d == httpcache.Fresh) {
+						t.Fatalf("at %v: fresh %v, Decide says %v", now.Sub(resp), ok, d)
+					}
+					if ok {
+						fresh++
+						if age != wantAge || ttl != wantTTL {
+							t.Fatalf("at %v: age %v ttl %v, Decide %v %v", now.Sub(resp), age, ttl, wantAge, wantTTL)
+						}
+					}
+				}
+				if wantSome := !invalidated && tt.name != "no-cache" && tt.name != "already stale" && tt.name != "bad age field"; (fresh > 0) != wantSome {
+					t.Fatalf("invalidated=%v: %d fresh decisions", invalidated, fresh)
+				}
+			}
+		})
+	}
+}
+
+// TestFastPathKeyPerRequest asks, on one connection, for two cached objects
+// in turn, under two spellings of one host: each answer is the object asked
+// for, though the connection remembers the key of its last request.
+func TestFastPathKeyPerRequest(t *testing.T) {
+	origin, co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "body"+r.URL.Path)
+	})
+	e := startEdge(t, Config{Origin: origin.URL})
+	deadline := time.Now().Add(5 * time.Second)
+	for _, p := range []string{"/a", "/b"} {
+		for {
+			resp, _ := get(t, e.url+p, "Host", "h")
+			if strings.Contains(resp.Header.Get("Cache-Status"), "hit") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for i, tc := range []struct{ host, path string }{
+		{"h", "/a"}, {"h", "/a"}, {"h", "/b"}, {"H", "/b"}, {"h:80", "/a"}, {"h", "/b"}, {"h", "/a?"},
+	} {
+		if _, err := io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: "+tc.host+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if want := "body" + strings.TrimSuffix(tc.path, "?"); resp.StatusCode != 200 || string(body) != want {
+			t.Fatalf("response %d (%s %s): %d %q, want %q", i, tc.host, tc.path, resp.StatusCode, body, want)
+		}
+		if tc.path != "/a?" && !strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+			t.Fatalf("response %d: Cache-Status %q", i, resp.Header.Get("Cache-Status"))
+		}
+	}
+	if n := co.n("/a") + co.n("/b"); n > 3 {
+		t.Fatalf("origin saw %d requests, want at most 3", n)
 	}
 }
