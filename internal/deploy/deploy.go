@@ -32,6 +32,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -564,7 +566,16 @@ func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef) (rr Reg
 				desired = append(desired, RefOf(o))
 				continue
 			}
+			// Keep what this run created in the inventory (with what
+			// was there), so a later run can prune it; prune nothing now.
 			rr.Err = err
+			if !d.opts.DryRun {
+				st := d.state
+				st.CDN, st.Inventory = d.cfg.Metadata.Name, union(prev.Inventory, desired)
+				if werr := d.writeState(ctx, c, r.Name, st); werr != nil {
+					rr.Err = errors.Join(rr.Err, werr)
+				}
+			}
 			return rr
 		}
 		desired = append(desired, RefOf(o))
@@ -634,6 +645,22 @@ func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef) (rr Reg
 		rr.Err = err
 	}
 	return rr
+}
+
+// union returns a followed by the refs of b not in a.
+func union(a, b []Ref) []Ref {
+	out := slices.Clone(a)
+	seen := map[string]bool{}
+	for _, r := range a {
+		seen[r.key()] = true
+	}
+	for _, r := range b {
+		if !seen[r.key()] {
+			seen[r.key()] = true
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // withNamespaces adds a Namespace for every namespace the objects live in
@@ -715,8 +742,15 @@ func (d *deployer) ensureAdminSecret(ctx context.Context, c *Cluster, region str
 	return &ref, true, nil
 }
 
+// isNamespaceMissing reports whether the API server refused an object
+// because its namespace does not exist.
 func isNamespaceMissing(err error) bool {
-	return strings.Contains(err.Error(), "namespaces \"") && strings.Contains(err.Error(), "not found")
+	var se apierrors.APIStatus
+	if !errors.As(err, &se) {
+		return false
+	}
+	st := se.Status()
+	return st.Reason == metav1.StatusReasonNotFound && st.Details != nil && st.Details.Kind == "namespaces"
 }
 
 func summary(rr RegionResult) string {

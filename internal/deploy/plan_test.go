@@ -288,3 +288,10 @@ func TestWithAddresses(t *testing.T) {
 		t.Errorf("the file with addresses does not validate: %v", err)
 	}
 }
+
+func TestUnion(t *testing.T) {
+	a, b, c := ref("ConfigMap", "x", "a"), ref("ConfigMap", "x", "b"), ref("Service", "x", "c")
+	if got := union([]Ref{a, b}, []Ref{b, c, c}); !slices.Equal(got, []Ref{a, b, c}) {
+		t.Errorf("union = %v", got)
+	}
+}
