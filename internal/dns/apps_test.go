@@ -3,8 +3,6 @@ package dns
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -223,34 +221,8 @@ func startApps(t *testing.T, policy string, o Options, edits ...func(string) str
 	}
 	a.write(t, policy, edits...)
 	cfg := a.load(t)
-	pc, l := listenPair(t)
-	al, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.PacketConn, o.Listener, o.AdminListener = pc, l, al
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	a.srv, err = New(cfg, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a.srv, _, _ = runServer(t, cfg, o)
 	a.udp, a.admin = a.srv.UDPAddr().String(), a.srv.AdminAddr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return within 5s of cancel")
-		}
-	})
 	waitReady(t, a.admin)
 	return a
 }

@@ -132,6 +132,16 @@ func start(t *testing.T, policy string, interval, timeout string, o Options, edi
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	ts.srv, ts.cancel, ts.done = runServer(t, cfg, o)
+	ts.udp, ts.tcp, ts.admin = ts.srv.UDPAddr().String(), ts.srv.TCPAddr().String(), ts.srv.AdminAddr().String()
+	waitReady(t, ts.admin)
+	return ts
+}
+
+// runServer runs a Server for cfg on free loopback ports until the test
+// ends (or cancel), and checks that Run returns cleanly and promptly.
+func runServer(t *testing.T, cfg *config.CDN, o Options) (*Server, context.CancelFunc, chan error) {
+	t.Helper()
 	pc, l := listenPair(t)
 	al, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -141,18 +151,17 @@ func start(t *testing.T, policy string, interval, timeout string, o Options, edi
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	ts.srv, err = New(cfg, o)
+	srv, err := New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.udp, ts.tcp, ts.admin = ts.srv.UDPAddr().String(), ts.srv.TCPAddr().String(), ts.srv.AdminAddr().String()
 	ctx, cancel := context.WithCancel(context.Background())
-	ts.cancel, ts.done = cancel, make(chan error, 1)
-	go func() { ts.done <- ts.srv.Run(ctx) }()
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case err := <-ts.done:
+		case err := <-done:
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
@@ -160,8 +169,7 @@ func start(t *testing.T, policy string, interval, timeout string, o Options, edi
 			t.Error("Run did not return within 5s of cancel")
 		}
 	})
-	waitReady(t, ts.admin)
-	return ts
+	return srv, cancel, done
 }
 
 // listenPair binds UDP and TCP on one free 127.0.0.1 port (the UDP port

@@ -20,7 +20,10 @@ func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardWriter) WriteHeader(code int)        { d.code = code }
 
-func BenchmarkServeHit1KiB(b *testing.B) {
+// benchEdge1KiB is an edge in front of an origin whose every object is
+// 1 KiB, fresh for an hour.
+func benchEdge1KiB(b *testing.B) *Server {
+	b.Helper()
 	body := strings.Repeat("x", 1024)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=3600")
@@ -28,11 +31,16 @@ func BenchmarkServeHit1KiB(b *testing.B) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		io.WriteString(w, body)
 	}))
-	defer origin.Close()
+	b.Cleanup(origin.Close)
 	s, err := New(Config{Listen: "127.0.0.1:1", Origin: origin.URL}, Options{Logger: quietLog})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return s
+}
+
+func BenchmarkServeHit1KiB(b *testing.B) {
+	s := benchEdge1KiB(b)
 	req := httptest.NewRequest(http.MethodGet, "http://www.example.com/obj", nil)
 	req.Header.Set("User-Agent", "wrk")
 	req.Header.Set("Accept", "*/*")
@@ -52,18 +60,7 @@ func BenchmarkServeHit1KiB(b *testing.B) {
 // BenchmarkFastHit1KiB measures the fast path's work for one fresh 1 KiB
 // hit, without the connection's system calls.
 func BenchmarkFastHit1KiB(b *testing.B) {
-	body := strings.Repeat("x", 1024)
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=3600")
-		w.Header().Set("ETag", `"1"`)
-		w.Header().Set("Content-Type", "application/octet-stream")
-		io.WriteString(w, body)
-	}))
-	defer origin.Close()
-	s, err := New(Config{Listen: "127.0.0.1:1", Origin: origin.URL}, Options{Logger: quietLog})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := benchEdge1KiB(b)
 	req := httptest.NewRequest(http.MethodGet, "http://www.example.com/obj", nil)
 	s.ServeHTTP(&discardWriter{h: http.Header{}}, req)
 	bw := bufio.NewWriterSize(io.Discard, 16<<10)
