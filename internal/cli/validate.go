@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/kubecdn/kubecdn/internal/apps"
 	"github.com/kubecdn/kubecdn/internal/config"
 )
 
-// runValidate checks a CDN file: every problem is printed with its field
-// path (to stderr), exit code 1 if there is any.
+// runValidate checks a CDN file, and the apps' manifests it names: every
+// problem is printed with its field path (to stderr), exit code 1 if there
+// is any.
 func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -28,8 +30,28 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		printConfigErrors(stderr, *file, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok (zone %s, %d hostnames, %d regions, policy %s)\n",
-		*file, cfg.Spec.Zone, len(cfg.Spec.Hostnames), len(cfg.AllRegions()), cfg.Spec.Routing.Policy)
+	// The apps' manifests, with every region's overrides, as deploy would
+	// load them.
+	bad := 0
+	for i, a := range cfg.Spec.Apps {
+		loaded, err := apps.Load(cfg, a)
+		if err == nil {
+			for _, r := range loaded.Regions(cfg) {
+				if _, err = loaded.ForRegion(r); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: spec.apps[%d]: %v\n", *file, i, err)
+			bad++
+		}
+	}
+	if bad > 0 {
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (zone %s, %d hostnames, %d regions, %d apps, policy %s)\n",
+		*file, cfg.Spec.Zone, len(cfg.Spec.Hostnames), len(cfg.AllRegions()), len(cfg.Spec.Apps), cfg.Spec.Routing.Policy)
 	return 0
 }
 
