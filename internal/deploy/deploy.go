@@ -171,10 +171,12 @@ func (r RegionResult) Count(action string) int {
 // Result is the outcome of a deploy.
 type Result struct {
 	Regions []RegionResult
-	// DNS lists what the external publisher changed (or would change); for
-	// provider kubecdn, DNSRegions names the regions whose dns got the new
-	// addresses.
-	DNS    []publish.Change
+	// DNS lists what the external publisher changed (or would change);
+	// empty with provider kubecdn, whose changes are the regions'
+	// kubecdn-config ConfigMaps (reported in the output).
+	DNS []publish.Change
+	// DNSErr is why DNS was not fully published (then removed regions are
+	// not torn down).
 	DNSErr error
 }
 
