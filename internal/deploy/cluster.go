@@ -186,7 +186,7 @@ func (c *Cluster) Delete(ctx context.Context, ref Ref, dryRun bool) error {
 	return nil
 }
 
-// resourceFor is for typed reads (services, state) that know their GVR.
+// resourceFor is for reads that know their resource (the state ConfigMap).
 func (c *Cluster) resourceFor(gvr schema.GroupVersionResource, ns string) dynamic.ResourceInterface {
 	return c.dyn.Resource(gvr).Namespace(ns)
 }
