@@ -307,12 +307,13 @@ func (d *deployer) run(ctx context.Context) (Result, error) {
 	for name := range results {
 		unreachable[name] = true
 	}
+	known := d.addressed(ctx, d.knownAddresses())
 	d.parallel(ctx, len(active), func(i int) {
 		r := active[i]
 		if unreachable[r.Name] {
 			return // reported
 		}
-		rr := d.deployRegion(ctx, r)
+		rr := d.deployRegion(ctx, r, known)
 		d.mu.Lock()
 		results[r.Name] = &rr
 		d.mu.Unlock()
@@ -437,10 +438,20 @@ func (d *deployer) parallel(ctx context.Context, n int, f func(i int)) {
 	wg.Wait()
 }
 
-// objectsFor is everything one region gets: render's objects for it, with
-// the last known addresses in the dns's file, and the apps that run there.
-func (d *deployer) objectsFor(ctx context.Context, region string, addrs map[string]RegionState) ([]*unstructured.Unstructured, error) {
-	cfg, _ := WithAddresses(ctx, d.cfg, addrs, d.opts.Resolver)
+// addressed is the CDN file with the addresses in addrs (WithAddresses);
+// a load-balancer name that does not resolve is reported, not fatal.
+func (d *deployer) addressed(ctx context.Context, addrs map[string]RegionState) *config.CDN {
+	cfg, errs := WithAddresses(ctx, d.cfg, addrs, d.opts.Resolver)
+	for _, err := range errs {
+		d.printf("dns", "%v", err)
+	}
+	return cfg
+}
+
+// objectsFor is everything one region gets: render's objects for it from
+// cfg (the file with the addresses known so far, see addressed) and the
+// apps that run there.
+func (d *deployer) objectsFor(region string, cfg *config.CDN) ([]*unstructured.Unstructured, error) {
 	ro := d.opts.Render
 	ro.Regions = []string{region}
 	out, err := render.Render(cfg, ro)
@@ -478,6 +489,22 @@ func (d *deployer) knownAddresses() map[string]RegionState {
 	return out
 }
 
+// setLabels marks u as kubecdn's: the CDN, region and managed-by labels
+// always win (pruning and teardown find objects by them); the others only
+// where the object has none of its own.
+func (d *deployer) setLabels(u *unstructured.Unstructured, region string) {
+	ls := u.GetLabels()
+	if ls == nil {
+		ls = map[string]string{}
+	}
+	for k, v := range d.labels(region) {
+		if _, ok := ls[k]; !ok || k == "kubecdn.io/cdn" || k == "kubecdn.io/region" || k == "app.kubernetes.io/managed-by" {
+			ls[k] = v
+		}
+	}
+	u.SetLabels(ls)
+}
+
 func (d *deployer) labels(region string) map[string]string {
 	return map[string]string{
 		"app.kubernetes.io/managed-by": "kubecdn",
@@ -487,7 +514,7 @@ func (d *deployer) labels(region string) map[string]string {
 	}
 }
 
-func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef) (rr RegionResult) {
+func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef, known *config.CDN) (rr RegionResult) {
 	start := d.opts.Now()
 	rr.Region = r.Name
 	defer func() {
@@ -520,22 +547,13 @@ func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef) (rr Reg
 		rr.Err = err
 		return rr
 	}
-	objs, err := d.objectsFor(ctx, r.Name, d.knownAddresses())
+	objs, err := d.objectsFor(r.Name, known)
 	if err != nil {
 		rr.Err = err
 		return rr
 	}
 	for _, o := range objs {
-		ls := o.GetLabels()
-		if ls == nil {
-			ls = map[string]string{}
-		}
-		for k, v := range d.labels(r.Name) {
-			if _, ok := ls[k]; !ok || k == "kubecdn.io/cdn" || k == "kubecdn.io/region" || k == "app.kubernetes.io/managed-by" {
-				ls[k] = v
-			}
-		}
-		o.SetLabels(ls)
+		d.setLabels(o, r.Name)
 	}
 	if objs, err = d.withNamespaces(ctx, c, r.Name, objs, prev.Inventory); err != nil {
 		rr.Err = err
@@ -940,37 +958,47 @@ func (d *deployer) readAddresses(ctx context.Context, c *Cluster, region string,
 func (d *deployer) publishDNS(ctx context.Context, active []config.RegionRef, results map[string]*RegionResult, addrs map[string]RegionState) ([]publish.Change, error) {
 	var errs []error
 	updated := 0
+	var targets []string
 	for _, r := range active {
-		c := d.clusters[r.Name]
-		rr := results[r.Name]
-		if c == nil || rr.Err != nil && rr.Addresses == nil {
-			continue
+		if rr := results[r.Name]; d.clusters[r.Name] != nil && (rr.Err == nil || rr.Addresses != nil) {
+			targets = append(targets, r.Name)
 		}
-		objs, err := d.objectsFor(ctx, r.Name, addrs)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+	}
+	var out map[string][]render.Object
+	if len(targets) > 0 {
+		ro := d.opts.Render
+		ro.Regions = targets
+		var err error
+		if out, err = render.Render(d.addressed(ctx, addrs), ro); err != nil {
+			return nil, err
 		}
-		for _, o := range objs {
-			if o.GetKind() != "ConfigMap" || o.GetName() != "kubecdn-config" {
+	}
+	for _, name := range targets {
+		c := d.clusters[name]
+		for _, obj := range out[name] {
+			if obj.GetObjectKind().GroupVersionKind().Kind != "ConfigMap" || obj.GetName() != render.ConfigName {
 				continue
 			}
-			o.SetLabels(mergeLabels(o.GetLabels(), d.labels(r.Name)))
+			o, err := render.Unstructured(obj)
+			if err != nil {
+				return nil, err
+			}
+			d.setLabels(o, name)
 			live, err := c.Get(ctx, o, "default")
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 				continue
 			}
-			out, err := c.Apply(ctx, o, "default", d.opts.DryRun)
+			applied, err := c.Apply(ctx, o, "default", d.opts.DryRun)
 			if err != nil && d.opts.DryRun && live == nil && isNamespaceMissing(err) {
 				updated++ // would be created with the namespace
 				continue
 			}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", r.Name, err))
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 				continue
 			}
-			if live == nil || !Same(live, out) {
+			if live == nil || !Same(live, applied) {
 				updated++
 			}
 		}
@@ -999,17 +1027,6 @@ func (d *deployer) publishDNS(ctx context.Context, active []config.RegionRef, re
 		d.printf("dns", "%s: %d record changes %s", d.cfg.Spec.Publish.Provider, len(changes), verb)
 	}
 	return changes, errors.Join(errs...)
-}
-
-func mergeLabels(a, b map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range a {
-		out[k] = v
-	}
-	for k, v := range b {
-		out[k] = v
-	}
-	return out
 }
 
 // removeRegion tears down a region that left the file (or was closed):

@@ -123,7 +123,7 @@ func (r regionRender) namespace() Object {
 func (r regionRender) configMap(edgeYAML string) Object {
 	return &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: r.meta(configName, "kubecdn", "config"),
+		ObjectMeta: r.meta(ConfigName, "kubecdn", "config"),
 		Data: map[string]string{
 			"edge.yaml":    edgeYAML,
 			"kubecdn.yaml": r.cdnYAML,

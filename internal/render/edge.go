@@ -229,7 +229,7 @@ func (r regionRender) podTemplate(appName, component string, adminPort int32, c 
 			}},
 			Volumes: []corev1.Volume{
 				{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-					LocalObjectReference: corev1.LocalObjectReference{Name: configName},
+					LocalObjectReference: corev1.LocalObjectReference{Name: ConfigName},
 					Items:                []corev1.KeyToPath{{Key: key, Path: key}},
 				}}},
 				{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{

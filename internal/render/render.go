@@ -217,6 +217,10 @@ func (r regionRender) objects() ([]Object, error) {
 	return objs, nil
 }
 
+// ConfigName is the ConfigMap holding edge.yaml and kubecdn.yaml (the
+// file the dns reads, which deploy rewrites as addresses become known).
+const ConfigName = "kubecdn-config"
+
 // Names of the objects, fixed so that peers, probes and the parent chain can
 // name each other.
 const (
@@ -224,7 +228,6 @@ const (
 	edgePublic   = "kubecdn-edge-public" // LoadBalancer Service for users
 	dnsName      = "kubecdn-dns"         // Deployment, LoadBalancer Service, PDB, NetworkPolicy
 	dnsAdminName = "kubecdn-dns-admin"   // ClusterIP Service of the dns admin port (rtt reports, metrics)
-	configName   = "kubecdn-config"      // ConfigMap: edge.yaml and kubecdn.yaml
 	configDir    = "/etc/kubecdn"
 
 	edgePort      = 8080

@@ -327,7 +327,7 @@ func TestEdge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			objs := mustRender(t, tt.cfg, tt.opts)[tt.region]
-			cm := find[*corev1.ConfigMap](t, objs, configName)
+			cm := find[*corev1.ConfigMap](t, objs, ConfigName)
 			var ef edgeFile
 			if err := yaml.UnmarshalStrict([]byte(cm.Data["edge.yaml"]), &ef); err != nil {
 				t.Fatal(err)
@@ -437,7 +437,7 @@ func TestServicesAndPolicies(t *testing.T) {
 // load back to the same file.
 func TestCDNFileInConfigMap(t *testing.T) {
 	cfg := loadCDN(t)
-	cm := find[*corev1.ConfigMap](t, mustRender(t, cfg, Options{})["us-west-2"], configName)
+	cm := find[*corev1.ConfigMap](t, mustRender(t, cfg, Options{})["us-west-2"], ConfigName)
 	back, err := config.Parse([]byte(cm.Data["kubecdn.yaml"]))
 	if err != nil {
 		t.Fatalf("the dns would refuse its file: %v\n%s", err, cm.Data["kubecdn.yaml"])
