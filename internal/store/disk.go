@@ -730,33 +730,28 @@ func (d *Disk) UpdateMeta(key string, meta []byte) error {
 		return nil
 	}
 	st.mu.Unlock()
-	const attempts = 3
-	for range attempts {
-		e, ok := d.index.GetEntryQuietly(key)
-		if !ok {
-			return ErrNotFound
-		}
-		done, err := d.rewrite(key, e.Value, meta)
-		if done || err != nil {
-			return err
-		}
+	e, ok := d.index.GetEntryQuietly(key)
+	if !ok {
+		return ErrNotFound
 	}
-	return fmt.Errorf("store: update meta: blob changed %d times meanwhile", attempts)
+	return d.rewrite(key, e.Value, meta)
 }
 
 // rewrite writes v's body with a new meta to a new file and swaps it in if
-// key still maps to v. done is false if key changed meanwhile.
-func (d *Disk) rewrite(key string, v *diskValue, meta []byte) (done bool, err error) {
+// key still maps to v. If another Put or UpdateMeta replaced v meanwhile, the
+// update counts as made just before that one and rewrite returns nil: the
+// newer blob stands, as it would have had the calls come in that order.
+func (d *Disk) rewrite(key string, v *diskValue, meta []byte) error {
 	f, old, _, ok := d.open(key, v, true)
 	if !ok {
 		cur, still := d.index.GetEntryQuietly(key)
 		switch {
 		case !still:
-			return true, ErrNotFound
+			return ErrNotFound
 		case cur.Value == v:
-			return true, fmt.Errorf("store: update meta: cannot read cache file %q", v.path)
+			return fmt.Errorf("store: update meta: cannot read cache file %q", v.path)
 		}
-		return false, nil
+		return nil
 	}
 	defer f.Close()
 	gen := d.gen.Add(1)
@@ -778,30 +773,30 @@ func (d *Disk) rewrite(key string, v *diskValue, meta []byte) (done bool, err er
 	})
 	if err != nil {
 		d.writeErrs.Add(1)
-		return true, fmt.Errorf("store: update meta: %w", err)
+		return fmt.Errorf("store: update meta: %w", err)
 	}
 	st := d.stripe(key)
 	st.mu.Lock()
 	if _, queued := st.pending[key]; queued {
 		st.mu.Unlock() // a newer Put replaces the blob anyway
 		d.removeFile(tmp)
-		return true, nil
+		return nil
 	}
 	cur, ok := d.index.GetEntryQuietly(key)
 	if !ok || cur.Value != v {
 		st.mu.Unlock()
 		d.removeFile(tmp)
 		if !ok {
-			return true, ErrNotFound
+			return ErrNotFound
 		}
-		return false, nil
+		return nil // replaced by a newer write
 	}
 	final := filepath.Join(dir, fileName(h, gen))
 	if err := os.Rename(tmp, final); err != nil {
 		st.mu.Unlock()
 		d.removeFile(tmp)
 		d.writeErrs.Add(1)
-		return true, fmt.Errorf("store: update meta: %w", err)
+		return fmt.Errorf("store: update meta: %w", err)
 	}
 	nv := &diskValue{path: final, gen: gen, size: hd.fileSize()}
 	nv.verified.Store(true) // the body was verified in this process before the copy
@@ -810,7 +805,7 @@ func (d *Disk) rewrite(key string, v *diskValue, meta []byte) (done bool, err er
 	if d.opt.Fsync {
 		d.syncDir(dir)
 	}
-	return true, nil
+	return nil
 }
 
 // Delete implements Store. The file is removed before Delete returns.
