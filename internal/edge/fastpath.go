@@ -252,25 +252,31 @@ func (mc *metaCache) get(key string, raw []byte) (*cachedMeta, error) {
 	}
 	cm := &cachedMeta{raw: raw, m: m}
 	if !m.Marker {
-		var w []byte
-		for k, vs := range m.Header {
-			switch k {
-			case "Surrogate-Control", "Surrogate-Key", "Cache-Tag", "Age", "Content-Length", "Accept-Ranges":
-				continue
-			case "Date":
-				cm.date = true
-			}
-			for _, v := range vs {
-				w = append(w, k...)
-				w = append(w, ": "...)
-				w = append(w, v...)
-				w = append(w, "\r\n"...)
-			}
-		}
-		cm.wire = w
+		cm.wire, cm.date = wireHeader(m.Header)
 	}
 	mc.c.Set(key, cm)
 	return cm, nil
+}
+
+// wireHeader serialises a stored header for a client as "Name: value\r\n"
+// lines, leaving out the edge-only fields and those the fast path writes
+// itself; date tells whether it has a Date.
+func wireHeader(h http.Header) (w []byte, date bool) {
+	for k, vs := range h {
+		switch k {
+		case "Surrogate-Control", "Surrogate-Key", "Cache-Tag", "Age", "Content-Length", "Accept-Ranges":
+			continue
+		case "Date":
+			date = true
+		}
+		for _, v := range vs {
+			w = append(w, k...)
+			w = append(w, ": "...)
+			w = append(w, v...)
+			w = append(w, "\r\n"...)
+		}
+	}
+	return w, date
 }
 
 func (mc *metaCache) forget(key string) { mc.c.Invalidate(key) }
@@ -576,7 +582,7 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 	key := st.key(req, https)
 	e, ok := s.store.Get(key)
 	if !ok {
-		return false
+		return s.serveFastCollapsed(bw, c, req, https, rt, key)
 	}
 	defer e.Close()
 	cm, err := st.meta(s.metas, key, e.Meta())
@@ -640,6 +646,103 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 	}
 	s.metrics.bytesOut.Add(float64(m.Size))
 	return true
+}
+
+// serveFastCollapsed serves req, a miss, from the upstream fetch already in
+// flight for key, as net/http's way would for a collapsed request: it waits
+// for the response header, then streams the body as it arrives. A miss with
+// no fetch in flight, or whose fetch ended any other way than with a plain
+// storable 200 of known length, is left to net/http (false: nothing was
+// written), which starts the fetch or handles the outcome.
+func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, https bool, rt *runtime, key string) bool {
+	s.mu.Lock()
+	f := s.fills[key]
+	s.mu.Unlock()
+	if f == nil {
+		return false
+	}
+	ctx := s.bgCtx
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		return false
+	}
+	m := f.meta
+	if f.kind != fillStored || m.Status != http.StatusOK || m.Sliced || m.Size < 0 || len(m.VaryNames) > 0 {
+		return false
+	}
+	st := f.streamAt(ctx, 0)
+	if st == nil {
+		return false
+	}
+	s.metrics.coalesced.Inc()
+	s.metrics.misses.Inc()
+	now := s.now()
+	wire, date, age, ttl := f.wireHeader(rt, now)
+	b := bw.AvailableBuffer()
+	b = append(b, "HTTP/1.1 200 OK\r\n"...)
+	b = append(b, wire...)
+	if !date {
+		b = append(b, "Date: "...)
+		b = append(b, s.httpDate(now)...)
+		b = append(b, "\r\n"...)
+	}
+	if age > 0 || m.Header.Get("Age") != "" {
+		b = append(b, "Age: "...)
+		b = strconv.AppendInt(b, int64(max(age, 0)/time.Second), 10)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "Cache-Status: "...)
+	b = httpcache.CacheStatus{Cache: rt.cfg.Name, Fwd: "uri-miss", FwdStatus: f.status, Collapsed: true, Stored: true,
+		TTL: ttl, HasTTL: true}.Append(b)
+	if https && rt.cfg.HSTSMaxAge > 0 {
+		b = append(b, "\r\nStrict-Transport-Security: max-age="...)
+		b = strconv.AppendInt(b, int64(rt.cfg.HSTSMaxAge/time.Second), 10)
+	}
+	b = append(b, "\r\nAccept-Ranges: bytes\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, m.Size, 10)
+	if req.close {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	if req.head || m.Size == 0 {
+		bw.Write(b)
+		return true
+	}
+	if bw.Buffered() > 0 && bw.Flush() != nil {
+		return true // the client went away; the caller's next read fails
+	}
+	f.readers.Add(1)
+	defer f.readers.Add(-1)
+	c.SetWriteDeadline(time.Now().Add(5 * time.Minute))
+	hw := &headWriter{c: c, head: b}
+	n, err := st.copyTo(ctx, hw, 0, m.Size)
+	c.SetWriteDeadline(time.Time{})
+	s.metrics.bytesOut.Add(float64(n))
+	if err != nil {
+		// The header is out: close so the client sees a truncated body,
+		// never a short one passed off as whole.
+		c.Close()
+	}
+	return true
+}
+
+// headWriter writes head together with the first bytes written through it,
+// in one system call.
+type headWriter struct {
+	c    net.Conn
+	head []byte
+}
+
+func (w *headWriter) Write(p []byte) (int, error) {
+	if w.head == nil {
+		return w.c.Write(p)
+	}
+	bufs := net.Buffers{w.head, p}
+	n, err := bufs.WriteTo(w.c)
+	n -= int64(len(w.head))
+	w.head = nil
+	return int(max(n, 0)), err
 }
 
 // httpDate formats now as an HTTP date, once per second.

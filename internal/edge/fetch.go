@@ -280,7 +280,18 @@ func (s *Server) fillBody(f *fill, rt *runtime, m *objMeta, vk string, body io.R
 	st := newStream(sliceLen(i), valid)
 	s.startSlice(f, m, vk, i, st)
 	f.kind, f.meta = fillStored, m
-	close(f.ready)
+	// The waiters are told after the first read of the body, not before:
+	// woken at once, a thousand of them would run ahead of this goroutine
+	// and find nothing to send, and it would wait behind them for the
+	// bytes they need. A small body is then often whole when they wake.
+	announced := false
+	announce := func() {
+		if !announced {
+			announced = true
+			close(f.ready)
+		}
+	}
+	defer announce()
 
 	sliced := m.Sliced
 	var got int64
@@ -319,6 +330,9 @@ func (s *Server) fillBody(f *fill, rt *runtime, m *objMeta, vk string, body io.R
 			st.Write(p[:k])
 			p = p[k:]
 			got += k
+		}
+		if rerr == nil && (expect < 0 || got < expect) {
+			announce()
 		}
 		if rerr == io.EOF || (expect >= 0 && got == expect && rerr == nil) {
 			break

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/kubecdn/kubecdn/internal/httpcache"
 )
 
 // fillKind says how a fill ended its header phase.
@@ -45,6 +48,36 @@ type fill struct {
 
 	readers atomic.Int32
 	purged  atomic.Bool // a purge hit the key: store nothing more
+
+	fast atomic.Pointer[fastFill] // for the fast path's collapsed requests
+}
+
+// fastFill is what the fast path writes for every request collapsed into a
+// fill: the stored header serialised, and the age and ttl of the response
+// at wall time at (Unix ns), which grow and shrink with the time passed.
+type fastFill struct {
+	rt       *runtime
+	wire     []byte
+	date     bool
+	at       int64
+	age, ttl time.Duration
+}
+
+// wireHeader returns wireHeader(f.meta.Header) and the response's current
+// age and ttl, as httpcache.CurrentAge and ttlOf give them, computed once
+// per fill and runtime. Call it after ready is closed.
+func (f *fill) wireHeader(rt *runtime, now time.Time) (wire []byte, date bool, age, ttl time.Duration) {
+	ff := f.fast.Load()
+	if ff == nil || ff.rt != rt || now.UnixNano() < ff.at {
+		m := f.meta
+		ff = &fastFill{rt: rt, at: now.UnixNano()}
+		ff.wire, ff.date = wireHeader(m.Header)
+		ff.age = httpcache.CurrentAge(m.Header, m.ReqTime, m.RespTime, now)
+		ff.ttl = ttlOf(m, ff.age, rt)
+		f.fast.Store(ff)
+	}
+	d := time.Duration(now.UnixNano() - ff.at)
+	return ff.wire, ff.date, ff.age + d, ff.ttl - d
 }
 
 func newFill(key string, leader *http.Request) *fill {

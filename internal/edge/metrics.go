@@ -19,6 +19,7 @@ type metrics struct {
 	purged          prometheus.Counter
 	refused         *prometheus.CounterVec
 	hits            prometheus.Counter // requests{cache="hit"}, resolved once for the fast path
+	misses          prometheus.Counter // requests{cache="miss"}, likewise
 }
 
 func newMetrics(st func() store.Stats) *metrics {
@@ -56,6 +57,7 @@ func newMetrics(st func() store.Stats) *metrics {
 		}, []string{"reason"}),
 	}
 	m.hits = m.requests.WithLabelValues("hit")
+	m.misses = m.requests.WithLabelValues("miss")
 	gauge := func(name, help string, f func(store.Stats) int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help},
 			func() float64 { return float64(f(st())) })
