@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/maypok86/otter/v2"
 )
@@ -60,6 +61,14 @@ type diskValue struct {
 	// verified is set once this process has checked the body CRC; later
 	// reads skip the body.
 	verified atomic.Bool
+	// head is the file's header and meta once verified: the file never
+	// changes (a new blob is a new file), so later reads skip them too.
+	head atomic.Pointer[diskHead]
+}
+
+type diskHead struct {
+	hd   header
+	meta []byte
 }
 
 // job is a blob waiting to be written.
@@ -372,7 +381,7 @@ func (d *Disk) checkFile(path, h string, gen uint64, prefix string) (string, int
 	if h[:4] != prefix {
 		return "", 0, fmt.Errorf("%w: in the wrong directory", errCorrupt)
 	}
-	f, err := os.Open(path)
+	f, err := openRead(path)
 	if err != nil {
 		return "", 0, err
 	}
@@ -388,6 +397,22 @@ func (d *Disk) checkFile(path, h string, gen uint64, prefix string) (string, int
 		return "", 0, fmt.Errorf("%w: key does not match the file name", errCorrupt)
 	}
 	return key, hd.fileSize(), nil
+}
+
+// openRead opens a cache file for reading. Unlike os.Open it does not try
+// the file with the network poller (which refuses regular files, after
+// five system calls, on every hit).
+func openRead(path string) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+		}
+		return os.NewFile(uintptr(fd), path), nil
+	}
 }
 
 // readHead reads and checks the header, the size, the key and the meta of an
@@ -469,7 +494,16 @@ func (d *Disk) dropCorrupt(key string, v *diskValue, cause error) {
 // open opens the file of v and checks it; the body is verified the first
 // time. A damaged file is deleted and reported as absent.
 func (d *Disk) open(key string, v *diskValue, verify bool) (*os.File, header, []byte, bool) {
-	f, err := os.Open(v.path)
+	f, err := openRead(v.path)
+	if err == nil && verify {
+		// A verified file is trusted while its size holds: one fstat
+		// still catches a file cut short behind the store's back.
+		if h := v.head.Load(); h != nil {
+			if fi, serr := f.Stat(); serr == nil && fi.Size() == h.hd.fileSize() {
+				return f, h.hd, h.meta, true
+			}
+		}
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			d.unindex(key, v) // evicted meanwhile, or removed behind our back
@@ -487,6 +521,9 @@ func (d *Disk) open(key string, v *diskValue, verify bool) (*os.File, header, []
 		if err == nil {
 			v.verified.Store(true)
 		}
+	}
+	if err == nil && verify {
+		v.head.Store(&diskHead{hd: hd, meta: meta})
 	}
 	if err != nil {
 		f.Close()
