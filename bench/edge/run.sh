@@ -342,7 +342,13 @@ bench_wrk() {
 	errs=$(($(wrk_field err_connect "$out") + $(wrk_field err_read "$out") + $(wrk_field err_write "$out") + $(wrk_field err_status "$out") + $(wrk_field err_timeout "$out")))
 	[ "$errs" = 0 ] || WARN+=("$s $label: $errs wrk errors ($out)")
 	fetched=$(origin_count "${path%%\?*}")
-	[ "$s" = origin ] || [ "$fetched" = 1 ] || WARN+=("$s $label: origin fetched $path $fetched times (want 1: hits only)")
+	if [ "$s" != origin ] && [ "$fetched" != 1 ]; then
+		WARN+=("$s $label: origin fetched $path $fetched times (want 1: hits only)")
+		if [ "$s" = kubecdn ]; then # what the edge says of its tiers and fetches
+			curl -s "http://127.0.0.1:$P_ADMIN/metrics" >"$TMP/kubecdn/metrics-$label.txt" || true
+			WARN+=("  kubecdn: $(grep -E '^kubecdn_edge_(upstream_fetches_total|memory_tier_bytes|memory_tier_objects|disk_tier_objects|disk_write_drops)' "$TMP/kubecdn/metrics-$label.txt" | tr '\n' ' ')")
+		fi
+	fi
 	log "$s $label: $v (p99 $(( $(wrk_field p99_us "$out") / 1000 )) ms)"
 }
 
