@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/httpcache"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestParseFast(t *testing.T) {
@@ -301,7 +302,29 @@ func TestFastCollapsedMatchesNetHTTP(t *testing.T) {
 	_, fast := rawGet(t, e, "GET /c HTTP/1.1\r\nHost: h\r\n\r\n")
 	_, slow := rawGet(t, e, "GET /c HTTP/1.1\r\nHost: h\r\nKeep-Alive: timeout=5\r\n\r\n")
 	_, head := rawGet(t, e, "HEAD /c HTTP/1.1\r\nHost: h\r\n\r\n")
-	time.Sleep(50 * time.Millisecond) // both join the fill
+	// Release the body only once all three wait on the fill: the two fast
+	// ones are busy on the fast path, the handed-over one counted as a
+	// waiter by net/http's way.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		busy := 0
+		e.fast.mu.Lock()
+		for _, b := range e.fast.conns {
+			if b.Load() {
+				busy++
+			}
+		}
+		e.fast.mu.Unlock()
+		var waiters dto.Metric
+		e.metrics.coalesced.Write(&waiters)
+		if busy >= 2 && waiters.GetCounter().GetValue() >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("requests did not join the fill: %d busy on the fast path", busy)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	close(release)
 	read := func(br *bufio.Reader, method string) (*http.Response, string) {
 		t.Helper()
