@@ -265,6 +265,32 @@ func waitFill(t *testing.T, e *testEdge, path string) {
 	}
 }
 
+// waitWaiting waits until fast requests are busy on the fast path and
+// net/http's way counts slow requests waiting on a fill.
+func waitWaiting(t *testing.T, e *testEdge, fast int, slow float64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		busy := 0
+		e.fast.mu.Lock()
+		for _, b := range e.fast.conns {
+			if b.Load() {
+				busy++
+			}
+		}
+		e.fast.mu.Unlock()
+		var waiters dto.Metric
+		e.metrics.coalesced.Write(&waiters)
+		if busy >= fast && waiters.GetCounter().GetValue() >= slow {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("requests did not join the fill: %d busy on the fast path", busy)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // rawGet sends req on a new connection and returns the connection and a
 // reader of it; the response is read by the caller.
 func rawGet(t *testing.T, e *testEdge, req string) (net.Conn, *bufio.Reader) {
@@ -305,26 +331,7 @@ func TestFastCollapsedMatchesNetHTTP(t *testing.T) {
 	// Release the body only once all three wait on the fill: the two fast
 	// ones are busy on the fast path, the handed-over one counted as a
 	// waiter by net/http's way.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		busy := 0
-		e.fast.mu.Lock()
-		for _, b := range e.fast.conns {
-			if b.Load() {
-				busy++
-			}
-		}
-		e.fast.mu.Unlock()
-		var waiters dto.Metric
-		e.metrics.coalesced.Write(&waiters)
-		if busy >= 2 && waiters.GetCounter().GetValue() >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("requests did not join the fill: %d busy on the fast path", busy)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitWaiting(t, e, 2, 1)
 	close(release)
 	read := func(br *bufio.Reader, method string) (*http.Response, string) {
 		t.Helper()
@@ -423,7 +430,7 @@ func TestFastCollapsedUncacheable(t *testing.T) {
 	_, leader := rawGet(t, e, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
 	waitFill(t, e, "/p")
 	_, waiter := rawGet(t, e, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
-	time.Sleep(50 * time.Millisecond)
+	waitWaiting(t, e, 1, 0)
 	close(release)
 	for i, br := range []*bufio.Reader{leader, waiter} {
 		resp, err := http.ReadResponse(br, nil)
