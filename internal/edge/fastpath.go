@@ -595,28 +595,8 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 	if !fresh {
 		return false
 	}
-	b := bw.AvailableBuffer()
-	b = append(b, "HTTP/1.1 200 OK\r\n"...)
-	b = append(b, cm.wire...)
-	if !cm.date {
-		b = append(b, "Date: "...)
-		b = append(b, s.httpDate(now)...)
-		b = append(b, "\r\n"...)
-	}
-	b = append(b, "Age: "...)
-	b = strconv.AppendInt(b, int64(max(age, 0)/time.Second), 10)
-	b = append(b, "\r\nCache-Status: "...)
-	b = httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}.Append(b)
-	if https && rt.cfg.HSTSMaxAge > 0 {
-		b = append(b, "\r\nStrict-Transport-Security: max-age="...)
-		b = strconv.AppendInt(b, int64(rt.cfg.HSTSMaxAge/time.Second), 10)
-	}
-	b = append(b, "\r\nAccept-Ranges: bytes\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, m.Size, 10)
-	if req.close {
-		b = append(b, "\r\nConnection: close"...)
-	}
-	b = append(b, "\r\n\r\n"...)
+	b := s.appendFastHeader(bw.AvailableBuffer(), rt, req, https, cm.wire, cm.date, now, age, true,
+		httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}, m.Size)
 	s.metrics.hits.Inc()
 	if req.head {
 		bw.Write(b)
@@ -679,32 +659,10 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, 
 	s.metrics.misses.Inc()
 	now := s.now()
 	wire, date, age, ttl := f.wireHeader(rt, now)
-	b := bw.AvailableBuffer()
-	b = append(b, "HTTP/1.1 200 OK\r\n"...)
-	b = append(b, wire...)
-	if !date {
-		b = append(b, "Date: "...)
-		b = append(b, s.httpDate(now)...)
-		b = append(b, "\r\n"...)
-	}
-	if age > 0 || m.Header.Get("Age") != "" {
-		b = append(b, "Age: "...)
-		b = strconv.AppendInt(b, int64(max(age, 0)/time.Second), 10)
-		b = append(b, "\r\n"...)
-	}
-	b = append(b, "Cache-Status: "...)
-	b = httpcache.CacheStatus{Cache: rt.cfg.Name, Fwd: "uri-miss", FwdStatus: f.status, Collapsed: true, Stored: true,
-		TTL: ttl, HasTTL: true}.Append(b)
-	if https && rt.cfg.HSTSMaxAge > 0 {
-		b = append(b, "\r\nStrict-Transport-Security: max-age="...)
-		b = strconv.AppendInt(b, int64(rt.cfg.HSTSMaxAge/time.Second), 10)
-	}
-	b = append(b, "\r\nAccept-Ranges: bytes\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, m.Size, 10)
-	if req.close {
-		b = append(b, "\r\nConnection: close"...)
-	}
-	b = append(b, "\r\n\r\n"...)
+	// As writeStored: Age when the response has aged or came with one.
+	b := s.appendFastHeader(bw.AvailableBuffer(), rt, req, https, wire, date, now, age, age > 0 || m.Header.Get("Age") != "",
+		httpcache.CacheStatus{Cache: rt.cfg.Name, Fwd: "uri-miss", FwdStatus: f.status, Collapsed: true, Stored: true, TTL: ttl, HasTTL: true},
+		m.Size)
 	if req.head || m.Size == 0 {
 		bw.Write(b)
 		return true
@@ -725,6 +683,38 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, 
 		c.Close()
 	}
 	return true
+}
+
+// appendFastHeader appends the header of a 200 the fast path serves: the
+// stored fields (wire; date tells whether they hold a Date), then Age (when
+// withAge), Cache-Status, HSTS on https, Accept-Ranges, Content-Length and,
+// when the client asked, Connection: close.
+func (s *Server) appendFastHeader(b []byte, rt *runtime, req *fastReq, https bool, wire []byte, date bool,
+	now time.Time, age time.Duration, withAge bool, cs httpcache.CacheStatus, size int64) []byte {
+	b = append(b, "HTTP/1.1 200 OK\r\n"...)
+	b = append(b, wire...)
+	if !date {
+		b = append(b, "Date: "...)
+		b = append(b, s.httpDate(now)...)
+		b = append(b, "\r\n"...)
+	}
+	if withAge {
+		b = append(b, "Age: "...)
+		b = strconv.AppendInt(b, int64(max(age, 0)/time.Second), 10)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "Cache-Status: "...)
+	b = cs.Append(b)
+	if https && rt.cfg.HSTSMaxAge > 0 {
+		b = append(b, "\r\nStrict-Transport-Security: max-age="...)
+		b = strconv.AppendInt(b, int64(rt.cfg.HSTSMaxAge/time.Second), 10)
+	}
+	b = append(b, "\r\nAccept-Ranges: bytes\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, size, 10)
+	if req.close {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	return append(b, "\r\n\r\n"...)
 }
 
 // headWriter writes head together with the first bytes written through it,
