@@ -432,19 +432,10 @@ func (s *Server) buildTarget(st *static, members func(region int) []member, prev
 func (s *Server) logChanges(old, v *view) {
 	state := map[bool]string{true: "up", false: "down"}
 	if v.targetView != old.targetView {
-		was := map[string]bool{}
-		for i := range old.st.regions {
-			if serving, ok := old.regionUp(i); serving {
-				was[old.st.regions[i].Name] = ok
-			}
-		}
-		for i, r := range v.st.regions {
-			serving, ok := v.regionUp(i)
-			if prev, known := was[r.Name]; known && serving && prev != ok {
-				s.m.transitions.WithLabelValues(r.Name, state[ok]).Inc()
-				s.log.Warn("region health changed", "region", r.Name, "state", state[ok])
-			}
-		}
+		healthChanges(old.st, old.targetView, v.st, v.targetView, func(region string, up bool) {
+			s.m.transitions.WithLabelValues(region, state[up]).Inc()
+			s.log.Warn("region health changed", "region", region, "state", state[up])
+		})
 		if v.failOpen && !old.failOpen {
 			s.log.Error("no serving region is healthy: failing open, answering every region")
 		}
@@ -459,19 +450,10 @@ func (s *Server) logChanges(old, v *view) {
 		if !ok || ot == t {
 			continue
 		}
-		was := map[string]bool{}
-		for i := range old.st.regions {
-			if serving, up := ot.regionUp(i); serving {
-				was[old.st.regions[i].Name] = up
-			}
-		}
-		for i, r := range v.st.regions {
-			serving, up := t.regionUp(i)
-			if prev, known := was[r.Name]; known && serving && prev != up {
-				s.m.serviceTransitions.WithLabelValues(svc.host, r.Name, state[up]).Inc()
-				s.log.Warn("app service health changed", "service", svc.host, "region", r.Name, "state", state[up])
-			}
-		}
+		healthChanges(old.st, ot, v.st, t, func(region string, up bool) {
+			s.m.serviceTransitions.WithLabelValues(svc.host, region, state[up]).Inc()
+			s.log.Warn("app service health changed", "service", svc.host, "region", region, "state", state[up])
+		})
 		if t.failOpen && !ot.failOpen {
 			s.log.Error("no region of the app service is healthy: failing open, answering every region", "service", svc.host)
 		}
@@ -479,6 +461,23 @@ func (s *Server) logChanges(old, v *view) {
 }
 
 // regionUp says whether region i has members and whether one of them is up.
+// healthChanges calls changed for each region that serves in both the old
+// and the new view and whose health differs between them.
+func healthChanges(oldSt *static, old *targetView, newSt *static, cur *targetView, changed func(region string, up bool)) {
+	was := map[string]bool{}
+	for i := range oldSt.regions {
+		if serving, up := old.regionUp(i); serving {
+			was[oldSt.regions[i].Name] = up
+		}
+	}
+	for i, r := range newSt.regions {
+		serving, up := cur.regionUp(i)
+		if prev, known := was[r.Name]; known && serving && prev != up {
+			changed(r.Name, up)
+		}
+	}
+}
+
 func (t *targetView) regionUp(i int) (serving, healthy bool) {
 	for f := range t.regions {
 		r := t.regions[f][i]
