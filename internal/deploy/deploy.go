@@ -119,16 +119,7 @@ func (o Options) withDefaults(cfg *config.CDN) Options {
 		o.Rand = rand.Reader
 	}
 	if o.Sleep == nil {
-		o.Sleep = func(ctx context.Context, d time.Duration) error {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return nil
-			}
-		}
+		o.Sleep = publish.Sleep
 	}
 	o.Render.Regions = nil
 	if o.Render.Namespace == "" {

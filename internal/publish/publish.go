@@ -183,3 +183,17 @@ func (d Desired) Validate() error {
 	}
 	return nil
 }
+
+// Sleep waits d, or until ctx is done (then it returns ctx's error). It is
+// the wait of the publishers' rate limits and retries, and of deploy's
+// drains.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

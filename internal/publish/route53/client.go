@@ -85,14 +85,3 @@ func call[T any](ctx context.Context, p *Publisher, action string, fn func(conte
 }
 
 const maxBackoff = 20 * time.Second
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

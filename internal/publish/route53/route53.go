@@ -162,7 +162,7 @@ func New(ctx context.Context, cfg config.Route53, opts Options) (*Publisher, err
 		p.now = time.Now
 	}
 	if p.sleep == nil {
-		p.sleep = sleepCtx
+		p.sleep = publish.Sleep
 	}
 	if p.maxAttempts <= 0 {
 		p.maxAttempts = 8

@@ -486,7 +486,7 @@ func TestThrottlingRetried(t *testing.T) {
 		mu.Lock()
 		slept = append(slept, d)
 		mu.Unlock()
-		return sleepCtx(ctx, d)
+		return publish.Sleep(ctx, d)
 	}
 	p := newPublisher(t, srv, Options{Sleep: sleep, RetryBase: 2 * time.Millisecond, MaxAttempts: 5}, true)
 	srv.ThrottleNext(3)
