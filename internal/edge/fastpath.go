@@ -642,11 +642,14 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, 
 		return false
 	}
 	ctx := s.bgCtx
+	f.waiting.Add(1)
 	select {
 	case <-f.ready:
 	case <-ctx.Done():
+		f.waiting.Add(-1)
 		return false
 	}
+	f.waiting.Add(-1)
 	m := f.meta
 	if f.kind != fillStored || m.Status != http.StatusOK || m.Sliced || m.Size < 0 || len(m.VaryNames) > 0 {
 		return false

@@ -265,27 +265,26 @@ func waitFill(t *testing.T, e *testEdge, path string) {
 	}
 }
 
-// waitWaiting waits until fast requests are busy on the fast path and
-// net/http's way counts slow requests waiting on a fill.
-func waitWaiting(t *testing.T, e *testEdge, fast int, slow float64) {
+// waitWaiting waits until fast requests wait on the fill of path on the fast
+// path and net/http's way counts slow requests waiting on a fill.
+func waitWaiting(t *testing.T, e *testEdge, path string, fast int32, slow float64) {
 	t.Helper()
+	key := "o:" + httpcache.Key("http", "h", path)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		busy := 0
-		e.fast.mu.Lock()
-		for _, b := range e.fast.conns {
-			if b.Load() {
-				busy++
-			}
+		var waiting int32
+		e.mu.Lock()
+		if f := e.fills[key]; f != nil {
+			waiting = f.waiting.Load()
 		}
-		e.fast.mu.Unlock()
+		e.mu.Unlock()
 		var waiters dto.Metric
 		e.metrics.coalesced.Write(&waiters)
-		if busy >= fast && waiters.GetCounter().GetValue() >= slow {
+		if waiting >= fast && waiters.GetCounter().GetValue() >= slow {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("requests did not join the fill: %d busy on the fast path", busy)
+			t.Fatalf("requests did not join the fill: %d waiting on the fast path, %v on net/http's", waiting, waiters.GetCounter().GetValue())
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -331,7 +330,7 @@ func TestFastCollapsedMatchesNetHTTP(t *testing.T) {
 	// Release the body only once all three wait on the fill: the two fast
 	// ones are busy on the fast path, the handed-over one counted as a
 	// waiter by net/http's way.
-	waitWaiting(t, e, 2, 1)
+	waitWaiting(t, e, "/c", 2, 1)
 	close(release)
 	read := func(br *bufio.Reader, method string) (*http.Response, string) {
 		t.Helper()
@@ -430,7 +429,7 @@ func TestFastCollapsedUncacheable(t *testing.T) {
 	_, leader := rawGet(t, e, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
 	waitFill(t, e, "/p")
 	_, waiter := rawGet(t, e, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
-	waitWaiting(t, e, 1, 0)
+	waitWaiting(t, e, "/p", 1, 0)
 	close(release)
 	for i, br := range []*bufio.Reader{leader, waiter} {
 		resp, err := http.ReadResponse(br, nil)

@@ -47,7 +47,8 @@ type fill struct {
 	endErr error
 
 	readers atomic.Int32
-	purged  atomic.Bool // a purge hit the key: store nothing more
+	waiting atomic.Int32 // fast-path requests waiting for the header
+	purged  atomic.Bool  // a purge hit the key: store nothing more
 
 	fast atomic.Pointer[fastFill] // for the fast path's collapsed requests
 }
