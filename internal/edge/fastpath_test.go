@@ -328,8 +328,8 @@ func TestFastCollapsedMatchesNetHTTP(t *testing.T) {
 	_, slow := rawGet(t, e, "GET /c HTTP/1.1\r\nHost: h\r\nKeep-Alive: timeout=5\r\n\r\n")
 	_, head := rawGet(t, e, "HEAD /c HTTP/1.1\r\nHost: h\r\n\r\n")
 	// Release the body only once all three wait on the fill: the two fast
-	// ones are busy on the fast path, the handed-over one counted as a
-	// waiter by net/http's way.
+	// ones counted by the fill as waiting on the fast path, the handed-over
+	// one counted as a waiter by net/http's way.
 	waitWaiting(t, e, "/c", 2, 1)
 	close(release)
 	read := func(br *bufio.Reader, method string) (*http.Response, string) {
