@@ -24,7 +24,7 @@ type testEdge struct {
 	url, admin string
 }
 
-func startEdge(t *testing.T, cfg Config) *testEdge {
+func startEdge(t *testing.T, cfg Config, before ...func(*Server)) *testEdge {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,6 +41,9 @@ func startEdge(t *testing.T, cfg Config) *testEdge {
 	s, err := New(cfg, Options{Listener: ln, AdminListener: aln, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range before {
+		f(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,17 @@ const (
 	fastBufSize     = 8 << 10 // a request header larger than this is handed over
 	fastIdleTimeout = 120 * time.Second
 	fastReadTimeout = 10 * time.Second
+	// fastParkAfter is how long a plain connection waits for its next
+	// request with a goroutine and buffers; after that (1 to 2 times this),
+	// it waits in the waiter with neither (see waiter_linux.go).
+	fastParkAfter = 2 * time.Second
+)
+
+// The fast path's buffers live only while a connection has a request to
+// read or a response to write: an idle keep-alive connection holds none.
+var (
+	fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastBufSize) }}
+	fastWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
 )
 
 // fastReq is a request the fast path may serve.
@@ -326,11 +338,70 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 func (c *prefixConn) NetConn() net.Conn { return c.Conn }
 
 // fastConns tracks the connections the fast path holds, so a shutdown can
-// close the idle ones and wait for the busy ones.
+// close the idle ones (parked ones too) and wait for the busy ones. wg
+// counts the goroutines serving them.
 type fastConns struct {
 	mu    sync.Mutex
-	conns map[net.Conn]*atomic.Bool // value: busy
+	conns map[net.Conn]*fastConn
 	wg    sync.WaitGroup
+}
+
+// fastConn is one connection on the fast path.
+type fastConn struct {
+	c      net.Conn
+	fl     *fastListener
+	tlsCfg *tls.Config // nil: plain HTTP
+	busy   atomic.Bool // reading or answering a request
+}
+
+// fastEnd is how serving a fast connection ended.
+type fastEnd int
+
+const (
+	fastClosed fastEnd = iota // close the connection
+	fastHanded                // net/http serves it now
+	fastParked                // idle, in the waiter, with no goroutine
+)
+
+// runFast serves fc on the fast path, in a goroutine that acceptLoop or
+// resumeFast counted in s.fast.wg.
+func (s *Server) runFast(fc *fastConn) {
+	defer s.fast.wg.Done()
+	var end fastEnd
+	if fc.tlsCfg == nil {
+		end = s.serveFast(fc, fc.c, nil)
+	} else {
+		end = s.serveFastTLS(fc)
+	}
+	if end == fastParked {
+		return // still tracked: a shutdown closes it
+	}
+	s.untrackFast(fc)
+	if end == fastClosed {
+		fc.c.Close()
+	}
+}
+
+// resumeFast serves a parked connection that has a request again.
+func (s *Server) resumeFast(fc *fastConn) {
+	s.fast.mu.Lock()
+	if s.draining.Load() || s.fast.conns[fc.c] != fc {
+		delete(s.fast.conns, fc.c)
+		s.fast.mu.Unlock()
+		fc.c.Close()
+		return
+	}
+	s.fast.wg.Add(1)
+	s.fast.mu.Unlock()
+	go s.runFast(fc)
+}
+
+func (s *Server) untrackFast(fc *fastConn) {
+	s.fast.mu.Lock()
+	if s.fast.conns[fc.c] == fc {
+		delete(s.fast.conns, fc.c)
+	}
+	s.fast.mu.Unlock()
 }
 
 // acceptLoop accepts connections and serves each on the fast path first.
@@ -350,57 +421,43 @@ func (s *Server) acceptLoop(ln net.Listener, fl *fastListener, tlsCfg *tls.Confi
 		if s.opts.ObserveConn != nil {
 			s.opts.ObserveConn(c)
 		}
-		busy := &atomic.Bool{}
+		fc := &fastConn{c: c, fl: fl, tlsCfg: tlsCfg}
 		s.fast.mu.Lock()
 		if s.draining.Load() {
 			s.fast.mu.Unlock()
 			c.Close()
 			continue
 		}
-		s.fast.conns[c] = busy
+		s.fast.conns[c] = fc
 		s.fast.wg.Add(1)
 		s.fast.mu.Unlock()
-		go func() {
-			defer s.fast.wg.Done()
-			var handed bool
-			if tlsCfg == nil {
-				handed = s.serveFast(c, busy, fl, nil)
-			} else {
-				handed = s.serveFastTLS(c, busy, fl, tlsCfg)
-			}
-			s.fast.mu.Lock()
-			delete(s.fast.conns, c)
-			s.fast.mu.Unlock()
-			if !handed {
-				c.Close()
-			}
-		}()
+		go s.runFast(fc)
 	}
 }
 
 // serveFastTLS completes the TLS handshake, then serves HTTP/1.1 on the
 // fast path; HTTP/2 goes to net/http as it is (it needs the *tls.Conn).
-func (s *Server) serveFastTLS(c net.Conn, busy *atomic.Bool, fl *fastListener, cfg *tls.Config) bool {
-	tc := tls.Server(c, cfg)
+func (s *Server) serveFastTLS(fc *fastConn) fastEnd {
+	tc := tls.Server(fc.c, fc.tlsCfg)
 	ctx, cancel := context.WithTimeout(context.Background(), fastReadTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
-		return false
+		return fastClosed
 	}
 	st := tc.ConnectionState()
 	if st.NegotiatedProtocol == acme.ALPNProto {
-		return false // a TLS-ALPN-01 challenge: the handshake was all of it
+		return fastClosed // a TLS-ALPN-01 challenge: the handshake was all of it
 	}
 	if st.NegotiatedProtocol == "h2" {
 		select {
-		case fl.handoff <- tc:
-			return true
-		case <-fl.closed:
-			return false
+		case fc.fl.handoff <- tc:
+			return fastHanded
+		case <-fc.fl.closed:
+			return fastClosed
 		}
 	}
-	return s.serveFast(tc, busy, fl, &st)
+	return s.serveFast(fc, tc, &st)
 }
 
 // tlsStateKey carries the TLS state of a connection the fast path handed
@@ -421,8 +478,8 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 // closeIdleFast closes the fast connections that wait for a request.
 func (s *Server) closeIdleFast() {
 	s.fast.mu.Lock()
-	for c, busy := range s.fast.conns {
-		if !busy.Load() {
+	for c, fc := range s.fast.conns {
+		if !fc.busy.Load() {
 			c.Close()
 		}
 	}
@@ -431,43 +488,55 @@ func (s *Server) closeIdleFast() {
 
 var emptyHeader = http.Header{}
 
-// serveFast serves requests on c while they fit the fast path. It returns
-// true when it handed c over to net/http.
-func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener, tlsState *tls.ConnectionState) bool {
-	br := bufio.NewReaderSize(c, fastBufSize)
-	bw := bufio.NewWriterSize(c, 16<<10)
-	handOver := func() bool {
+// serveFast serves requests on c while they fit the fast path; c is fc.c,
+// or the TLS connection over it when tlsState is set.
+func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionState) fastEnd {
+	br := fastReaders.Get().(*bufio.Reader)
+	bw := fastWriters.Get().(*bufio.Writer)
+	br.Reset(c)
+	bw.Reset(c)
+	defer func() {
+		br.Reset(nil)
+		bw.Reset(nil)
+		fastReaders.Put(br)
+		fastWriters.Put(bw)
+	}()
+	handOver := func() fastEnd {
 		if bw.Flush() != nil {
-			return false
+			return fastClosed
 		}
 		n := br.Buffered()
 		prefix, _ := br.Peek(n)
 		c.SetDeadline(time.Time{})
 		pc := newFramingConn(&prefixConn{Conn: c, prefix: append([]byte(nil), prefix...), tls: tlsState}, s.rt.Load().cfg.MaxHeaderBytes)
 		select {
-		case fl.handoff <- pc:
-			return true
-		case <-fl.closed:
-			return false
+		case fc.fl.handoff <- pc:
+			return fastHanded
+		case <-fc.fl.closed:
+			return fastClosed
 		}
 	}
-	var st fastConnState
+	// A plain connection that stays idle is parked after s.parkAfter; a TLS
+	// one (its own buffers hold what it has read) waits out the idle timeout.
+	st := fastConnState{idleWait: s.fastIdle}
+	if tlsState == nil && s.waiter.Load() != nil {
+		st.idleWait = s.parkAfter
+	}
 	for {
-		busy.Store(false)
+		fc.busy.Store(false)
 		if s.draining.Load() {
-			return false
+			return fastClosed
 		}
 		// Wait for a request, then read its header.
 		if br.Buffered() == 0 {
 			if bw.Flush() != nil {
-				return false
+				return fastClosed
 			}
-			st.setIdleDeadline(c, time.Now())
-			if _, err := br.Peek(1); err != nil {
-				return false
+			if end, ok := s.waitFast(fc, c, br, &st, tlsState == nil); !ok {
+				return end
 			}
 		}
-		busy.Store(true)
+		fc.busy.Store(true)
 		var req fastReq
 		partial := false
 		for {
@@ -494,7 +563,7 @@ func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener, tlsS
 				if br.Buffered() > 0 {
 					return handOver() // let net/http answer the partial request
 				}
-				return false
+				return fastClosed
 			}
 		}
 		if !s.serveFastHit(bw, c, &st, &req, tlsState != nil) {
@@ -503,8 +572,35 @@ func (s *Server) serveFast(c net.Conn, busy *atomic.Bool, fl *fastListener, tlsS
 		br.Discard(req.size)
 		if req.close {
 			bw.Flush()
-			return false
+			return fastClosed
 		}
+	}
+}
+
+// waitFast waits for the next request on an idle connection. When none
+// comes within st.idleWait, a plain connection is parked in the waiter,
+// which holds it without a goroutine or buffers; false says how serving
+// ended.
+func (s *Server) waitFast(fc *fastConn, c net.Conn, br *bufio.Reader, st *fastConnState, plain bool) (fastEnd, bool) {
+	idleSince := time.Now()
+	st.setIdleDeadline(c, idleSince)
+	for {
+		_, err := br.Peek(1)
+		if err == nil {
+			return 0, true
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || br.Buffered() > 0 {
+			return fastClosed, false
+		}
+		if plain && s.waiter.Load().park(fc, idleSince.Add(s.fastIdle)) {
+			return fastParked, false
+		}
+		now := time.Now()
+		if now.Sub(idleSince) >= s.fastIdle {
+			return fastClosed, false
+		}
+		st.idle = false // not parked: wait on
+		st.setIdleDeadline(c, now)
 	}
 }
 
@@ -518,16 +614,18 @@ type fastConnState struct {
 	k            string
 	cm           *cachedMeta
 	// deadline is the read deadline set on the connection, as Unix ns (0:
-	// none); idle tells whether it is the idle one.
+	// none); idle tells whether it is the idle one, which gives the client
+	// idleWait to send its next request.
 	deadline int64
 	idle     bool
+	idleWait time.Duration
 }
 
-// setIdleDeadline gives the client fastIdleTimeout from now to send its
-// next request. The deadline is moved only when it is a second or more
-// short of that, which spares a timer update per request.
+// setIdleDeadline gives the client idleWait from now to send its next
+// request. The deadline is moved only when it is a second or more short of
+// that, which spares a timer update per request.
 func (st *fastConnState) setIdleDeadline(c net.Conn, now time.Time) {
-	want := now.Add(fastIdleTimeout).UnixNano()
+	want := now.Add(st.idleWait).UnixNano()
 	if st.idle && want-st.deadline < int64(time.Second) {
 		return
 	}

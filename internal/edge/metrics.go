@@ -22,7 +22,7 @@ type metrics struct {
 	misses          prometheus.Counter // requests{cache="miss"}, likewise
 }
 
-func newMetrics(st func() store.Stats) *metrics {
+func newMetrics(st func() store.Stats, parked func() int) *metrics {
 	const ns, sub = "kubecdn", "edge"
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
@@ -69,6 +69,9 @@ func newMetrics(st func() store.Stats) *metrics {
 		gauge("disk_tier_objects", "Blobs held by the disk tier.", func(s store.Stats) int64 { return s.DiskItems }),
 		gauge("disk_write_drops", "Disk writes dropped because the write queue was full.", func(s store.Stats) int64 { return s.DiskWriteDrops }),
 		gauge("disk_corrupt_files", "Disk tier files found corrupt and removed.", func(s store.Stats) int64 { return s.CorruptFiles }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "parked_connections",
+			Help: "Idle keep-alive connections held without a goroutine or buffers."},
+			func() float64 { return float64(parked()) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: ns}),
 	)

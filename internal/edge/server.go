@@ -85,7 +85,11 @@ type Server struct {
 	metas    *metaCache
 	disk     *store.Disk // nil without a disk tier (or with Options.Store)
 	fast     fastConns
-	date     atomic.Pointer[cachedDate]
+	waiter   atomic.Pointer[waiter] // set while Run runs (Linux)
+	// parkAfter and fastIdle: how long an idle fast connection keeps its
+	// goroutine, and how long it may stay idle in all.
+	parkAfter, fastIdle time.Duration
+	date                atomic.Pointer[cachedDate]
 
 	addrMu    sync.Mutex
 	addr      net.Addr
@@ -167,7 +171,10 @@ func New(cfg Config, opts Options) (*Server, error) {
 		slices:  map[string]*stream{},
 		started: make(chan struct{}),
 		metas:   newMetaCache(),
-		fast:    fastConns{conns: map[net.Conn]*atomic.Bool{}},
+		fast:    fastConns{conns: map[net.Conn]*fastConn{}},
+
+		parkAfter: fastParkAfter,
+		fastIdle:  fastIdleTimeout,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -204,7 +211,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		s.disk = disk
 	}
 	s.rebuildIndex()
-	s.metrics = newMetrics(s.store.Stats)
+	s.metrics = newMetrics(s.store.Stats, func() int { return s.waiter.Load().len() })
 	s.transport = &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -319,6 +326,11 @@ func (s *Server) Run(ctx context.Context) error {
 	go s.sweepIndex(s.bgCtx, 10*time.Second, 2000)
 	errc := make(chan error, 8)
 	fl := &fastListener{inner: ln, handoff: make(chan net.Conn), closed: make(chan struct{})}
+	if w, err := newWaiter(s); err != nil {
+		s.log.Warn("idle connections keep their goroutines", "err", err)
+	} else if w != nil {
+		s.waiter.Store(w)
+	}
 	go func() { errc <- pub.Serve(fl) }()
 	go func() { errc <- s.acceptLoop(ln, fl, nil) }()
 	go func() { errc <- adm.Serve(aln) }()
@@ -338,6 +350,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	fl.Close()
 	s.closeIdleFast()
+	s.waiter.Load().close()
 	_ = pub.Shutdown(sctx)
 	_ = adm.Shutdown(sctx)
 	if tlsSrv != nil {
