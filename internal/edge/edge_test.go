@@ -22,6 +22,7 @@ var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 type testEdge struct {
 	*Server
 	url, admin string
+	stop       func() error // shuts the edge down; returns Run's error
 }
 
 func startEdge(t *testing.T, cfg Config, before ...func(*Server)) *testEdge {
@@ -49,13 +50,16 @@ func startEdge(t *testing.T, cfg Config, before ...func(*Server)) *testEdge {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	<-s.Started()
-	t.Cleanup(func() {
+	stop := sync.OnceValue(func() error {
 		cancel()
-		if err := <-done; err != nil {
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
 			t.Errorf("edge Run: %v", err)
 		}
 	})
-	return &testEdge{Server: s, url: "http://" + ln.Addr().String(), admin: "http://" + aln.Addr().String()}
+	return &testEdge{Server: s, url: "http://" + ln.Addr().String(), admin: "http://" + aln.Addr().String(), stop: stop}
 }
 
 func get(t *testing.T, url string, hdr ...string) (*http.Response, string) {

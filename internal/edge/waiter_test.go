@@ -4,7 +4,6 @@ package edge
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -164,26 +163,7 @@ func TestParkedConnectionIdleTimeout(t *testing.T) {
 // TestShutdownClosesParked: a shutdown closes parked connections at once
 // and does not wait for them.
 func TestShutdownClosesParked(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{Origin: parkedOrigin(t), Listen: ln.Addr().String(), Admin: aln.Addr().String(), AdminToken: "s3cret"},
-		Options{Listener: ln, AdminListener: aln, Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	parkQuickly(time.Minute)(s)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	<-s.Started()
-	e := &testEdge{Server: s, url: "http://" + ln.Addr().String()}
+	e := startEdge(t, Config{Origin: parkedOrigin(t)}, parkQuickly(time.Minute))
 	warm(t, e)
 	c, br := rawGet(t, e, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
 	if _, err := http.ReadResponse(br, nil); err != nil {
@@ -191,14 +171,8 @@ func TestShutdownClosesParked(t *testing.T) {
 	}
 	waitParked(t, e, 1)
 	start := time.Now()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return within 5 s of the shutdown")
+	if err := e.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("shutdown took %v with a parked connection", d)
