@@ -77,18 +77,30 @@ func getOn(t *testing.T, c net.Conn, br *bufio.Reader) *http.Response {
 	return resp
 }
 
+// parkOne starts an edge whose idle connections park after 100 ms (and
+// close after idle), and returns a connection that made one request and
+// is parked.
+func parkOne(t *testing.T, idle time.Duration) (*testEdge, net.Conn, *bufio.Reader) {
+	t.Helper()
+	e := startEdge(t, Config{Origin: parkedOrigin(t)}, parkQuickly(idle))
+	warm(t, e)
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	getOn(t, c, br)
+	waitParked(t, e, 1)
+	return e, c, br
+}
+
 // TestFastParksIdleConnections: an idle keep-alive connection is parked
 // (no goroutine, no buffers) and serves its next request as before, again
 // and again; a request that arrives in pieces after parking is served too.
 func TestFastParksIdleConnections(t *testing.T) {
-	e := startEdge(t, Config{Origin: parkedOrigin(t)}, parkQuickly(time.Minute))
-	warm(t, e)
-	c, br := rawGet(t, e, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
-	if resp, err := http.ReadResponse(br, nil); err != nil {
-		t.Fatal(err)
-	} else {
-		io.Copy(io.Discard, resp.Body)
-	}
+	e, c, br := parkOne(t, time.Minute)
 	for i := range 3 {
 		waitParked(t, e, 1)
 		if n := fastConnCount(e); n != 1 {
@@ -116,13 +128,7 @@ func TestFastParksIdleConnections(t *testing.T) {
 // TestParkedConnectionHangsUp: a client that closes a parked connection
 // leaves nothing behind.
 func TestParkedConnectionHangsUp(t *testing.T) {
-	e := startEdge(t, Config{Origin: parkedOrigin(t)}, parkQuickly(time.Minute))
-	warm(t, e)
-	c, br := rawGet(t, e, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
-	if _, err := http.ReadResponse(br, nil); err != nil {
-		t.Fatal(err)
-	}
-	waitParked(t, e, 1)
+	e, c, _ := parkOne(t, time.Minute)
 	c.Close()
 	waitParked(t, e, 0)
 	deadline := time.Now().Add(5 * time.Second)
@@ -137,21 +143,13 @@ func TestParkedConnectionHangsUp(t *testing.T) {
 // TestParkedConnectionIdleTimeout: a parked connection is closed when its
 // idle timeout runs out, as an unparked one would be.
 func TestParkedConnectionIdleTimeout(t *testing.T) {
-	e := startEdge(t, Config{Origin: parkedOrigin(t)}, parkQuickly(400*time.Millisecond))
-	warm(t, e)
-	c, br := rawGet(t, e, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	start := time.Now()
-	waitParked(t, e, 1)
+	start := time.Now() // before the connection's one request
+	e, c, br := parkOne(t, 400*time.Millisecond)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
 		t.Fatalf("read on an expired idle connection: %v, want EOF", err)
 	}
-	if d := time.Since(start); d < 300*time.Millisecond {
+	if d := time.Since(start); d < 400*time.Millisecond {
 		t.Fatalf("closed after %v idle, before the idle timeout", d)
 	}
 	waitParked(t, e, 0)
@@ -163,13 +161,7 @@ func TestParkedConnectionIdleTimeout(t *testing.T) {
 // TestShutdownClosesParked: a shutdown closes parked connections at once
 // and does not wait for them.
 func TestShutdownClosesParked(t *testing.T) {
-	e := startEdge(t, Config{Origin: parkedOrigin(t)}, parkQuickly(time.Minute))
-	warm(t, e)
-	c, br := rawGet(t, e, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
-	if _, err := http.ReadResponse(br, nil); err != nil {
-		t.Fatal(err)
-	}
-	waitParked(t, e, 1)
+	e, c, br := parkOne(t, time.Minute)
 	start := time.Now()
 	if err := e.stop(); err != nil {
 		t.Fatalf("Run: %v", err)
