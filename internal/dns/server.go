@@ -460,7 +460,6 @@ func (s *Server) logChanges(old, v *view) {
 	}
 }
 
-// regionUp says whether region i has members and whether one of them is up.
 // healthChanges calls changed for each region that serves in both the old
 // and the new view and whose health differs between them.
 func healthChanges(oldSt *static, old *targetView, newSt *static, cur *targetView, changed func(region string, up bool)) {
@@ -478,6 +477,7 @@ func healthChanges(oldSt *static, old *targetView, newSt *static, cur *targetVie
 	}
 }
 
+// regionUp says whether region i has members and whether one of them is up.
 func (t *targetView) regionUp(i int) (serving, healthy bool) {
 	for f := range t.regions {
 		r := t.regions[f][i]
