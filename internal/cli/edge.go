@@ -55,6 +55,7 @@ type edgeFile struct {
 	HTTPSPort        int            `json:"httpsPort"`
 	HSTSMaxAge       string         `json:"hstsMaxAge"`
 	OriginCA         string         `json:"originCA"`
+	IOUring          string         `json:"ioUring"`
 	OriginInsecure   bool           `json:"originInsecure"`
 }
 
@@ -118,6 +119,7 @@ func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
 	fs.StringVar(&ef.f.ACMECARoot, "acme-ca-root", "", "PEM file trusted for the ACME CA's own HTTPS (a private CA)")
 	fs.StringVar(&ef.f.ACMEEmail, "acme-email", "", "contact address of the ACME account")
 	fs.StringVar(&ef.f.OriginCA, "origin-ca", "", "PEM bundle of CAs trusted (besides the system's) for https origins, peers and parent")
+	fs.StringVar(&ef.f.IOUring, "io-uring", "", "serve plain HTTP from an io_uring event loop: auto (when the kernel allows it) or off (default auto)")
 	fs.BoolVar(&ef.f.OriginInsecure, "origin-insecure", false, "do NOT verify upstream TLS certificates (explicit opt-out, logged)")
 	return fs, ef
 }
@@ -169,6 +171,7 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		f.TLSTicketKeyFile = pick("tls-ticket-key-file", f.TLSTicketKeyFile, ff.TLSTicketKeyFile)
 		f.HSTSMaxAge = pick("hsts-max-age", f.HSTSMaxAge, ff.HSTSMaxAge)
 		f.OriginCA = pick("origin-ca", f.OriginCA, ff.OriginCA)
+		f.IOUring = pick("io-uring", f.IOUring, ff.IOUring)
 		f.ACMEStorage = pick("acme-storage", f.ACMEStorage, ff.ACMEStorage)
 		f.ACMECA = pick("acme-ca", f.ACMECA, ff.ACMECA)
 		f.ACMECARoot = pick("acme-ca-root", f.ACMECARoot, ff.ACMECARoot)
@@ -224,6 +227,7 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		CacheDir:  f.CacheDir,
 		TLSListen: f.TLSListen, TLSCerts: f.TLSCerts, TLSCertDirs: f.TLSCertDirs, TLSTicketKeyFile: f.TLSTicketKeyFile,
 		HTTPSRedirect: f.HTTPSRedirect, HTTPSPort: f.HTTPSPort, OriginCA: f.OriginCA, OriginInsecure: f.OriginInsecure,
+		IOUring:     f.IOUring,
 		ACMEStorage: f.ACMEStorage, ACMECA: f.ACMECA, ACMECARoot: f.ACMECARoot, ACMEEmail: f.ACMEEmail,
 	}
 	size := func(field, v string, dst *int64) {
@@ -288,7 +292,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts := edge.Options{Logger: log}
 	if len(ef.rttTargets) > 0 {
 		col := rtt.NewCollector(rtt.CollectorOptions{})
-		opts.ObserveConn = col.ObserveConn
+		opts.ObserveConn, opts.ObserveFD = col.ObserveConn, col.ObserveFD
 		rep := rtt.NewReporter(col, rtt.ReporterOptions{Region: ef.region, Targets: ef.rttTargets, Logger: log})
 		go rep.Run(ctx)
 	}

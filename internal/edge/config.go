@@ -99,7 +99,17 @@ type Config struct {
 	// OriginInsecure turns off certificate verification upstream (logged
 	// as a warning). Never the default.
 	OriginInsecure bool `json:"originInsecure,omitempty"`
+	// IOUring says how the plain-HTTP listener is served on Linux: "auto"
+	// (or empty) with an io_uring event loop when the kernel allows it,
+	// "off" with a goroutine per connection. A restart applies it.
+	IOUring string `json:"ioUring,omitempty"`
 }
+
+// IOUring values.
+const (
+	IOUringAuto = "auto"
+	IOUringOff  = "off"
+)
 
 // TLSCert is a certificate file (PEM, leaf first) and its key file.
 type TLSCert struct {
@@ -201,6 +211,9 @@ func (c Config) Validate() error {
 		}
 	}
 	c.validateTLS(bad, checkAddr)
+	if c.IOUring != "" && c.IOUring != IOUringAuto && c.IOUring != IOUringOff {
+		bad("ioUring", "%q: want auto or off", c.IOUring)
+	}
 	if c.MemoryBytes < 0 {
 		bad("memory", "must not be negative")
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/kubecdn/kubecdn/internal/acme"
 
 	"github.com/kubecdn/kubecdn/internal/httpcache"
+	"github.com/kubecdn/kubecdn/internal/store"
 )
 
 // The fast path serves the commonest request of a CDN — a plain HTTP/1.1
@@ -335,7 +336,12 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 }
 
 // NetConn returns the accepted connection (for TCP_INFO readers).
-func (c *prefixConn) NetConn() net.Conn { return c.Conn }
+func (c *prefixConn) NetConn() net.Conn {
+	if nc, ok := c.Conn.(interface{ NetConn() net.Conn }); ok {
+		return nc.NetConn()
+	}
+	return c.Conn
+}
 
 // fastConns tracks the connections the fast path holds, so a shutdown can
 // close the idle ones (parked ones too) and wait for the busy ones. wg
@@ -352,6 +358,9 @@ type fastConn struct {
 	fl     *fastListener
 	tlsCfg *tls.Config // nil: plain HTTP
 	busy   atomic.Bool // reading or answering a request
+	// prefix holds bytes read before the connection came to the fast path
+	// (from the io_uring loop), read before c's own.
+	prefix []byte
 }
 
 // fastEnd is how serving a fast connection ended.
@@ -493,7 +502,12 @@ var emptyHeader = http.Header{}
 func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionState) fastEnd {
 	br := fastReaders.Get().(*bufio.Reader)
 	bw := fastWriters.Get().(*bufio.Writer)
-	br.Reset(c)
+	rd := c // what br reads from
+	if fc.prefix != nil && tlsState == nil {
+		rd = &prefixConn{Conn: c, prefix: fc.prefix}
+		fc.prefix = nil
+	}
+	br.Reset(rd)
 	bw.Reset(c)
 	defer func() {
 		br.Reset(nil)
@@ -508,7 +522,7 @@ func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionSta
 		n := br.Buffered()
 		prefix, _ := br.Peek(n)
 		c.SetDeadline(time.Time{})
-		pc := newFramingConn(&prefixConn{Conn: c, prefix: append([]byte(nil), prefix...), tls: tlsState}, s.rt.Load().cfg.MaxHeaderBytes)
+		pc := newFramingConn(&prefixConn{Conn: rd, prefix: append([]byte(nil), prefix...), tls: tlsState}, s.rt.Load().cfg.MaxHeaderBytes)
 		select {
 		case fc.fl.handoff <- pc:
 			return fastHanded
@@ -664,46 +678,75 @@ func (st *fastConnState) meta(mc *metaCache, key string, raw []byte) (*cachedMet
 	return cm, err
 }
 
-// serveFastHit writes the response to req if it is a fresh hit that needs
-// nothing beyond the stored header; false means nothing was written.
-func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, req *fastReq, https bool) bool {
+// fastLookup is what lookupFast found for a request.
+type fastLookup struct {
+	rt  *runtime
+	key string
+	// e is a fresh hit the stored header answers (the caller closes it),
+	// with head, the response header, appended to the buffer given; nil
+	// means a miss.
+	e    *store.Entry
+	head []byte
+	size int64
+}
+
+// lookupFast looks req up for the fast path. ok is false when the fast path
+// must not answer it (hand it over); otherwise l.e is nil for a miss, or a
+// fresh hit whose response header lookupFast appended to b as l.head.
+func (s *Server) lookupFast(b []byte, st *fastConnState, req *fastReq, https bool) (l fastLookup, ok bool) {
 	rt := s.rt.Load()
 	if len(rt.hosts) > 0 && !rt.hosts[hostOnly(string(req.host))] {
-		return false
+		return l, false
 	}
 	if !https && len(rt.cfg.HTTPSRedirect) > 0 && redirectsHost(&rt.cfg, string(req.host)) {
-		return false
+		return l, false
 	}
 	if bytes.HasPrefix(req.target, []byte("/.well-known/")) {
-		return false // the health path and ACME challenges: net/http's way
+		return l, false // the health path and ACME challenges: net/http's way
 	}
-	key := st.key(req, https)
-	e, ok := s.store.Get(key)
-	if !ok {
-		return s.serveFastCollapsed(bw, c, req, https, rt, key)
+	l.rt, l.key = rt, st.key(req, https)
+	e, found := s.store.Get(l.key)
+	if !found {
+		return l, true
 	}
-	defer e.Close()
-	cm, err := st.meta(s.metas, key, e.Meta())
+	cm, err := st.meta(s.metas, l.key, e.Meta())
 	if err != nil || cm.m.Marker || cm.m.Status != http.StatusOK || cm.m.Sliced || cm.m.Size < 0 {
-		return false
+		e.Close()
+		return l, false
 	}
-	m := cm.m
 	now := s.now()
 	age, ttl, fresh := cm.decideFast(rt, now)
 	if !fresh {
+		e.Close()
+		return l, false
+	}
+	l.e, l.size = e, cm.m.Size
+	l.head = s.appendFastHeader(b, rt, req, https, cm.wire, cm.date, now, age, true,
+		httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}, cm.m.Size)
+	return l, true
+}
+
+// serveFastHit writes the response to req if it is a fresh hit that needs
+// nothing beyond the stored header; false means nothing was written.
+func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, req *fastReq, https bool) bool {
+	l, ok := s.lookupFast(bw.AvailableBuffer(), st, req, https)
+	if !ok {
 		return false
 	}
-	b := s.appendFastHeader(bw.AvailableBuffer(), rt, req, https, cm.wire, cm.date, now, age, true,
-		httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}, m.Size)
+	if l.e == nil {
+		return s.serveFastCollapsed(bw, c, req, https, l.rt, l.key)
+	}
+	e, b := l.e, l.head
+	defer func() { e.Close() }()
 	s.metrics.hits.Inc()
 	if req.head {
 		bw.Write(b)
 		return true
 	}
-	if e.Body() != nil && m.Size >= sendfileMin && s.disk != nil {
-		if de, ok := s.disk.Get(key); ok {
+	if e.Body() != nil && l.size >= sendfileMin && s.disk != nil {
+		if de, ok := s.disk.Get(l.key); ok {
 			if bytes.Equal(de.Meta(), e.Meta()) && de.Body() == nil {
-				defer de.Close()
+				e.Close()
 				e = de
 			} else {
 				de.Close()
@@ -719,10 +762,10 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 			return true // the client went away; the caller's next read fails
 		}
 		c.SetWriteDeadline(time.Now().Add(5 * time.Minute))
-		e.WriteBodyTo(c, 0, m.Size)
+		e.WriteBodyTo(c, 0, l.size)
 		c.SetWriteDeadline(time.Time{})
 	}
-	s.metrics.bytesOut.Add(float64(m.Size))
+	s.metrics.bytesOut.Add(float64(l.size))
 	return true
 }
 

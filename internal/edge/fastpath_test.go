@@ -90,56 +90,60 @@ func FuzzParseFast(f *testing.F) {
 // path), then a request the fast path hands over, then more: every answer
 // arrives, in order.
 func TestFastPathPipelinedAndHandover(t *testing.T) {
-	origin, co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=600")
-		w.Header().Set("ETag", `"e"`)
-		io.WriteString(w, "body"+r.URL.Path)
-	})
-	e := startEdge(t, Config{Origin: origin.URL})
-	get(t, e.url+"/p") // fill the cache
-	c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	reqs := "GET /p HTTP/1.1\r\nHost: h\r\n\r\n" +
-		"GET /p HTTP/1.1\r\nHost: h\r\n\r\n" +
-		"GET /p HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"e\"\r\n\r\n" +
-		"GET /p HTTP/1.1\r\nHost: h\r\n\r\n"
-	// The fill above used another Host, so prime this one first, until the
-	// object is stored (the fill stores it just after the body went out).
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		resp, _ := get(t, e.url+"/p", "Host", "h")
-		if strings.Contains(resp.Header.Get("Cache-Status"), "hit") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if _, err := io.WriteString(c, reqs); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	want := []int{200, 200, 304, 200}
-	for i, code := range want {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("response %d: %v", i, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != code {
-			t.Fatalf("response %d: status %d, want %d", i, resp.StatusCode, code)
-		}
-		if code == 200 && string(body) != "body/p" {
-			t.Fatalf("response %d: body %q", i, body)
-		}
-		if !strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
-			t.Fatalf("response %d: Cache-Status %q", i, resp.Header.Get("Cache-Status"))
-		}
-	}
-	if n := co.n("/p"); n != 2 {
-		t.Fatalf("origin saw %d requests, want 2", n)
+	for _, mode := range ioModes {
+		t.Run(mode, func(t *testing.T) {
+			origin, co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=600")
+				w.Header().Set("ETag", `"e"`)
+				io.WriteString(w, "body"+r.URL.Path)
+			})
+			e := startEdge(t, Config{Origin: origin.URL, IOUring: mode})
+			get(t, e.url+"/p") // fill the cache
+			c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			reqs := "GET /p HTTP/1.1\r\nHost: h\r\n\r\n" +
+				"GET /p HTTP/1.1\r\nHost: h\r\n\r\n" +
+				"GET /p HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"e\"\r\n\r\n" +
+				"GET /p HTTP/1.1\r\nHost: h\r\n\r\n"
+			// The fill above used another Host, so prime this one first, until the
+			// object is stored (the fill stores it just after the body went out).
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				resp, _ := get(t, e.url+"/p", "Host", "h")
+				if strings.Contains(resp.Header.Get("Cache-Status"), "hit") || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if _, err := io.WriteString(c, reqs); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(c)
+			want := []int{200, 200, 304, 200}
+			for i, code := range want {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("response %d: %v", i, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != code {
+					t.Fatalf("response %d: status %d, want %d", i, resp.StatusCode, code)
+				}
+				if code == 200 && string(body) != "body/p" {
+					t.Fatalf("response %d: body %q", i, body)
+				}
+				if !strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+					t.Fatalf("response %d: Cache-Status %q", i, resp.Header.Get("Cache-Status"))
+				}
+			}
+			if n := co.n("/p"); n != 2 {
+				t.Fatalf("origin saw %d requests, want 2", n)
+			}
+		})
 	}
 }
 
@@ -201,48 +205,52 @@ func TestDecideFast(t *testing.T) {
 // in turn, under two spellings of one host: each answer is the object asked
 // for, though the connection remembers the key of its last request.
 func TestFastPathKeyPerRequest(t *testing.T) {
-	origin, co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=600")
-		io.WriteString(w, "body"+r.URL.Path)
-	})
-	e := startEdge(t, Config{Origin: origin.URL})
-	deadline := time.Now().Add(5 * time.Second)
-	for _, p := range []string{"/a", "/b"} {
-		for {
-			resp, _ := get(t, e.url+p, "Host", "h")
-			if strings.Contains(resp.Header.Get("Cache-Status"), "hit") || time.Now().After(deadline) {
-				break
+	for _, mode := range ioModes {
+		t.Run(mode, func(t *testing.T) {
+			origin, co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=600")
+				io.WriteString(w, "body"+r.URL.Path)
+			})
+			e := startEdge(t, Config{Origin: origin.URL, IOUring: mode})
+			deadline := time.Now().Add(5 * time.Second)
+			for _, p := range []string{"/a", "/b"} {
+				for {
+					resp, _ := get(t, e.url+p, "Host", "h")
+					if strings.Contains(resp.Header.Get("Cache-Status"), "hit") || time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
-	for i, tc := range []struct{ host, path string }{
-		{"h", "/a"}, {"h", "/a"}, {"h", "/b"}, {"H", "/b"}, {"h:80", "/a"}, {"h", "/b"}, {"h", "/a?"},
-	} {
-		if _, err := io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: "+tc.host+"\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("response %d: %v", i, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		if want := "body" + strings.TrimSuffix(tc.path, "?"); resp.StatusCode != 200 || string(body) != want {
-			t.Fatalf("response %d (%s %s): %d %q, want %q", i, tc.host, tc.path, resp.StatusCode, body, want)
-		}
-		if tc.path != "/a?" && !strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
-			t.Fatalf("response %d: Cache-Status %q", i, resp.Header.Get("Cache-Status"))
-		}
-	}
-	if n := co.n("/a") + co.n("/b"); n > 3 {
-		t.Fatalf("origin saw %d requests, want at most 3", n)
+			c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			for i, tc := range []struct{ host, path string }{
+				{"h", "/a"}, {"h", "/a"}, {"h", "/b"}, {"H", "/b"}, {"h:80", "/a"}, {"h", "/b"}, {"h", "/a?"},
+			} {
+				if _, err := io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: "+tc.host+"\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("response %d: %v", i, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				if want := "body" + strings.TrimSuffix(tc.path, "?"); resp.StatusCode != 200 || string(body) != want {
+					t.Fatalf("response %d (%s %s): %d %q, want %q", i, tc.host, tc.path, resp.StatusCode, body, want)
+				}
+				if tc.path != "/a?" && !strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+					t.Fatalf("response %d: Cache-Status %q", i, resp.Header.Get("Cache-Status"))
+				}
+			}
+			if n := co.n("/a") + co.n("/b"); n > 3 {
+				t.Fatalf("origin saw %d requests, want at most 3", n)
+			}
+		})
 	}
 }
 

@@ -22,7 +22,7 @@ type metrics struct {
 	misses          prometheus.Counter // requests{cache="miss"}, likewise
 }
 
-func newMetrics(st func() store.Stats, parked func() int) *metrics {
+func newMetrics(st func() store.Stats, parked, uringConns func() int) *metrics {
 	const ns, sub = "kubecdn", "edge"
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
@@ -72,6 +72,9 @@ func newMetrics(st func() store.Stats, parked func() int) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "parked_connections",
 			Help: "Idle keep-alive connections held without a goroutine or buffers."},
 			func() float64 { return float64(parked()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "uring_connections",
+			Help: "Connections served by the io_uring event loop."},
+			func() float64 { return float64(uringConns()) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: ns}),
 	)

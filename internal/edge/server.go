@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -58,6 +59,9 @@ type Options struct {
 	// and again each time a connection served by net/http goes idle (the
 	// rtt feed reads TCP_INFO there).
 	ObserveConn func(c net.Conn)
+	// ObserveFD, if set, is called with each connection the io_uring loop
+	// accepts (it has no net.Conn): the client's address and the socket.
+	ObserveFD func(client netip.Addr, fd int)
 }
 
 // Server is one edge. Build it with New, then Run it.
@@ -85,7 +89,8 @@ type Server struct {
 	metas    *metaCache
 	disk     *store.Disk // nil without a disk tier (or with Options.Store)
 	fast     fastConns
-	waiter   atomic.Pointer[waiter] // set while Run runs (Linux)
+	waiter   atomic.Pointer[waiter]      // set while Run runs (Linux)
+	uring    atomic.Pointer[uringServer] // set while Run runs, when io_uring serves the plain listener
 	// parkAfter and fastIdle: how long an idle fast connection keeps its
 	// goroutine, and how long it may stay idle in all.
 	parkAfter, fastIdle time.Duration
@@ -211,7 +216,8 @@ func New(cfg Config, opts Options) (*Server, error) {
 		s.disk = disk
 	}
 	s.rebuildIndex()
-	s.metrics = newMetrics(s.store.Stats, func() int { return s.waiter.Load().len() })
+	s.metrics = newMetrics(s.store.Stats, func() int { return s.waiter.Load().len() },
+		func() int { return s.uring.Load().connections() })
 	s.transport = &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -305,7 +311,6 @@ func (s *Server) Run(ctx context.Context) error {
 	s.addrMu.Lock()
 	s.addr, s.adminAddr = ln.Addr(), aln.Addr()
 	s.addrMu.Unlock()
-	close(s.started)
 
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	pub := &http.Server{
@@ -332,12 +337,15 @@ func (s *Server) Run(ctx context.Context) error {
 		s.waiter.Store(w)
 	}
 	go func() { errc <- pub.Serve(fl) }()
-	go func() { errc <- s.acceptLoop(ln, fl, nil) }()
+	if !s.startUring(rt.cfg, ln, fl, errc) {
+		go func() { errc <- s.acceptLoop(ln, fl, nil) }()
+	}
 	go func() { errc <- adm.Serve(aln) }()
 	var tlsSrv *http.Server
 	if tln != nil {
 		tlsSrv = s.serveTLS(s.bgCtx, tln, rt.cfg, errLog, errc)
 	}
+	close(s.started)
 	s.log.Info("edge serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "origin", rt.cfg.Origin)
 
 	var runErr error
@@ -346,6 +354,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 	s.draining.Store(true)
+	s.uring.Load().stop()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	fl.Close()
@@ -377,6 +386,30 @@ func (s *Server) Run(ctx context.Context) error {
 		runErr = nil
 	}
 	return runErr
+}
+
+// startUring serves the plain listener from the io_uring loop, unless the
+// config turns it off or the kernel has none; false: the caller serves it
+// with acceptLoop.
+func (s *Server) startUring(cfg Config, ln net.Listener, fl *fastListener, errc chan<- error) bool {
+	if cfg.IOUring == IOUringOff {
+		return false
+	}
+	u, err := newUringServer(s, ln, fl)
+	if err != nil {
+		s.log.Info("serving without io_uring: a goroutine per connection", "reason", err)
+		return false
+	}
+	s.uring.Store(u)
+	s.fast.wg.Add(1)
+	go func() {
+		<-u.done
+		s.fast.wg.Done()
+		if u.err != nil {
+			errc <- u.err
+		}
+	}()
+	return true
 }
 
 // AdminHandler serves purge, metrics and health on the admin listener.

@@ -288,12 +288,13 @@ func TestUpstreamTLS(t *testing.T) {
 			_, port, _ := net.SplitHostPort(tc.origin.Listener.Addr().String())
 			cfg.Origin = "https://origin.test:" + port
 			cfg.StaleIfError = -1
-			e := startEdge(t, cfg)
 			// origin.test resolves to the test origin's loopback address.
-			dial := e.transport.DialContext
-			e.transport.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-				return dial(ctx, network, tc.origin.Listener.Addr().String())
-			}
+			e := startEdge(t, cfg, func(s *Server) {
+				dial := s.transport.DialContext
+				s.transport.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+					return dial(ctx, network, tc.origin.Listener.Addr().String())
+				}
+			})
 			mu.Lock()
 			snis = nil
 			mu.Unlock()

@@ -82,7 +82,7 @@ func getOn(t *testing.T, c net.Conn, br *bufio.Reader) *http.Response {
 // is parked.
 func parkOne(t *testing.T, idle time.Duration) (*testEdge, net.Conn, *bufio.Reader) {
 	t.Helper()
-	e := startEdge(t, Config{Origin: parkedOrigin(t)}, parkQuickly(idle))
+	e := startEdge(t, Config{Origin: parkedOrigin(t), IOUring: IOUringOff}, parkQuickly(idle))
 	warm(t, e)
 	c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
 	if err != nil {

@@ -72,6 +72,14 @@ func (c *Collector) ObserveConn(conn net.Conn) {
 	}
 }
 
+// ObserveFD reads the RTT of a connected TCP socket's descriptor and
+// records it for client.
+func (c *Collector) ObserveFD(client netip.Addr, fd int) {
+	if d, ok := FDRTT(fd); ok {
+		c.Observe(client, d)
+	}
+}
+
 // Observe records one RTT sample for a client address.
 func (c *Collector) Observe(client netip.Addr, d time.Duration) {
 	if d <= 0 || !client.IsValid() {

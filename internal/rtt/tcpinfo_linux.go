@@ -29,11 +29,18 @@ func TCPRTT(conn net.Conn) (time.Duration, bool) {
 	if err != nil {
 		return 0, false
 	}
-	var info *unix.TCPInfo
-	var gerr error
-	if err := raw.Control(func(fd uintptr) {
-		info, gerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	}); err != nil || gerr != nil || info == nil || info.Rtt == 0 {
+	var d time.Duration
+	ok = false
+	if err := raw.Control(func(fd uintptr) { d, ok = FDRTT(int(fd)) }); err != nil {
+		return 0, false
+	}
+	return d, ok
+}
+
+// FDRTT is TCPRTT for a connected TCP socket's descriptor.
+func FDRTT(fd int) (time.Duration, bool) {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil || info == nil || info.Rtt == 0 {
 		return 0, false
 	}
 	return time.Duration(info.Rtt) * time.Microsecond, true

@@ -1,0 +1,388 @@
+//go:build linux
+
+package edge
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+)
+
+// ioModes are the two ways the plain listener is served; tests of the fast
+// path run in both.
+var ioModes = []string{IOUringAuto, IOUringOff}
+
+// uringEdge starts an edge served by the io_uring loop, or skips the test
+// when this kernel has none for it (the edge then runs without, as
+// TestUringUnavailableFallsBack checks).
+func uringEdge(t *testing.T, origin string, before ...func(*Server)) *testEdge {
+	t.Helper()
+	e := startEdge(t, Config{Origin: origin}, before...)
+	if e.uring.Load() == nil {
+		t.Skip("io_uring is not available here: the edge serves with goroutines")
+	}
+	return e
+}
+
+func uringOrigin(t *testing.T) (string, *countingOrigin) {
+	origin, co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("ETag", `"e"`)
+		var size int
+		if _, err := fmt.Sscanf(r.URL.Path, "/big/%d", &size); err == nil {
+			w.Write(bytes.Repeat([]byte("b"), size))
+			return
+		}
+		io.WriteString(w, "body"+r.URL.Path)
+	})
+	return origin.URL, co
+}
+
+// primeHit makes path a hit for Host h.
+func primeHit(t *testing.T, e *testEdge, path string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, _ := get(t, e.url+path, "Host", "h")
+		if strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never became a hit", path)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func uringDial(t *testing.T, e *testEdge) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// readResp reads one response and checks its status, body and cache status.
+func readResp(t *testing.T, br *bufio.Reader, head bool, code int, body, cache string) *http.Response {
+	t.Helper()
+	method := "GET"
+	if head {
+		method = "HEAD"
+	}
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != code || string(b) != body {
+		t.Fatalf("got %d %q, want %d %q", resp.StatusCode, b, code, body)
+	}
+	if cs := resp.Header.Get("Cache-Status"); !strings.Contains(cs, cache) {
+		t.Fatalf("Cache-Status %q, want %q in it", cs, cache)
+	}
+	return resp
+}
+
+func waitUringConns(t *testing.T, e *testEdge, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.uring.Load().connections() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections on the io_uring loop, want %d", e.uring.Load().connections(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func hitCount(e *testEdge) float64 {
+	var m dto.Metric
+	e.metrics.hits.Write(&m)
+	return m.GetCounter().GetValue()
+}
+
+// TestUringServesHits: pipelined requests, a HEAD and a request split over
+// two writes are answered by the loop, which keeps the connection.
+func TestUringServesHits(t *testing.T) {
+	origin, co := uringOrigin(t)
+	e := uringEdge(t, origin)
+	primeHit(t, e, "/p")
+	hits := hitCount(e)
+	c, br := uringDial(t, e)
+	io.WriteString(c, "GET /p HTTP/1.1\r\nHost: h\r\n\r\nGET /p HTTP/1.1\r\nHost: h\r\n\r\nHEAD /p HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResp(t, br, false, 200, "body/p", "hit")
+	readResp(t, br, false, 200, "body/p", "hit")
+	resp := readResp(t, br, true, 200, "", "hit")
+	if resp.ContentLength != int64(len("body/p")) {
+		t.Fatalf("HEAD Content-Length %d", resp.ContentLength)
+	}
+	io.WriteString(c, "GET /p HTTP/1.1\r\nHo")
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(c, "st: h\r\n\r\n")
+	readResp(t, br, false, 200, "body/p", "hit")
+	waitUringConns(t, e, 1)
+	if got := hitCount(e) - hits; got != 4 {
+		t.Fatalf("%v hits counted, want 4", got)
+	}
+	if n := co.n("/p"); n != 1 {
+		t.Fatalf("origin saw %d requests, want 1", n)
+	}
+}
+
+// TestUringMatchesGoroutinePath: the loop's answers are, byte for byte
+// (Date and Age aside), those of the goroutine fast path.
+func TestUringMatchesGoroutinePath(t *testing.T) {
+	origin, _ := uringOrigin(t)
+	e := uringEdge(t, origin)
+	g := startEdge(t, Config{Origin: origin, IOUring: IOUringOff})
+	// The stored fields come in the order each edge stored them, and the
+	// TTL may cross a second between the two.
+	ttl := regexp.MustCompile(`ttl=\d+`)
+	norm := func(b []byte) string {
+		head, body, _ := strings.Cut(string(b), "\r\n\r\n")
+		var out []string
+		for _, l := range strings.Split(head, "\r\n") {
+			if !strings.HasPrefix(l, "Date: ") && !strings.HasPrefix(l, "Age: ") {
+				out = append(out, ttl.ReplaceAllString(l, "ttl=N"))
+			}
+		}
+		sort.Strings(out)
+		return strings.Join(out, "\r\n") + "\r\n\r\n" + body
+	}
+	for _, req := range []string{
+		"GET /p HTTP/1.1\r\nHost: h\r\n\r\n",
+		"HEAD /p HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /p HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+	} {
+		var got [2]string
+		for i, x := range []*testEdge{e, g} {
+			primeHit(t, x, "/p")
+			c, _ := uringDial(t, x)
+			io.WriteString(c, req)
+			c.(*net.TCPConn).CloseWrite()
+			b, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[i] = norm(b)
+		}
+		if got[0] != got[1] {
+			t.Fatalf("%q:\nio_uring:\n%s\ngoroutines:\n%s", req, got[0], got[1])
+		}
+		if !strings.Contains(got[0], "hit") {
+			t.Fatalf("%q: not a hit:\n%s", req, got[0])
+		}
+	}
+}
+
+// TestUringHandsOver: a miss, a conditional request, a large object and a
+// malformed request each move the connection off the loop (to the goroutine
+// fast path, which passes all but the large hit on to net/http), with every
+// pipelined request answered in order.
+func TestUringHandsOver(t *testing.T) {
+	origin, _ := uringOrigin(t)
+	e := uringEdge(t, origin)
+	primeHit(t, e, "/p")
+	for _, tc := range []struct {
+		name, req string
+		code      int
+		body      string
+		cache     string
+	}{
+		{"miss", "GET /q HTTP/1.1\r\nHost: h\r\n\r\n", 200, "body/q", "uri-miss"},
+		{"conditional", "GET /p HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"e\"\r\n\r\n", 304, "", "hit"},
+		{"large", "GET /big/200000 HTTP/1.1\r\nHost: h\r\n\r\n", 200, strings.Repeat("b", 200000), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "large" {
+				primeHit(t, e, "/big/200000")
+			}
+			c, br := uringDial(t, e)
+			io.WriteString(c, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n"+tc.req+"GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
+			readResp(t, br, false, 200, "body/p", "hit")
+			readResp(t, br, false, tc.code, tc.body, tc.cache)
+			readResp(t, br, false, 200, "body/p", "hit")
+			waitUringConns(t, e, 0)
+			if want := map[bool]int{true: 1, false: 0}[tc.name == "large"]; fastConnCount(e) != want {
+				t.Fatalf("%d connections on the goroutine fast path, want %d", fastConnCount(e), want)
+			}
+			c.Close()
+			deadline := time.Now().Add(5 * time.Second)
+			for fastConnCount(e) != 0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	t.Run("smuggling", func(t *testing.T) {
+		c, br := uringDial(t, e)
+		io.WriteString(c, "GET /p HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 400 {
+			t.Fatalf("status %d, want 400", resp.StatusCode)
+		}
+	})
+}
+
+// TestUringHandedOverConnectionParks: a connection handed to the goroutine
+// fast path (for a hit too large for the loop) parks when idle, like any
+// other, and serves again.
+func TestUringHandedOverConnectionParks(t *testing.T) {
+	origin, _ := uringOrigin(t)
+	e := uringEdge(t, origin, parkQuickly(time.Minute))
+	primeHit(t, e, "/big/100000")
+	big := strings.Repeat("b", 100000)
+	c, br := uringDial(t, e)
+	io.WriteString(c, "GET /big/100000 HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResp(t, br, false, 200, big, "hit")
+	waitParked(t, e, 1)
+	io.WriteString(c, "GET /big/100000 HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResp(t, br, false, 200, big, "hit")
+}
+
+// TestUringManyConnections: more connections than the loop has receive
+// buffers send at once, with more pipelined responses on one of them than
+// one send holds: every request is answered.
+func TestUringManyConnections(t *testing.T) {
+	origin, _ := uringOrigin(t)
+	e := uringEdge(t, origin)
+	primeHit(t, e, "/p")
+	const conns = uringBufCount + 200
+	cs := make([]net.Conn, conns)
+	for i := range cs {
+		c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		cs[i] = c
+	}
+	waitUringConns(t, e, conns)
+	const pipelined = 2000 // ~2000 × 200 bytes of responses: many sends
+	for i, c := range cs {
+		n := 1
+		if i == 0 {
+			n = pipelined
+		}
+		if _, err := io.WriteString(c, strings.Repeat("GET /p HTTP/1.1\r\nHost: h\r\n\r\n", n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			br := bufio.NewReader(c)
+			n := 1
+			if i == 0 {
+				n = pipelined
+			}
+			for j := 0; j < n; j++ {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					errs <- fmt.Errorf("conn %d response %d: %v", i, j, err)
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if string(b) != "body/p" {
+					errs <- fmt.Errorf("conn %d response %d: %q", i, j, b)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := e.uring.Load().connections(); n != conns {
+		t.Fatalf("%d connections on the loop, want %d", n, conns)
+	}
+}
+
+// TestUringConnectionEnds: Connection: close, a client that hangs up and
+// the idle timeout each end a connection, and the loop lets go of it.
+func TestUringConnectionEnds(t *testing.T) {
+	origin, _ := uringOrigin(t)
+	e := uringEdge(t, origin, func(s *Server) { s.fastIdle = 1500 * time.Millisecond })
+	primeHit(t, e, "/p")
+
+	c, br := uringDial(t, e)
+	io.WriteString(c, "GET /p HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /p HTTP/1.1\r\nHost: h\r\n\r\n")
+	resp := readResp(t, br, false, 200, "body/p", "hit")
+	if !resp.Close {
+		t.Fatal("no Connection: close in the answer")
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after Connection: close: %v, want EOF", err)
+	}
+	waitUringConns(t, e, 0)
+
+	c, _ = uringDial(t, e)
+	waitUringConns(t, e, 1)
+	c.Close()
+	waitUringConns(t, e, 0)
+
+	c, br = uringDial(t, e)
+	start := time.Now()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: %v, want EOF", err)
+	}
+	if d := time.Since(start); d < time.Second || d > 4*time.Second {
+		t.Fatalf("idle connection closed after %v, want 1.5 s to 2.5 s", d)
+	}
+	waitUringConns(t, e, 0)
+}
+
+// TestUringShutdown: a shutdown closes the loop's idle connections and
+// returns at once.
+func TestUringShutdown(t *testing.T) {
+	origin, _ := uringOrigin(t)
+	e := uringEdge(t, origin)
+	primeHit(t, e, "/p")
+	c, br := uringDial(t, e)
+	io.WriteString(c, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResp(t, br, false, 200, "body/p", "hit")
+	start := time.Now()
+	if err := e.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("shutdown took %v", d)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after shutdown: %v, want EOF", err)
+	}
+	if _, err := net.DialTimeout("tcp", strings.TrimPrefix(e.url, "http://"), time.Second); err == nil {
+		t.Fatal("the listener still accepts after shutdown")
+	}
+}
+
+// TestUringOffServesWithGoroutines: ioUring off serves as before.
+func TestUringOffServesWithGoroutines(t *testing.T) {
+	origin, _ := uringOrigin(t)
+	e := startEdge(t, Config{Origin: origin, IOUring: IOUringOff})
+	if e.uring.Load() != nil {
+		t.Fatal("io_uring loop running with ioUring off")
+	}
+	primeHit(t, e, "/p")
+}
