@@ -107,7 +107,10 @@ type uring struct {
 	pending uint32 // SQEs not yet submitted
 }
 
-var errNoUring = errors.New("io_uring unavailable")
+var (
+	errNoUring   = errors.New("io_uring unavailable")
+	errUringFull = errors.New("io_uring submission queue full")
+)
 
 // newUring sets up a ring of entries SQEs. It asks for the kernel's
 // single-issuer, deferred task-work mode (Linux 6.1) and falls back to the
@@ -165,6 +168,9 @@ func (r *uring) sqe() (*uringSqe, error) {
 	if r.tail-atomic.LoadUint32(r.sqHead) >= uint32(len(r.sqes)) {
 		if err := r.enter(0); err != nil {
 			return nil, err
+		}
+		if r.tail-atomic.LoadUint32(r.sqHead) >= uint32(len(r.sqes)) {
+			return nil, errUringFull
 		}
 	}
 	i := r.tail & *r.sqMask

@@ -51,11 +51,12 @@ type uringServer struct {
 }
 
 const (
-	uringEntries  = 4096
+	uringEntries  = 16384 // SQEs queued in one round before the loop must submit
 	uringBufCount = 1024
 	uringBufSize  = 4 << 10
 	uringMaxOut   = 64 << 10 // responses larger than this leave the loop
 	uringTick     = time.Second
+	uringFreeBufs = 64 // send buffers kept for reuse
 )
 
 // Operations, in the low byte of user_data; a connection's id is above it.
@@ -315,8 +316,7 @@ func (u *uringServer) complete(cq uringCqe) {
 			return
 		}
 		c.sent = 0
-		u.free = append(u.free, c.out[:0])
-		c.out = nil
+		u.recycle(c)
 		switch {
 		case c.handAfter:
 			u.handoff(c, c.pending)
@@ -406,10 +406,7 @@ func (u *uringServer) process(c *uringConn, data []byte) {
 	case c.closeAfter:
 		u.closeNow(c)
 	default:
-		if c.out != nil {
-			u.free = append(u.free, c.out)
-			c.out = nil
-		}
+		u.recycle(c)
 		if !c.partial { // a partial header keeps the time it started
 			c.since = time.Now().UnixNano()
 		}
@@ -440,29 +437,36 @@ func (u *uringServer) serve(c *uringConn, req *fastReq) bool {
 }
 
 // handoff moves c, with rest (bytes read and not answered), to the
-// goroutine fast path: net.FileConn puts a duplicate of its descriptor in
-// Go's poller, and the loop closes its own.
+// goroutine fast path. The descriptor is the new goroutine's from here:
+// net.FileConn puts a duplicate in Go's poller (half a dozen system calls,
+// kept off the loop) and the original is closed.
 func (u *uringServer) handoff(c *uringConn, rest []byte) {
 	u.forget(c)
-	f := os.NewFile(uintptr(c.fd), "")
-	nc, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		u.s.log.Warn("io_uring hand-over", "err", err)
-		return
-	}
-	fc := &fastConn{c: nc, fl: u.fl, prefix: append([]byte(nil), rest...)}
-	s := u.s
-	s.fast.mu.Lock()
-	if s.draining.Load() {
-		s.fast.mu.Unlock()
-		nc.Close()
-		return
-	}
-	s.fast.conns[nc] = fc
+	fd, prefix, s := c.fd, append([]byte(nil), rest...), u.s
+	// Counted now, while the loop's own count keeps the group above zero
+	// (a shutdown may be waiting on it).
 	s.fast.wg.Add(1)
-	s.fast.mu.Unlock()
-	go s.runFast(fc)
+	go func() {
+		f := os.NewFile(uintptr(fd), "")
+		nc, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			s.fast.wg.Done()
+			s.log.Warn("io_uring hand-over", "err", err)
+			return
+		}
+		fc := &fastConn{c: nc, fl: u.fl, prefix: prefix}
+		s.fast.mu.Lock()
+		if s.draining.Load() {
+			s.fast.mu.Unlock()
+			nc.Close()
+			s.fast.wg.Done()
+			return
+		}
+		s.fast.conns[nc] = fc
+		s.fast.mu.Unlock()
+		s.runFast(fc) // ends with s.fast.wg.Done
+	}()
 }
 
 func (u *uringServer) forget(c *uringConn) {
@@ -470,10 +474,16 @@ func (u *uringServer) forget(c *uringConn) {
 		delete(u.conns, c.id)
 		u.live.Add(-1)
 	}
-	if c.out != nil {
+	u.recycle(c)
+}
+
+// recycle takes c's send buffer back for the next connection that answers;
+// a few are kept, the rest left to the garbage collector.
+func (u *uringServer) recycle(c *uringConn) {
+	if c.out != nil && len(u.free) < uringFreeBufs {
 		u.free = append(u.free, c.out[:0])
-		c.out = nil
 	}
+	c.out = nil
 }
 
 // closeNow closes c, which has no operation in flight.
