@@ -54,7 +54,8 @@ const (
 	uringEntries  = 16384 // SQEs queued in one round before the loop must submit
 	uringBufCount = 1024
 	uringBufSize  = 4 << 10
-	uringMaxOut   = 64 << 10 // responses larger than this leave the loop
+	uringMaxOut   = 64 << 10 // responses queued before the loop sends
+	uringCopyMax  = 16 << 10 // larger bodies are sent from the memory tier's copy
 	uringTick     = time.Second
 	uringFreeBufs = 64 // send buffers kept for reuse
 )
@@ -76,8 +77,12 @@ type uringConn struct {
 	pending []byte // bytes read and not answered yet
 	out     []byte // responses to send
 	sent    int
-	sending bool
-	shut    bool // shut down: close when the receive in flight ends
+	// body is a large body to send after out, from the memory tier's own
+	// copy (never copied into out); bodySent of it is sent.
+	body     []byte
+	bodySent int
+	sending  bool
+	shut     bool // shut down: close when the receive in flight ends
 	// closeAfter and handAfter: once out is sent, close the connection or
 	// hand it to the goroutine fast path with pending.
 	closeAfter, handAfter bool
@@ -245,10 +250,16 @@ func (u *uringServer) send(c *uringConn) {
 		u.closeNow(c)
 		return
 	}
-	rest := c.out[c.sent:]
+	rest, flags := c.out[c.sent:], uint32(syscall.MSG_NOSIGNAL)
+	switch {
+	case len(rest) == 0:
+		rest = c.body[c.bodySent:]
+	case len(c.body) > 0:
+		flags |= syscall.MSG_MORE // the body follows at once
+	}
 	e.opcode, e.fd = uringOpSend, int32(c.fd)
 	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&rest[0]))), uint32(len(rest))
-	e.opFlags = syscall.MSG_NOSIGNAL
+	e.opFlags = flags
 	e.userData = c.id<<8 | uopSend
 	c.sending = true
 }
@@ -310,12 +321,16 @@ func (u *uringServer) complete(cq uringCqe) {
 			u.closeNow(c)
 			return
 		}
-		c.sent += int(cq.res)
 		if c.sent < len(c.out) {
+			c.sent += int(cq.res)
+		} else {
+			c.bodySent += int(cq.res)
+		}
+		if c.sent < len(c.out) || c.bodySent < len(c.body) {
 			u.send(c)
 			return
 		}
-		c.sent = 0
+		c.sent, c.body, c.bodySent = 0, nil, 0
 		u.recycle(c)
 		switch {
 		case c.handAfter:
@@ -387,7 +402,7 @@ func (u *uringServer) process(c *uringConn, data []byte) {
 		data = data[req.size:]
 		c.partial = false
 		c.closeAfter = req.close
-		if len(c.out) >= uringMaxOut {
+		if len(c.out) >= uringMaxOut || c.body != nil {
 			break
 		}
 	}
@@ -425,10 +440,14 @@ func (u *uringServer) serve(c *uringConn, req *fastReq) bool {
 	out := l.head
 	if !req.head {
 		body := l.e.Body()
-		if body == nil || len(out)+len(body) > uringMaxOut {
-			return false
+		switch {
+		case body == nil:
+			return false // on disk only: the goroutine path sends it with sendfile
+		case len(out)+len(body) <= uringCopyMax:
+			out = append(out, body...)
+		default:
+			c.body = body
 		}
-		out = append(out, body...)
 		u.s.metrics.bytesOut.Add(float64(len(body)))
 	}
 	c.out = out
