@@ -38,6 +38,8 @@ const (
 	fastBufSize     = 8 << 10 // a request header larger than this is handed over
 	fastIdleTimeout = 120 * time.Second
 	fastReadTimeout = 10 * time.Second
+	// fastWriteTimeout bounds the sending of one response.
+	fastWriteTimeout = 5 * time.Minute
 	// fastParkAfter is how long a plain connection waits for its next
 	// request with a goroutine and buffers; after that (1 to 2 times this),
 	// it waits in the waiter with neither (see waiter_linux.go).
@@ -682,6 +684,7 @@ func (st *fastConnState) meta(mc *metaCache, key string, raw []byte) (*cachedMet
 type fastLookup struct {
 	rt  *runtime
 	key string
+	m   *objMeta // the hit's metadata
 	// e is a fresh hit the stored header answers (the caller closes it),
 	// with head, the response header, appended to the buffer given; nil
 	// means a miss.
@@ -692,8 +695,10 @@ type fastLookup struct {
 
 // lookupFast looks req up for the fast path. ok is false when the fast path
 // must not answer it (hand it over); otherwise l.e is nil for a miss, or a
-// fresh hit whose response header lookupFast appended to b as l.head.
-func (s *Server) lookupFast(b []byte, st *fastConnState, req *fastReq, https bool) (l fastLookup, ok bool) {
+// fresh hit whose response header lookupFast appended to b as l.head. A
+// sliced object is a hit only when sliced is set (l.e is then its
+// metadata entry, and the caller gathers the slices).
+func (s *Server) lookupFast(b []byte, st *fastConnState, req *fastReq, https, sliced bool) (l fastLookup, ok bool) {
 	rt := s.rt.Load()
 	if len(rt.hosts) > 0 && !rt.hosts[hostOnly(string(req.host))] {
 		return l, false
@@ -710,7 +715,7 @@ func (s *Server) lookupFast(b []byte, st *fastConnState, req *fastReq, https boo
 		return l, true
 	}
 	cm, err := st.meta(s.metas, l.key, e.Meta())
-	if err != nil || cm.m.Marker || cm.m.Status != http.StatusOK || cm.m.Sliced || cm.m.Size < 0 {
+	if err != nil || cm.m.Marker || cm.m.Status != http.StatusOK || (cm.m.Sliced && !sliced) || cm.m.Size < 0 {
 		e.Close()
 		return l, false
 	}
@@ -720,7 +725,7 @@ func (s *Server) lookupFast(b []byte, st *fastConnState, req *fastReq, https boo
 		e.Close()
 		return l, false
 	}
-	l.e, l.size = e, cm.m.Size
+	l.e, l.m, l.size = e, cm.m, cm.m.Size
 	l.head = s.appendFastHeader(b, rt, req, https, cm.wire, cm.date, now, age, true,
 		httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}, cm.m.Size)
 	return l, true
@@ -729,7 +734,7 @@ func (s *Server) lookupFast(b []byte, st *fastConnState, req *fastReq, https boo
 // serveFastHit writes the response to req if it is a fresh hit that needs
 // nothing beyond the stored header; false means nothing was written.
 func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, req *fastReq, https bool) bool {
-	l, ok := s.lookupFast(bw.AvailableBuffer(), st, req, https)
+	l, ok := s.lookupFast(bw.AvailableBuffer(), st, req, https, false)
 	if !ok {
 		return false
 	}
@@ -761,7 +766,7 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 		if bw.Flush() != nil {
 			return true // the client went away; the caller's next read fails
 		}
-		c.SetWriteDeadline(time.Now().Add(5 * time.Minute))
+		c.SetWriteDeadline(time.Now().Add(fastWriteTimeout))
 		e.WriteBodyTo(c, 0, l.size)
 		c.SetWriteDeadline(time.Time{})
 	}
@@ -816,7 +821,7 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, 
 	}
 	f.readers.Add(1)
 	defer f.readers.Add(-1)
-	c.SetWriteDeadline(time.Now().Add(5 * time.Minute))
+	c.SetWriteDeadline(time.Now().Add(fastWriteTimeout))
 	hw := &headWriter{c: c, head: b}
 	n, err := st.copyTo(ctx, hw, 0, m.Size)
 	c.SetWriteDeadline(time.Time{})

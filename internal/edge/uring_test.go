@@ -17,6 +17,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/kubecdn/kubecdn/internal/httpcache"
 )
 
 // ioModes are the two ways the plain listener is served; tests of the fast
@@ -41,7 +43,7 @@ func uringOrigin(t *testing.T) (string, *countingOrigin) {
 		w.Header().Set("ETag", `"e"`)
 		var size int
 		if _, err := fmt.Sscanf(r.URL.Path, "/big/%d", &size); err == nil {
-			w.Write(bytes.Repeat([]byte("b"), size))
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(bytes.Repeat([]byte("b"), size)))
 			return
 		}
 		io.WriteString(w, "body"+r.URL.Path)
@@ -192,6 +194,50 @@ func TestUringMatchesGoroutinePath(t *testing.T) {
 		if !strings.Contains(got[0], "hit") {
 			t.Fatalf("%q: not a hit:\n%s", req, got[0])
 		}
+	}
+}
+
+// TestUringServesSliced: an object stored in slices, all in the memory
+// tier, is sent by the loop slice after slice, with the header net/http's
+// way gives it.
+func TestUringServesSliced(t *testing.T) {
+	origin, co := uringOrigin(t)
+	e := startEdge(t, Config{Origin: origin, SliceBytes: 64 << 10})
+	if e.uring.Load() == nil {
+		t.Skip("io_uring is not available here")
+	}
+	g := startEdge(t, Config{Origin: origin, SliceBytes: 64 << 10, IOUring: IOUringOff})
+	const size = 300000 // five slices, the last one short
+	want := strings.Repeat("b", size)
+	var got [2]string
+	for i, x := range []*testEdge{e, g} {
+		primeHit(t, x, fmt.Sprintf("/big/%d", size))
+		primeHit(t, x, "/p")
+		c, br := uringDial(t, x)
+		io.WriteString(c, fmt.Sprintf("GET /big/%d HTTP/1.1\r\nHost: h\r\n\r\nGET /p HTTP/1.1\r\nHost: h\r\n\r\n", size))
+		resp := readResp(t, br, false, 200, want, "hit")
+		readResp(t, br, false, 200, "body/p", "hit")
+		resp.Header.Del("Date")
+		resp.Header.Del("Age")
+		got[i] = fmt.Sprint(resp.Header)
+	}
+	if got[0] != got[1] {
+		t.Fatalf("header from the loop:\n%s\nfrom net/http:\n%s", got[0], got[1])
+	}
+	if n := e.uring.Load().connections(); n != 1 {
+		t.Fatalf("%d connections on the loop, want 1 (the sliced hit was handed over)", n)
+	}
+	fetched := co.n(fmt.Sprintf("/big/%d", size))
+
+	// With a slice gone from the memory tier, the request goes to net/http,
+	// which fetches that slice again.
+	e.store.Delete(sliceKey(httpcache.Key("http", "h", fmt.Sprintf("/big/%d", size)), 2))
+	c, br := uringDial(t, e)
+	io.WriteString(c, fmt.Sprintf("GET /big/%d HTTP/1.1\r\nHost: h\r\n\r\n", size))
+	readResp(t, br, false, 200, want, "hit")
+	waitUringConns(t, e, 1) // the first connection, still on the loop
+	if n := co.n(fmt.Sprintf("/big/%d", size)); n != fetched+1 {
+		t.Fatalf("origin saw %d requests, want %d (the missing slice fetched again)", n, fetched+1)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	goruntime "runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -78,11 +79,13 @@ type uringConn struct {
 	out     []byte // responses to send
 	sent    int
 	// body is a large body to send after out, from the memory tier's own
-	// copy (never copied into out); bodySent of it is sent.
-	body     []byte
-	bodySent int
-	sending  bool
-	shut     bool // shut down: close when the receive in flight ends
+	// copies (never copied into out): one blob, or the slices of a sliced
+	// object; bodySent bytes of body[0] are sent.
+	body      [][]byte
+	bodySent  int
+	sending   bool
+	sendSince int64 // Unix ns: when the send in flight began
+	shut      bool  // shut down: close when the receive in flight ends
 	// closeAfter and handAfter: once out is sent, close the connection or
 	// hand it to the goroutine fast path with pending.
 	closeAfter, handAfter bool
@@ -251,17 +254,23 @@ func (u *uringServer) send(c *uringConn) {
 		return
 	}
 	rest, flags := c.out[c.sent:], uint32(syscall.MSG_NOSIGNAL)
-	switch {
-	case len(rest) == 0:
-		rest = c.body[c.bodySent:]
-	case len(c.body) > 0:
+	if len(rest) == 0 {
+		// A body: the kernel sends all of it before completing
+		// (MSG_WAITALL), not what fits the socket buffer.
+		rest, flags = c.body[0][c.bodySent:], flags|syscall.MSG_WAITALL
+		if len(c.body) > 1 {
+			flags |= syscall.MSG_MORE // the next slice follows at once
+		}
+	} else if len(c.body) > 0 {
 		flags |= syscall.MSG_MORE // the body follows at once
 	}
 	e.opcode, e.fd = uringOpSend, int32(c.fd)
 	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&rest[0]))), uint32(len(rest))
 	e.opFlags = flags
 	e.userData = c.id<<8 | uopSend
-	c.sending = true
+	if !c.sending {
+		c.sending, c.sendSince = true, time.Now().UnixNano()
+	}
 }
 
 func (u *uringServer) complete(cq uringCqe) {
@@ -316,21 +325,21 @@ func (u *uringServer) complete(cq uringCqe) {
 		if c == nil {
 			return
 		}
-		c.sending = false
 		if cq.res < 0 {
+			c.sending = false
 			u.closeNow(c)
 			return
 		}
 		if c.sent < len(c.out) {
 			c.sent += int(cq.res)
-		} else {
-			c.bodySent += int(cq.res)
+		} else if c.bodySent += int(cq.res); c.bodySent == len(c.body[0]) {
+			c.body, c.bodySent = c.body[1:], 0
 		}
-		if c.sent < len(c.out) || c.bodySent < len(c.body) {
+		if c.sent < len(c.out) || len(c.body) > 0 {
 			u.send(c)
 			return
 		}
-		c.sent, c.body, c.bodySent = 0, nil, 0
+		c.sending, c.sent, c.body = false, 0, nil
 		u.recycle(c)
 		switch {
 		case c.handAfter:
@@ -432,27 +441,58 @@ func (u *uringServer) process(c *uringConn, data []byte) {
 // serve appends the response to req to c.out when it is a fresh hit whose
 // response fits; false leaves the request to the goroutine fast path.
 func (u *uringServer) serve(c *uringConn, req *fastReq) bool {
-	l, ok := u.s.lookupFast(c.out, &c.st, req, false)
+	l, ok := u.s.lookupFast(c.out, &c.st, req, false, true)
 	if !ok || l.e == nil {
 		return false
 	}
 	defer l.e.Close()
 	out := l.head
 	if !req.head {
-		body := l.e.Body()
-		switch {
-		case body == nil:
+		var body [][]byte
+		if l.m.Sliced {
+			if body = u.s.memorySlices(l.key, l.m); body == nil {
+				return false // a slice is missing or on disk only
+			}
+		} else if b := l.e.Body(); b != nil {
+			body = [][]byte{b}
+		} else {
 			return false // on disk only: the goroutine path sends it with sendfile
-		case len(out)+len(body) <= uringCopyMax:
-			out = append(out, body...)
-		default:
+		}
+		if len(body) == 1 && len(out)+len(body[0]) <= uringCopyMax {
+			out = append(out, body[0]...)
+		} else {
 			c.body = body
 		}
-		u.s.metrics.bytesOut.Add(float64(len(body)))
+		u.s.metrics.bytesOut.Add(float64(l.size))
 	}
 	c.out = out
 	u.s.metrics.hits.Inc()
 	return true
+}
+
+// memorySlices returns the bodies of every slice of the sliced object
+// whose metadata m is stored under key, when all are in the memory tier
+// and agree with m (same validator, whole); nil otherwise.
+func (s *Server) memorySlices(key string, m *objMeta) [][]byte {
+	vk := strings.TrimPrefix(key, "o:")
+	want, S := validator(m.Header), m.SliceBytes
+	if S <= 0 || m.Size <= 0 {
+		return nil
+	}
+	var bodies [][]byte
+	for i := int64(0); i*S < m.Size; i++ {
+		e, ok := s.store.Get(sliceKey(vk, i))
+		if !ok {
+			return nil
+		}
+		b, meta := e.Body(), e.Meta()
+		e.Close()
+		if b == nil || string(meta) != want || int64(len(b)) != min(S, m.Size-i*S) {
+			return nil
+		}
+		bodies = append(bodies, b)
+	}
+	return bodies
 }
 
 // handoff moves c, with rest (bytes read and not answered), to the
@@ -531,6 +571,12 @@ func (u *uringServer) timeouts() {
 	now := time.Now().UnixNano()
 	idle, hdr := int64(u.s.fastIdle), int64(fastReadTimeout)
 	for _, c := range u.conns {
+		if c.sending && now-c.sendSince > int64(fastWriteTimeout) {
+			// A client that stopped reading: the send fails, and the
+			// connection is closed then.
+			syscall.Shutdown(c.fd, syscall.SHUT_RDWR)
+			continue
+		}
 		if c.sending || c.shut {
 			continue
 		}
