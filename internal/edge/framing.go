@@ -27,6 +27,21 @@ type framingConn struct {
 	state     framingState
 	remaining int64
 	maxHeader int
+	// A read that fails with a timeout leaves what it read here, so the
+	// next one resumes: net/http sets a past read deadline to stop its
+	// background read after each handler, which may cut a line of the
+	// next request in two. part is the line read so far; hdr the header
+	// block read so far (complete lines, with what they told).
+	part []byte
+	hdr  headerScan
+}
+
+// headerScan is a request header block being read.
+type headerScan struct {
+	block   []byte
+	cls     [][]byte
+	te      bool
+	started bool // the request line is read
 }
 
 type framingState int
@@ -79,10 +94,20 @@ func (c *framingConn) reject(mid bool) {
 	c.state = stDead
 }
 
-// line reads one line; ok is false for a line without CRLF.
+// line reads one line; ok is false for a line without CRLF. A read that
+// times out keeps the part of the line it read for the next call.
 func (c *framingConn) line() (line []byte, ok bool, err error) {
 	line, err = c.r.ReadSlice('\n')
+	if len(c.part) > 0 {
+		line = append(c.part, line...)
+		c.part = nil
+	}
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			c.part = append([]byte(nil), line...)
+			return nil, false, err
+		}
 		return line, false, err
 	}
 	return line, len(line) >= 2 && line[len(line)-2] == '\r', nil
@@ -161,15 +186,24 @@ func (c *framingConn) advance(want int) error {
 	return c.readHeader()
 }
 
-// readHeader reads and checks one request header block.
+// readHeader reads and checks one request header block, resuming the one
+// a timeout interrupted.
 func (c *framingConn) readHeader() error {
-	var block []byte
-	var cls [][]byte
-	te, first := false, true
+	h := &c.hdr
+	defer func() {
+		if c.state != stHeader || len(c.out) > 0 {
+			*h = headerScan{} // done with this block
+		}
+	}()
 	for {
 		line, ok, err := c.line()
-		block = append(block, line...)
+		block := append(h.block, line...)
+		h.block = block
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return err // resumed on the next read
+			}
 			if errors.Is(err, bufio.ErrBufferFull) || len(block) > c.maxHeader {
 				c.out, c.state = block, stPassthrough
 				return nil
@@ -190,15 +224,15 @@ func (c *framingConn) readHeader() error {
 			return nil
 		}
 		if len(line) == 2 {
-			if first {
+			if !h.started {
 				// RFC 9112 §2.2: an empty line before the request line is ignored.
 				c.out = block
 				return nil
 			}
 			break
 		}
-		if first {
-			first = false
+		if !h.started {
+			h.started = true
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {
@@ -211,11 +245,12 @@ func (c *framingConn) readHeader() error {
 		}
 		switch {
 		case foldEq(name, "content-length"):
-			cls = append(cls, trimOWS(value))
+			h.cls = append(h.cls, append([]byte(nil), trimOWS(value)...))
 		case foldEq(name, "transfer-encoding"):
-			te = true
+			h.te = true
 		}
 	}
+	block, cls, te := h.block, h.cls, h.te
 	if te && len(cls) > 0 {
 		c.reject(false) // RFC 9112 §6.3: CL with TE is an attempt at smuggling
 		return nil

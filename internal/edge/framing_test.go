@@ -3,6 +3,7 @@ package edge
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -99,4 +100,60 @@ func FuzzFramingConn(f *testing.F) {
 			}
 		}
 	})
+}
+
+// piecesConn yields its pieces one per Read, with a timeout error between
+// them, as net/http's abort of its background read does.
+type piecesConn struct {
+	fakeConn
+	pieces []string
+	tick   bool
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func (c *piecesConn) Read(p []byte) (int, error) {
+	if c.tick = !c.tick; c.tick {
+		return 0, timeoutErr{}
+	}
+	if len(c.pieces) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.pieces[0])
+	if c.pieces[0] = c.pieces[0][n:]; c.pieces[0] == "" {
+		c.pieces = c.pieces[1:]
+	}
+	return n, nil
+}
+
+// TestFramingConnResumesAfterTimeout: a read deadline that cuts a request
+// line, a header line or a chunk-size line in two loses nothing; the
+// request is read whole once the rest comes.
+func TestFramingConnResumesAfterTimeout(t *testing.T) {
+	in := "GET /a HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" +
+		"GET /c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+	for cut := 1; cut < len(in); cut++ {
+		fc := newFramingConn(&piecesConn{pieces: []string{in[:cut], in[cut:]}}, 32<<10)
+		var got []byte
+		buf := make([]byte, 7)
+		for {
+			n, err := fc.Read(buf)
+			got = append(got, buf[:n]...)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if err != nil {
+				break
+			}
+		}
+		if string(got) != in {
+			t.Fatalf("cut at %d: got %q", cut, got)
+		}
+	}
 }
