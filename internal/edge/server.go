@@ -258,8 +258,9 @@ func (s *Server) Reload(cfg Config) error {
 	}
 	old := s.rt.Load().cfg
 	if rt.cfg.Listen != old.Listen || rt.cfg.Admin != old.Admin || rt.cfg.CacheDir != old.CacheDir ||
-		rt.cfg.MemoryBytes != old.MemoryBytes || rt.cfg.DiskBytes != old.DiskBytes || rt.cfg.SliceBytes != old.SliceBytes {
-		s.log.Warn("reload: listen, admin, memory, cacheDir, disk and slice take effect only after a restart")
+		rt.cfg.MemoryBytes != old.MemoryBytes || rt.cfg.DiskBytes != old.DiskBytes || rt.cfg.SliceBytes != old.SliceBytes ||
+		rt.cfg.IOUring != old.IOUring {
+		s.log.Warn("reload: listen, admin, memory, cacheDir, disk, slice and ioUring take effect only after a restart")
 		rt.cfg.Listen, rt.cfg.Admin, rt.cfg.CacheDir = old.Listen, old.Admin, old.CacheDir
 		rt.cfg.MemoryBytes, rt.cfg.DiskBytes, rt.cfg.SliceBytes = old.MemoryBytes, old.DiskBytes, old.SliceBytes
 	}

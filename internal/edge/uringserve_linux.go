@@ -325,7 +325,7 @@ func (u *uringServer) complete(cq uringCqe) {
 		if c == nil {
 			return
 		}
-		if cq.res < 0 {
+		if cq.res <= 0 {
 			c.sending = false
 			u.closeNow(c)
 			return
