@@ -38,7 +38,8 @@ const (
 	fastBufSize     = 8 << 10 // a request header larger than this is handed over
 	fastIdleTimeout = 120 * time.Second
 	fastReadTimeout = 10 * time.Second
-	// fastWriteTimeout bounds the sending of one response.
+	// fastWriteTimeout bounds the sending of one body (on the io_uring
+	// loop: the time a send may go without progress).
 	fastWriteTimeout = 5 * time.Minute
 	// fastParkAfter is how long a plain connection waits for its next
 	// request with a goroutine and buffers; after that (1 to 2 times this),
