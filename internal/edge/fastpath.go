@@ -767,7 +767,7 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 		if bw.Flush() != nil {
 			return true // the client went away; the caller's next read fails
 		}
-		c.SetWriteDeadline(time.Now().Add(fastWriteTimeout))
+		c.SetWriteDeadline(time.Now().Add(s.fastWrite))
 		e.WriteBodyTo(c, 0, l.size)
 		c.SetWriteDeadline(time.Time{})
 	}
@@ -822,7 +822,7 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, 
 	}
 	f.readers.Add(1)
 	defer f.readers.Add(-1)
-	c.SetWriteDeadline(time.Now().Add(fastWriteTimeout))
+	c.SetWriteDeadline(time.Now().Add(s.fastWrite))
 	hw := &headWriter{c: c, head: b}
 	n, err := st.copyTo(ctx, hw, 0, m.Size)
 	c.SetWriteDeadline(time.Time{})

@@ -94,7 +94,10 @@ type Server struct {
 	// parkAfter and fastIdle: how long an idle fast connection keeps its
 	// goroutine, and how long it may stay idle in all.
 	parkAfter, fastIdle time.Duration
-	date                atomic.Pointer[cachedDate]
+	// fastWrite bounds sending a body on the fast paths (see
+	// fastWriteTimeout).
+	fastWrite time.Duration
+	date      atomic.Pointer[cachedDate]
 
 	addrMu    sync.Mutex
 	addr      net.Addr
@@ -180,6 +183,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 
 		parkAfter: fastParkAfter,
 		fastIdle:  fastIdleTimeout,
+		fastWrite: fastWriteTimeout,
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -512,3 +512,58 @@ func TestUringMatchesGoroutinePathInPieces(t *testing.T) {
 		}
 	}
 }
+
+// TestUringStalledClient: a client that stops reading a large body is cut
+// off once a send has made no progress for the write timeout, and the loop
+// lets go of it; one that reads slowly but steadily is not.
+func TestUringStalledClient(t *testing.T) {
+	origin, _ := uringOrigin(t)
+	e := uringEdge(t, origin, func(s *Server) { s.fastWrite = 1500 * time.Millisecond })
+	const size = 8 << 20 // far more than the socket buffers hold
+	path := fmt.Sprintf("/big/%d", size)
+	primeHit(t, e, path)
+
+	slow, br := uringDial(t, e)
+	slow.(*net.TCPConn).SetReadBuffer(64 << 10)
+	slow.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(slow, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+	stalled, _ := uringDial(t, e)
+	stalled.(*net.TCPConn).SetReadBuffer(64 << 10)
+	io.WriteString(stalled, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+	waitUringConns(t, e, 2)
+
+	// The slow client reads 1 MiB every half second: four seconds in all,
+	// past the write timeout, and it gets the whole body.
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		var n int64
+		for err == nil {
+			var k int64
+			k, err = io.CopyN(io.Discard, resp.Body, 1<<20)
+			n += k
+			time.Sleep(500 * time.Millisecond)
+		}
+		if n != size || err != io.EOF {
+			done <- fmt.Errorf("slow client read %d bytes, %v", n, err)
+			return
+		}
+		done <- nil
+	}()
+	// The stalled one reads nothing: within 1.5 s of its last progress
+	// (plus the loop's 1 s tick) it is gone.
+	deadline := time.Now().Add(6 * time.Second)
+	for e.uring.Load().connections() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections on the loop, want the stalled one gone", e.uring.Load().connections())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -280,7 +280,7 @@ func (u *uringServer) send(c *uringConn) {
 	e.opFlags = flags
 	e.userData = c.id<<8 | uopSend
 	// Each send follows progress (or starts a response): a client that
-	// takes none for fastWriteTimeout is cut off (see timeouts).
+	// takes none for s.fastWrite is cut off (see timeouts).
 	c.sending, c.sendSince = true, time.Now().UnixNano()
 }
 
@@ -582,7 +582,7 @@ func (u *uringServer) timeouts() {
 	now := time.Now().UnixNano()
 	idle, hdr := int64(u.s.fastIdle), int64(fastReadTimeout)
 	for _, c := range u.conns {
-		if c.sending && now-c.sendSince > int64(fastWriteTimeout) {
+		if c.sending && now-c.sendSince > int64(u.s.fastWrite) {
 			// A client that stopped reading: the send fails, and the
 			// connection is closed then.
 			syscall.Shutdown(c.fd, syscall.SHUT_RDWR)
