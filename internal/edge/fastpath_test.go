@@ -318,73 +318,78 @@ func rawGet(t *testing.T, e *testEdge, req string) (net.Conn, *bufio.Reader) {
 // is served by the fast path; its response must be the one net/http's way
 // gives a collapsed request (a Keep-Alive field sends a request that way).
 func TestFastCollapsedMatchesNetHTTP(t *testing.T) {
-	release := make(chan struct{})
-	origin, co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=600")
-		w.Header().Set("ETag", `"c1"`)
-		w.Header().Set("Surrogate-Key", "tag1")
-		w.Header().Set("Content-Type", "text/plain")
-		w.Header().Set("Content-Length", "10")
-		w.WriteHeader(http.StatusOK)
-		<-release
-		io.WriteString(w, "0123456789")
-	})
-	e := startEdge(t, Config{Origin: origin.URL})
-	_, leader := rawGet(t, e, "GET /c HTTP/1.1\r\nHost: h\r\n\r\n")
-	waitFill(t, e, "/c")
-	_, fast := rawGet(t, e, "GET /c HTTP/1.1\r\nHost: h\r\n\r\n")
-	_, slow := rawGet(t, e, "GET /c HTTP/1.1\r\nHost: h\r\nKeep-Alive: timeout=5\r\n\r\n")
-	_, head := rawGet(t, e, "HEAD /c HTTP/1.1\r\nHost: h\r\n\r\n")
-	// Release the body only once all three wait on the fill: the two fast
-	// ones counted by the fill as waiting on the fast path, the handed-over
-	// one counted as a waiter by net/http's way.
-	waitWaiting(t, e, "/c", 2, 1)
-	close(release)
-	read := func(br *bufio.Reader, method string) (*http.Response, string) {
-		t.Helper()
-		resp, err := http.ReadResponse(br, &http.Request{Method: method})
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp, string(body)
-	}
-	read(leader, "GET")
-	fr, fb := read(fast, "GET")
-	sr, sb := read(slow, "GET")
-	hr, _ := read(head, "HEAD")
-	if fb != "0123456789" || sb != fb {
-		t.Fatalf("bodies: fast %q, net/http %q", fb, sb)
-	}
-	ttl := regexp.MustCompile(`; ttl=\d+`)
-	norm := func(h http.Header) http.Header {
-		h = h.Clone()
-		h.Del("Date")
-		h["Cache-Status"] = []string{ttl.ReplaceAllString(strings.Join(h["Cache-Status"], ", "), "")}
-		return h
-	}
-	if !reflect.DeepEqual(norm(fr.Header), norm(sr.Header)) {
-		t.Fatalf("fast path header\n%v\nnet/http header\n%v", norm(fr.Header), norm(sr.Header))
-	}
-	if !reflect.DeepEqual(norm(hr.Header), norm(fr.Header)) {
-		t.Fatalf("HEAD header\n%v\nGET header\n%v", norm(hr.Header), norm(fr.Header))
-	}
-	// The fast GET and the HEAD stayed on the fast path; the leader (a miss
-	// with nothing in flight) and the Keep-Alive request were handed over.
-	e.fast.mu.Lock()
-	onFast := len(e.fast.conns)
-	e.fast.mu.Unlock()
-	if onFast != 2 {
-		t.Fatalf("%d connections on the fast path, want 2", onFast)
-	}
-	if cs := fr.Header.Get("Cache-Status"); !strings.Contains(cs, "collapsed") || !strings.Contains(cs, "fwd=uri-miss") {
-		t.Fatalf("Cache-Status %q", cs)
-	}
-	if n := co.n("/c"); n != 1 {
-		t.Fatalf("origin saw %d requests, want 1", n)
+	for _, mode := range ioModes {
+		t.Run(mode, func(t *testing.T) {
+			release := make(chan struct{})
+			origin, co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=600")
+				w.Header().Set("ETag", `"c1"`)
+				w.Header().Set("Surrogate-Key", "tag1")
+				w.Header().Set("Content-Type", "text/plain")
+				w.Header().Set("Content-Length", "10")
+				w.WriteHeader(http.StatusOK)
+				<-release
+				io.WriteString(w, "0123456789")
+			})
+			e := startEdge(t, Config{Origin: origin.URL, IOUring: mode})
+			_, leader := rawGet(t, e, "GET /c HTTP/1.1\r\nHost: h\r\n\r\n")
+			waitFill(t, e, "/c")
+			_, fast := rawGet(t, e, "GET /c HTTP/1.1\r\nHost: h\r\n\r\n")
+			_, slow := rawGet(t, e, "GET /c HTTP/1.1\r\nHost: h\r\nKeep-Alive: timeout=5\r\n\r\n")
+			_, head := rawGet(t, e, "HEAD /c HTTP/1.1\r\nHost: h\r\n\r\n")
+			// Release the body only once all three wait on the fill: the two fast
+			// ones counted by the fill as waiting on the fast path, the handed-over
+			// one counted as a waiter by net/http's way.
+			waitWaiting(t, e, "/c", 2, 1)
+			close(release)
+			read := func(br *bufio.Reader, method string) (*http.Response, string) {
+				t.Helper()
+				resp, err := http.ReadResponse(br, &http.Request{Method: method})
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return resp, string(body)
+			}
+			read(leader, "GET")
+			fr, fb := read(fast, "GET")
+			sr, sb := read(slow, "GET")
+			hr, _ := read(head, "HEAD")
+			if fb != "0123456789" || sb != fb {
+				t.Fatalf("bodies: fast %q, net/http %q", fb, sb)
+			}
+			ttl := regexp.MustCompile(`; ttl=\d+`)
+			norm := func(h http.Header) http.Header {
+				h = h.Clone()
+				h.Del("Date")
+				h["Cache-Status"] = []string{ttl.ReplaceAllString(strings.Join(h["Cache-Status"], ", "), "")}
+				return h
+			}
+			if !reflect.DeepEqual(norm(fr.Header), norm(sr.Header)) {
+				t.Fatalf("fast path header\n%v\nnet/http header\n%v", norm(fr.Header), norm(sr.Header))
+			}
+			if !reflect.DeepEqual(norm(hr.Header), norm(fr.Header)) {
+				t.Fatalf("HEAD header\n%v\nGET header\n%v", norm(hr.Header), norm(fr.Header))
+			}
+			// The fast GET and the HEAD stayed on the fast path (the io_uring
+			// loop's, or the goroutine one); the leader (a miss with nothing in
+			// flight) and the Keep-Alive request were handed over.
+			e.fast.mu.Lock()
+			onFast := len(e.fast.conns) + e.uring.Load().connections()
+			e.fast.mu.Unlock()
+			if onFast != 2 {
+				t.Fatalf("%d connections on the fast path, want 2", onFast)
+			}
+			if cs := fr.Header.Get("Cache-Status"); !strings.Contains(cs, "collapsed") || !strings.Contains(cs, "fwd=uri-miss") {
+				t.Fatalf("Cache-Status %q", cs)
+			}
+			if n := co.n("/c"); n != 1 {
+				t.Fatalf("origin saw %d requests, want 1", n)
+			}
+		})
 	}
 }
 
@@ -392,64 +397,72 @@ func TestFastCollapsedMatchesNetHTTP(t *testing.T) {
 // collapsed request on the fast path gets a connection closed short of its
 // Content-Length, never a short body passed off as whole.
 func TestFastCollapsedUpstreamFails(t *testing.T) {
-	release := make(chan struct{})
-	origin, _ := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=600")
-		w.Header().Set("Content-Length", "10")
-		io.WriteString(w, "01234")
-		w.(http.Flusher).Flush()
-		<-release
-		c, _, err := http.NewResponseController(w).Hijack()
-		if err == nil {
-			c.Close()
-		}
-	})
-	e := startEdge(t, Config{Origin: origin.URL})
-	rawGet(t, e, "GET /broken HTTP/1.1\r\nHost: h\r\n\r\n")
-	waitFill(t, e, "/broken")
-	_, br := rawGet(t, e, "GET /broken HTTP/1.1\r\nHost: h\r\n\r\n")
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 5)
-	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "01234" {
-		t.Fatalf("first half %q %v", buf, err)
-	}
-	close(release)
-	rest, err := io.ReadAll(resp.Body)
-	if err == nil {
-		t.Fatalf("body ended cleanly after %q; want an error", rest)
+	for _, mode := range ioModes {
+		t.Run(mode, func(t *testing.T) {
+			release := make(chan struct{})
+			origin, _ := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=600")
+				w.Header().Set("Content-Length", "10")
+				io.WriteString(w, "01234")
+				w.(http.Flusher).Flush()
+				<-release
+				c, _, err := http.NewResponseController(w).Hijack()
+				if err == nil {
+					c.Close()
+				}
+			})
+			e := startEdge(t, Config{Origin: origin.URL, IOUring: mode})
+			rawGet(t, e, "GET /broken HTTP/1.1\r\nHost: h\r\n\r\n")
+			waitFill(t, e, "/broken")
+			_, br := rawGet(t, e, "GET /broken HTTP/1.1\r\nHost: h\r\n\r\n")
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 5)
+			if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "01234" {
+				t.Fatalf("first half %q %v", buf, err)
+			}
+			close(release)
+			rest, err := io.ReadAll(resp.Body)
+			if err == nil {
+				t.Fatalf("body ended cleanly after %q; want an error", rest)
+			}
+		})
 	}
 }
 
 // TestFastCollapsedUncacheable: a request collapsed into a fetch whose
 // answer may not be stored is handed to net/http, which fetches for it.
 func TestFastCollapsedUncacheable(t *testing.T) {
-	release := make(chan struct{})
-	var once sync.Once
-	origin, co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		once.Do(func() { <-release })
-		w.Header().Set("Cache-Control", "private")
-		io.WriteString(w, "mine")
-	})
-	e := startEdge(t, Config{Origin: origin.URL})
-	_, leader := rawGet(t, e, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
-	waitFill(t, e, "/p")
-	_, waiter := rawGet(t, e, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
-	waitWaiting(t, e, "/p", 1, 0)
-	close(release)
-	for i, br := range []*bufio.Reader{leader, waiter} {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || string(body) != "mine" {
-			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
-		}
-	}
-	if n := co.n("/p"); n != 2 {
-		t.Fatalf("origin saw %d requests, want 2 (a private answer is not shared)", n)
+	for _, mode := range ioModes {
+		t.Run(mode, func(t *testing.T) {
+			release := make(chan struct{})
+			var once sync.Once
+			origin, co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				once.Do(func() { <-release })
+				w.Header().Set("Cache-Control", "private")
+				io.WriteString(w, "mine")
+			})
+			e := startEdge(t, Config{Origin: origin.URL, IOUring: mode})
+			_, leader := rawGet(t, e, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
+			waitFill(t, e, "/p")
+			_, waiter := rawGet(t, e, "GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
+			waitWaiting(t, e, "/p", 1, 0)
+			close(release)
+			for i, br := range []*bufio.Reader{leader, waiter} {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 200 || string(body) != "mine" {
+					t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+				}
+			}
+			if n := co.n("/p"); n != 2 {
+				t.Fatalf("origin saw %d requests, want 2 (a private answer is not shared)", n)
+			}
+		})
 	}
 }

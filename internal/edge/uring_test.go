@@ -568,3 +568,67 @@ func TestUringStalledClient(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUringCollapsedWaiters: misses that join a fetch in flight wait in the
+// loop and are answered from it, each with what was pipelined behind it;
+// one whose client hangs up meanwhile is let go; a stop closes waiters.
+func TestUringCollapsedWaiters(t *testing.T) {
+	release := make(chan struct{})
+	origin, co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		if r.URL.Path == "/c" {
+			<-release
+		}
+		io.WriteString(w, "body"+r.URL.Path)
+	})
+	e := uringEdge(t, origin.URL)
+	primeHit(t, e, "/p")
+	_, leader := rawGet(t, e, "GET /c HTTP/1.1\r\nHost: h\r\n\r\n")
+	waitFill(t, e, "/c")
+	var brs []*bufio.Reader
+	for range 3 {
+		c, br := uringDial(t, e)
+		io.WriteString(c, "GET /c HTTP/1.1\r\nHost: h\r\n\r\nGET /p HTTP/1.1\r\nHost: h\r\n\r\n")
+		brs = append(brs, br)
+	}
+	gone, _ := uringDial(t, e)
+	io.WriteString(gone, "GET /c HTTP/1.1\r\nHost: h\r\n\r\n")
+	waitWaiting(t, e, "/c", 4, 0)
+	gone.Close()
+	close(release)
+	readResp(t, leader, false, 200, "body/c", "uri-miss")
+	for _, br := range brs {
+		readResp(t, br, false, 200, "body/c", "collapsed")
+		readResp(t, br, false, 200, "body/p", "hit")
+	}
+	waitUringConns(t, e, 3)
+	if n := co.n("/c"); n != 1 {
+		t.Fatalf("origin saw %d requests for /c, want 1", n)
+	}
+	var m dto.Metric
+	e.metrics.coalesced.Write(&m)
+	// Four, as on the goroutine path: the answer to the client that hung
+	// up is counted before its send finds it gone (and the loop lets go of
+	// it: three connections left).
+	if got := m.GetCounter().GetValue(); got != 4 {
+		t.Fatalf("%v coalesced, want 4", got)
+	}
+
+	// A shutdown with a request waiting on a fetch closes it at once.
+	block := make(chan struct{})
+	defer close(block)
+	slow, _ := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { <-block })
+	e2 := uringEdge(t, slow.URL)
+	rawGet(t, e2, "GET /s HTTP/1.1\r\nHost: h\r\n\r\n")
+	waitFill(t, e2, "/s")
+	_, br := rawGet(t, e2, "GET /s HTTP/1.1\r\nHost: h\r\n\r\n")
+	waitWaiting(t, e2, "/s", 1, 0)
+	start := time.Now()
+	e2.uring.Load().stop()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("waiting request after stop: %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("stop took %v", d)
+	}
+}
