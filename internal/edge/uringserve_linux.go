@@ -32,11 +32,14 @@ import (
 // goroutine-per-connection fast path, which spends most of its time in
 // read/write system calls and in waking goroutines.
 //
+// A miss that joins a fetch in flight waits in the loop too, and is
+// answered from it when the body comes in whole (see wait).
+//
 // A connection leaves the loop for good the first time it sends anything
-// else (a miss, a conditional or range request, a body on disk only, a
-// request outside the fast subset): its descriptor goes into Go's poller
-// and the goroutine fast path serves it, starting with the bytes the loop
-// had read, exactly as if it had read them itself.
+// else (a miss with no fetch in flight, a conditional or range request, a
+// body on disk only, a request outside the fast subset): its descriptor
+// goes into Go's poller and the goroutine fast path serves it, starting
+// with the bytes the loop had read, exactly as if it had read them itself.
 type uringServer struct {
 	s    *Server
 	fl   *fastListener
