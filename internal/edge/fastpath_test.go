@@ -374,9 +374,9 @@ func TestFastCollapsedMatchesNetHTTP(t *testing.T) {
 			if !reflect.DeepEqual(norm(hr.Header), norm(fr.Header)) {
 				t.Fatalf("HEAD header\n%v\nGET header\n%v", norm(hr.Header), norm(fr.Header))
 			}
-			// The fast GET and the HEAD stayed on the fast path (the io_uring
-			// loop's, or the goroutine one); the leader (a miss with nothing in
-			// flight) and the Keep-Alive request were handed over.
+			// The fast GET and the HEAD stayed on the (goroutine) fast path;
+			// the leader (a miss with nothing in flight) and the Keep-Alive
+			// request were handed over to net/http.
 			e.fast.mu.Lock()
 			onFast := len(e.fast.conns) + e.uring.Load().connections()
 			e.fast.mu.Unlock()

@@ -62,14 +62,6 @@ func (s *stream) wait(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// has tells whether n bytes have arrived (or the stream has ended); if
-// not, wake is closed when more arrive.
-func (s *stream) has(n int64) (ok bool, wake <-chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return int64(len(s.buf)) >= n || s.done, s.wake
-}
-
 var errShortStream = errors.New("edge: upstream body ended early")
 
 // copyTo writes bytes [off, end) of the stream to w as they arrive.

@@ -3,10 +3,8 @@
 package edge
 
 import (
-	"context"
 	"errors"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	goruntime "runtime"
@@ -16,8 +14,6 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
-
-	"github.com/kubecdn/kubecdn/internal/httpcache"
 )
 
 // uringServer serves the plain-HTTP listener from one io_uring event loop,
@@ -32,14 +28,11 @@ import (
 // goroutine-per-connection fast path, which spends most of its time in
 // read/write system calls and in waking goroutines.
 //
-// A miss that joins a fetch in flight waits in the loop too, and is
-// answered from it when the body comes in whole (see wait).
-//
 // A connection leaves the loop for good the first time it sends anything
-// else (a miss with no fetch in flight, a conditional or range request, a
-// body on disk only, a request outside the fast subset): its descriptor
-// goes into Go's poller and the goroutine fast path serves it, starting
-// with the bytes the loop had read, exactly as if it had read them itself.
+// else (a miss, a conditional or range request, a body on disk only, a
+// request outside the fast subset): its descriptor goes into Go's poller
+// and the goroutine fast path serves it, starting with the bytes the loop
+// had read, exactly as if it had read them itself.
 type uringServer struct {
 	s    *Server
 	fl   *fastListener
@@ -55,14 +48,6 @@ type uringServer struct {
 	conns     map[uint64]*uringConn
 	next      uint64
 	free      [][]byte // send buffers of finished responses, for reuse
-
-	// Misses that joined a fetch in flight wait in the loop (waiters, the
-	// loop's own); a goroutine per fetch waits for its body and queues it
-	// in filled, under fillMu, then wakes the loop.
-	waiters    map[*fill][]*uringConn
-	fillMu     sync.Mutex
-	filled     []filled
-	fillQueued atomic.Bool
 
 	accepting bool // a multishot accept is armed
 	stopping  atomic.Bool
@@ -80,9 +65,6 @@ const (
 	uringCopyMax  = 16 << 10 // larger bodies are sent from the memory tier's copy
 	uringTick     = time.Second
 	uringFreeBufs = 64 // send buffers kept for reuse
-	// uringFillPause is how long a body may pause before the waiters on its
-	// fetch go to the goroutine path, which streams it.
-	uringFillPause = 2 * time.Millisecond
 )
 
 // Operations, in the low byte of user_data; a connection's id is above it.
@@ -113,13 +95,9 @@ type uringConn struct {
 	// closeAfter and handAfter: once out is sent, close the connection or
 	// hand it to the goroutine fast path with pending.
 	closeAfter, handAfter bool
-	// fill is the fetch in flight the request at the start of pending
-	// waits on (nil: none); waitReq is that request.
-	fill    *fill
-	waitReq fastReq
-	partial bool  // pending holds part of a request header
-	since   int64 // Unix ns: idle since, or the partial header since
-	st      fastConnState
+	partial               bool  // pending holds part of a request header
+	since                 int64 // Unix ns: idle since, or the partial header since
+	st                    fastConnState
 }
 
 // newUringServer starts the loop on ln; errNoUring (wrapped) when the
@@ -148,8 +126,7 @@ func newUringServer(s *Server, ln net.Listener, fl *fastListener) (*uringServer,
 		syscall.Close(lnfd)
 		return nil, os.NewSyscallError("eventfd2", e)
 	}
-	u := &uringServer{s: s, fl: fl, lnfd: lnfd, efd: int(efd), conns: map[uint64]*uringConn{},
-		waiters: map[*fill][]*uringConn{}, done: make(chan struct{})}
+	u := &uringServer{s: s, fl: fl, lnfd: lnfd, efd: int(efd), conns: map[uint64]*uringConn{}, done: make(chan struct{})}
 	u.tick = [2]int64{int64(uringTick / time.Second), int64(uringTick % time.Second)}
 	// The ring is created on the loop's own locked thread: it is its only
 	// submitter, which lets the kernel run completions there, in batches.
@@ -178,17 +155,12 @@ func (u *uringServer) stop() {
 		return
 	}
 	if !u.stopping.Swap(true) {
-		u.wakeLoop()
-	}
-}
-
-// wakeLoop makes the loop's io_uring_enter return.
-func (u *uringServer) wakeLoop() {
-	u.efdMu.Lock()
-	defer u.efdMu.Unlock()
-	if !u.efdClosed {
-		one := uint64(1)
-		syscall.Write(u.efd, (*[8]byte)(unsafe.Pointer(&one))[:])
+		u.efdMu.Lock()
+		defer u.efdMu.Unlock()
+		if !u.efdClosed {
+			one := uint64(1)
+			syscall.Write(u.efd, (*[8]byte)(unsafe.Pointer(&one))[:])
+		}
 	}
 }
 
@@ -238,9 +210,6 @@ func (u *uringServer) run(errc chan<- error) {
 			return
 		}
 		u.r.reap(u.complete)
-		if u.fillQueued.Load() {
-			u.answerFilled()
-		}
 		if u.stopping.Load() && !u.stopped {
 			u.beginStop()
 		}
@@ -446,20 +415,7 @@ func (u *uringServer) process(c *uringConn, data []byte) {
 				break
 			}
 		}
-		if ok {
-			switch u.serve(c, &req) {
-			case served:
-			case waiting:
-				// pending keeps the request, and what follows it, until
-				// it is answered.
-				c.pending = append(c.pending[:0], data...)
-				u.recycle(c)
-				return
-			default:
-				ok = false
-			}
-		}
-		if !ok {
+		if !ok || !u.serve(c, &req) {
 			c.handAfter = true
 			break
 		}
@@ -493,26 +449,12 @@ func (u *uringServer) process(c *uringConn, data []byte) {
 	}
 }
 
-// How serve left a request.
-const (
-	handOver = iota // to the goroutine fast path
-	served          // answered in c.out (and c.body)
-	waiting         // waiting in the loop for a fetch in flight
-)
-
-// serve appends the response to req to c.out when it is a fresh hit the
-// memory tier holds. A miss that can join a fetch in flight waits for it
-// in the loop, when nothing is queued before it.
-func (u *uringServer) serve(c *uringConn, req *fastReq) int {
+// serve appends the response to req to c.out when it is a fresh hit whose
+// response fits; false leaves the request to the goroutine fast path.
+func (u *uringServer) serve(c *uringConn, req *fastReq) bool {
 	l, ok := u.s.lookupFast(c.out, &c.st, req, false, true)
-	if !ok {
-		return handOver
-	}
-	if l.e == nil {
-		if len(c.out) == 0 && u.wait(c, req, l.key) {
-			return waiting
-		}
-		return handOver
+	if !ok || l.e == nil {
+		return false
 	}
 	defer l.e.Close()
 	out := l.head
@@ -520,12 +462,12 @@ func (u *uringServer) serve(c *uringConn, req *fastReq) int {
 		var body [][]byte
 		if l.m.Sliced {
 			if body = u.s.memorySlices(l.key, l.m); body == nil {
-				return handOver // a slice is missing or on disk only
+				return false // a slice is missing or on disk only
 			}
 		} else if b := l.e.Body(); b != nil {
 			body = [][]byte{b}
 		} else {
-			return handOver // on disk only: the goroutine path sends it with sendfile
+			return false // on disk only: the goroutine path sends it with sendfile
 		}
 		if len(body) == 1 && len(out)+len(body[0]) <= uringCopyMax {
 			out = append(out, body[0]...)
@@ -536,159 +478,7 @@ func (u *uringServer) serve(c *uringConn, req *fastReq) int {
 	}
 	c.out = out
 	u.s.metrics.hits.Inc()
-	return served
-}
-
-// filled is a fetch the loop's waiters waited on, and its whole body
-// (ok false: hand them over instead).
-type filled struct {
-	f    *fill
-	body []byte
-	ok   bool
-}
-
-// wait makes c wait in the loop for the fetch in flight for key, if there
-// is one whose header has not come yet. When it comes, the loop answers
-// the waiters if the fast path's own condition holds (a plain stored 200 of
-// known length, no Vary), the body fits uringMaxOut and all of it came
-// with the header; else they go to the goroutine fast path, which streams
-// the body as it arrives.
-func (u *uringServer) wait(c *uringConn, req *fastReq, key string) bool {
-	s := u.s
-	s.mu.Lock()
-	f := s.fills[key]
-	s.mu.Unlock()
-	if f == nil {
-		return false
-	}
-	select {
-	case <-f.ready:
-		return false // its header is in: the goroutine path streams the body
-	default:
-	}
-	f.waiting.Add(1)
-	c.fill, c.waitReq = f, fastReq{head: req.head, close: req.close, size: req.size}
-	ws := u.waiters[f]
-	u.waiters[f] = append(ws, c)
-	if len(ws) == 0 {
-		go u.watchFill(f)
-	}
 	return true
-}
-
-// watchFill waits for f's header and, when the whole body came with it,
-// for the object to be stored; then it hands them to the loop.
-func (u *uringServer) watchFill(f *fill) {
-	ctx := u.s.bgCtx
-	r := filled{f: f}
-	select {
-	case <-f.ready:
-		m := f.meta
-		if f.kind == fillStored && m.Status == http.StatusOK && !m.Sliced && m.Size >= 0 && m.Size <= uringMaxOut && len(m.VaryNames) == 0 {
-			// Answered from the loop only if the whole body comes in
-			// without a pause (the fetch announces its header after its
-			// first read of the body): a body still coming in after one is
-			// streamed to the waiters by the goroutine path, as it arrives.
-			if st := f.streamAt(ctx, 0); st != nil && whole(ctx, st, m.Size) {
-				// The stream is done once the object is stored, so a
-				// client that asks again finds it (as copyTo holds back
-				// the last byte till then).
-				if b, err := st.wait(ctx); err == nil && int64(len(b)) == m.Size {
-					r.body, r.ok = b, true
-				}
-			}
-		}
-	case <-ctx.Done():
-	}
-	u.fillMu.Lock()
-	u.filled = append(u.filled, r)
-	u.fillMu.Unlock()
-	u.fillQueued.Store(true)
-	u.wakeLoop()
-}
-
-// whole waits for n bytes of st while they keep coming; false when they
-// pause for uringFillPause.
-func whole(ctx context.Context, st *stream, n int64) bool {
-	var t *time.Timer
-	for {
-		ok, wake := st.has(n)
-		if ok {
-			return true
-		}
-		if t == nil {
-			t = time.NewTimer(uringFillPause)
-			defer t.Stop()
-		} else {
-			t.Reset(uringFillPause)
-		}
-		select {
-		case <-wake:
-		case <-t.C:
-			return false
-		case <-ctx.Done():
-			return false
-		}
-	}
-}
-
-// answerFilled answers the connections that waited on the fetches
-// watchFill queued, or hands them over.
-func (u *uringServer) answerFilled() {
-	u.fillQueued.Store(false)
-	u.fillMu.Lock()
-	done := u.filled
-	u.filled = nil
-	u.fillMu.Unlock()
-	s := u.s
-	for _, r := range done {
-		ws := u.waiters[r.f]
-		delete(u.waiters, r.f)
-		for _, c := range ws {
-			if c.fill != r.f {
-				continue // closed meanwhile
-			}
-			c.fill = nil
-			r.f.waiting.Add(-1)
-			if !r.ok {
-				u.handoff(c, c.pending)
-				continue
-			}
-			f, m, req := r.f, r.f.meta, &c.waitReq
-			rt, now := s.rt.Load(), s.now()
-			wire, date, age, ttl := f.wireHeader(rt, now)
-			if c.out == nil {
-				if n := len(u.free); n > 0 {
-					c.out, u.free = u.free[n-1], u.free[:n-1]
-				}
-			}
-			// As serveFastCollapsed.
-			c.out = s.appendFastHeader(c.out, rt, req, false, wire, date, now, age, age > 0 || m.Header.Get("Age") != "",
-				httpcache.CacheStatus{Cache: rt.cfg.Name, Fwd: "uri-miss", FwdStatus: f.status, Collapsed: true, Stored: true, TTL: ttl, HasTTL: true},
-				m.Size)
-			if !req.head {
-				c.out = append(c.out, r.body...)
-				s.metrics.bytesOut.Add(float64(len(r.body)))
-			}
-			s.metrics.coalesced.Inc()
-			s.metrics.misses.Inc()
-			c.closeAfter = req.close
-			c.pending = c.pending[req.size:]
-			if c.closeAfter || len(c.pending) == 0 {
-				c.pending = nil
-			}
-			u.send(c)
-		}
-	}
-}
-
-// unwait takes c out of the fetch it waits on.
-func (u *uringServer) unwait(c *uringConn) {
-	if c.fill == nil {
-		return
-	}
-	c.fill.waiting.Add(-1)
-	c.fill = nil // answerFilled skips it
 }
 
 // memorySlices returns the bodies of every slice of the sliced object
@@ -750,7 +540,6 @@ func (u *uringServer) handoff(c *uringConn, rest []byte) {
 }
 
 func (u *uringServer) forget(c *uringConn) {
-	u.unwait(c)
 	if _, ok := u.conns[c.id]; ok {
 		delete(u.conns, c.id)
 		u.live.Add(-1)
@@ -776,10 +565,6 @@ func (u *uringServer) closeNow(c *uringConn) {
 // shut ends c's receive in flight (it completes empty) so that c is closed
 // then; a connection sending is closed when the send is done.
 func (u *uringServer) shut(c *uringConn) {
-	if c.fill != nil {
-		u.closeNow(c) // no operation in flight while it waits
-		return
-	}
 	if c.sending {
 		c.closeAfter = true
 		return
@@ -803,7 +588,7 @@ func (u *uringServer) timeouts() {
 			syscall.Shutdown(c.fd, syscall.SHUT_RDWR)
 			continue
 		}
-		if c.sending || c.shut || c.fill != nil {
+		if c.sending || c.shut {
 			continue
 		}
 		if (c.partial && now-c.since > hdr) || (!c.partial && now-c.since > idle) {
