@@ -298,8 +298,8 @@ func waitWaiting(t *testing.T, e *testEdge, path string, fast int32, slow float6
 	}
 }
 
-// rawGet sends req on a new connection and returns the connection and a
-// reader of it; the response is read by the caller.
+// rawGet sends req (if any) on a new connection and returns the connection
+// and a reader of it; the response is read by the caller.
 func rawGet(t *testing.T, e *testEdge, req string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
@@ -308,8 +308,10 @@ func rawGet(t *testing.T, e *testEdge, req string) (net.Conn, *bufio.Reader) {
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
+	if req != "" {
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return c, bufio.NewReader(c)
 }

@@ -40,6 +40,19 @@ func uringEdge(t *testing.T, origin string, before ...func(*Server)) *testEdge {
 	return e
 }
 
+// uringEdges starts two edges with cfg, one served by the io_uring loop
+// and one with ioUring off, or skips the test where io_uring is
+// unavailable.
+func uringEdges(t *testing.T, cfg Config) (loop, goroutines *testEdge) {
+	t.Helper()
+	loop = startEdge(t, cfg)
+	if loop.uring.Load() == nil {
+		t.Skip("io_uring is not available here")
+	}
+	cfg.IOUring = IOUringOff
+	return loop, startEdge(t, cfg)
+}
+
 func uringOrigin(t *testing.T) (string, *countingOrigin) {
 	origin, co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=600")
@@ -72,13 +85,7 @@ func primeHit(t *testing.T, e *testEdge, path string) {
 
 func uringDial(t *testing.T, e *testEdge) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return c, bufio.NewReader(c)
+	return rawGet(t, e, "")
 }
 
 // readResp reads one response and checks its status, body and cache status.
@@ -158,8 +165,7 @@ func TestUringServesHits(t *testing.T) {
 // (Date and Age aside), those of the goroutine fast path.
 func TestUringMatchesGoroutinePath(t *testing.T) {
 	origin, _ := uringOrigin(t)
-	e := uringEdge(t, origin)
-	g := startEdge(t, Config{Origin: origin, IOUring: IOUringOff})
+	e, g := uringEdges(t, Config{Origin: origin})
 	// The stored fields come in the order each edge stored them, and the
 	// TTL may cross a second between the two.
 	ttl := regexp.MustCompile(`ttl=\d+`)
@@ -205,11 +211,7 @@ func TestUringMatchesGoroutinePath(t *testing.T) {
 // way gives it.
 func TestUringServesSliced(t *testing.T) {
 	origin, co := uringOrigin(t)
-	e := startEdge(t, Config{Origin: origin, SliceBytes: 64 << 10})
-	if e.uring.Load() == nil {
-		t.Skip("io_uring is not available here")
-	}
-	g := startEdge(t, Config{Origin: origin, SliceBytes: 64 << 10, IOUring: IOUringOff})
+	e, g := uringEdges(t, Config{Origin: origin, SliceBytes: 64 << 10})
 	const size = 300000 // five slices, the last one short
 	want := strings.Repeat("b", size)
 	var got [2]string
@@ -444,11 +446,7 @@ func TestUringOffServesWithGoroutines(t *testing.T) {
 // same, in the same order.
 func TestUringMatchesGoroutinePathInPieces(t *testing.T) {
 	origin, _ := uringOrigin(t)
-	e := startEdge(t, Config{Origin: origin, SliceBytes: 64 << 10})
-	if e.uring.Load() == nil {
-		t.Skip("io_uring is not available here")
-	}
-	g := startEdge(t, Config{Origin: origin, SliceBytes: 64 << 10, IOUring: IOUringOff})
+	e, g := uringEdges(t, Config{Origin: origin, SliceBytes: 64 << 10})
 	for _, x := range []*testEdge{e, g} {
 		for _, p := range []string{"/p", "/q", "/big/20000", "/big/300000"} {
 			primeHit(t, x, p)
