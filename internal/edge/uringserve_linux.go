@@ -449,8 +449,9 @@ func (u *uringServer) process(c *uringConn, data []byte) {
 	}
 }
 
-// serve appends the response to req to c.out when it is a fresh hit whose
-// response fits; false leaves the request to the goroutine fast path.
+// serve appends the response to req to c.out (a large body, or the slices
+// of a sliced object, to c.body) when it is a fresh hit whose body is all
+// in the memory tier; false leaves the request to the goroutine fast path.
 func (u *uringServer) serve(c *uringConn, req *fastReq) bool {
 	l, ok := u.s.lookupFast(c.out, &c.st, req, false, true)
 	if !ok || l.e == nil {
