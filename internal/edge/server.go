@@ -267,6 +267,7 @@ func (s *Server) Reload(cfg Config) error {
 		s.log.Warn("reload: listen, admin, memory, cacheDir, disk, slice and ioUring take effect only after a restart")
 		rt.cfg.Listen, rt.cfg.Admin, rt.cfg.CacheDir = old.Listen, old.Admin, old.CacheDir
 		rt.cfg.MemoryBytes, rt.cfg.DiskBytes, rt.cfg.SliceBytes = old.MemoryBytes, old.DiskBytes, old.SliceBytes
+		rt.cfg.IOUring = old.IOUring
 	}
 	s.rt.Store(rt)
 	s.log.Info("configuration reloaded", "origin", rt.cfg.Origin, "peers", len(rt.peers), "hostnames", len(rt.hosts))
