@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"slices"
 	"sort"
@@ -22,6 +23,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kubecdn/kubecdn/internal/httpcache"
+	"github.com/kubecdn/kubecdn/internal/rtt"
 )
 
 // ioModes are the two ways the plain listener is served; tests of the fast
@@ -564,5 +566,33 @@ func TestUringStalledClient(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUringObservesRTT: the loop reports each connection it accepts, with
+// its client's address and a socket TCP_INFO can be read from (the rtt
+// feed the dns's latency policy uses).
+func TestUringObservesRTT(t *testing.T) {
+	origin, _ := uringOrigin(t)
+	type seen struct {
+		client netip.Addr
+		rtt    time.Duration
+		ok     bool
+	}
+	got := make(chan seen, 4)
+	e := uringEdge(t, origin, func(s *Server) {
+		s.opts.ObserveFD = func(client netip.Addr, fd int) {
+			d, ok := rtt.FDRTT(fd)
+			got <- seen{client, d, ok}
+		}
+	})
+	uringDial(t, e)
+	select {
+	case s := <-got:
+		if s.client != netip.MustParseAddr("127.0.0.1") || !s.ok || s.rtt <= 0 || s.rtt > time.Second {
+			t.Fatalf("observed %+v, want 127.0.0.1 with a loopback RTT", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the accepted connection was not observed")
 	}
 }
