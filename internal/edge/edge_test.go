@@ -62,6 +62,18 @@ func startEdge(t *testing.T, cfg Config, before ...func(*Server)) *testEdge {
 	return &testEdge{Server: s, url: "http://" + ln.Addr().String(), admin: "http://" + aln.Addr().String(), stop: stop}
 }
 
+// waitCount waits up to 5 s until get returns n; what names the count.
+func waitCount(t *testing.T, what string, get func() int, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for get() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %s, want %d", get(), what, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func get(t *testing.T, url string, hdr ...string) (*http.Response, string) {
 	t.Helper()
 	return do(t, http.MethodGet, url, hdr...)

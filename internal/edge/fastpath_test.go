@@ -111,14 +111,7 @@ func TestFastPathPipelinedAndHandover(t *testing.T) {
 				"GET /p HTTP/1.1\r\nHost: h\r\n\r\n"
 			// The fill above used another Host, so prime this one first, until the
 			// object is stored (the fill stores it just after the body went out).
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				resp, _ := get(t, e.url+"/p", "Host", "h")
-				if strings.Contains(resp.Header.Get("Cache-Status"), "hit") || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			primeHit(t, e, "/p")
 			if _, err := io.WriteString(c, reqs); err != nil {
 				t.Fatal(err)
 			}
@@ -212,16 +205,8 @@ func TestFastPathKeyPerRequest(t *testing.T) {
 				io.WriteString(w, "body"+r.URL.Path)
 			})
 			e := startEdge(t, Config{Origin: origin.URL, IOUring: mode})
-			deadline := time.Now().Add(5 * time.Second)
-			for _, p := range []string{"/a", "/b"} {
-				for {
-					resp, _ := get(t, e.url+p, "Host", "h")
-					if strings.Contains(resp.Header.Get("Cache-Status"), "hit") || time.Now().After(deadline) {
-						break
-					}
-					time.Sleep(5 * time.Millisecond)
-				}
-			}
+			primeHit(t, e, "/a")
+			primeHit(t, e, "/b")
 			c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
 			if err != nil {
 				t.Fatal(err)
@@ -295,6 +280,22 @@ func waitWaiting(t *testing.T, e *testEdge, path string, fast int32, slow float6
 			t.Fatalf("requests did not join the fill: %d waiting on the fast path, %v on net/http's", waiting, waiters.GetCounter().GetValue())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// primeHit makes path a hit for Host h.
+func primeHit(t *testing.T, e *testEdge, path string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, _ := get(t, e.url+path, "Host", "h")
+		if strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never became a hit", path)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -69,22 +69,6 @@ func uringOrigin(t *testing.T) (string, *countingOrigin) {
 	return origin.URL, co
 }
 
-// primeHit makes path a hit for Host h.
-func primeHit(t *testing.T, e *testEdge, path string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		resp, _ := get(t, e.url+path, "Host", "h")
-		if strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never became a hit", path)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func uringDial(t *testing.T, e *testEdge) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	return rawGet(t, e, "")
@@ -113,13 +97,7 @@ func readResp(t *testing.T, br *bufio.Reader, head bool, code int, body, cache s
 
 func waitUringConns(t *testing.T, e *testEdge, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for e.uring.Load().connections() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections on the io_uring loop, want %d", e.uring.Load().connections(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitCount(t, "connections on the io_uring loop", e.uring.Load().connections, n)
 }
 
 func hitCount(e *testEdge) float64 {

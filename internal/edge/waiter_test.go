@@ -46,13 +46,7 @@ func warm(t *testing.T, e *testEdge) {
 // waitParked waits until n connections are parked.
 func waitParked(t *testing.T, e *testEdge, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for e.waiter.Load().len() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections parked, want %d", e.waiter.Load().len(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitCount(t, "connections parked", e.waiter.Load().len, n)
 }
 
 func fastConnCount(e *testEdge) int {
