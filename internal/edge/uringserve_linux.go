@@ -354,7 +354,7 @@ func (u *uringServer) complete(cq uringCqe) {
 		u.recycle(c)
 		switch {
 		case c.handAfter:
-			u.handoff(c, c.pending)
+			u.handoff(c)
 		case c.closeAfter || u.stopped:
 			u.closeNow(c)
 		case len(c.pending) > 0:
@@ -437,7 +437,7 @@ func (u *uringServer) process(c *uringConn, data []byte) {
 	case len(c.out) > 0:
 		u.send(c)
 	case c.handAfter:
-		u.handoff(c, c.pending)
+		u.handoff(c)
 	case c.closeAfter:
 		u.closeNow(c)
 	default:
@@ -507,13 +507,13 @@ func (s *Server) memorySlices(key string, m *objMeta) [][]byte {
 	return bodies
 }
 
-// handoff moves c, with rest (bytes read and not answered), to the
-// goroutine fast path. The descriptor is the new goroutine's from here:
+// handoff moves c, with c.pending (bytes read and not answered, which go
+// with it), to the goroutine fast path. The descriptor is the new goroutine's from here:
 // net.FileConn puts a duplicate in Go's poller (half a dozen system calls,
 // kept off the loop) and the original is closed.
-func (u *uringServer) handoff(c *uringConn, rest []byte) {
+func (u *uringServer) handoff(c *uringConn) {
 	u.forget(c)
-	fd, prefix, s := c.fd, append([]byte(nil), rest...), u.s
+	fd, prefix, s := c.fd, c.pending, u.s
 	// Counted now, while the loop's own count keeps the group above zero
 	// (a shutdown may be waiting on it).
 	s.fast.wg.Add(1)
