@@ -13,9 +13,9 @@ import (
 
 // A minimal io_uring binding: the rings, the few operations the edge's
 // event loop submits (accept, recv with provided buffers, send, read,
-// timeout) and a provided-buffer ring. The kernel ABI is stable and small;
-// the Go bindings that exist wrap all of liburing and are not kept up, so
-// the edge carries these 200 lines instead (see uringserve_linux.go for
+// timeout) and a provided-buffer ring. The kernel ABI is stable and small,
+// and the edge needs only this much of it, so it carries these 200 lines
+// rather than a liburing port as a dependency (see uringserve_linux.go for
 // why io_uring at all).
 
 const (
