@@ -39,6 +39,7 @@ type edgeFile struct {
 	StaleIfError    string   `json:"staleIfError"`
 	HeuristicMax    string   `json:"heuristicMax"`
 	UpstreamTimeout string   `json:"upstreamTimeout"`
+	StaleDeadline   string   `json:"staleDeadline"`
 	AdminTokenFile  string   `json:"adminTokenFile"`
 	Region          string   `json:"region"`
 	RTTReport       []string `json:"rttReport"`
@@ -101,7 +102,8 @@ func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
 	fs.StringVar(&ef.f.Slice, "slice", "4MiB", "slice size for large objects")
 	fs.StringVar(&ef.f.StaleIfError, "stale-if-error", "24h", "serve stale content this long past expiry when the upstream fails (0 disables)")
 	fs.StringVar(&ef.f.HeuristicMax, "heuristic-max", "24h", "cap on heuristic freshness")
-	fs.StringVar(&ef.f.UpstreamTimeout, "upstream-timeout", "30s", "time allowed for an upstream's response header")
+	fs.StringVar(&ef.f.UpstreamTimeout, "upstream-timeout", "30s", "time allowed for an upstream's response header, and for each wait for body bytes")
+	fs.StringVar(&ef.f.StaleDeadline, "stale-deadline", "2s", "how long a request with a stale copy waits for a slow upstream before the copy is served")
 	fs.StringVar(&ef.f.AdminTokenFile, "admin-token-file", "", "file holding the admin bearer token (else $KUBECDN_ADMIN_TOKEN)")
 	fs.BoolVar(&ef.pprof, "pprof", false, "serve Go's CPU and heap profiles under /debug/pprof/ on the admin listener")
 	fs.StringVar(&ef.f.Region, "region", "", "this edge's region, named in the round-trip times it reports")
@@ -159,6 +161,7 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		f.StaleIfError = pick("stale-if-error", f.StaleIfError, ff.StaleIfError)
 		f.HeuristicMax = pick("heuristic-max", f.HeuristicMax, ff.HeuristicMax)
 		f.UpstreamTimeout = pick("upstream-timeout", f.UpstreamTimeout, ff.UpstreamTimeout)
+		f.StaleDeadline = pick("stale-deadline", f.StaleDeadline, ff.StaleDeadline)
 		f.AdminTokenFile = pick("admin-token-file", f.AdminTokenFile, ff.AdminTokenFile)
 		if !set["hostname"] {
 			f.Hostnames = ff.Hostnames
@@ -259,6 +262,7 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 	}
 	dur("heuristic-max", f.HeuristicMax, &cfg.HeuristicMax)
 	dur("upstream-timeout", f.UpstreamTimeout, &cfg.UpstreamTimeout)
+	dur("stale-deadline", f.StaleDeadline, &cfg.StaleDeadline)
 	dur("hsts-max-age", f.HSTSMaxAge, &cfg.HSTSMaxAge)
 	if f.AdminTokenFile != "" {
 		b, err := os.ReadFile(f.AdminTokenFile)

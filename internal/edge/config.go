@@ -53,6 +53,11 @@ type Config struct {
 	// UpstreamTimeout bounds the wait for an upstream's response header. If
 	// zero, defaults to 30s.
 	UpstreamTimeout time.Duration `json:"upstreamTimeout,omitempty"`
+	// StaleDeadline is how long a request with a stale copy to fall back on
+	// waits for a slow upstream before the copy is served (the fetch goes on
+	// and refreshes the cache), and how long a range waits for a slice the
+	// cache lacks before it is answered 504. If zero, defaults to 2s.
+	StaleDeadline time.Duration `json:"staleDeadline,omitempty"`
 	// AdminToken is the bearer token of the admin purge API. If empty, purge
 	// is refused (401) for everyone.
 	AdminToken string `json:"-"`
@@ -145,6 +150,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.UpstreamTimeout == 0 {
 		c.UpstreamTimeout = 30 * time.Second
+	}
+	if c.StaleDeadline == 0 {
+		c.StaleDeadline = 2 * time.Second
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 32 << 10

@@ -129,17 +129,19 @@ func TestRangeSliceHint(t *testing.T) {
 	const S = 1 << 20
 	tests := []struct {
 		rng, ifRange string
-		want         int64
+		first, last  int64
 	}{
-		{"", "", -1},
-		{"bytes=0-99", "", 0},
-		{"bytes=1048576-", "", 1},
-		{"bytes=5000000-5000001", "", 4},
-		{"bytes=-500", "", -1},
-		{"bytes=0-1,5-6", "", -1},
-		{"items=1-2", "", -1},
-		{"bytes=x-1", "", -1},
-		{"bytes=10-20", `"etag"`, -1},
+		{"", "", -1, -1},
+		{"bytes=0-99", "", 0, 0},
+		{"bytes=1048576-", "", 1, -1},
+		{"bytes=5000000-5000001", "", 4, 4},
+		{"bytes=1048575-3145728", "", 0, 3},
+		{"bytes=-500", "", -1, -1},
+		{"bytes=0-1,5-6", "", -1, -1},
+		{"items=1-2", "", -1, -1},
+		{"bytes=x-1", "", -1, -1},
+		{"bytes=9-1", "", -1, -1},
+		{"bytes=10-20", `"etag"`, -1, -1},
 	}
 	for _, tt := range tests {
 		h := http.Header{}
@@ -149,8 +151,8 @@ func TestRangeSliceHint(t *testing.T) {
 		if tt.ifRange != "" {
 			h.Set("If-Range", tt.ifRange)
 		}
-		if got := rangeSliceHint(h, S); got != tt.want {
-			t.Errorf("rangeSliceHint(%q) = %d, want %d", tt.rng, got, tt.want)
+		if first, last := rangeSliceHint(h, S); first != tt.first || last != tt.last {
+			t.Errorf("rangeSliceHint(%q) = %d, %d, want %d, %d", tt.rng, first, last, tt.first, tt.last)
 		}
 	}
 }

@@ -830,6 +830,8 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, 
 	if err != nil {
 		// The header is out: close so the client sees a truncated body,
 		// never a short one passed off as whole.
+		s.metrics.aborted.Inc()
+		s.log.Warn("response aborted", "key", key, "offset", n, "err", err)
 		c.Close()
 	}
 	return true

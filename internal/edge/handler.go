@@ -200,17 +200,29 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *runt
 	now := s.now()
 	l := s.lookup(ri.pk, r.Header)
 	defer l.close()
+	// again serves the request anew once, as a miss, when a stored object
+	// turned out to have changed upstream before anything was written.
+	again := func(err error) {
+		if errors.Is(err, errObjectChanged) {
+			l.close()
+			if retry {
+				s.serveCacheable(w, r, rt, ri, false)
+			} else {
+				s.writeError(w, rt, http.StatusBadGateway, "upstream object changed", "stale")
+			}
+		}
+	}
 	if l.meta != nil {
 		d, age, ttl := httpcache.Decide(r.Header, stored(l.meta), now, rt.opts)
 		switch d {
 		case httpcache.Fresh:
 			s.count("hit")
-			s.writeStored(w, r, rt, ri, l.vk, l.meta, l.entry, nil, age, httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true})
+			again(s.writeStored(w, r, rt, ri, l.vk, l.meta, l.entry, nil, age, httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}))
 			return
 		case httpcache.ServeStale:
 			s.count("stale")
 			s.refresh(rt, ri, l)
-			s.writeStored(w, r, rt, ri, l.vk, l.meta, l.entry, nil, age, httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true, Detail: "stale-while-revalidate"})
+			again(s.writeStored(w, r, rt, ri, l.vk, l.meta, l.entry, nil, age, httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true, Detail: "stale-while-revalidate"}))
 			return
 		}
 	}
@@ -229,22 +241,34 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *runt
 	case l.vary:
 		fwd = "vary-miss"
 	}
-	slice := int64(-1)
+	span := sliceSpan{-1, -1}
 	if l.meta == nil {
-		slice = rangeSliceHint(r.Header, rt.cfg.SliceBytes)
+		span.first, span.last = rangeSliceHint(r.Header, rt.cfg.SliceBytes)
 	}
-	f, leader := s.joinFill(l.key, r, func(f *fill) {
+	f, leader := s.joinFill(l.key, r, true, func(f *fill) {
 		s.bg.Add(1)
 		go func() {
 			defer s.bg.Done()
-			s.runFill(f, rt, ri, l.vk, l.meta, slice)
+			s.runFill(f, rt, ri, l.vk, l.meta, span)
 		}()
 	})
+	defer f.readers.Add(-1)
 	if !leader {
 		s.metrics.coalesced.Inc()
 	}
+	// With a stale copy the client may have, a slow upstream gets a short
+	// deadline: the copy is served while the fetch goes on and refreshes.
+	var slow <-chan time.Time
+	if l.meta != nil && l.entry != nil && rt.cfg.StaleDeadline > 0 && httpcache.StaleIfError(r.Header, stored(l.meta), now, rt.opts) {
+		t := time.NewTimer(rt.cfg.StaleDeadline)
+		defer t.Stop()
+		slow = t.C
+	}
 	select {
 	case <-f.ready:
+	case <-slow:
+		s.serveStaleOnError(w, r, rt, ri, &l, httpcache.CacheStatus{Fwd: fwd, Collapsed: !leader}, "upstream-slow")
+		return
 	case <-r.Context().Done():
 		return
 	}
@@ -259,18 +283,15 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *runt
 		s.pass(w, r, rt, ri, fwd)
 	case fillError:
 		if l.meta != nil && httpcache.StaleIfError(r.Header, stored(l.meta), s.now(), rt.opts) {
-			s.serveStaleOnError(w, r, rt, ri, &l, cs)
+			s.serveStaleOnError(w, r, rt, ri, &l, cs, "stale-if-error")
 			return
 		}
 		s.count("error")
-		code := http.StatusBadGateway
-		if errors.Is(f.err, context.DeadlineExceeded) || isTimeout(f.err) {
-			code = http.StatusGatewayTimeout
-		}
+		code, detail := upstreamFailure(f.err)
 		s.log.Debug("upstream failed", "key", ri.pk, "err", f.err)
-		s.writeError(w, rt, code, "upstream unreachable", fwd)
+		s.writeError(w, rt, code, detail, fwd)
 	case fillStale:
-		s.serveStaleOnError(w, r, rt, ri, &l, cs)
+		s.serveStaleOnError(w, r, rt, ri, &l, cs, "stale-if-error")
 	case fillRevalidated:
 		s.count("revalidated")
 		e := l.entry
@@ -285,7 +306,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *runt
 		cs.Detail = "revalidated"
 		age := httpcache.CurrentAge(f.meta.Header, f.meta.ReqTime, f.meta.RespTime, s.now())
 		cs.TTL, cs.HasTTL = ttlOf(f.meta, age, rt), true
-		s.writeStored(w, r, rt, ri, f.vk, f.meta, e, nil, age, cs)
+		again(s.writeStored(w, r, rt, ri, f.vk, f.meta, e, nil, age, cs))
 	case fillStored:
 		if len(f.meta.VaryNames) > 0 && httpcache.VaryKey(f.meta.VaryNames, r.Header) != f.varyKey {
 			// The response varies and this request is another variant.
@@ -300,10 +321,22 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *runt
 		cs.Stored = true
 		age := httpcache.CurrentAge(f.meta.Header, f.meta.ReqTime, f.meta.RespTime, s.now())
 		cs.TTL, cs.HasTTL = ttlOf(f.meta, age, rt), true
-		f.readers.Add(1)
-		defer f.readers.Add(-1)
-		s.writeStored(w, r, rt, ri, f.vk, f.meta, nil, f, age, cs)
+		again(s.writeStored(w, r, rt, ri, f.vk, f.meta, nil, f, age, cs))
 	}
+}
+
+// upstreamFailure is the status and Cache-Status detail of a request whose
+// upstream fetch failed with err before anything was written.
+func upstreamFailure(err error) (code int, detail string) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return http.StatusGatewayTimeout, "upstream timeout"
+	case errors.Is(err, errObjectChanged):
+		return http.StatusBadGateway, "upstream object changed"
+	case errors.Is(err, errBodyStalled):
+		return http.StatusGatewayTimeout, "upstream stalled"
+	}
+	return http.StatusBadGateway, "upstream unreachable"
 }
 
 func ttlOf(m *objMeta, age time.Duration, rt *runtime) time.Duration {
@@ -316,7 +349,7 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func (s *Server) serveStaleOnError(w http.ResponseWriter, r *http.Request, rt *runtime, ri reqInfo, l *lookupResult, cs httpcache.CacheStatus) {
+func (s *Server) serveStaleOnError(w http.ResponseWriter, r *http.Request, rt *runtime, ri reqInfo, l *lookupResult, cs httpcache.CacheStatus, detail string) {
 	if l.meta == nil || l.entry == nil {
 		s.count("error")
 		s.writeError(w, rt, http.StatusBadGateway, "upstream unreachable", cs.Fwd)
@@ -324,73 +357,40 @@ func (s *Server) serveStaleOnError(w http.ResponseWriter, r *http.Request, rt *r
 	}
 	s.count("stale")
 	cs.Fwd = "stale"
-	cs.Detail = "stale-if-error"
+	cs.Detail = detail
 	now := s.now()
 	age := httpcache.CurrentAge(l.meta.Header, l.meta.ReqTime, l.meta.RespTime, now)
 	cs.TTL, cs.HasTTL = ttlOf(l.meta, age, rt), true
-	s.writeStored(w, r, rt, ri, l.vk, l.meta, l.entry, nil, age, cs)
+	if err := s.writeStored(w, r, rt, ri, l.vk, l.meta, l.entry, nil, age, cs); err != nil {
+		s.writeError(w, rt, http.StatusBadGateway, "upstream object changed", cs.Fwd)
+	}
 }
 
-// rangeSliceHint is the slice a miss should fetch first for a request with
-// one byte range starting at a known offset; -1 means fetch the whole object.
-func rangeSliceHint(h http.Header, sliceBytes int64) int64 {
+// rangeSliceHint is the span of slices [first, last] a miss should fetch
+// for a request with one byte range starting at a known offset; last is -1
+// when the range runs to the end, first -1 means fetch the whole object.
+func rangeSliceHint(h http.Header, sliceBytes int64) (first, last int64) {
 	v := h.Get("Range")
 	spec, ok := strings.CutPrefix(v, "bytes=")
 	if !ok || strings.Contains(spec, ",") || h.Get("If-Range") != "" {
-		return -1
+		return -1, -1
 	}
-	first, _, ok := strings.Cut(strings.TrimSpace(spec), "-")
-	if !ok || first == "" {
-		return -1
+	a, z, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok || a == "" {
+		return -1, -1
 	}
-	n, err := strconv.ParseInt(first, 10, 64)
+	n, err := strconv.ParseInt(a, 10, 64)
 	if err != nil || n < 0 {
-		return -1
+		return -1, -1
 	}
-	return n / sliceBytes
-}
-
-// joinFill returns the fill in flight for key, or registers a new one and
-// calls start with it (the caller is then the leader).
-func (s *Server) joinFill(key string, r *http.Request, start func(*fill)) (*fill, bool) {
-	s.mu.Lock()
-	if f, ok := s.fills[key]; ok {
-		s.mu.Unlock()
-		return f, false
+	if z == "" {
+		return n / sliceBytes, -1
 	}
-	f := newFill(key, r)
-	s.fills[key] = f
-	s.mu.Unlock()
-	start(f)
-	return f, true
-}
-
-func (s *Server) endFill(f *fill, err error) {
-	s.detachFill(f)
-	f.end(err)
-}
-
-// detachFill stops new requests from joining f (its object is stored).
-func (s *Server) detachFill(f *fill) {
-	s.mu.Lock()
-	if s.fills[f.key] == f {
-		delete(s.fills, f.key)
+	e, err := strconv.ParseInt(z, 10, 64)
+	if err != nil || e < n {
+		return -1, -1
 	}
-	s.mu.Unlock()
-}
-
-// refresh revalidates a stale object in the background
-// (stale-while-revalidate): at most one refresh per key at a time.
-func (s *Server) refresh(rt *runtime, ri reqInfo, l lookupResult) {
-	ri.header = ri.header.Clone()
-	meta := l.meta
-	s.joinFill(l.key, nil, func(f *fill) {
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
-			s.runFill(f, rt, ri, l.vk, meta, -1)
-		}()
-	})
+	return n / sliceBytes, e / sliceBytes
 }
 
 func (s *Server) count(status string) { s.metrics.requests.WithLabelValues(status).Inc() }
@@ -407,8 +407,50 @@ func (s *Server) writeError(w http.ResponseWriter, rt *runtime, code int, detail
 var edgeOnlyHeaders = []string{"Surrogate-Control", "Surrogate-Key", "Cache-Tag"}
 
 // writeStored writes a stored object (from e, or from a fill f as it
-// streams in), honouring the client's conditional and range headers.
-func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *runtime, ri reqInfo, vk string, m *objMeta, e *store.Entry, f *fill, age time.Duration, cs httpcache.CacheStatus) {
+// streams in), honouring the client's conditional and range headers. It
+// returns errObjectChanged, having written nothing, when a slice it needs
+// shows that the object changed upstream: the caller may fetch it anew.
+func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *runtime, ri reqInfo, vk string, m *objMeta, e *store.Entry, f *fill, age time.Duration, cs httpcache.CacheStatus) error {
+	code := httpcache.EvaluateConditional(r.Method, r.Header, m.Status, m.Header)
+	size := m.Size
+	status := m.Status
+	a, b := int64(0), size-1
+	var rangeErr error
+	var cr string
+	if code == 0 && bodyAllowed(status) && size >= 0 && status == http.StatusOK {
+		if rng := r.Header.Get("Range"); rng != "" && (r.Header.Get("If-Range") == "" || httpcache.IfRangeMatches(r.Header.Get("If-Range"), m.Header)) {
+			ranges, err := httpcache.ParseRange(rng, size)
+			rangeErr = err
+			if err == nil && len(ranges) == 1 {
+				status = http.StatusPartialContent
+				a, b = ranges[0].Start, ranges[0].End
+				cr = ranges[0].ContentRange(size)
+			}
+		}
+	}
+	ctx := r.Context()
+	var br *bodyReader
+	if code == 0 && bodyAllowed(status) && rangeErr == nil && r.Method != http.MethodHead && size > 0 {
+		br = s.newBodyReader(rt, ri, vk, m, e, f)
+		defer br.close()
+		wait, cancel := context.WithTimeout(ctx, rt.cfg.StaleDeadline)
+		err := br.preflight(ctx, a, b, wait)
+		cancel()
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errObjectChanged):
+			return err
+		default:
+			s.count("error")
+			code, detail := upstreamFailure(err)
+			s.log.Warn("missing slice unavailable", "key", ri.pk, "offset", a, "err", err)
+			s.writeError(w, rt, code, detail, "miss")
+			return nil
+		}
+	}
+
 	h := w.Header()
 	for k, vs := range m.Header {
 		h[k] = vs
@@ -423,38 +465,30 @@ func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *runtime
 	if age > 0 || cs.Hit || m.Header.Get("Age") != "" {
 		h["Age"] = []string{strconv.FormatInt(int64(max(age, 0)/time.Second), 10)}
 	}
-	if code := httpcache.EvaluateConditional(r.Method, r.Header, m.Status, m.Header); code != 0 {
+	if code != 0 {
 		// RFC 9110 §15.4.5: a 304 carries the validators and caching
 		// fields, not the representation's metadata.
 		for _, k := range []string{"Content-Length", "Content-Type", "Content-Encoding", "Content-Range", "Accept-Ranges"} {
 			delete(h, k)
 		}
 		w.WriteHeader(code)
-		return
+		return nil
 	}
-	size := m.Size
-	status := m.Status
 	if !bodyAllowed(status) {
 		w.WriteHeader(status)
-		return
+		return nil
 	}
-	a, b := int64(0), size-1
-	if size >= 0 && status == http.StatusOK {
+	if size >= 0 && m.Status == http.StatusOK {
 		h.Set("Accept-Ranges", "bytes")
-		if rng := r.Header.Get("Range"); rng != "" && (r.Header.Get("If-Range") == "" || httpcache.IfRangeMatches(r.Header.Get("If-Range"), m.Header)) {
-			ranges, err := httpcache.ParseRange(rng, size)
-			if errors.Is(err, httpcache.ErrUnsatisfiable) {
-				h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
-				h.Del("Content-Length")
-				h.Del("Content-Type")
-				w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
-				return
-			}
-			if len(ranges) == 1 {
-				status = http.StatusPartialContent
-				a, b = ranges[0].Start, ranges[0].End
-				h.Set("Content-Range", ranges[0].ContentRange(size))
-			}
+		if errors.Is(rangeErr, httpcache.ErrUnsatisfiable) {
+			h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+			h.Del("Content-Length")
+			h.Del("Content-Type")
+			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+			return nil
+		}
+		if cr != "" {
+			h.Set("Content-Range", cr)
 		}
 	}
 	if size >= 0 {
@@ -464,202 +498,34 @@ func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *runtime
 	}
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
-		return
+		return nil
 	}
-	ctx := r.Context()
 	var n int64
 	var err error
 	if size < 0 {
 		n, err = s.writeUnsized(ctx, w, f)
-	} else if size > 0 {
-		n, err = s.writeBody(ctx, w, rt, ri, vk, m, e, f, a, b)
+	} else if br != nil {
+		n, err = br.write(ctx, w, a, b)
 	}
 	s.metrics.bytesOut.Add(float64(n))
 	if err != nil && ctx.Err() == nil {
-		s.log.Debug("body write failed", "key", ri.pk, "err", err)
 		// The header is out: abort the connection so the client sees a
 		// truncated body, never a short one passed off as whole.
-		panic(http.ErrAbortHandler)
+		s.abortResponse(ri, a+n, err)
 	}
+	return nil
+}
+
+// abortResponse ends a response whose header is out and whose body cannot
+// be completed: logged, counted, and the connection aborted.
+func (s *Server) abortResponse(ri reqInfo, offset int64, err error) {
+	s.metrics.aborted.Inc()
+	s.log.Warn("response aborted", "key", ri.pk, "offset", offset, "err", err)
+	panic(http.ErrAbortHandler)
 }
 
 func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
-}
-
-var errGone = errors.New("edge: stored body gone")
-
-// writeUnsized copies a fill whose size was not known at its start, slice by
-// slice, from the fill or, for slices it already handed over, the store.
-func (s *Server) writeUnsized(ctx context.Context, w io.Writer, f *fill) (int64, error) {
-	if f == nil {
-		return 0, errGone
-	}
-	var total int64
-	for i := int64(0); ; i++ {
-		if st := f.streamAt(ctx, i); st != nil {
-			n, err := st.copyTo(ctx, w, 0, 1<<62)
-			total += n
-			if !errors.Is(err, errShortStream) {
-				return total, err
-			}
-			st.mu.Lock()
-			serr := st.err
-			st.mu.Unlock()
-			if serr != nil {
-				return total, serr
-			}
-			continue
-		}
-		if ctx.Err() != nil {
-			return total, ctx.Err()
-		}
-		next, ended, err := f.progress()
-		if ended && i >= next {
-			return total, err
-		}
-		e, ok := s.store.Get(sliceKey(f.vk, i))
-		if !ok {
-			return total, errGone
-		}
-		n, err := e.WriteBodyTo(w, 0, e.Len())
-		e.Close()
-		total += n
-		if err != nil {
-			return total, err
-		}
-	}
-}
-
-func sliceKey(vk string, i int64) string { return "s:" + vk + "#" + strconv.FormatInt(i, 10) }
-
-// writeBody writes bytes [a, b] of the object.
-func (s *Server) writeBody(ctx context.Context, w io.Writer, rt *runtime, ri reqInfo, vk string, m *objMeta, e *store.Entry, f *fill, a, b int64) (int64, error) {
-	if !m.Sliced {
-		if e != nil {
-			return e.WriteBodyTo(w, a, b-a+1)
-		}
-		if f != nil {
-			if st := f.streamAt(ctx, 0); st != nil {
-				return st.copyTo(ctx, w, a, b+1)
-			}
-		}
-		m2, e2 := s.getMeta("o:" + vk)
-		if m2 == nil {
-			return 0, errGone
-		}
-		defer e2.Close()
-		if m2.Sliced || m2.Size != m.Size || validator(m2.Header) != validator(m.Header) {
-			return 0, errGone
-		}
-		return e2.WriteBodyTo(w, a, b-a+1)
-	}
-	var total int64
-	S := m.SliceBytes
-	for i := a / S; i <= b/S; i++ {
-		base := i * S
-		lo, hi := max(a, base)-base, min(b, base+S-1)-base+1
-		n, err := s.writeSlice(ctx, w, rt, ri, vk, m, f, i, lo, hi)
-		total += n
-		if err != nil {
-			return total, err
-		}
-	}
-	return total, nil
-}
-
-func (s *Server) writeSlice(ctx context.Context, w io.Writer, rt *runtime, ri reqInfo, vk string, m *objMeta, f *fill, i, lo, hi int64) (int64, error) {
-	if f != nil {
-		if st := f.streamAt(ctx, i); st != nil {
-			return st.copyTo(ctx, w, lo, hi)
-		}
-	}
-	sk := sliceKey(vk, i)
-	if e, ok := s.store.Get(sk); ok {
-		if string(e.Meta()) == validator(m.Header) && e.Len() >= hi {
-			defer e.Close()
-			return e.WriteBodyTo(w, lo, hi-lo)
-		}
-		e.Close()
-		s.store.Delete(sk)
-	}
-	st := s.sliceStream(rt, ri, vk, m, i)
-	return st.copyTo(ctx, w, lo, hi)
-}
-
-// sliceStream returns the in-flight fetch of slice i, starting one if none.
-func (s *Server) sliceStream(rt *runtime, ri reqInfo, vk string, m *objMeta, i int64) *stream {
-	sk := sliceKey(vk, i)
-	s.mu.Lock()
-	if st, ok := s.slices[sk]; ok && st.validator == validator(m.Header) {
-		s.mu.Unlock()
-		return st
-	}
-	S := m.SliceBytes
-	n := min(S, m.Size-i*S)
-	st := newStream(n, validator(m.Header))
-	s.slices[sk] = st
-	s.mu.Unlock()
-	ri.header = ri.header.Clone()
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		defer s.unregisterSlice(sk, st)
-		err := s.fetchSlice(rt, ri, vk, m, i, st)
-		st.finish(err)
-		if err != nil {
-			s.log.Debug("slice fetch failed", "key", ri.pk, "slice", i, "err", err)
-			if errors.Is(err, errObjectChanged) {
-				s.deleteObject("o:" + vk)
-			}
-			return
-		}
-		buf, _ := st.wait(context.Background())
-		s.store.Put(sk, []byte(validator(m.Header)), buf)
-	}()
-	return st
-}
-
-func (s *Server) unregisterSlice(sk string, st *stream) {
-	s.mu.Lock()
-	if s.slices[sk] == st {
-		delete(s.slices, sk)
-	}
-	s.mu.Unlock()
-}
-
-var errObjectChanged = errors.New("edge: object changed upstream (slice validators differ)")
-
-// fetchSlice fetches slice i of a sliced object with a byte-range request and
-// checks that it belongs to the same representation.
-func (s *Server) fetchSlice(rt *runtime, ri reqInfo, vk string, m *objMeta, i int64, st *stream) error {
-	S := m.SliceBytes
-	lo, hi := i*S, min(i*S+S, m.Size)-1
-	h := upstreamHeader(ri.header, true)
-	h.Set("Range", fmt.Sprintf("bytes=%d-%d", lo, hi))
-	resp, err := s.roundTrip(s.bgCtx, rt, ri, http.MethodGet, h, nil, 0, true)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusPartialContent {
-		return fmt.Errorf("%w: status %d to a range request", errObjectChanged, resp.StatusCode)
-	}
-	cr, total, err := httpcache.ParseContentRange(resp.Header.Get("Content-Range"))
-	if err != nil || cr.Start != lo || cr.End != hi || total != m.Size {
-		return fmt.Errorf("%w: content-range %q", errObjectChanged, resp.Header.Get("Content-Range"))
-	}
-	if v := validator(m.Header); v != validator(resp.Header) {
-		return errObjectChanged
-	}
-	n, err := io.Copy(st, io.LimitReader(resp.Body, hi-lo+1))
-	if err != nil {
-		return err
-	}
-	if n != hi-lo+1 {
-		return errShortStream
-	}
-	return nil
 }
 
 // deleteObject removes an object and its slices.

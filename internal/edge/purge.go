@@ -118,6 +118,14 @@ func (s *Server) purgeKey(pk string, soft bool) int {
 			delete(s.fills, k)
 		}
 	}
+	for vk, fs := range s.bodies {
+		if vk == pk || strings.HasPrefix(vk, pk+"\x00") {
+			for _, f := range fs {
+				f.purged.Store(true)
+			}
+			delete(s.bodies, vk)
+		}
+	}
 	s.mu.Unlock()
 	var skeys []string
 	if soft {

@@ -82,8 +82,8 @@ type Server struct {
 	bg       sync.WaitGroup
 
 	mu     sync.Mutex
-	fills  map[string]*fill
-	slices map[string]*stream
+	fills  map[string]*fill   // a miss's fill per storage key, until its object is stored
+	bodies map[string][]*fill // fills streaming a sliced object, per variant key (see fill.go)
 
 	draining atomic.Bool
 	metas    *metaCache
@@ -176,7 +176,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		index:   newIndex(),
 		opts:    opts,
 		fills:   map[string]*fill{},
-		slices:  map[string]*stream{},
+		bodies:  map[string][]*fill{},
 		started: make(chan struct{}),
 		metas:   newMetaCache(),
 		fast:    fastConns{conns: map[net.Conn]*fastConn{}},

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"io"
 	"sync"
 )
@@ -61,8 +60,6 @@ func (s *stream) wait(ctx context.Context) ([]byte, error) {
 		}
 	}
 }
-
-var errShortStream = errors.New("edge: upstream body ended early")
 
 // copyTo writes bytes [off, end) of the stream to w as they arrive.
 func (s *stream) copyTo(ctx context.Context, w io.Writer, off, end int64) (int64, error) {
