@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,5 +182,103 @@ func TestOriginClosesEarly(t *testing.T) {
 	}
 	if cs := resp.Header.Get("Cache-Status"); !bytes.Contains([]byte(cs), []byte("miss")) {
 		t.Errorf("second Cache-Status %q: the cut body must not have been stored", cs)
+	}
+}
+
+// TestSlowOriginServesStale: with a stale copy in the cache, a slow origin
+// gets StaleDeadline, then the copy is served; the fetch goes on and
+// refreshes the cache.
+func TestSlowOriginServesStale(t *testing.T) {
+	var n atomic.Int32
+	origin, _ := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1")
+		if n.Add(1) > 1 {
+			time.Sleep(1500 * time.Millisecond)
+			io.WriteString(w, "v2")
+			return
+		}
+		io.WriteString(w, "v1")
+	})
+	e := startEdge(t, Config{Origin: origin.URL, StaleDeadline: 300 * time.Millisecond})
+	if _, body := get(t, e.url+"/p"); body != "v1" {
+		t.Fatalf("prime: %q", body)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	start := time.Now()
+	resp, body := get(t, e.url+"/p")
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("stale copy after %v, want about the 300ms deadline", took)
+	}
+	if body != "v1" || !strings.Contains(resp.Header.Get("Cache-Status"), "upstream-slow") {
+		t.Fatalf("got %q, Cache-Status %q; want the stale v1 marked upstream-slow", body, resp.Header.Get("Cache-Status"))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, body := get(t, e.url+"/p"); body == "v2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow fetch never refreshed the cache")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestObjectChangedBetweenSlices: slice 0 of version 1 is cached, then the
+// origin changes the object; a whole GET must never stitch the versions:
+// it is served as version 2, fetched anew.
+func TestObjectChangedBetweenSlices(t *testing.T) {
+	v1, v2 := objectBytes(3<<20+10, 6), objectBytes(3<<20+10, 7)
+	var cur atomic.Pointer[[]byte]
+	cur.Store(&v1)
+	origin, _ := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		b := *cur.Load()
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("ETag", fmt.Sprintf(`"v%d"`, b[1]))
+		http.ServeContent(w, r, "o.bin", time.Time{}, bytes.NewReader(b))
+	})
+	e := startEdge(t, Config{Origin: origin.URL, SliceBytes: 1 << 20})
+	if code, b, err := rawRange(t, e.url, "/o.bin", "bytes=0-9", -1); err != nil || code != 206 || !bytes.Equal(b, v1[:10]) {
+		t.Fatalf("prime: %d %v", code, err)
+	}
+	cur.Store(&v2)
+	resp, body := get(t, e.url+"/o.bin")
+	if resp.StatusCode != 200 || body != string(v2) {
+		same := body == string(v1)
+		t.Fatalf("status %d, %d bytes, equal to v1: %v; want v2 whole", resp.StatusCode, len(body), same)
+	}
+}
+
+// TestStalledBodyFails: an origin that stops sending mid-body fails the
+// response after the upstream timeout (aborted, not hung), and nothing is
+// stored.
+func TestStalledBodyFails(t *testing.T) {
+	content := objectBytes(200<<10, 8)
+	var n atomic.Int32
+	release := make(chan struct{})
+	origin, _ := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Content-Length", strconv.Itoa(len(content)))
+		if n.Add(1) == 1 {
+			w.Write(content[:50<<10])
+			w.(http.Flusher).Flush()
+			<-release
+			return
+		}
+		w.Write(content)
+	})
+	t.Cleanup(func() { close(release) }) // before the origin's Close, which waits for the handler
+	e := startEdge(t, Config{Origin: origin.URL, UpstreamTimeout: 500 * time.Millisecond})
+	start := time.Now()
+	_, b, err := rawRange(t, e.url, "/s.bin", "bytes=0-", -1)
+	if err == nil {
+		t.Fatalf("stalled body: %d bytes and no error; want an aborted response", len(b))
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("aborted after %v, want about the 500ms upstream timeout", took)
+	}
+	resp, body := get(t, e.url+"/s.bin")
+	if body != string(content) || !strings.Contains(resp.Header.Get("Cache-Status"), "miss") {
+		t.Fatalf("after the stall: %d bytes, Cache-Status %q", len(body), resp.Header.Get("Cache-Status"))
 	}
 }
