@@ -18,6 +18,7 @@ type metrics struct {
 	coalesced       prometheus.Counter
 	purged          prometheus.Counter
 	refused         *prometheus.CounterVec
+	longKeys        prometheus.Counter
 	hits            prometheus.Counter // requests{cache="hit"}, resolved once for the fast path
 	misses          prometheus.Counter // requests{cache="miss"}, likewise
 }
@@ -55,6 +56,10 @@ func newMetrics(st func() store.Stats, parked, uringConns func() int) *metrics {
 			Namespace: ns, Subsystem: sub, Name: "refused_requests_total",
 			Help: "Requests refused before any upstream contact, by reason.",
 		}, []string{"reason"}),
+		longKeys: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "long_keys_total",
+			Help: "Requests served without storing because their cache key was longer than maxKey.",
+		}),
 	}
 	m.hits = m.requests.WithLabelValues("hit")
 	m.misses = m.requests.WithLabelValues("miss")
@@ -62,7 +67,7 @@ func newMetrics(st func() store.Stats, parked, uringConns func() int) *metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help},
 			func() float64 { return float64(f(st())) })
 	}
-	m.reg.MustRegister(m.requests, m.bytesOut, m.upstreamFetches, m.upstreamLatency, m.coalesced, m.purged, m.refused,
+	m.reg.MustRegister(m.requests, m.bytesOut, m.upstreamFetches, m.upstreamLatency, m.coalesced, m.purged, m.refused, m.longKeys,
 		gauge("memory_tier_bytes", "Bytes held by the memory tier.", func(s store.Stats) int64 { return s.MemoryBytes }),
 		gauge("memory_tier_objects", "Blobs held by the memory tier.", func(s store.Stats) int64 { return s.MemoryItems }),
 		gauge("disk_tier_bytes", "Bytes held by the disk tier.", func(s store.Stats) int64 { return s.DiskBytes }),
