@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,7 @@ type edgeFile struct {
 	CacheDir        string   `json:"cacheDir"`
 	Disk            string   `json:"disk"`
 	Slice           string   `json:"slice"`
+	MaxKey          string   `json:"maxKey"`
 	StaleIfError    string   `json:"staleIfError"`
 	HeuristicMax    string   `json:"heuristicMax"`
 	UpstreamTimeout string   `json:"upstreamTimeout"`
@@ -100,6 +102,7 @@ func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
 	fs.StringVar(&ef.f.CacheDir, "cache-dir", "", "disk tier directory (none if empty)")
 	fs.StringVar(&ef.f.Disk, "disk", "10GiB", "disk tier size")
 	fs.StringVar(&ef.f.Slice, "slice", "4MiB", "slice size for large objects")
+	fs.StringVar(&ef.f.MaxKey, "max-key", "8KiB", "longest cache key (scheme, host, path, query) stored; longer ones are served but not stored")
 	fs.StringVar(&ef.f.StaleIfError, "stale-if-error", "24h", "serve stale content this long past expiry when the upstream fails (0 disables)")
 	fs.StringVar(&ef.f.HeuristicMax, "heuristic-max", "24h", "cap on heuristic freshness")
 	fs.StringVar(&ef.f.UpstreamTimeout, "upstream-timeout", "30s", "time allowed for an upstream's response header, and for each wait for body bytes")
@@ -158,6 +161,7 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		f.CacheDir = pick("cache-dir", f.CacheDir, ff.CacheDir)
 		f.Disk = pick("disk", f.Disk, ff.Disk)
 		f.Slice = pick("slice", f.Slice, ff.Slice)
+		f.MaxKey = pick("max-key", f.MaxKey, ff.MaxKey)
 		f.StaleIfError = pick("stale-if-error", f.StaleIfError, ff.StaleIfError)
 		f.HeuristicMax = pick("heuristic-max", f.HeuristicMax, ff.HeuristicMax)
 		f.UpstreamTimeout = pick("upstream-timeout", f.UpstreamTimeout, ff.UpstreamTimeout)
@@ -256,6 +260,9 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 	size("memory", f.Memory, &cfg.MemoryBytes)
 	size("disk", f.Disk, &cfg.DiskBytes)
 	size("slice", f.Slice, &cfg.SliceBytes)
+	var maxKey int64
+	size("max-key", f.MaxKey, &maxKey)
+	cfg.MaxKeyBytes = int(maxKey)
 	dur("stale-if-error", f.StaleIfError, &cfg.StaleIfError)
 	if f.StaleIfError == "0" || cfg.StaleIfError == 0 && f.StaleIfError != "" {
 		cfg.StaleIfError = -1
@@ -299,6 +306,11 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		opts.ObserveConn, opts.ObserveFD = col.ObserveConn, col.ObserveFD
 		rep := rtt.NewReporter(col, rtt.ReporterOptions{Region: ef.region, Targets: ef.rttTargets, Logger: log})
 		go rep.Run(ctx)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// One edge per process here (unlike `kubecdn up`), so the process's
+		// memory is the edge's.
+		debug.SetMemoryLimit(edge.SoftMemoryLimit(cfg))
 	}
 	srv, err := edge.New(cfg, opts)
 	if err != nil {

@@ -65,6 +65,11 @@ type Config struct {
 	Pprof bool `json:"pprof,omitempty"`
 	// MaxHeaderBytes bounds a request's header. If zero, defaults to 32 KiB.
 	MaxHeaderBytes int `json:"maxHeaderBytes,omitempty"`
+	// MaxKeyBytes bounds the primary cache key (scheme, host, path and
+	// query). A request with a longer key is served from the upstream and
+	// never stored (counted in kubecdn_edge_long_keys_total), so long unique
+	// URLs cannot fill the memory with keys. If zero, defaults to 8 KiB.
+	MaxKeyBytes int `json:"maxKey,omitempty"`
 
 	// TLSListen, when set, is the HTTPS address served next to Listen.
 	TLSListen string `json:"tlsListen,omitempty"`
@@ -109,6 +114,19 @@ type Config struct {
 	// "off" with a goroutine per connection. A restart applies it.
 	IOUring string `json:"ioUring,omitempty"`
 }
+
+// DefaultMaxKeyBytes is the default of Config.MaxKeyBytes: far above any
+// URL a browser sends (they stop near 2 KiB to 8 KiB), far below what lets a
+// client weigh down the cache with keys.
+const DefaultMaxKeyBytes = 8 << 10
+
+// The range of Config.MaxKeyBytes: a storage key is the primary key plus a
+// prefix and, for a variant, the request's values of the Vary fields, and
+// the store refuses keys over store.MaxKeyLen.
+const (
+	minMaxKeyBytes = 1 << 10
+	maxMaxKeyBytes = 16 << 10
+)
 
 // IOUring values.
 const (
@@ -156,6 +174,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 32 << 10
+	}
+	if c.MaxKeyBytes == 0 {
+		c.MaxKeyBytes = DefaultMaxKeyBytes
 	}
 	for i, h := range c.Hostnames {
 		c.Hostnames[i] = strings.ToLower(strings.TrimSuffix(h, "."))
@@ -227,6 +248,9 @@ func (c Config) Validate() error {
 	}
 	if c.DiskBytes < 0 {
 		bad("disk", "must not be negative")
+	}
+	if c.MaxKeyBytes != 0 && (c.MaxKeyBytes < minMaxKeyBytes || c.MaxKeyBytes > maxMaxKeyBytes) {
+		bad("maxKey", "must be between %d and %d bytes, got %d", minMaxKeyBytes, maxMaxKeyBytes, c.MaxKeyBytes)
 	}
 	if c.SliceBytes != 0 && (c.SliceBytes < 64<<10 || c.SliceBytes > 64<<20) {
 		bad("slice", "must be between 64KiB and 64MiB, got %d", c.SliceBytes)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -28,6 +29,9 @@ func TestConfigValidate(t *testing.T) {
 		{"bad hostname", func(c *Config) { c.Hostnames = []string{"ok.example", "a/b"} }, "hostnames[1]"},
 		{"negative memory", func(c *Config) { c.MemoryBytes = -1 }, "memory: must not be negative"},
 		{"tiny slice", func(c *Config) { c.SliceBytes = 10 }, "slice: must be between"},
+		{"tiny maxKey", func(c *Config) { c.MaxKeyBytes = 100 }, "maxKey: must be between"},
+		{"huge maxKey", func(c *Config) { c.MaxKeyBytes = 1 << 20 }, "maxKey: must be between"},
+		{"maxKey 4KiB", func(c *Config) { c.MaxKeyBytes = 4 << 10 }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,7 +188,7 @@ func TestTagsOf(t *testing.T) {
 }
 
 func TestIndexMatch(t *testing.T) {
-	x := newIndex()
+	x := newIndex(nil)
 	x.add("http://h/a/1", "o:http://h/a/1", []string{"red"})
 	x.add("http://h/a/2", "o:http://h/a/2", nil)
 	x.add("http://h/b/1", "o:http://h/b/1", []string{"red", "blue"})
@@ -207,7 +211,7 @@ func TestIndexMatch(t *testing.T) {
 }
 
 func TestIndexRemoveForgetsTags(t *testing.T) {
-	x := newIndex()
+	x := newIndex(nil)
 	x.add("http://h/a", "o:http://h/a", []string{"red", "blue"})
 	x.add("http://h/b", "o:http://h/b", []string{"red"})
 	x.remove("http://h/a")
@@ -219,5 +223,101 @@ func TestIndexRemoveForgetsTags(t *testing.T) {
 	}
 	if _, ok := x.tags["blue"]; ok {
 		t.Fatal("an empty tag set was kept")
+	}
+}
+
+// TestIndexFollowsStore: the index names only what the store holds, in
+// whatever order a Put, its add and the store's eviction report come.
+func TestIndexFollowsStore(t *testing.T) {
+	held := map[string]bool{}
+	x := newIndex(func(k string) bool { return held[k] })
+	const pk = "http://h/a"
+	sk, v1, v2 := "o:"+pk, "o:"+pk+"\x00gzip", "o:"+pk+"\x00br"
+
+	// Refused on admission (or evicted) before the add: not indexed.
+	x.add(pk, sk, []string{"red"})
+	if x.len() != 0 || len(x.match(nil, nil, []string{"red"}, false)) != 0 {
+		t.Fatalf("a key the store does not hold was indexed")
+	}
+	// Stored, then reported evicted after a newer Put stored it again: kept.
+	held[sk] = true
+	x.add(pk, sk, []string{"red"})
+	if x.evicted(sk) || x.len() != 1 {
+		t.Fatalf("an eviction report for a key stored again forgot it")
+	}
+	// Gone for real: forgotten with its tags.
+	delete(held, sk)
+	if !x.evicted(sk) || x.len() != 0 || len(x.tags) != 0 {
+		t.Fatalf("an evicted key stayed: %d keys, tags %v", x.len(), x.tags)
+	}
+	// Variants: the primary key stays while one of them is held.
+	held[v1], held[v2] = true, true
+	x.add(pk, v1, nil)
+	x.add(pk, v2, nil)
+	delete(held, v1)
+	if x.evicted(v1) || len(x.variants(pk)) != 1 {
+		t.Fatalf("variants after one left: %q", x.variants(pk))
+	}
+	delete(held, v2)
+	if !x.evicted(v2) || x.len() != 0 {
+		t.Fatalf("primary key kept with no variant")
+	}
+}
+
+// TestIndexManyVariants: an object with many variants keeps a set, and
+// dropping them one by one leaves nothing behind.
+func TestIndexManyVariants(t *testing.T) {
+	held := map[string]bool{}
+	x := newIndex(func(k string) bool { return held[k] })
+	const pk = "http://h/v"
+	var sks []string
+	for i := range 3 * manyVariants {
+		sk := fmt.Sprintf("o:%s\x00%d", pk, i)
+		held[sk] = true
+		sks = append(sks, sk)
+		x.add(pk, sk, nil)
+		x.add(pk, sk, nil) // twice: still one variant
+	}
+	if n := len(x.variants(pk)); n != len(sks) {
+		t.Fatalf("%d variants, want %d", n, len(sks))
+	}
+	for i, sk := range sks {
+		delete(held, sk)
+		forgotten := x.evicted(sk)
+		if forgotten != (i == len(sks)-1) {
+			t.Fatalf("evicting variant %d: forgotten = %v", i, forgotten)
+		}
+	}
+	if x.len() != 0 {
+		t.Fatalf("index holds %d keys after every variant left", x.len())
+	}
+}
+
+// TestIndexSharesStoreKeyBytes: the index keeps a primary key as a
+// substring of the storage key (the bytes the store holds and weighs), not
+// as a copy of its own.
+func TestIndexSharesStoreKeyBytes(t *testing.T) {
+	x := newIndex(nil)
+	pk := "http://h/" + strings.Repeat("q", 1000)
+	sk := "o:" + pk
+	x.add(strings.Clone(pk), sk, nil)
+	for k := range x.keys {
+		if unsafe.StringData(k) != unsafe.StringData(sk[2:]) {
+			t.Fatal("the index holds its own copy of the primary key")
+		}
+	}
+}
+
+// TestMetaEncodeExact: the encoded metadata is allocated once, at about its
+// length, so the memory tier, which weighs a blob by len(meta), is not
+// holding twice what it counts for a long key.
+func TestMetaEncodeExact(t *testing.T) {
+	m := &objMeta{
+		Key: "https://h/p?" + strings.Repeat("q", 7<<10), Status: 200, Tags: []string{"a", "b"},
+		Header: http.Header{"Content-Type": {"text/plain"}, "Cache-Control": {"max-age=60"}, "Set-Cookie": {"a=b", "c=d"}},
+	}
+	b := m.encode()
+	if spare := cap(b) - len(b); spare > 256 {
+		t.Fatalf("encoded meta of %d bytes has %d spare bytes of capacity", len(b), spare)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -247,12 +249,32 @@ func (cm *cachedMeta) decideFast(rt *runtime, now time.Time) (age, ttl time.Dura
 	return age, ttl, true
 }
 
+// metaCache holds decoded metadata by storage key. It is bounded in bytes
+// (see metaWeight), and the store's OnEvict hook drops what the tiers
+// evict, so it never keeps an evicted blob's metadata alive.
 type metaCache struct {
 	c *otter.Cache[string, *cachedMeta]
 }
 
-func newMetaCache() *metaCache {
-	c, _ := otter.New(&otter.Options[string, *cachedMeta]{MaximumSize: 1 << 16})
+// metaCacheBytes is the bound of the decoded-metadata cache for a memory
+// tier of memBytes: an eighth of it, from 1 MiB to 64 MiB (some 50,000
+// typical objects; the pods' memory beyond the tier is a fixed 256 MiB).
+func metaCacheBytes(memBytes int64) int64 { return min(max(memBytes/8, 1<<20), 64<<20) }
+
+// metaWeight estimates what a decoded metadata costs beyond the store: its
+// own copy of the key, the raw bytes (shared with the memory tier while the
+// blob is there, not after), their decoded form (about as large again), the
+// wire header and the structs.
+func metaWeight(key string, cm *cachedMeta) uint32 {
+	return uint32(min(int64(len(key))+2*int64(len(cm.raw))+int64(len(cm.wire))+256, math.MaxUint32))
+}
+
+func newMetaCache(maxBytes int64) *metaCache {
+	c, err := otter.New(&otter.Options[string, *cachedMeta]{MaximumWeight: uint64(maxBytes), Weigher: metaWeight})
+	if err != nil {
+		// Only invalid options make otter.New fail; ours are valid by construction.
+		panic(fmt.Sprintf("edge: metadata cache options: %v", err))
+	}
 	return &metaCache{c: c}
 }
 

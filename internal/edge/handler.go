@@ -62,7 +62,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ri := s.reqInfo(r, rt)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		s.serveCacheable(w, r, rt, ri, true)
+		s.serveCacheableKey(w, r, rt, ri)
 	default:
 		s.pass(w, r, rt, ri, "bypass")
 	}

@@ -8,34 +8,118 @@ import (
 )
 
 // index remembers which stored objects exist per primary key and per tag, so
-// a purge by prefix or tag does not read the store. The store evicts on its
-// own, so the index may name objects that are gone: a purge of those is a
-// no-op, and a sweep forgets them (see sweepIndex) so the index does not
-// grow with every URL ever seen.
+// a purge by prefix or tag does not read the store.
+//
+// It is bounded by the store: the store's OnEvict hook calls evicted, which
+// forgets a storage key the moment no tier holds it, so the index never
+// names more objects than the tiers hold. Its keys cost no bytes of their
+// own: a primary key is kept as a substring of a storage key the store holds
+// (the same bytes), so the tier's weight, which counts the key, counts it
+// here too. A sweep (sweepIndex) remains as a backstop for a store without
+// the hook.
 type index struct {
-	mu   sync.Mutex
+	mu sync.Mutex
+	// has reports whether the store still holds a storage key (the store's
+	// Contains); nil means always.
+	has  func(storageKey string) bool
 	keys map[string]*indexEntry         // primary key -> its variants and tags
 	tags map[string]map[string]struct{} // tag -> primary keys
 }
 
+// manyVariants is the number of variants from which an entry keeps a set
+// beside its list, so adding a variant stays O(1) for an object that varies
+// on a header with many values.
+const manyVariants = 16
+
 type indexEntry struct {
-	variants map[string]struct{} // storage keys ("o:...") of each variant
+	variants []string            // storage keys ("o:...") of each variant
+	set      map[string]struct{} // variants as a set, once there are manyVariants
 	tags     []string
 }
 
-func newIndex() *index {
-	return &index{keys: map[string]*indexEntry{}, tags: map[string]map[string]struct{}{}}
+func (e *indexEntry) hasVariant(sk string) bool {
+	if e.set != nil {
+		_, ok := e.set[sk]
+		return ok
+	}
+	for _, v := range e.variants {
+		if v == sk {
+			return true
+		}
+	}
+	return false
 }
 
+func (e *indexEntry) addVariant(sk string) {
+	if e.hasVariant(sk) {
+		return
+	}
+	e.variants = append(e.variants, sk)
+	if e.set != nil {
+		e.set[sk] = struct{}{}
+	} else if len(e.variants) >= manyVariants {
+		e.set = make(map[string]struct{}, len(e.variants))
+		for _, v := range e.variants {
+			e.set[v] = struct{}{}
+		}
+	}
+}
+
+// dropVariant removes sk and reports whether it was there.
+func (e *indexEntry) dropVariant(sk string) bool {
+	if !e.hasVariant(sk) {
+		return false
+	}
+	for i, v := range e.variants {
+		if v == sk {
+			last := len(e.variants) - 1
+			e.variants[i] = e.variants[last]
+			e.variants[last] = ""
+			e.variants = e.variants[:last]
+			break
+		}
+	}
+	if e.set != nil {
+		delete(e.set, sk)
+		if len(e.variants) < manyVariants/2 {
+			e.set = nil
+		}
+	}
+	return true
+}
+
+func newIndex(has func(storageKey string) bool) *index {
+	return &index{has: has, keys: map[string]*indexEntry{}, tags: map[string]map[string]struct{}{}}
+}
+
+// primaryOf returns the primary key inside a storage key ("o:" + pk, or
+// "o:" + pk + NUL + vary key) as a substring of it, so it shares its bytes.
+func primaryOf(storageKey string) (string, bool) {
+	rest, ok := strings.CutPrefix(storageKey, "o:")
+	if !ok {
+		return "", false
+	}
+	if i := strings.IndexByte(rest, 0); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest, true
+}
+
+// add records that the store holds storageKey, a variant of pk, with tags.
+// Call it after the store's Put: if the blob is already gone (refused on
+// admission, evicted meanwhile), add forgets it again, so an eviction
+// reported before the add cannot leave it behind.
 func (x *index) add(pk, storageKey string, tags []string) {
+	if p, ok := primaryOf(storageKey); ok && p == pk {
+		pk = p // the store's bytes, not a copy
+	}
 	x.mu.Lock()
-	defer x.mu.Unlock()
 	e := x.keys[pk]
 	if e == nil {
-		e = &indexEntry{variants: map[string]struct{}{}}
+		e = &indexEntry{}
 		x.keys[pk] = e
 	}
-	e.variants[storageKey] = struct{}{}
+	e.addVariant(storageKey)
 	for _, t := range tags {
 		ks := x.tags[t]
 		if ks == nil {
@@ -47,6 +131,33 @@ func (x *index) add(pk, storageKey string, tags []string) {
 			e.tags = append(e.tags, t)
 		}
 	}
+	x.mu.Unlock()
+	if x.has != nil && !x.has(storageKey) {
+		x.evicted(storageKey)
+	}
+}
+
+// evicted forgets storageKey if the store no longer holds it, and reports
+// whether that left its primary key with no variant (forgotten). The check
+// is made under the lock: a Put of the key that the check missed is
+// followed by its add, which then comes after this removal.
+func (x *index) evicted(storageKey string) (forgotten bool) {
+	pk, ok := primaryOf(storageKey)
+	if !ok {
+		return false
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	e := x.keys[pk]
+	if e == nil || !e.hasVariant(storageKey) || (x.has != nil && x.has(storageKey)) {
+		return false
+	}
+	e.dropVariant(storageKey)
+	if len(e.variants) > 0 {
+		return false
+	}
+	x.forgetLocked(pk, e)
+	return true
 }
 
 func containsString(ss []string, s string) bool {
@@ -66,6 +177,11 @@ func (x *index) remove(pk string) []string {
 	if e == nil {
 		return nil
 	}
+	x.forgetLocked(pk, e)
+	return append([]string(nil), e.variants...)
+}
+
+func (x *index) forgetLocked(pk string, e *indexEntry) {
 	delete(x.keys, pk)
 	for _, t := range e.tags {
 		if ks := x.tags[t]; ks != nil {
@@ -75,11 +191,6 @@ func (x *index) remove(pk string) []string {
 			}
 		}
 	}
-	out := make([]string, 0, len(e.variants))
-	for k := range e.variants {
-		out = append(out, k)
-	}
-	return out
 }
 
 // variants returns the storage keys of pk without forgetting them.
@@ -90,11 +201,7 @@ func (x *index) variants(pk string) []string {
 	if e == nil {
 		return nil
 	}
-	out := make([]string, 0, len(e.variants))
-	for k := range e.variants {
-		out = append(out, k)
-	}
-	return out
+	return append([]string(nil), e.variants...)
 }
 
 // sample returns up to n primary keys, from wherever map iteration starts.
@@ -155,8 +262,10 @@ func (x *index) match(keys, prefixes, tags []string, forget bool) []string {
 	return out
 }
 
-// sweepIndex forgets, a batch at a time, the primary keys none of whose
-// variants the store still holds, until ctx ends.
+// sweepIndex forgets, a batch at a time, the storage keys the store no
+// longer holds, until ctx ends. With the store's OnEvict hook (the edge's
+// own tiers) nothing is left for it; it covers a store given through
+// Options.Store.
 func (s *Server) sweepIndex(ctx context.Context, every time.Duration, batch int) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -172,17 +281,10 @@ func (s *Server) sweepIndex(ctx context.Context, every time.Duration, batch int)
 
 func (s *Server) sweepOnce(batch int) (forgotten int) {
 	for _, pk := range s.index.sample(batch) {
-		alive := false
 		for _, sk := range s.index.variants(pk) {
-			if e, ok := s.store.Get(sk); ok {
-				e.Close()
-				alive = true
-				break
+			if !s.store.Contains(sk) && s.index.evicted(sk) {
+				forgotten++
 			}
-		}
-		if !alive {
-			s.index.remove(pk)
-			forgotten++
 		}
 	}
 	return forgotten

@@ -42,8 +42,30 @@ func appendStrings(b []byte, ss []string) []byte {
 	return b
 }
 
+// encodedLen bounds the length of m's encoding, so encode allocates once
+// and exactly: the memory tier weighs a blob by the length of its meta, and
+// the spare capacity of a slice grown by appending would be held unweighed.
+func (m *objMeta) encodedLen() int {
+	const varint = binary.MaxVarintLen64
+	n := 2 + 6*varint + len(m.Key) + varint
+	for _, ss := range [][]string{m.VaryNames, m.Tags} {
+		n += varint
+		for _, s := range ss {
+			n += varint + len(s)
+		}
+	}
+	n += varint
+	for k, vs := range m.Header {
+		n += 2*varint + len(k)
+		for _, v := range vs {
+			n += varint + len(v)
+		}
+	}
+	return n
+}
+
 func (m *objMeta) encode() []byte {
-	b := make([]byte, 0, 256)
+	b := make([]byte, 0, m.encodedLen())
 	b = append(b, metaVersion)
 	var flags byte
 	if m.Marker {

@@ -19,6 +19,7 @@ type metrics struct {
 	purged          prometheus.Counter
 	refused         *prometheus.CounterVec
 	aborted         prometheus.Counter
+	longKeys        prometheus.Counter
 	hits            prometheus.Counter // requests{cache="hit"}, resolved once for the fast path
 	misses          prometheus.Counter // requests{cache="miss"}, likewise
 }
@@ -60,6 +61,10 @@ func newMetrics(st func() store.Stats, parked, uringConns func() int) *metrics {
 			Namespace: ns, Subsystem: sub, Name: "aborted_responses_total",
 			Help: "Responses cut off after their header because the body could not be completed (upstream failed mid-body).",
 		}),
+		longKeys: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "long_keys_total",
+			Help: "Requests served without storing because their cache key was longer than maxKey.",
+		}),
 	}
 	m.hits = m.requests.WithLabelValues("hit")
 	m.misses = m.requests.WithLabelValues("miss")
@@ -67,7 +72,7 @@ func newMetrics(st func() store.Stats, parked, uringConns func() int) *metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help},
 			func() float64 { return float64(f(st())) })
 	}
-	m.reg.MustRegister(m.requests, m.bytesOut, m.upstreamFetches, m.upstreamLatency, m.coalesced, m.purged, m.refused, m.aborted,
+	m.reg.MustRegister(m.requests, m.bytesOut, m.upstreamFetches, m.upstreamLatency, m.coalesced, m.purged, m.refused, m.aborted, m.longKeys,
 		gauge("memory_tier_bytes", "Bytes held by the memory tier.", func(s store.Stats) int64 { return s.MemoryBytes }),
 		gauge("memory_tier_objects", "Blobs held by the memory tier.", func(s store.Stats) int64 { return s.MemoryItems }),
 		gauge("disk_tier_bytes", "Bytes held by the disk tier.", func(s store.Stats) int64 { return s.DiskBytes }),

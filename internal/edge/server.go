@@ -173,12 +173,11 @@ func New(cfg Config, opts Options) (*Server, error) {
 		log:     opts.Logger,
 		now:     opts.Now,
 		hash:    opts.Hash,
-		index:   newIndex(),
 		opts:    opts,
 		fills:   map[string]*fill{},
 		bodies:  map[string][]*fill{},
 		started: make(chan struct{}),
-		metas:   newMetaCache(),
+		metas:   newMetaCache(metaCacheBytes(cfg.MemoryBytes)),
 		fast:    fastConns{conns: map[net.Conn]*fastConn{}},
 
 		parkAfter: fastParkAfter,
@@ -195,6 +194,9 @@ func New(cfg Config, opts Options) (*Server, error) {
 		s.hash = fnvHash
 	}
 	s.rt.Store(rt)
+	// The index asks the store whether a key is still held; s.store is set
+	// below, before anything is stored or evicted.
+	s.index = newIndex(func(k string) bool { return s.store.Contains(k) })
 	if s.tls, err = newTLSState(cfg, s.log, s.now); err != nil {
 		return nil, err
 	}
@@ -208,10 +210,13 @@ func New(cfg Config, opts Options) (*Server, error) {
 		// disk tier, the fast path still sends large bodies from their disk
 		// copy (sendfile from the page cache, measured faster for whole
 		// large hits), while net/http's path uses the memory copy.
-		mem := store.NewMemory(cfg.MemoryBytes, 0)
+		//
+		// Whatever a tier evicts leaves the index and the decoded-metadata
+		// cache too, so neither outgrows the tiers.
+		mem := store.NewMemoryWith(store.MemoryOptions{MaxBytes: cfg.MemoryBytes, OnEvict: s.storeEvicted})
 		var disk *store.Disk
 		if cfg.CacheDir != "" {
-			disk, err = store.OpenDisk(store.DiskOptions{Dir: cfg.CacheDir, MaxBytes: cfg.DiskBytes})
+			disk, err = store.OpenDisk(store.DiskOptions{Dir: cfg.CacheDir, MaxBytes: cfg.DiskBytes, OnEvict: s.storeEvicted})
 			if err != nil {
 				return nil, fmt.Errorf("cacheDir: %w", err)
 			}
@@ -236,6 +241,17 @@ func New(cfg Config, opts Options) (*Server, error) {
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// storeEvicted is the tiers' OnEvict hook: key left a tier. The decoded
+// metadata goes at once (it would keep the evicted bytes alive); the index
+// forgets the key if no tier holds it any more.
+func (s *Server) storeEvicted(key string) {
+	if !strings.HasPrefix(key, "o:") {
+		return // a slice: neither indexed nor decoded
+	}
+	s.metas.forget(key)
+	s.index.evicted(key)
 }
 
 // rebuildIndex reads the stored objects' metadata (the disk tier survives a

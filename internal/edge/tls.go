@@ -264,7 +264,8 @@ func (s *Server) listenTLS(cfg Config) (net.Listener, error) {
 // starts watching the certificate files until ctx ends.
 func (s *Server) serveTLS(ctx context.Context, ln net.Listener, cfg Config, errLog *log.Logger, errc chan<- error) *http.Server {
 	srv := &http.Server{
-		Handler:           s,
+		Handler:           s.guardH2(s), // HTTP/2 rapid reset: see h2guard.go
+		HTTP2:             h2Config(),
 		TLSConfig:         s.tls.config,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -279,7 +280,7 @@ func (s *Server) serveTLS(ctx context.Context, ln net.Listener, cfg Config, errL
 	// ticket keys set on reload reach it): HTTP/1.1 connections take the
 	// fast path, HTTP/2 ones and whatever it hands over go to srv. Serve
 	// configures HTTP/2 because the config offers "h2".
-	srv.ConnContext = connContext
+	srv.ConnContext = s.tlsConnContext
 	fl := &fastListener{inner: ln, handoff: make(chan net.Conn), closed: make(chan struct{})}
 	go func() { errc <- srv.Serve(fl) }()
 	go func() { errc <- s.acceptLoop(ln, fl, s.tls.config) }()

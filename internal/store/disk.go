@@ -39,6 +39,12 @@ type DiskOptions struct {
 	// Logger receives warnings (corrupt files, I/O errors). If nil, they are
 	// discarded.
 	Logger *slog.Logger
+	// OnEvict, if set, is called with the key of each blob that leaves the
+	// tier other than by being replaced: evicted by MaxBytes, deleted, found
+	// corrupt, or a queued write dropped or failed. Like
+	// MemoryOptions.OnEvict, it may run after a newer Put of the key: ask
+	// Contains.
+	OnEvict func(key string)
 }
 
 const (
@@ -213,6 +219,9 @@ func openDisk(opt DiskOptions, hookWritten func(tmp string)) (*Disk, error) {
 		// never remove a newer version.
 		OnDeletion: func(e otter.DeletionEvent[string, *diskValue]) {
 			d.removeFile(e.Value.path)
+			if e.Cause != otter.CauseReplacement {
+				d.evicted(e.Key)
+			}
 		},
 		Executor: d.execute,
 	})
@@ -240,6 +249,13 @@ func (d *Disk) execute(fn func()) {
 		defer d.work.add(-1)
 		fn()
 	}()
+}
+
+// evicted tells OnEvict that key left the tier.
+func (d *Disk) evicted(key string) {
+	if d.opt.OnEvict != nil {
+		d.opt.OnEvict(key)
+	}
 }
 
 func (d *Disk) stripe(key string) *stripe {
@@ -615,11 +631,16 @@ func (d *Disk) drop(key string, j *job) {
 	d.drops.Add(1)
 	st := d.stripe(key)
 	st.mu.Lock()
+	dropped := false
 	if cur, ok := st.pending[key]; ok && (j == nil || cur == j) {
 		delete(st.pending, key)
+		dropped = true
 	}
 	d.index.Invalidate(key)
 	st.mu.Unlock()
+	if dropped {
+		d.evicted(key) // a queued blob never indexed: otter does not know it left
+	}
 }
 
 func (d *Disk) writer() {
@@ -699,11 +720,15 @@ func (d *Disk) writeFailed(j *job, err error) {
 	d.log.Warn("store: writing cache file", "err", err)
 	st := d.stripe(j.key)
 	st.mu.Lock()
-	if st.pending[j.key] == j {
+	dropped := st.pending[j.key] == j
+	if dropped {
 		delete(st.pending, j.key)
 		d.index.Invalidate(j.key) // do not let the older version outlive this one
 	}
 	st.mu.Unlock()
+	if dropped {
+		d.evicted(j.key)
+	}
 }
 
 // writeTemp writes header, key, meta and, through body, the body to a new
@@ -855,8 +880,23 @@ func (d *Disk) Delete(key string) bool {
 	st.mu.Unlock()
 	if indexed {
 		d.removeFile(v.path)
+	} else if queued {
+		d.evicted(key) // otter never knew it, so its OnDeletion will not say
 	}
 	return queued || indexed
+}
+
+// Contains implements Store: a queued blob or an indexed file (not opened).
+func (d *Disk) Contains(key string) bool {
+	st := d.stripe(key)
+	st.mu.RLock()
+	_, queued := st.pending[key]
+	st.mu.RUnlock()
+	if queued {
+		return true
+	}
+	_, ok := d.index.GetEntryQuietly(key)
+	return ok
 }
 
 // Scan implements Store: first the blobs still queued, then the files (it

@@ -28,11 +28,34 @@ type Memory struct {
 	maxItem  int64
 }
 
+// MemoryOptions configures NewMemoryWith.
+type MemoryOptions struct {
+	// MaxBytes bounds the tier: key, meta, body and an overhead estimate
+	// per item. If zero or negative the tier keeps nothing.
+	MaxBytes int64
+	// MaxItem is the largest weight of a blob the tier keeps. If zero,
+	// MaxBytes/8.
+	MaxItem int64
+	// OnEvict, if set, is called with the key of each blob that leaves the
+	// tier other than by being replaced: evicted by the bound, refused on
+	// admission, deleted or invalidated. It runs on a goroutine of its own,
+	// after the blob is gone, so a Put of the same key may already have
+	// stored it again: ask Contains. Callers keep their own per-key state
+	// (indexes, decoded copies) bounded by the tier this way.
+	OnEvict func(key string)
+}
+
 // NewMemory returns a memory tier holding at most maxBytes (key, meta, body
 // and an overhead estimate per item). Blobs weighing more than maxItem are not
 // kept; if maxItem is zero, it defaults to maxBytes/8. If maxBytes is zero or
 // negative the tier keeps nothing.
 func NewMemory(maxBytes, maxItem int64) *Memory {
+	return NewMemoryWith(MemoryOptions{MaxBytes: maxBytes, MaxItem: maxItem})
+}
+
+// NewMemoryWith returns a memory tier configured by opt.
+func NewMemoryWith(opt MemoryOptions) *Memory {
+	maxBytes, maxItem := opt.MaxBytes, opt.MaxItem
 	if maxItem <= 0 {
 		maxItem = maxBytes / 8
 	}
@@ -41,12 +64,20 @@ func NewMemory(maxBytes, maxItem int64) *Memory {
 	if maxBytes <= 0 {
 		return m
 	}
-	c, err := otter.New(&otter.Options[string, *memItem]{
+	o := &otter.Options[string, *memItem]{
 		MaximumWeight: uint64(maxBytes),
 		Weigher: func(key string, v *memItem) uint32 {
 			return uint32(min(memWeight(key, v.meta, v.body), math.MaxUint32))
 		},
-	})
+	}
+	if onEvict := opt.OnEvict; onEvict != nil {
+		o.OnDeletion = func(e otter.DeletionEvent[string, *memItem]) {
+			if e.Cause != otter.CauseReplacement {
+				onEvict(e.Key)
+			}
+		}
+	}
+	c, err := otter.New(o)
 	if err != nil {
 		// Only invalid options make otter.New fail; ours are valid by construction.
 		panic(fmt.Sprintf("store: otter options: %v", err))
@@ -121,6 +152,15 @@ func (m *Memory) Delete(key string) bool {
 		return false
 	}
 	_, ok := m.cache.Invalidate(key)
+	return ok
+}
+
+// Contains implements Store.
+func (m *Memory) Contains(key string) bool {
+	if m.cache == nil {
+		return false
+	}
+	_, ok := m.cache.GetEntryQuietly(key)
 	return ok
 }
 

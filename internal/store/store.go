@@ -28,6 +28,11 @@ type Store interface {
 	UpdateMeta(key string, meta []byte) error
 	// Delete removes the blob under key and reports whether there was one.
 	Delete(key string) bool
+	// Contains reports whether a blob is stored under key, without reading
+	// it and without counting as a use for eviction. A caller told by an
+	// OnEvict hook that key left a tier asks it whether another tier, or a
+	// newer Put, still holds the key.
+	Contains(key string) bool
 	// Scan calls fn for every blob until fn returns false. Blobs added or
 	// removed during the scan may or may not be seen.
 	Scan(fn func(key string, meta []byte) bool) error

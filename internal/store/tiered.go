@@ -132,6 +132,11 @@ func (t *Tiered) Delete(key string) bool {
 	return inMem || onDisk
 }
 
+// Contains implements Store: either tier.
+func (t *Tiered) Contains(key string) bool {
+	return t.mem.Contains(key) || (t.disk != nil && t.disk.Contains(key))
+}
+
 // Scan implements Store: the disk tier if there is one (it holds every blob
 // the memory tier holds, except writes it dropped), else the memory tier.
 func (t *Tiered) Scan(fn func(key string, meta []byte) bool) error {
