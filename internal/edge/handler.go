@@ -421,7 +421,7 @@ func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *runtime
 	cs.Cache = rt.cfg.Name
 	h["Cache-Status"] = append(append([]string(nil), m.Header["Cache-Status"]...), cs.String())
 	if age > 0 || cs.Hit || m.Header.Get("Age") != "" {
-		h["Age"] = []string{strconv.FormatInt(int64(max(age, 0)/time.Second), 10)}
+		h["Age"] = []string{string(httpcache.AppendAge(nil, age))}
 	}
 	if code := httpcache.EvaluateConditional(r.Method, r.Header, m.Status, m.Header); code != 0 {
 		// RFC 9110 §15.4.5: a 304 carries the validators and caching
