@@ -398,7 +398,9 @@ func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *runtime, ri re
 		cb = &clientBody{r: r.Body}
 		body = cb
 	}
-	resp, err := s.roundTrip(r.Context(), rt, ri, r.Method, h, body, r.ContentLength, false)
+	ctx, ir := relayInterim(r.Context(), w, r)
+	resp, err := s.roundTrip(ctx, rt, ri, r.Method, h, ir.body(body), r.ContentLength, false)
+	ir.stop()
 	if err != nil {
 		if r.Context().Err() != nil {
 			return
