@@ -110,7 +110,7 @@ func (s *Server) roundTrip(ctx context.Context, rt *runtime, ri reqInfo, method 
 		s.metrics.upstreamLatency.WithLabelValues(hp.kind).Observe(time.Since(start).Seconds())
 		if err != nil {
 			s.metrics.upstreamFetches.WithLabelValues(hp.kind, "error").Inc()
-			lastErr = fmt.Errorf("%s %s: %w", hp.kind, hp.base.Host, err)
+			lastErr = &hopError{kind: hp.kind, host: hp.base.Host, err: err}
 			if last || body != nil || ctx.Err() != nil {
 				return nil, lastErr
 			}
@@ -418,7 +418,7 @@ func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *runtime, ri re
 		if isTimeout(err) {
 			code = http.StatusGatewayTimeout
 		}
-		s.writeError(w, rt, code, "upstream unreachable", fwd)
+		s.writeError(w, rt, code, s.upstreamFailed(ri.pk, err), fwd)
 		return
 	}
 	if !safeMethod(r.Method) {

@@ -267,8 +267,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *runt
 		if errors.Is(f.err, context.DeadlineExceeded) || isTimeout(f.err) {
 			code = http.StatusGatewayTimeout
 		}
-		s.log.Debug("upstream failed", "key", ri.pk, "err", f.err)
-		s.writeError(w, rt, code, "upstream unreachable", fwd)
+		s.writeError(w, rt, code, s.upstreamFailed(ri.pk, f.err), fwd)
 	case fillStale:
 		s.serveStaleOnError(w, r, rt, ri, &l, cs)
 	case fillRevalidated:

@@ -98,6 +98,7 @@ type Server struct {
 	// fastWriteTimeout).
 	fastWrite time.Duration
 	date      atomic.Pointer[cachedDate]
+	upLog     rateLog // upstream failures logged (upstreamFailed)
 
 	addrMu    sync.Mutex
 	addr      net.Addr
