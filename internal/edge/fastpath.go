@@ -874,7 +874,7 @@ func (s *Server) appendFastHeader(b []byte, rt *runtime, req *fastReq, https boo
 	}
 	if withAge {
 		b = append(b, "Age: "...)
-		b = strconv.AppendInt(b, int64(max(age, 0)/time.Second), 10)
+		b = httpcache.AppendAge(b, age)
 		b = append(b, "\r\n"...)
 	}
 	b = append(b, "Cache-Status: "...)

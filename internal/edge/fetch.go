@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -109,7 +108,7 @@ func (s *Server) roundTrip(ctx context.Context, rt *runtime, ri reqInfo, method 
 		s.metrics.upstreamLatency.WithLabelValues(hp.kind).Observe(time.Since(start).Seconds())
 		if err != nil {
 			s.metrics.upstreamFetches.WithLabelValues(hp.kind, "error").Inc()
-			lastErr = fmt.Errorf("%s %s: %w", hp.kind, hp.base.Host, err)
+			lastErr = &hopError{kind: hp.kind, host: hp.base.Host, err: err}
 			if last || body != nil || ctx.Err() != nil {
 				return nil, lastErr
 			}
@@ -137,7 +136,9 @@ func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *runtime, ri re
 		cb = &clientBody{r: r.Body}
 		body = cb
 	}
-	resp, err := s.roundTrip(r.Context(), rt, ri, r.Method, h, body, r.ContentLength, false)
+	ctx, ir := relayInterim(r.Context(), w, r)
+	resp, err := s.roundTrip(ctx, rt, ri, r.Method, h, ir.body(body), r.ContentLength, false)
+	ir.stop()
 	if err != nil {
 		if r.Context().Err() != nil {
 			return
@@ -155,7 +156,7 @@ func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *runtime, ri re
 		if isTimeout(err) {
 			code = http.StatusGatewayTimeout
 		}
-		s.writeError(w, rt, code, "upstream unreachable", fwd)
+		s.writeError(w, rt, code, s.upstreamFailed(ri.pk, err), fwd)
 		return
 	}
 	if !safeMethod(r.Method) {

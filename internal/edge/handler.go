@@ -287,8 +287,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *runt
 			return
 		}
 		s.count("error")
-		code, detail := upstreamFailure(f.err)
-		s.log.Debug("upstream failed", "key", ri.pk, "err", f.err)
+		code, detail := s.upstreamFailure(ri.pk, f.err)
 		s.writeError(w, rt, code, detail, fwd)
 	case fillStale:
 		s.serveStaleOnError(w, r, rt, ri, &l, cs, "stale-if-error")
@@ -326,17 +325,20 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *runt
 }
 
 // upstreamFailure is the status and Cache-Status detail of a request whose
-// upstream fetch failed with err before anything was written.
-func upstreamFailure(err error) (code int, detail string) {
+// upstream fetch failed with err before anything was written; failures of
+// the upstream itself are logged (see upstreamFailed).
+func (s *Server) upstreamFailure(key string, err error) (code int, detail string) {
+	code = http.StatusBadGateway
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		code = http.StatusGatewayTimeout
+	}
 	switch {
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return http.StatusGatewayTimeout, "upstream timeout"
 	case errors.Is(err, errObjectChanged):
-		return http.StatusBadGateway, "upstream object changed"
+		return code, "upstream object changed"
 	case errors.Is(err, errBodyStalled):
 		return http.StatusGatewayTimeout, "upstream stalled"
 	}
-	return http.StatusBadGateway, "upstream unreachable"
+	return code, s.upstreamFailed(key, err)
 }
 
 func ttlOf(m *objMeta, age time.Duration, rt *runtime) time.Duration {
@@ -444,8 +446,7 @@ func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *runtime
 			return err
 		default:
 			s.count("error")
-			code, detail := upstreamFailure(err)
-			s.log.Warn("missing slice unavailable", "key", ri.pk, "offset", a, "err", err)
+			code, detail := s.upstreamFailure(ri.pk, err)
 			s.writeError(w, rt, code, detail, "miss")
 			return nil
 		}
@@ -463,7 +464,7 @@ func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *runtime
 	cs.Cache = rt.cfg.Name
 	h["Cache-Status"] = append(append([]string(nil), m.Header["Cache-Status"]...), cs.String())
 	if age > 0 || cs.Hit || m.Header.Get("Age") != "" {
-		h["Age"] = []string{strconv.FormatInt(int64(max(age, 0)/time.Second), 10)}
+		h["Age"] = []string{string(httpcache.AppendAge(nil, age))}
 	}
 	if code != 0 {
 		// RFC 9110 §15.4.5: a 304 carries the validators and caching

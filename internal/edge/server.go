@@ -98,6 +98,8 @@ type Server struct {
 	// fastWriteTimeout).
 	fastWrite time.Duration
 	date      atomic.Pointer[cachedDate]
+	upLog     rateLog     // upstream failures logged (upstreamFailed)
+	ready     atomic.Bool // Run serves every listener, the io_uring accept armed (/readyz)
 
 	addrMu    sync.Mutex
 	addr      net.Addr
@@ -314,12 +316,14 @@ func (s *Server) Run(ctx context.Context) error {
 	ln, aln := s.opts.Listener, s.opts.AdminListener
 	var err error
 	if ln == nil {
-		if ln, err = net.Listen("tcp", rt.cfg.Listen); err != nil {
+		if ln, err = s.listen(ctx, "public", rt.cfg.Listen); err != nil {
 			return fmt.Errorf("listen %s: %w", rt.cfg.Listen, err)
 		}
 	}
 	if aln == nil {
-		if aln, err = net.Listen("tcp", rt.cfg.Admin); err != nil {
+		// After the public listener: the admin's /readyz answering
+		// means this process holds the public address.
+		if aln, err = s.listen(ctx, "admin", rt.cfg.Admin); err != nil {
 			ln.Close()
 			return fmt.Errorf("admin listen %s: %w", rt.cfg.Admin, err)
 		}
@@ -367,6 +371,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if tln != nil {
 		tlsSrv = s.serveTLS(s.bgCtx, tln, rt.cfg, errLog, errc)
 	}
+	s.ready.Store(true)
 	close(s.started)
 	s.log.Info("edge serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "origin", rt.cfg.Origin)
 
@@ -376,6 +381,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 	s.draining.Store(true)
+	s.ready.Store(false)
 	s.uring.Load().stop()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -448,6 +454,10 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if s.draining.Load() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		if !s.ready.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")

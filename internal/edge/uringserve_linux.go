@@ -200,6 +200,10 @@ func (u *uringServer) run(errc chan<- error) {
 	u.arm(uopAccept)
 	u.arm(uopWake)
 	u.arm(uopTick)
+	// Submitted now rather than at the loop's first wait, so that the
+	// accept is armed before the edge reports itself ready. An error
+	// shows again at the loop's first enter.
+	_ = u.r.enter(0)
 	errc <- nil
 	for {
 		if err := u.r.enter(1); err != nil {

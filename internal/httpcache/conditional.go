@@ -103,12 +103,13 @@ func EvaluateConditional(method string, reqHeader http.Header, status int, respH
 		return 0
 	}
 	current, haveCurrent := singleETag(first(respHeader, hETag))
-	lm, haveLM := parseHTTPDate(first(respHeader, hLastModified))
+	ref := dateRef(respHeader)
+	lm, haveLM := parseHTTPDate(first(respHeader, hLastModified), ref)
 	if im := reqHeader["If-Match"]; len(im) > 0 {
 		if !matchesList(im, current, haveCurrent, true) {
 			return http.StatusPreconditionFailed
 		}
-	} else if ius, ok := parseHTTPDate(first(reqHeader, "If-Unmodified-Since")); ok && haveLM {
+	} else if ius, ok := parseHTTPDate(first(reqHeader, "If-Unmodified-Since"), ref); ok && haveLM {
 		if lm.After(ius) {
 			return http.StatusPreconditionFailed
 		}
@@ -124,7 +125,7 @@ func EvaluateConditional(method string, reqHeader http.Header, status int, respH
 		return 0
 	}
 	if ims := reqHeader["If-Modified-Since"]; safe && len(ims) == 1 && haveLM {
-		if t, ok := parseHTTPDate(ims[0]); ok && !lm.After(t) {
+		if t, ok := parseHTTPDate(ims[0], ref); ok && !lm.After(t) {
 			return http.StatusNotModified
 		}
 	}
@@ -152,14 +153,25 @@ func IfRangeMatches(ifRange string, respHeader http.Header) bool {
 		cur, ok := singleETag(first(respHeader, hETag))
 		return ok && !cur.weak && cur.opaque == t.opaque
 	}
-	t, ok := parseHTTPDate(v)
+	ref := dateRef(respHeader)
+	t, ok := parseHTTPDate(v, ref)
 	if !ok {
 		return false
 	}
-	lm, ok := parseHTTPDate(first(respHeader, hLastModified))
+	lm, ok := parseHTTPDate(first(respHeader, hLastModified), ref)
 	if !ok || !lm.Equal(t) {
 		return false
 	}
-	date, ok := parseHTTPDate(first(respHeader, hDate))
-	return ok && date.Sub(lm) >= time.Second
+	return !ref.IsZero() && ref.Sub(lm) >= time.Second
+}
+
+// dateRef is the stored response's Date when it is in a form with a
+// four-digit year: the "now" against which the two-digit years of
+// rfc850-dates in the conditionals are resolved (RFC 9110 §5.6.7), the
+// decisions here having no clock. Without such a Date an rfc850-date is not
+// understood and its precondition is ignored, which is safe: the whole
+// representation is served.
+func dateRef(respHeader http.Header) time.Time {
+	t, _ := parseHTTPDate(first(respHeader, hDate), time.Time{})
+	return t
 }

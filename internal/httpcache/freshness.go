@@ -188,8 +188,8 @@ func authorizedShareable(rd *directives) bool {
 //  1. a targeted field (CDN-Cache-Control, then Surrogate-Control; RFC 9213),
 //     which replaces Cache-Control and Expires: its s-maxage, then max-age;
 //  2. Cache-Control s-maxage, then max-age;
-//  3. Expires minus Date (an invalid Expires such as "0" means already
-//     expired, §5.3);
+//  3. Expires minus Date (an invalid Expires such as "0", a date in no
+//     HTTP-date form, or two Expires lines means already expired, §5.3);
 //  4. the heuristic (§4.2.2), only for a heuristically cacheable status or
 //     a public response: 10% of Date minus Last-Modified, capped by
 //     heuristicMax (zero means 24h, negative disables heuristics); zero
@@ -214,8 +214,10 @@ func lifetime(status int, h http.Header, rd *directives, targeted bool, response
 	date := responseDate(h, responseTime)
 	if !targeted {
 		if v := h[hExpires]; len(v) > 0 {
-			exp, ok := parseHTTPDate(v[0])
-			if !ok || !exp.After(date) {
+			// Expires is a singleton: two lines are no valid date, and
+			// an invalid date means already expired (§5.3).
+			exp, ok := parseHTTPDate(v[0], responseTime)
+			if len(v) > 1 || !ok || !exp.After(date) {
 				return 0, false
 			}
 			return exp.Sub(date), false
@@ -227,7 +229,7 @@ func lifetime(status int, h http.Header, rd *directives, targeted bool, response
 	if heuristicMax < 0 || !(HeuristicallyCacheable(status) || rd.public) {
 		return 0, false
 	}
-	lm, ok := parseHTTPDate(first(h, hLastModified))
+	lm, ok := parseHTTPDate(first(h, hLastModified), responseTime)
 	if !ok {
 		return 0, false
 	}
@@ -251,7 +253,7 @@ func explicit(s seconds) time.Duration {
 // responseDate is the response's Date, or responseTime when it has none
 // that parses.
 func responseDate(h http.Header, responseTime time.Time) time.Time {
-	if t, ok := parseHTTPDate(first(h, hDate)); ok {
+	if t, ok := parseHTTPDate(first(h, hDate), responseTime); ok {
 		return t
 	}
 	return responseTime
@@ -266,9 +268,9 @@ func responseDate(h http.Header, responseTime time.Time) time.Time {
 //	resident_time = now - response_time
 //	current_age = corrected_initial_age + resident_time
 //
-// age_value is the Age field (delta-seconds, clamped at 2^31 s; 0 when
-// absent or invalid), date_value the Date field (response_time when absent
-// or invalid). A negative response_delay or resident_time (clock steps) is
+// age_value is the Age field (its first member, delta-seconds clamped at
+// 2^31 s; 0 when absent or invalid, §5.1), date_value the Date field
+// (response_time when absent or invalid). A negative response_delay or resident_time (clock steps) is
 // taken as zero.
 func CurrentAge(h http.Header, requestTime, responseTime, now time.Time) time.Duration {
 	date := responseDate(h, responseTime)
@@ -290,30 +292,6 @@ func CurrentAge(h http.Header, requestTime, responseTime, now time.Time) time.Du
 		resident = 0
 	}
 	return corrected + resident
-}
-
-// parseAge reads the Age field. A field that is not exactly one
-// delta-seconds value (a list, a parameter, a sign, a fraction, two lines)
-// cannot be trusted, so the response is taken as too old to be fresh
-// (2^31 s), as the cache-tests suite expects of a careful cache.
-func parseAge(vals []string) time.Duration {
-	if len(vals) == 0 {
-		return 0
-	}
-	if len(vals) > 1 {
-		return maxDeltaSeconds * time.Second
-	}
-	v := trimOWS(vals[0])
-	if v == "" {
-		return maxDeltaSeconds * time.Second
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < '0' || v[i] > '9' {
-			return maxDeltaSeconds * time.Second
-		}
-	}
-	d, _ := parseDeltaSeconds(v)
-	return d
 }
 
 // Stored is what the freshness decision needs of a stored response.
