@@ -293,7 +293,15 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// purge API takes (read at start: a new token needs a restart of
 		// both, as the rendered Secret does).
 		rep := rtt.NewReporter(col, rtt.ReporterOptions{Region: ef.region, Targets: ef.rttTargets, Token: cfg.AdminToken, Logger: log})
-		go rep.Run(ctx)
+		rctx, rcancel := context.WithCancel(ctx)
+		reported := make(chan struct{})
+		go func() {
+			defer close(reported)
+			_ = rep.Run(rctx)
+		}()
+		// The last report (at most a second once rctx ends) goes out
+		// before the process exits.
+		defer func() { rcancel(); <-reported }()
 	}
 	srv, err := edge.New(cfg, opts)
 	if err != nil {

@@ -64,9 +64,10 @@ func (s *Server) ready() bool {
 }
 
 // handleRTT takes an edge's report. The token is checked before the body
-// is read; the body is bounded (rtt.MaxReportBytes, rtt.MaxReportSamples)
-// and at most cap(s.reportSem) reports are decoded at once, so reports
-// cannot grow the dns beyond the table's own bound.
+// is read; the body is bounded (rtt.MaxReportBytes, rtt.MaxReportSamples),
+// decoded one sample at a time, and at most cap(s.reportSem) reports are
+// decoded at once, so reports cannot grow the dns beyond the table's own
+// bound.
 func (s *Server) handleRTT(w http.ResponseWriter, r *http.Request) {
 	if !bearer.Authorized(r, s.o.AdminToken) {
 		s.m.rttReports.WithLabelValues("unauthorized").Inc()
@@ -85,10 +86,13 @@ func (s *Server) handleRTT(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
-	var rep rtt.Report
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, rtt.MaxReportBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rep); err != nil {
+	if r.ContentLength > rtt.MaxReportBytes {
+		s.m.rttReports.WithLabelValues("refused").Inc()
+		http.Error(w, fmt.Sprintf("rtt report over %d bytes", rtt.MaxReportBytes), http.StatusRequestEntityTooLarge)
+		return
+	}
+	region, samples, err := rtt.DecodeReport(http.MaxBytesReader(w, r.Body, rtt.MaxReportBytes))
+	if err != nil {
 		s.m.rttReports.WithLabelValues("refused").Inc()
 		if mb := (*http.MaxBytesError)(nil); errors.As(err, &mb) {
 			http.Error(w, fmt.Sprintf("rtt report over %d bytes", mb.Limit), http.StatusRequestEntityTooLarge)
@@ -97,13 +101,7 @@ func (s *Server) handleRTT(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad rtt report: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	samples, err := rep.Validate()
-	if err != nil {
-		s.m.rttReports.WithLabelValues("refused").Inc()
-		http.Error(w, "bad rtt report: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if err := s.AddRTT(from.Addr(), rep.Region, samples); err != nil {
+	if err := s.AddRTT(from.Addr(), region, samples); err != nil {
 		s.m.rttReports.WithLabelValues("refused").Inc()
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return

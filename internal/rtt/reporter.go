@@ -61,8 +61,11 @@ func (r *Reporter) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			last, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = r.Flush(last)
+			err := r.Flush(last)
 			cancel()
+			if err != nil {
+				r.o.Logger.Warn("last rtt report failed", "err", err)
+			}
 			return nil
 		case <-t.C:
 			if err := r.Flush(ctx); err != nil {

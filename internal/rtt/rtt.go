@@ -85,22 +85,31 @@ func (r Report) Validate() ([]ParsedSample, error) {
 	}
 	out := make([]ParsedSample, 0, len(r.Samples))
 	for i, s := range r.Samples {
-		p, err := netip.ParsePrefix(s.Net)
+		p, err := s.parse(i)
 		if err != nil {
-			return nil, fmt.Errorf("samples[%d].net: %q is not a CIDR", i, s.Net)
+			return nil, err
 		}
-		if p != NetOf(p.Addr()) {
-			return nil, fmt.Errorf("samples[%d].net: %q is not a /24 (IPv4) or /48 (IPv6) network", i, s.Net)
-		}
-		if !(s.RTTMs >= 0 && s.RTTMs < 60000) {
-			return nil, fmt.Errorf("samples[%d].rtt_ms: %v is out of range", i, s.RTTMs)
-		}
-		if s.Count < 1 || s.Count > MaxSampleCount {
-			return nil, fmt.Errorf("samples[%d].count: %d, want 1 to %d", i, s.Count, MaxSampleCount)
-		}
-		out = append(out, ParsedSample{Net: p, RTTMs: s.RTTMs, Count: s.Count})
+		out = append(out, p)
 	}
 	return out, nil
+}
+
+// parse validates the sample at index i of a report.
+func (s Sample) parse(i int) (ParsedSample, error) {
+	p, err := netip.ParsePrefix(s.Net)
+	if err != nil {
+		return ParsedSample{}, fmt.Errorf("samples[%d].net: %q is not a CIDR", i, s.Net)
+	}
+	if p != NetOf(p.Addr()) {
+		return ParsedSample{}, fmt.Errorf("samples[%d].net: %q is not a /24 (IPv4) or /48 (IPv6) network", i, s.Net)
+	}
+	if !(s.RTTMs >= 0 && s.RTTMs < 60000) {
+		return ParsedSample{}, fmt.Errorf("samples[%d].rtt_ms: %v is out of range", i, s.RTTMs)
+	}
+	if s.Count < 1 || s.Count > MaxSampleCount {
+		return ParsedSample{}, fmt.Errorf("samples[%d].count: %d, want 1 to %d", i, s.Count, MaxSampleCount)
+	}
+	return ParsedSample{Net: p, RTTMs: s.RTTMs, Count: s.Count}, nil
 }
 
 // ParsedSample is a Sample with its network parsed.
