@@ -26,8 +26,9 @@ func runDNS(ctx context.Context, args []string, _, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:5353", "DNS address (UDP and TCP)")
 	admin := fs.String("admin", "127.0.0.1:9053", `admin HTTP address (metrics, state, rtt feed); "off" disables`)
 	region := fs.String("region", "", "the region this replica runs in (optional)")
+	tokenFile := fs.String("admin-token-file", "", "file holding the admin bearer token the edges' rtt reports must carry (else $KUBECDN_ADMIN_TOKEN; the edges' token)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kubecdn dns -f FILE [--listen ADDR] [--admin ADDR] [--region NAME]\n\nServes the CDN zone: each client gets the best healthy region.")
+		fmt.Fprintln(stderr, "usage: kubecdn dns -f FILE [--listen ADDR] [--admin ADDR] [--region NAME] [--admin-token-file FILE]\n\nServes the CDN zone: each client gets the best healthy region.")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args); !ok {
@@ -43,7 +44,15 @@ func runDNS(ctx context.Context, args []string, _, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kubecdn dns: --region %q is not a region of %s\n", *region, *file)
 		return 2
 	}
-	srv, err := kdns.New(cfg, kdns.Options{Listen: *listen, Admin: *admin, Region: *region, Logger: log})
+	token, err := adminToken(*tokenFile, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "kubecdn dns: %v\n", err)
+		return 2
+	}
+	if token == "" && *admin != "off" {
+		log.Warn("no admin token (KUBECDN_ADMIN_TOKEN or --admin-token-file): the edges' rtt reports are refused")
+	}
+	srv, err := kdns.New(cfg, kdns.Options{Listen: *listen, Admin: *admin, Region: *region, AdminToken: token, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "kubecdn dns: %v\n", err)
 		return 1

@@ -271,15 +271,11 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 	dur("upstream-timeout", f.UpstreamTimeout, &cfg.UpstreamTimeout)
 	dur("stale-deadline", f.StaleDeadline, &cfg.StaleDeadline)
 	dur("hsts-max-age", f.HSTSMaxAge, &cfg.HSTSMaxAge)
-	if f.AdminTokenFile != "" {
-		b, err := os.ReadFile(f.AdminTokenFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("admin-token-file: %w", err))
-		}
-		cfg.AdminToken = strings.TrimSpace(string(b))
-	} else {
-		cfg.AdminToken = getenv("KUBECDN_ADMIN_TOKEN")
+	tok, err := adminToken(f.AdminTokenFile, getenv)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	cfg.AdminToken = tok
 	if err := errors.Join(errs...); err != nil {
 		return cfg, err
 	}
@@ -298,14 +294,25 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if cfg.AdminToken == "" {
-		log.Warn("no admin token (KUBECDN_ADMIN_TOKEN or --admin-token-file): purge is refused")
+		log.Warn("no admin token (KUBECDN_ADMIN_TOKEN or --admin-token-file): purge is refused, and so are rtt reports by the dns")
 	}
 	opts := edge.Options{Logger: log}
 	if len(ef.rttTargets) > 0 {
 		col := rtt.NewCollector(rtt.CollectorOptions{})
 		opts.ObserveConn, opts.ObserveFD = col.ObserveConn, col.ObserveFD
-		rep := rtt.NewReporter(col, rtt.ReporterOptions{Region: ef.region, Targets: ef.rttTargets, Logger: log})
-		go rep.Run(ctx)
+		// The dns takes reports with the same admin token the edges'
+		// purge API takes (read at start: a new token needs a restart of
+		// both, as the rendered Secret does).
+		rep := rtt.NewReporter(col, rtt.ReporterOptions{Region: ef.region, Targets: ef.rttTargets, Token: cfg.AdminToken, Logger: log})
+		rctx, rcancel := context.WithCancel(ctx)
+		reported := make(chan struct{})
+		go func() {
+			defer close(reported)
+			_ = rep.Run(rctx)
+		}()
+		// The last report (at most a second once rctx ends) goes out
+		// before the process exits.
+		defer func() { rcancel(); <-reported }()
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// One edge per process here (unlike `kubecdn up`), so the process's
@@ -344,6 +351,19 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// adminToken is the admin bearer token of the edge and the dns: the
+// content of file (trimmed) when given, else $KUBECDN_ADMIN_TOKEN.
+func adminToken(file string, getenv func(string) string) (string, error) {
+	if file == "" {
+		return strings.TrimSpace(getenv("KUBECDN_ADMIN_TOKEN")), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("admin-token-file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 func splitList(v string) []string {

@@ -22,7 +22,7 @@ func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	renderOpts := renderFlags(fs)
 	fs.Var(&regions, "region", "render only this region (repeatable; default every region of the file)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kubecdn render -f FILE -o DIR [--image REF] [flags]\n\nWrites the Kubernetes manifests of every region to DIR/REGION, ready for\nkubectl apply -f DIR/REGION or a GitOps tool. The edges' admin token is read\nfrom the Secret named by --admin-secret, which you create yourself:\n  kubectl -n kubecdn create secret generic kubecdn-admin --from-literal=token=...")
+		fmt.Fprintln(stderr, "usage: kubecdn render -f FILE -o DIR [--image REF] [flags]\n\nWrites the Kubernetes manifests of every region to DIR/REGION, ready for\nkubectl apply -f DIR/REGION or a GitOps tool. The edges' admin token (which\nthe dns also requires of the edges' rtt reports) is read from the Secret\nnamed by --admin-secret, which you create yourself:\n  kubectl -n kubecdn create secret generic kubecdn-admin --from-literal=token=...")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args); !ok {
@@ -97,7 +97,7 @@ func renderFlags(fs *flag.FlagSet) func() (render.Options, error) {
 	maxEdgeReplicas := fs.Int("max-edge-replicas", render.DefaultMaxEdgeReplicas, "HPA maximum of edges per region")
 	dnsReplicas := fs.Int("dns-replicas", render.DefaultDNSReplicas, "dns replicas per region")
 	fs.StringVar(&o.ParentURL, "parent-url", render.DefaultParentURL, "URL of a parent region's edges; {region}, {zone} and {namespace} are replaced")
-	fs.StringVar(&o.AdminSecret, "admin-secret", render.DefaultAdminSecret, `Secret (key "token") with the edges' admin token; render references it, deploy creates it with a random token when missing`)
+	fs.StringVar(&o.AdminSecret, "admin-secret", render.DefaultAdminSecret, `Secret (key "token") with the admin token of the edges and the dns; render references it, deploy creates it with a random token when missing`)
 	fs.Func("tls-secret", "a Kubernetes TLS Secret (tls.crt, tls.key) the edges serve HTTPS with on port 443, chosen by SNI (repeatable)", func(v string) error {
 		o.TLSSecrets = append(o.TLSSecrets, v)
 		return nil

@@ -3,14 +3,18 @@ package dns
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kubecdn/kubecdn/internal/bearer"
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/rtt"
 )
@@ -22,7 +26,8 @@ import (
 //	GET  /readyz      200 once every edge and app endpoint has been probed once
 //	GET  /v1/state    regions, edges, app services, health and demand (JSON)
 //	GET  /v1/demand   demand per region: totals and recent rates (JSON)
-//	POST /v1/rtt      RTT samples from an edge (rtt.Report JSON)
+//	POST /v1/rtt      RTT samples from an edge (rtt.Report JSON); needs
+//	                  "Authorization: Bearer" with Options.AdminToken
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{Registry: s.m.reg}))
@@ -58,53 +63,116 @@ func (s *Server) ready() bool {
 	return true
 }
 
+// handleRTT takes an edge's report. The token is checked before the body
+// is read; the body is bounded (rtt.MaxReportBytes, rtt.MaxReportSamples),
+// decoded one sample at a time, and at most cap(s.reportSem) reports are
+// decoded at once, so reports cannot grow the dns beyond the table's own
+// bound.
 func (s *Server) handleRTT(w http.ResponseWriter, r *http.Request) {
-	var rep rtt.Report
-	dec := json.NewDecoder(io.LimitReader(r.Body, 8<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rep); err != nil {
-		http.Error(w, "bad rtt report: "+err.Error(), http.StatusBadRequest)
+	if !bearer.Authorized(r, s.o.AdminToken) {
+		s.m.rttReports.WithLabelValues("unauthorized").Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kubecdn-dns"`)
+		http.Error(w, "rtt reports need the admin bearer token", http.StatusUnauthorized)
 		return
 	}
-	samples, err := rep.Validate()
+	from, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
+		http.Error(w, "unknown reporter address", http.StatusBadRequest)
+		return
+	}
+	select {
+	case s.reportSem <- struct{}{}:
+		defer func() { <-s.reportSem }()
+	case <-r.Context().Done():
+		return
+	}
+	if r.ContentLength > rtt.MaxReportBytes {
+		s.m.rttReports.WithLabelValues("refused").Inc()
+		http.Error(w, fmt.Sprintf("rtt report over %d bytes", rtt.MaxReportBytes), http.StatusRequestEntityTooLarge)
+		return
+	}
+	region, samples, err := rtt.DecodeReport(http.MaxBytesReader(w, r.Body, rtt.MaxReportBytes))
+	if err != nil {
+		s.m.rttReports.WithLabelValues("refused").Inc()
+		if mb := (*http.MaxBytesError)(nil); errors.As(err, &mb) {
+			http.Error(w, fmt.Sprintf("rtt report over %d bytes", mb.Limit), http.StatusRequestEntityTooLarge)
+			return
+		}
 		http.Error(w, "bad rtt report: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if err := s.AddRTT(rep.Region, samples); err != nil {
+	if err := s.AddRTT(from.Addr(), region, samples); err != nil {
+		s.m.rttReports.WithLabelValues("refused").Inc()
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return
 	}
+	s.m.rttReports.WithLabelValues("ok").Inc()
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// AddRTT merges RTT samples measured by the edges of region and drops the
-// cached answers of the networks they cover.
-func (s *Server) AddRTT(region string, samples []rtt.ParsedSample) error {
+// AddRTT merges RTT samples that reporter (an edge of region, by its
+// source address) measured, and drops the cached answers of the networks
+// they cover and of those the table dropped meanwhile.
+func (s *Server) AddRTT(reporter netip.Addr, region string, samples []rtt.ParsedSample) error {
 	v := s.view.Load()
-	known := false
+	name := ""
 	for _, r := range v.st.regions {
-		known = known || r.Name == region
+		if r.Name == region {
+			name = r.Name // the file's string: entries share it
+		}
 	}
-	if !known {
+	if name == "" {
 		return &unknownRegionError{region}
 	}
-	s.rtt.update(region, samples)
-	s.m.rttSamples.WithLabelValues(region).Add(float64(len(samples)))
-	v.dropPlans(samples)
-	if nv := s.view.Load(); nv != v { // swapped meanwhile: its cache may hold older plans
-		nv.dropPlans(samples)
-	}
+	gone := s.rtt.update(reporter, name, samples)
+	s.m.rttSamples.WithLabelValues(name).Add(float64(len(samples)))
+	s.m.rttNetworks.Set(float64(s.rtt.size()))
+	s.dropPlans(v, samples, gone)
 	return nil
+}
+
+// sweepRTT drops expired networks (and their cached answers) every period until
+// ctx ends; between sweeps, expired estimates are already ignored.
+func (s *Server) sweepRTT(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.expireRTT()
+		}
+	}
+}
+
+// expireRTT drops the expired networks and the answers cached from them.
+func (s *Server) expireRTT() {
+	if gone := s.rtt.sweep(); len(gone) > 0 {
+		s.dropPlans(s.view.Load(), nil, gone)
+	}
+	s.m.rttNetworks.Set(float64(s.rtt.size()))
+}
+
+// dropPlans forgets, in v and in a view swapped in meanwhile, the cached
+// answers of the networks of samples and of gone.
+func (s *Server) dropPlans(v *view, samples []rtt.ParsedSample, gone []netip.Prefix) {
+	v.dropPlans(samples, gone)
+	if nv := s.view.Load(); nv != v { // swapped meanwhile: its cache may hold older plans
+		nv.dropPlans(samples, gone)
+	}
 }
 
 // dropPlans forgets the cached answers of the networks the samples cover,
 // for every routed name.
-func (v *view) dropPlans(samples []rtt.ParsedSample) {
+func (v *view) dropPlans(samples []rtt.ParsedSample, gone []netip.Prefix) {
 	for _, t := range append([]*targetView{v.targetView}, v.services...) {
-		for _, smp := range samples {
-			for _, c := range t.plans {
+		for _, c := range t.plans {
+			for _, smp := range samples {
 				c.drop(smp.Net)
+			}
+			for _, p := range gone {
+				c.drop(p)
 			}
 		}
 	}

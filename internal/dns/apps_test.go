@@ -515,10 +515,11 @@ func TestAppServiceLatencyFeed(t *testing.T) {
 	// the edges measure Paris closer to us-east-1: the cached app answer
 	// for Paris is dropped with the hostnames'
 	nw := netip.MustParsePrefix(paris)
-	if err := a.srv.AddRTT("us-east-1", []rtt.ParsedSample{{Net: nw, RTTMs: 20, Count: 5}}); err != nil {
+	edge := netip.MustParseAddr("127.0.0.1")
+	if err := a.srv.AddRTT(edge, "us-east-1", []rtt.ParsedSample{{Net: nw, RTTMs: 20, Count: 5}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.srv.AddRTT("eu-west-1", []rtt.ParsedSample{{Net: nw, RTTMs: 80, Count: 5}}); err != nil {
+	if err := a.srv.AddRTT(edge, "eu-west-1", []rtt.ParsedSample{{Net: nw, RTTMs: 80, Count: 5}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := live(); got != "127.0.0.12" {

@@ -23,6 +23,8 @@ type metrics struct {
 	planComputes  prometheus.Counter
 	rrl           *prometheus.CounterVec // action
 	rttSamples    *prometheus.CounterVec // region
+	rttReports    *prometheus.CounterVec // result
+	rttNetworks   prometheus.Gauge
 	reloads       *prometheus.CounterVec // result
 	info          *prometheus.GaugeVec   // region, zone, policy
 
@@ -60,6 +62,10 @@ func newMetrics() *metrics {
 		Help: "UDP responses limited by response rate limiting, by action (drop or slip)."}, []string{"action"})
 	m.rttSamples = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rtt_samples_total",
 		Help: "RTT samples (client networks) received from the edges, by region."}, []string{"region"})
+	m.rttReports = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rtt_reports_total",
+		Help: "RTT reports received, by result: ok, unauthorized (no or a wrong bearer token), refused (malformed, too large, unknown region)."}, []string{"result"})
+	m.rttNetworks = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "rtt_networks",
+		Help: "Client networks in the RTT table (bounded; the network reported longest ago makes room for a new one)."})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "reloads_total",
 		Help: "CDN file reloads by result."}, []string{"result"})
 	m.info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "info",
@@ -73,7 +79,7 @@ func newMetrics() *metrics {
 	m.serviceTransitions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "service_transitions_total",
 		Help: "Health changes of an app service in a region, by the state entered (up or down)."}, []string{"service", "region", "state"})
 	m.reg.MustRegister(m.queries, m.demand, m.answers, m.failOpen, m.failOpenState, m.regionHealthy, m.edgeHealthy,
-		m.transitions, m.probes, m.planComputes, m.rrl, m.rttSamples, m.reloads, m.info,
+		m.transitions, m.probes, m.planComputes, m.rrl, m.rttSamples, m.rttReports, m.rttNetworks, m.reloads, m.info,
 		m.serviceAnswers, m.serviceHealthy, m.endpointHealthy, m.serviceTransitions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for p, proto := range []string{"udp", "tcp"} {

@@ -17,7 +17,9 @@
 // /.well-known/kubecdn/health) and every app endpoint (a TCP connect, or an
 // HTTP GET), counts demand per nearest region (open or closed) for
 // autoscaling, limits response rates, and serves an admin HTTP listener
-// (metrics, state, demand, and the edges' RTT feed at POST /v1/rtt).
+// (metrics, state, demand, and the edges' RTT feed at POST /v1/rtt, which
+// needs the admin bearer token; see rttTable for why a token holder still
+// cannot steer the answers alone).
 package dns
 
 import (
@@ -54,6 +56,10 @@ type Options struct {
 	// disables it. AdminListener is a pre-bound alternative.
 	Admin         string
 	AdminListener net.Listener
+	// AdminToken is the bearer token the admin listener's write endpoint
+	// (POST /v1/rtt, the edges' reports) requires: the edges' admin token.
+	// If empty, every report is refused.
+	AdminToken string
 	// Region is the region this replica runs in (informational).
 	Region string
 	// Logger; if nil, slog.Default().
@@ -86,6 +92,7 @@ type Server struct {
 	appClient   *http.Client // probeClient without following redirects (app http probes)
 	m           *metrics
 	rtt         *rttTable
+	reportSem   chan struct{} // reports decoded at once: bounds their memory
 
 	udp   net.PacketConn
 	tcp   net.Listener
@@ -127,7 +134,8 @@ func New(cfg *config.CDN, o Options) (*Server, error) {
 		s.probeClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}}
 	}
 	s.appClient = noRedirects(s.probeClient)
-	s.rtt = newRTTTable(s.now)
+	s.rtt = newRTTTable(s.now, rttMaxAge, rttMaxNetworks)
+	s.reportSem = make(chan struct{}, 2)
 	s.rates = newRateRing(s.now)
 	st, err := s.buildStatic(cfg)
 	if err != nil {
@@ -235,6 +243,11 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		s.rates.run(ctx, s.demandSnapshot)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.sweepRTT(ctx, rttSweepEvery)
 	}()
 
 	var err error

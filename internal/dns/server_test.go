@@ -504,7 +504,7 @@ func TestFailover(t *testing.T) {
 }
 
 func TestLatencyFeed(t *testing.T) {
-	ts := start(t, "latency", "1s", "500ms", Options{})
+	ts := start(t, "latency", "1s", "500ms", Options{AdminToken: testToken})
 	paris := "203.0.113.0/24"
 	if got := answers(query(t, "udp", ts.udp, "www.cdn.example.com.", dns.TypeA, paris)); len(got) != 1 || got[0] != "127.0.0.3" {
 		t.Fatalf("by distance estimate: %v, want eu-west-1", got)
@@ -514,12 +514,12 @@ func TestLatencyFeed(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		col.Observe(netip.MustParseAddr("203.0.113.9"), 20*time.Millisecond)
 	}
-	rep := rtt.NewReporter(col, rtt.ReporterOptions{Region: "us-east-1", Targets: []string{"http://" + ts.admin + "/v1/rtt"}})
+	rep := rtt.NewReporter(col, rtt.ReporterOptions{Region: "us-east-1", Token: testToken, Targets: []string{"http://" + ts.admin + "/v1/rtt"}})
 	if err := rep.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	col.Observe(netip.MustParseAddr("203.0.113.9"), 80*time.Millisecond)
-	rep2 := rtt.NewReporter(col, rtt.ReporterOptions{Region: "eu-west-1", Targets: []string{"http://" + ts.admin + "/v1/rtt"}})
+	rep2 := rtt.NewReporter(col, rtt.ReporterOptions{Region: "eu-west-1", Token: testToken, Targets: []string{"http://" + ts.admin + "/v1/rtt"}})
 	if err := rep2.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -528,11 +528,7 @@ func TestLatencyFeed(t *testing.T) {
 	}
 	// a report for an unknown region or a bad body is refused
 	for _, body := range []string{`{"region":"mars-1","samples":[{"net":"203.0.113.0/24","rtt_ms":1,"count":1}]}`, `{"region":"us-east-1","samples":[{"net":"203.0.113.0/16","rtt_ms":1,"count":1}]}`, `{`} {
-		resp, err := http.Post("http://"+ts.admin+"/v1/rtt", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp := postReport(t, http.DefaultClient, ts.admin, testToken, body)
 		if resp.StatusCode/100 != 4 {
 			t.Errorf("POST %s: %d, want 4xx", body, resp.StatusCode)
 		}

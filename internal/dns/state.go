@@ -347,63 +347,6 @@ func (c *planCache) put(k netip.Prefix, p *cachedPlan) {
 
 func (c *planCache) drop(k netip.Prefix) { c.m.Load().m.Delete(k) }
 
-// rttTable is the round-trip estimate per (client network, region), fed by
-// the edges.
-type rttTable struct {
-	mu     sync.RWMutex
-	m      map[netip.Prefix]map[string]rttEntry
-	now    func() time.Time
-	maxAge time.Duration
-	max    int
-}
-
-type rttEntry struct {
-	ms     float64
-	weight float64
-	at     time.Time
-}
-
-func newRTTTable(now func() time.Time) *rttTable {
-	return &rttTable{m: map[netip.Prefix]map[string]rttEntry{}, now: now, maxAge: 30 * time.Minute, max: 1 << 20}
-}
-
-// update merges samples: a weighted mean where old samples weigh at most 50.
-func (t *rttTable) update(region string, samples []rtt.ParsedSample) {
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, s := range samples {
-		byRegion := t.m[s.Net]
-		if byRegion == nil {
-			if len(t.m) >= t.max {
-				continue
-			}
-			byRegion = map[string]rttEntry{}
-			t.m[s.Net] = byRegion
-		}
-		e, ok := byRegion[region]
-		if !ok || now.Sub(e.at) > t.maxAge {
-			e = rttEntry{}
-		}
-		w := min(e.weight, 50)
-		n := float64(s.Count)
-		e.ms = (e.ms*w + s.RTTMs*n) / (w + n)
-		e.weight = w + n
-		e.at = now
-		byRegion[region] = e
-	}
-}
-
-func (t *rttTable) lookup(k netip.Prefix, region string) (float64, bool) {
-	t.mu.RLock()
-	e, ok := t.m[k][region]
-	t.mu.RUnlock()
-	if !ok || t.now().Sub(e.at) > t.maxAge {
-		return 0, false
-	}
-	return e.ms, true
-}
-
 // demandCounter counts queries by best region; the Prometheus counter and a
 // plain atomic (for the admin endpoint's rates) move together.
 type demandCounter struct {

@@ -317,6 +317,99 @@ spec:
 	}
 }
 
+// TestUpEdgesReportRTTWithTheToken: under the latency policy the dns of up
+// refuses rtt reports without the admin token and takes the edges' own,
+// which carry it (an edge sends its last report when its region goes
+// down).
+func TestUpEdgesReportRTTWithTheToken(t *testing.T) {
+	ip := "127.0.0.54"
+	p := freeEdgePort(t, ip)
+	y := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
+kind: CDN
+metadata: {name: t}
+spec:
+  zone: cdn.test
+  hostnames: [www.cdn.test]
+  origin: {url: "http://127.0.0.1:1"}
+  routing: {policy: latency, health: {interval: 200ms, timeout: 100ms, failAfter: 2, passAfter: 1}}
+  regions:
+    alwaysOn:
+      - {name: us-east-1, provider: local, edges: ["%s:%d"]}
+`, ip, p)
+	dnsAdmin := freeTCP(t, "127.0.0.1")
+	u, err := New(mustParse(t, y), Options{
+		PlanOptions: PlanOptions{Demo: true, DNS: freeTCP(t, "127.0.0.1"), DNSAdmin: dnsAdmin,
+			Control: freeTCP(t, "127.0.0.1"), OriginAddr: freeTCP(t, "127.0.0.1")},
+		DemoLargeSize: 1 << 20, TokenFile: t.TempDir() + "/token",
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RestartBackoff: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- u.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-runDone; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	// a request to the edge: the edge measures 127.0.0.0/24
+	waitStatus(t, fmt.Sprintf("http://%s:%d/.well-known/kubecdn/health", ip, p), 200)
+
+	report := `{"region":"us-east-1","samples":[{"net":"192.0.2.0/24","rtt_ms":5,"count":1}]}`
+	for _, tt := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {"wrong", http.StatusUnauthorized}, {u.Token(), http.StatusNoContent}} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+dnsAdmin+"/v1/rtt", strings.NewReader(report))
+		if tt.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tt.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("POST /v1/rtt with token %q: %d, want %d", tt.token, resp.StatusCode, tt.want)
+		}
+	}
+
+	if _, err := u.SetRegion("us-east-1", false); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://" + dnsAdmin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), `kubecdn_dns_rtt_reports_total{result="ok"} 2`) &&
+			strings.Contains(string(b), `kubecdn_dns_rtt_samples_total{region="us-east-1"} 2`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the edge's report never arrived with the token:\n%s", grepLines(string(b), "kubecdn_dns_rtt"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 type lockedWriter struct {
 	w  io.Writer
 	mu *sync.Mutex

@@ -47,7 +47,8 @@ func Example() []byte { return append([]byte(nil), exampleYAML...) }
 // Options configure Up. Zero values get the documented defaults.
 type Options struct {
 	PlanOptions
-	// AdminToken is the edges' purge token; if empty, a random one.
+	// AdminToken is the edges' purge token, which the dns also requires of
+	// the edges' rtt reports; if empty, a random one.
 	AdminToken string
 	// TokenFile is where the token is written (mode 0600); if empty, a file
 	// in a new temporary directory, removed when Run ends.
@@ -180,9 +181,13 @@ func New(cfg *config.CDN, o Options) (*Up, error) {
 			rr.pre = append(rr.pre, bound.tcp[e.Listen], bound.tcp[e.Admin])
 		}
 	}
+	if err := u.pickToken(); err != nil {
+		return nil, err
+	}
+	// The dns takes the edges' rtt reports with the edges' admin token.
 	u.dns, err = kdns.New(lay.DNSConfig(cfg, u.states()), kdns.Options{
 		PacketConn: bound.udp[lay.DNS], Listener: bound.tcp[lay.DNS], AdminListener: bound.tcp[lay.DNSAdmin],
-		Logger: o.Logger.With("part", "dns"),
+		AdminToken: u.token, Logger: o.Logger.With("part", "dns"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
@@ -194,7 +199,8 @@ func New(cfg *config.CDN, o Options) (*Up, error) {
 	return u, nil
 }
 
-func (u *Up) writeToken() error {
+// pickToken sets the admin token: Options.AdminToken, else a random one.
+func (u *Up) pickToken() error {
 	u.token = u.o.AdminToken
 	if u.token == "" {
 		b := make([]byte, 16)
@@ -203,6 +209,11 @@ func (u *Up) writeToken() error {
 		}
 		u.token = hex.EncodeToString(b)
 	}
+	return nil
+}
+
+// writeToken writes the token to its file.
+func (u *Up) writeToken() error {
 	u.tokenFile = u.o.TokenFile
 	if u.tokenFile == "" {
 		dir, err := os.MkdirTemp("", "kubecdn-up-")
@@ -386,8 +397,8 @@ func (u *Up) superviseEdge(ctx context.Context, r RegionPlan, j int, ln, aln net
 		ln, aln = nil, nil // a restart binds again
 		if u.cfg.Spec.Routing.Policy == config.PolicyLatency {
 			col := rtt.NewCollector(rtt.CollectorOptions{})
-			opts.ObserveConn = col.ObserveConn
-			rep := rtt.NewReporter(col, rtt.ReporterOptions{Region: r.Name,
+			opts.ObserveConn, opts.ObserveFD = col.ObserveConn, col.ObserveFD
+			rep := rtt.NewReporter(col, rtt.ReporterOptions{Region: r.Name, Token: u.token,
 				Targets: []string{"http://" + u.lay.DNSAdmin + "/v1/rtt"}, Logger: log})
 			rctx, rcancel := context.WithCancel(ctx)
 			defer rcancel()

@@ -68,6 +68,10 @@ func (r regionRender) dnsDeployment() Object {
 			"--admin", fmt.Sprintf(":%d", dnsAdminPort),
 			"--region", r.region.Name,
 		},
+		// The edges' rtt reports carry the edges' admin token: the same
+		// Secret gives it to both (without it the dns serves and refuses
+		// the reports).
+		Env: []corev1.EnvVar{adminTokenEnv(r.opts.AdminSecret)},
 		Ports: []corev1.ContainerPort{
 			{Name: "dns-udp", ContainerPort: dnsPort, Protocol: corev1.ProtocolUDP},
 			{Name: "dns-tcp", ContainerPort: dnsPort, Protocol: corev1.ProtocolTCP},

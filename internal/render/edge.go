@@ -151,12 +151,9 @@ func (r regionRender) edgeStatefulSet(edgeYAML string) Object {
 		Args:  args,
 		Env: []corev1.EnvVar{
 			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
-			{Name: "KUBECDN_ADMIN_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-				LocalObjectReference: corev1.LocalObjectReference{Name: r.opts.AdminSecret},
-				Key:                  "token",
-				// Without the Secret the edges serve and refuse purges.
-				Optional: ptr(true),
-			}}},
+			// Without the Secret the edges serve and refuse purges (and the
+			// dns refuses their rtt reports).
+			adminTokenEnv(r.opts.AdminSecret),
 			// The Go runtime collects harder near 90% of the limit
 			// instead of being killed at it.
 			{Name: "GOMEMLIMIT", Value: strconv.FormatInt(mem*9/10>>20, 10) + "MiB"},
@@ -194,6 +191,17 @@ func (r regionRender) edgeStatefulSet(edgeYAML string) Object {
 			},
 		},
 	}
+}
+
+// adminTokenEnv is KUBECDN_ADMIN_TOKEN from key "token" of secret, for
+// the edges and the dns: the edges' purge token, which their rtt reports
+// carry to the dns. Optional, so the pods start without the Secret.
+func adminTokenEnv(secret string) corev1.EnvVar {
+	return corev1.EnvVar{Name: "KUBECDN_ADMIN_TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: secret},
+		Key:                  "token",
+		Optional:             ptr(true),
+	}}}
 }
 
 // podTemplate is the pod of a component: scrape annotations, the config

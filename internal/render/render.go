@@ -62,7 +62,8 @@ type Options struct {
 	// cluster, so this is a public name. If empty, DefaultParentURL.
 	ParentURL string
 	// AdminSecret names the Secret whose key "token" holds the edges' admin
-	// bearer token; if empty, DefaultAdminSecret. It is referenced, never
+	// bearer token, which the dns also requires of the edges' rtt reports;
+	// if empty, DefaultAdminSecret. It is referenced, never
 	// rendered: secrets do not belong in git.
 	AdminSecret string
 	// StorageClass of the disk tier's volume claims; if empty, the cluster's

@@ -382,6 +382,33 @@ func TestEdge(t *testing.T) {
 	}
 }
 
+// TestDNSAndEdgesShareTheAdminToken: the dns requires the edges' admin
+// token of their rtt reports, so both read it from the same Secret key.
+func TestDNSAndEdgesShareTheAdminToken(t *testing.T) {
+	for _, tt := range []struct {
+		opts   Options
+		secret string
+	}{{Options{}, DefaultAdminSecret}, {Options{AdminSecret: "cdn-token"}, "cdn-token"}} {
+		objs := mustRender(t, loadCDN(t), tt.opts)["us-east-1"]
+		tokenRef := func(env []corev1.EnvVar) *corev1.SecretKeySelector {
+			for _, e := range env {
+				if e.Name == "KUBECDN_ADMIN_TOKEN" && e.ValueFrom != nil {
+					return e.ValueFrom.SecretKeyRef
+				}
+			}
+			return nil
+		}
+		edgeRef := tokenRef(find[*appsv1.StatefulSet](t, objs, edgeName).Spec.Template.Spec.Containers[0].Env)
+		dnsRef := tokenRef(find[*appsv1.Deployment](t, objs, dnsName).Spec.Template.Spec.Containers[0].Env)
+		if edgeRef == nil || dnsRef == nil || edgeRef.Name != dnsRef.Name || edgeRef.Key != dnsRef.Key {
+			t.Fatalf("secret %s: edge token %+v, dns token %+v: want the same Secret key", tt.secret, edgeRef, dnsRef)
+		}
+		if dnsRef.Name != tt.secret || dnsRef.Key != "token" {
+			t.Errorf("dns token from %s/%s, want %s/token", dnsRef.Name, dnsRef.Key, tt.secret)
+		}
+	}
+}
+
 func TestServicesAndPolicies(t *testing.T) {
 	objs := mustRender(t, loadCDN(t), Options{})["us-east-1"]
 	headless := find[*corev1.Service](t, objs, edgeName)

@@ -13,7 +13,8 @@ import (
 // CollectorOptions configure a Collector.
 type CollectorOptions struct {
 	// MaxNetworks bounds the networks held between two drains; samples of
-	// further networks are dropped until the next Drain. If zero, 65536.
+	// further networks are dropped until the next Drain. If zero or above
+	// MaxReportSamples, MaxReportSamples (what one report may carry).
 	MaxNetworks int
 	// ReadRTT reads a connection's RTT; if nil, TCPRTT (Linux TCP_INFO).
 	ReadRTT func(net.Conn) (time.Duration, bool)
@@ -36,8 +37,8 @@ type agg struct {
 
 // NewCollector returns an empty Collector.
 func NewCollector(o CollectorOptions) *Collector {
-	if o.MaxNetworks <= 0 {
-		o.MaxNetworks = 65536
+	if o.MaxNetworks <= 0 || o.MaxNetworks > MaxReportSamples {
+		o.MaxNetworks = MaxReportSamples
 	}
 	if o.ReadRTT == nil {
 		o.ReadRTT = TCPRTT
@@ -109,7 +110,7 @@ func (c *Collector) Drain() []Sample {
 	c.mu.Unlock()
 	out := make([]Sample, 0, len(nets))
 	for p, a := range nets {
-		out = append(out, Sample{Net: p.String(), RTTMs: a.sumMs / float64(a.n), Count: a.n})
+		out = append(out, Sample{Net: p.String(), RTTMs: a.sumMs / float64(a.n), Count: min(a.n, MaxSampleCount)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Net < out[j].Net })
 	return out

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/kubecdn/kubecdn/internal/bearer"
 )
 
 // ReporterOptions configure a Reporter.
@@ -18,6 +20,9 @@ type ReporterOptions struct {
 	// Targets are the full URLs of the dns admin endpoints, e.g.
 	// http://10.0.0.53:9053/v1/rtt; every report goes to each.
 	Targets []string
+	// Token is the admin bearer token the dns requires of reports (the
+	// edges' KUBECDN_ADMIN_TOKEN); without it the dns refuses them.
+	Token string
 	// Interval between reports; if zero, 10s.
 	Interval time.Duration
 	// Client sends the reports; if nil, one with a 5s timeout.
@@ -56,8 +61,11 @@ func (r *Reporter) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			last, cancel := context.WithTimeout(context.Background(), time.Second)
-			_ = r.Flush(last)
+			err := r.Flush(last)
 			cancel()
+			if err != nil {
+				r.o.Logger.Warn("last rtt report failed", "err", err)
+			}
 			return nil
 		case <-t.C:
 			if err := r.Flush(ctx); err != nil {
@@ -93,12 +101,16 @@ func (r *Reporter) post(ctx context.Context, target string, body []byte) error {
 		return fmt.Errorf("posting rtt report to %s: %w", target, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	bearer.Set(req, r.o.Token)
 	resp, err := r.o.Client.Do(req)
 	if err != nil {
 		return fmt.Errorf("posting rtt report: %w", err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("posting rtt report to %s: refused: the dns and this edge need the same admin token", target)
+	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("posting rtt report to %s: status %s", target, resp.Status)
 	}

@@ -10,6 +10,7 @@
 //	srv := &http.Server{Handler: h, ConnState: col.ConnState}
 //	rep := rtt.NewReporter(col, rtt.ReporterOptions{
 //		Region:  "us-east-1",
+//		Token:   adminToken, // the dns refuses reports without it
 //		Targets: []string{"http://127.0.0.1:9053/v1/rtt"},
 //	})
 //	go rep.Run(ctx)
@@ -25,8 +26,26 @@ import (
 	"net/netip"
 )
 
+// Bounds of a Report, shared by the sender and the receiver: an edge never
+// sends more, the dns refuses more.
+const (
+	// MaxReportSamples is the most networks one report may carry (the
+	// Collector holds no more between two drains).
+	MaxReportSamples = 65536
+	// MaxSampleCount is the most connections one sample may claim. The
+	// dns weighs every sample as one observation whatever its count (so a
+	// count cannot outweigh other reporters); the cap only refuses
+	// nonsense.
+	MaxSampleCount = 1 << 20
+	// MaxReportBytes bounds a report's body: MaxReportSamples samples of
+	// the longest form (an IPv6 /48, a float with every digit, the largest
+	// count) fit with room to spare.
+	MaxReportBytes = 6 << 20
+)
+
 // Report is the JSON body of POST /v1/rtt, shared by the edge (sender) and
-// the dns (receiver):
+// the dns (receiver). The edge authenticates with the admin bearer token
+// (package bearer):
 //
 //	{"region":"us-east-1","samples":[{"net":"198.51.100.0/24","rtt_ms":23.5,"count":10}]}
 type Report struct {
@@ -36,6 +55,8 @@ type Report struct {
 }
 
 // Sample is the mean RTT of Count connections from one client network.
+// Count is informational to the dns: every sample weighs as one
+// observation of its reporter.
 type Sample struct {
 	Net   string  `json:"net"`
 	RTTMs float64 `json:"rtt_ms"`
@@ -59,24 +80,36 @@ func (r Report) Validate() ([]ParsedSample, error) {
 	if r.Region == "" {
 		return nil, fmt.Errorf("region is required")
 	}
+	if len(r.Samples) > MaxReportSamples {
+		return nil, fmt.Errorf("samples: %d networks, at most %d per report", len(r.Samples), MaxReportSamples)
+	}
 	out := make([]ParsedSample, 0, len(r.Samples))
 	for i, s := range r.Samples {
-		p, err := netip.ParsePrefix(s.Net)
+		p, err := s.parse(i)
 		if err != nil {
-			return nil, fmt.Errorf("samples[%d].net: %q is not a CIDR", i, s.Net)
+			return nil, err
 		}
-		if p != NetOf(p.Addr()) {
-			return nil, fmt.Errorf("samples[%d].net: %q is not a /24 (IPv4) or /48 (IPv6) network", i, s.Net)
-		}
-		if !(s.RTTMs >= 0 && s.RTTMs < 60000) {
-			return nil, fmt.Errorf("samples[%d].rtt_ms: %v is out of range", i, s.RTTMs)
-		}
-		if s.Count < 1 {
-			return nil, fmt.Errorf("samples[%d].count: must be at least 1", i)
-		}
-		out = append(out, ParsedSample{Net: p, RTTMs: s.RTTMs, Count: s.Count})
+		out = append(out, p)
 	}
 	return out, nil
+}
+
+// parse validates the sample at index i of a report.
+func (s Sample) parse(i int) (ParsedSample, error) {
+	p, err := netip.ParsePrefix(s.Net)
+	if err != nil {
+		return ParsedSample{}, fmt.Errorf("samples[%d].net: %q is not a CIDR", i, s.Net)
+	}
+	if p != NetOf(p.Addr()) {
+		return ParsedSample{}, fmt.Errorf("samples[%d].net: %q is not a /24 (IPv4) or /48 (IPv6) network", i, s.Net)
+	}
+	if !(s.RTTMs >= 0 && s.RTTMs < 60000) {
+		return ParsedSample{}, fmt.Errorf("samples[%d].rtt_ms: %v is out of range", i, s.RTTMs)
+	}
+	if s.Count < 1 || s.Count > MaxSampleCount {
+		return ParsedSample{}, fmt.Errorf("samples[%d].count: %d, want 1 to %d", i, s.Count, MaxSampleCount)
+	}
+	return ParsedSample{Net: p, RTTMs: s.RTTMs, Count: s.Count}, nil
 }
 
 // ParsedSample is a Sample with its network parsed.

@@ -8,8 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/internal/bearer"
 )
 
 func TestNetOf(t *testing.T) {
@@ -37,6 +40,14 @@ func TestCollectorAggregates(t *testing.T) {
 	}
 	if again := c.Drain(); len(again) != 0 {
 		t.Errorf("second Drain = %+v, want empty", again)
+	}
+	// a report never carries more than the dns accepts
+	if big := NewCollector(CollectorOptions{MaxNetworks: 10 * MaxReportSamples}); big.max != MaxReportSamples {
+		t.Errorf("MaxNetworks above MaxReportSamples: %d", big.max)
+	}
+	c.nets[netip.MustParsePrefix("198.51.100.0/24")] = &agg{sumMs: 10 * float64(MaxSampleCount+5), n: MaxSampleCount + 5}
+	if got := c.Drain(); len(got) != 1 || got[0].Count != MaxSampleCount || got[0].RTTMs != 10 {
+		t.Errorf("Drain of a busy network = %+v, want count %d rtt 10", got, MaxSampleCount)
 	}
 }
 
@@ -84,6 +95,10 @@ func TestReporterPosts(t *testing.T) {
 			http.Error(w, "no", http.StatusNotFound)
 			return
 		}
+		if !bearer.Authorized(r, "tok") {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
 		var rep Report
 		if err := json.NewDecoder(r.Body).Decode(&rep); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -94,7 +109,7 @@ func TestReporterPosts(t *testing.T) {
 	defer dns.Close()
 	col := NewCollector(CollectorOptions{})
 	col.Observe(netip.MustParseAddr("198.51.100.9"), 23500*time.Microsecond)
-	rep := NewReporter(col, ReporterOptions{Region: "us-east-1", Targets: []string{dns.URL + "/v1/rtt"}, Interval: 20 * time.Millisecond})
+	rep := NewReporter(col, ReporterOptions{Region: "us-east-1", Token: "tok", Targets: []string{dns.URL + "/v1/rtt"}, Interval: 20 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	go rep.Run(ctx)
@@ -109,10 +124,15 @@ func TestReporterPosts(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no report within 2s")
 	}
-	bad := NewReporter(NewCollector(CollectorOptions{}), ReporterOptions{Region: "x", Targets: []string{dns.URL + "/wrong"}})
+	bad := NewReporter(NewCollector(CollectorOptions{}), ReporterOptions{Region: "x", Token: "tok", Targets: []string{dns.URL + "/wrong"}})
 	bad.col.Observe(netip.MustParseAddr("198.51.100.9"), time.Millisecond)
 	if err := bad.Flush(context.Background()); err == nil {
 		t.Error("Flush to a 404 target: want an error")
+	}
+	noToken := NewReporter(NewCollector(CollectorOptions{}), ReporterOptions{Region: "x", Token: "wrong", Targets: []string{dns.URL + "/v1/rtt"}})
+	noToken.col.Observe(netip.MustParseAddr("198.51.100.9"), time.Millisecond)
+	if err := noToken.Flush(context.Background()); err == nil || !strings.Contains(err.Error(), "admin token") {
+		t.Errorf("Flush with a wrong token: %v, want an error naming the admin token", err)
 	}
 }
 
@@ -126,6 +146,10 @@ func TestReportValidate(t *testing.T) {
 		{Report{Region: "a", Samples: []Sample{{Net: "198.51.100.0/16", RTTMs: 1, Count: 1}}}, false},
 		{Report{Region: "a", Samples: []Sample{{Net: "198.51.100.0/24", RTTMs: -1, Count: 1}}}, false},
 		{Report{Region: "a", Samples: []Sample{{Net: "198.51.100.0/24", RTTMs: 1, Count: 0}}}, false},
+		{Report{Region: "a", Samples: []Sample{{Net: "198.51.100.0/24", RTTMs: 1, Count: MaxSampleCount}}}, true},
+		{Report{Region: "a", Samples: []Sample{{Net: "198.51.100.0/24", RTTMs: 1, Count: MaxSampleCount + 1}}}, false},
+		{Report{Region: "a", Samples: []Sample{{Net: "198.51.100.0/24", RTTMs: 1, Count: 1e9}}}, false},
+		{Report{Region: "a", Samples: make([]Sample, MaxReportSamples+1)}, false},
 	} {
 		if _, err := tt.r.Validate(); (err == nil) != tt.ok {
 			t.Errorf("Validate(%+v) = %v", tt.r, err)

@@ -99,6 +99,10 @@ spec:
       - {name: eu-west-1, provider: aws, edges: ["%s"]}
 `
 
+// dnsToken is the admin token startDNS gives the dns (the edges' rtt
+// reports must carry it).
+const dnsToken = "e2e-admin-token"
+
 type env struct {
 	bin, file, port, admin string
 	us, eu                 *httptest.Server
@@ -129,6 +133,7 @@ func startDNS(t *testing.T) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cmd = exec.CommandContext(ctx, e.bin, "dns", "-f", e.file, "--listen", "127.0.0.1:"+e.port, "--admin", e.admin, "--region", "eu-west-1")
 	e.cmd.Cancel = func() error { return e.cmd.Process.Signal(syscall.SIGTERM) }
+	e.cmd.Env = append(os.Environ(), "KUBECDN_ADMIN_TOKEN="+dnsToken)
 	var logs strings.Builder
 	e.cmd.Stderr = &logs
 	if err := e.cmd.Start(); err != nil {
