@@ -14,6 +14,8 @@ command -v kdig >/dev/null || need_pkgs+=(knot-dnsutils)
 command -v knotd >/dev/null || [[ -x /usr/sbin/knotd ]] || need_pkgs+=(knot)
 command -v npm >/dev/null || need_pkgs+=(npm)
 command -v chromium >/dev/null || need_pkgs+=(chromium)
+command -v python3 >/dev/null || need_pkgs+=(python3)
+command -v ffmpeg >/dev/null || need_pkgs+=(ffmpeg)
 if ((${#need_pkgs[@]})); then
 	echo "== installing ${need_pkgs[*]}"
 	export DEBIAN_FRONTEND=noninteractive
