@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,7 +92,8 @@ type fill struct {
 	streams []*stream // nil entries were handed to the store and dropped
 	more    chan struct{}
 	ended   bool
-	whole   bool // the origin ignored Range: the body is the whole object from slice 0
+	whole   bool  // the body is the whole object from slice 0 and the origin may not do ranges
+	dropped int64 // slices before this index are dropped or were looked at (dropStored)
 
 	endErr error
 
@@ -143,15 +145,6 @@ func (f *fill) addStream(i int64, st *stream) {
 	f.streams = append(f.streams, st)
 	close(f.more)
 	f.more = make(chan struct{})
-	f.mu.Unlock()
-}
-
-// drop forgets stream i (it is in the store now) so memory stays bounded.
-func (f *fill) drop(i int64) {
-	f.mu.Lock()
-	if j := i - f.first; j >= 0 && j < int64(len(f.streams)) {
-		f.streams[j] = nil
-	}
 	f.mu.Unlock()
 }
 
@@ -469,6 +462,12 @@ func (s *Server) runFill(f *fill, rt *runtime, ri reqInfo, vk string, old *objMe
 		m.Sliced, m.SliceBytes = true, S
 	}
 	want := max(slice, 0)
+	if slice >= 0 || !strings.EqualFold(resp.Header.Get("Accept-Ranges"), "bytes") {
+		// The origin ignored our Range, or does not say it honours one:
+		// readers of any later slice wait for this fill rather than ask
+		// for a range that would bring the whole object again.
+		f.whole = true
+	}
 	bodyErr = s.fillBody(f, rt, m, vk, watchBody(resp.Body, rt.cfg.UpstreamTimeout, cancel), 0, size, want)
 }
 
@@ -616,10 +615,6 @@ func (s *Server) fillBody(f *fill, rt *runtime, m *objMeta, vk string, body io.R
 		}
 	}
 	fresh := !f.body // a miss's fill: the object is new
-	if m.Sliced && fresh {
-		put(key, m.encode(), nil)
-		s.index.add(m.Key, key, m.Tags)
-	}
 	valid := validator(m.Header)
 	sliceLen := func(i int64) int64 {
 		if m.Size >= 0 {
@@ -632,7 +627,11 @@ func (s *Server) fillBody(f *fill, rt *runtime, m *objMeta, vk string, body io.R
 	f.kind, f.meta, f.valid = fillStored, m, valid
 	f.addStream(i, st)
 	if m.Sliced && fresh {
+		// Findable before the metadata is: a request that finds the
+		// object stored must find the fill that streams its slices.
 		s.registerBody(f)
+		put(key, m.encode(), nil)
+		s.index.add(m.Key, key, m.Tags)
 	}
 	// The waiters are told after the first read of the body, not before:
 	// woken at once, a thousand of them would run ahead of this goroutine
@@ -667,7 +666,7 @@ func (s *Server) fillBody(f *fill, rt *runtime, m *objMeta, vk string, body io.R
 				// finds it in the store.
 				sliced = true // an unknown length that outgrew one slice is stored in slices
 				put(sliceKey(vk, i), []byte(valid), st.buf)
-				f.drop(i - 1)
+				s.dropStored(f, vk, i)
 				st.finish(nil)
 				if m.Sliced && i >= want && s.stopIfUnread(f) {
 					// Nobody is reading; later requests fetch the rest by range.
@@ -719,10 +718,32 @@ func (s *Server) fillBody(f *fill, rt *runtime, m *objMeta, vk string, body io.R
 	default:
 		s.detachFill(f)
 		put(sliceKey(vk, i), []byte(valid), st.buf)
-		f.drop(i - 1)
+		s.dropStored(f, vk, i)
 		st.finish(nil)
 	}
 	return nil
+}
+
+// keepSlices is how many completed slices a fill keeps in memory for its
+// readers when the store did not take them (a full or refusing tier).
+const keepSlices = 4
+
+// dropStored lets go of the streams of f's slices before i that the store
+// holds, or that are more than keepSlices behind, so a fill's memory stays
+// bounded while readers a little behind still find their slice.
+func (s *Server) dropStored(f *fill, vk string, i int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for ; f.dropped < i; f.dropped++ {
+		j := f.dropped - f.first
+		if j < 0 || j >= int64(len(f.streams)) || f.streams[j] == nil {
+			continue
+		}
+		if i-f.dropped <= keepSlices && !s.store.Contains(sliceKey(vk, f.dropped)) {
+			return
+		}
+		f.streams[j] = nil
+	}
 }
 
 // refresh revalidates a stale object in the background

@@ -24,10 +24,10 @@ func TestListenWaitsForHeldAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := held.Addr().String()
-	go func() {
+	go func(held net.Listener) {
 		time.Sleep(300 * time.Millisecond)
 		held.Close()
-	}()
+	}(held)
 	start := time.Now()
 	ln, err := s.listen(context.Background(), "public", addr)
 	if err != nil {
