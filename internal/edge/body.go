@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strconv"
 
 	"github.com/kubecdn/kubecdn/internal/store"
 )
-
-func sliceKey(vk string, i int64) string { return "s:" + vk + "#" + strconv.FormatInt(i, 10) }
 
 // preflightSlices is how many slices ahead of a response's first byte the
 // edge looks for one missing before it sends the header.

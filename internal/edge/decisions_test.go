@@ -321,3 +321,25 @@ func TestMetaEncodeExact(t *testing.T) {
 		t.Fatalf("encoded meta of %d bytes has %d spare bytes of capacity", len(b), spare)
 	}
 }
+
+func TestKeyScheme(t *testing.T) {
+	pk := "https://www.test/a?b"
+	vk := variantKey(pk, "gzip")
+	if got, ok := variantOf(objKey(vk)); !ok || got != vk {
+		t.Errorf("variantOf(objKey(%q)) = %q, %v", vk, got, ok)
+	}
+	if _, ok := variantOf(sliceKey(vk, 3)); ok {
+		t.Error("a slice key is taken for an object's key")
+	}
+	if primaryOf(vk) != pk || primaryOf(pk) != pk {
+		t.Errorf("primaryOf: %q, %q", primaryOf(vk), primaryOf(pk))
+	}
+	for _, tt := range []struct {
+		vk   string
+		want bool
+	}{{pk, true}, {vk, true}, {pk + "x", false}, {variantKey(pk+"x", "gzip"), false}, {"https://www.test/a", false}} {
+		if got := variantOfPrimary(tt.vk, pk); got != tt.want {
+			t.Errorf("variantOfPrimary(%q, %q) = %v, want %v", tt.vk, pk, got, tt.want)
+		}
+	}
+}

@@ -682,7 +682,7 @@ func (st *fastConnState) key(req *fastReq, https bool) string {
 	if https {
 		scheme = "https"
 	}
-	st.k = "o:" + httpcache.Key(scheme, string(req.host), string(req.target))
+	st.k = objKey(httpcache.Key(scheme, string(req.host), string(req.target)))
 	st.host = append(st.host[:0], req.host...)
 	st.target = append(st.target[:0], req.target...)
 	st.https = https

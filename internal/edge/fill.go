@@ -62,10 +62,6 @@ var (
 	errGone          = errors.New("edge: stored body gone")
 )
 
-// objKey is the storage key of a variant's metadata (and of its body when
-// it is not sliced); sliceKey that of one of its slices.
-func objKey(vk string) string { return "o:" + vk }
-
 // fill is one upstream fetch for one cache key that any number of requests
 // wait on: concurrent misses cause one fetch, and the waiters are fed while
 // the body streams in.
@@ -478,7 +474,7 @@ func (s *Server) newObject(f *fill, ri reqInfo, status int, h http.Header, reqTi
 	vk := ri.pk
 	if len(names) > 0 {
 		f.varyKey = httpcache.VaryKey(names, ri.header)
-		vk = ri.pk + "\x00" + f.varyKey
+		vk = variantKey(ri.pk, f.varyKey)
 		marker := &objMeta{Key: ri.pk, Marker: true, VaryNames: names}
 		if !f.purged.Load() {
 			s.store.Put(objKey(ri.pk), marker.encode(), nil)

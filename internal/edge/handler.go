@@ -142,7 +142,7 @@ func (s *Server) reqInfo(r *http.Request, rt *runtime) reqInfo {
 
 // lookupResult is what the store holds for a request.
 type lookupResult struct {
-	key   string // storage key of the object ("o:" + vk)
+	key   string // storage key of the object (objKey(vk))
 	vk    string // variant key: pk, or pk + NUL + vary key
 	meta  *objMeta
 	entry *store.Entry
@@ -171,15 +171,15 @@ func (s *Server) getMeta(key string) (*objMeta, *store.Entry) {
 }
 
 func (s *Server) lookup(pk string, h http.Header) lookupResult {
-	l := lookupResult{key: "o:" + pk, vk: pk}
+	l := lookupResult{key: objKey(pk), vk: pk}
 	m, e := s.getMeta(l.key)
 	if m == nil {
 		return l
 	}
 	if m.Marker {
 		e.Close()
-		l.vk = pk + "\x00" + httpcache.VaryKey(m.VaryNames, h)
-		l.key = "o:" + l.vk
+		l.vk = variantKey(pk, httpcache.VaryKey(m.VaryNames, h))
+		l.key = objKey(l.vk)
 		m, e = s.getMeta(l.key)
 		if m == nil {
 			l.vary = true
@@ -537,7 +537,7 @@ func (s *Server) deleteObject(key string) bool {
 	}
 	e.Close()
 	if m.Sliced {
-		vk := strings.TrimPrefix(key, "o:")
+		vk, _ := variantOf(key)
 		for i := int64(0); i < m.numSlices(); i++ {
 			s.store.Delete(sliceKey(vk, i))
 		}

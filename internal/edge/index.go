@@ -32,7 +32,7 @@ type index struct {
 const manyVariants = 16
 
 type indexEntry struct {
-	variants []string            // storage keys ("o:...") of each variant
+	variants []string            // storage keys (objKey) of each variant
 	set      map[string]struct{} // variants as a set, once there are manyVariants
 	tags     []string
 }
@@ -92,17 +92,14 @@ func newIndex(has func(storageKey string) bool) *index {
 	return &index{has: has, keys: map[string]*indexEntry{}, tags: map[string]map[string]struct{}{}}
 }
 
-// primaryOf returns the primary key inside a storage key ("o:" + pk, or
-// "o:" + pk + NUL + vary key) as a substring of it, so it shares its bytes.
-func primaryOf(storageKey string) (string, bool) {
-	rest, ok := strings.CutPrefix(storageKey, "o:")
+// primaryOfStorage returns the primary key inside an object's storage key
+// as a substring of it, so it shares its bytes.
+func primaryOfStorage(storageKey string) (string, bool) {
+	vk, ok := variantOf(storageKey)
 	if !ok {
 		return "", false
 	}
-	if i := strings.IndexByte(rest, 0); i >= 0 {
-		rest = rest[:i]
-	}
-	return rest, true
+	return primaryOf(vk), true
 }
 
 // add records that the store holds storageKey, a variant of pk, with tags.
@@ -110,7 +107,7 @@ func primaryOf(storageKey string) (string, bool) {
 // admission, evicted meanwhile), add forgets it again, so an eviction
 // reported before the add cannot leave it behind.
 func (x *index) add(pk, storageKey string, tags []string) {
-	if p, ok := primaryOf(storageKey); ok && p == pk {
+	if p, ok := primaryOfStorage(storageKey); ok && p == pk {
 		pk = p // the store's bytes, not a copy
 	}
 	x.mu.Lock()
@@ -142,7 +139,7 @@ func (x *index) add(pk, storageKey string, tags []string) {
 // is made under the lock: a Put of the key that the check missed is
 // followed by its add, which then comes after this removal.
 func (x *index) evicted(storageKey string) (forgotten bool) {
-	pk, ok := primaryOf(storageKey)
+	pk, ok := primaryOfStorage(storageKey)
 	if !ok {
 		return false
 	}

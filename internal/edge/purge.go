@@ -113,13 +113,13 @@ func (s *Server) purgeKey(pk string, soft bool) int {
 	// the purge, and new requests must not join them.
 	s.mu.Lock()
 	for k, f := range s.fills {
-		if k == "o:"+pk || strings.HasPrefix(k, "o:"+pk+"\x00") {
+		if vk, _ := variantOf(k); variantOfPrimary(vk, pk) {
 			f.purged.Store(true)
 			delete(s.fills, k)
 		}
 	}
 	for vk, fs := range s.bodies {
-		if vk == pk || strings.HasPrefix(vk, pk+"\x00") {
+		if variantOfPrimary(vk, pk) {
 			for _, f := range fs {
 				f.purged.Store(true)
 			}
@@ -133,7 +133,7 @@ func (s *Server) purgeKey(pk string, soft bool) int {
 	} else {
 		skeys = s.index.remove(pk)
 	}
-	skeys = append(skeys, "o:"+pk)
+	skeys = append(skeys, objKey(pk))
 	n := 0
 	done := map[string]bool{}
 	for _, sk := range skeys {

@@ -249,7 +249,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 // metadata goes at once (it would keep the evicted bytes alive); the index
 // forgets the key if no tier holds it any more.
 func (s *Server) storeEvicted(key string) {
-	if !strings.HasPrefix(key, "o:") {
+	if _, ok := variantOf(key); !ok {
 		return // a slice: neither indexed nor decoded
 	}
 	s.metas.forget(key)
@@ -260,7 +260,7 @@ func (s *Server) storeEvicted(key string) {
 // restart) so purges by prefix and tag find them.
 func (s *Server) rebuildIndex() {
 	_ = s.store.Scan(func(key string, meta []byte) bool {
-		if !strings.HasPrefix(key, "o:") {
+		if _, ok := variantOf(key); !ok {
 			return true
 		}
 		if m, err := decodeMeta(meta); err == nil && !m.Marker {

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	goruntime "runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -490,7 +489,7 @@ func (u *uringServer) serve(c *uringConn, req *fastReq) bool {
 // whose metadata m is stored under key, when all are in the memory tier
 // and agree with m (same validator, whole); nil otherwise.
 func (s *Server) memorySlices(key string, m *objMeta) [][]byte {
-	vk := strings.TrimPrefix(key, "o:")
+	vk, _ := variantOf(key)
 	want, S := validator(m.Header), m.SliceBytes
 	if S <= 0 || m.Size <= 0 {
 		return nil
