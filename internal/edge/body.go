@@ -88,8 +88,12 @@ func (b *bodyReader) preflight(ctx context.Context, first, last int64, wait cont
 // attach returns the body fill that provides slice i and attaches the
 // reader to it, detaching it from the one it read before.
 func (b *bodyReader) attach(i, last int64) *fill {
-	if last == b.m.numSlices()-1 {
-		last = -1
+	// Ask for the run of missing slices from i, not for those stored.
+	for j := i + 1; j <= last; j++ {
+		if j-i > preflightSlices || b.s.store.Contains(sliceKey(b.vk, j)) {
+			last = j - 1
+			break
+		}
 	}
 	f := b.s.bodyFor(b.rt, b.ri, b.vk, b.m, sliceSpan{i, last}, b.att)
 	if f != b.att {
@@ -142,6 +146,7 @@ func (b *bodyReader) writeWhole(ctx context.Context, w io.Writer, a, z int64) (i
 // reader will want.
 func (b *bodyReader) writeSlice(ctx context.Context, w io.Writer, i, last, lo, hi int64) (int64, error) {
 	if b.own != nil {
+		b.own.reading(i)
 		if st := b.own.streamAt(ctx, i); st != nil {
 			return st.copyTo(ctx, w, lo, hi)
 		}
@@ -152,6 +157,7 @@ func (b *bodyReader) writeSlice(ctx context.Context, w io.Writer, i, last, lo, h
 			return e.WriteBodyTo(w, lo, hi-lo)
 		}
 		f := b.attach(i, last)
+		f.reading(i)
 		if st := f.streamAt(ctx, i); st != nil {
 			return st.copyTo(ctx, w, lo, hi)
 		}

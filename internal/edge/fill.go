@@ -94,6 +94,7 @@ type fill struct {
 	endErr error
 
 	readers atomic.Int32 // requests attached to the fill (see stopIfUnread)
+	pos     atomic.Int64 // the furthest slice an attached reader has asked for (see paceFill)
 	waiting atomic.Int32 // fast-path requests waiting for the header
 	purged  atomic.Bool  // a purge hit the key: store nothing more
 
@@ -186,6 +187,16 @@ func (f *fill) streamAt(ctx context.Context, i int64) *stream {
 		case <-more:
 		case <-ctx.Done():
 			return nil
+		}
+	}
+}
+
+// reading records that a reader has asked for slice i.
+func (f *fill) reading(i int64) {
+	for {
+		p := f.pos.Load()
+		if i <= p || f.pos.CompareAndSwap(p, i) {
+			return
 		}
 	}
 }
@@ -376,15 +387,30 @@ func (w *watchedBody) Close() error {
 	return w.ReadCloser.Close()
 }
 
+// cancelOnClose ends a request's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
 // runFill performs the upstream fetch of a fill and publishes its outcome.
 // It is detached from the client that started it: the body keeps filling
 // the cache for the other waiters when that client goes away.
 func (s *Server) runFill(f *fill, rt *runtime, ri reqInfo, vk string, old *objMeta, span sliceSpan) {
 	ctx, cancel := context.WithCancel(s.bgCtx)
 	var bodyErr error
+	handed := false // the response went to the leader, who ends it with Close
 	defer func() {
 		s.endFill(f, bodyErr)
-		cancel()
+		if !handed {
+			cancel()
+		}
 		if bodyErr != nil && !f.purged.Load() {
 			s.log.Warn("upstream body failed", "key", ri.pk, "err", bodyErr)
 		}
@@ -443,7 +469,8 @@ func (s *Server) runFill(f *fill, rt *runtime, ri reqInfo, vk string, old *objMe
 			// client's: the client fetches on its own.
 			resp.Body.Close()
 		} else {
-			f.resp = resp
+			resp.Body = &cancelOnClose{watchBody(resp.Body, rt.cfg.UpstreamTimeout, cancel), cancel}
+			f.resp, handed = resp, true
 		}
 		close(f.ready)
 		return
@@ -620,6 +647,7 @@ func (s *Server) fillBody(f *fill, rt *runtime, m *objMeta, vk string, body io.R
 	}
 	i := first
 	st := newStream(sliceLen(i), valid)
+	f.reading(want)
 	f.kind, f.meta, f.valid = fillStored, m, valid
 	f.addStream(i, st)
 	if m.Sliced && fresh {
@@ -664,7 +692,7 @@ func (s *Server) fillBody(f *fill, rt *runtime, m *objMeta, vk string, body io.R
 				put(sliceKey(vk, i), []byte(valid), st.buf)
 				s.dropStored(f, vk, i)
 				st.finish(nil)
-				if m.Sliced && i >= want && s.stopIfUnread(f) {
+				if m.Sliced && i >= want && (s.stopIfUnread(f) || !s.paceFill(f, i)) {
 					// Nobody is reading; later requests fetch the rest by range.
 					return nil
 				}
@@ -718,6 +746,33 @@ func (s *Server) fillBody(f *fill, rt *runtime, m *objMeta, vk string, body io.R
 		st.finish(nil)
 	}
 	return nil
+}
+
+// readAhead is how many slices a sliced fill may run ahead of the furthest
+// slice its readers have asked for; pacePause is how long it waits for them
+// at most before it reads on regardless (an origin does not keep a stalled
+// connection open for ever).
+const (
+	readAhead = 2
+	pacePause = 30 * time.Second
+)
+
+// paceFill holds a fill that has completed slice i while it is readAhead
+// slices ahead of its readers, so a download its client abandoned costs the
+// origin a few slices, not the object. It reports false when the readers
+// have all left (the fill is then unfindable and stops).
+func (s *Server) paceFill(f *fill, i int64) bool {
+	deadline := time.Now().Add(pacePause)
+	for i+1 > f.pos.Load()+readAhead {
+		if s.stopIfUnread(f) {
+			return false
+		}
+		if time.Now().After(deadline) {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }
 
 // keepSlices is how many completed slices a fill keeps in memory for its

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -280,5 +281,66 @@ func TestStalledBodyFails(t *testing.T) {
 	resp, body := get(t, e.url+"/s.bin")
 	if body != string(content) || !strings.Contains(resp.Header.Get("Cache-Status"), "miss") {
 		t.Fatalf("after the stall: %d bytes, Cache-Status %q", len(body), resp.Header.Get("Cache-Status"))
+	}
+}
+
+// TestAbandonedFillsStop is issue 18's "a fill goes on after every client
+// waiting on it has left": 20 cold downloads of large objects, each client
+// hanging up after 64 KiB, must not make the origin send the objects whole.
+func TestAbandonedFillsStop(t *testing.T) {
+	const size, objects = 16 << 20, 20
+	content := objectBytes(size, 10)
+	var sent atomic.Int64
+	origin, _ := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Accept-Ranges", "bytes")
+		w.Header().Set("ETag", `"big"`)
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		// About 32 MB/s, as from an origin further away than loopback:
+		// what the kernel buffers between origin and edge stays small.
+		for p := content; len(p) > 0; p = p[32<<10:] {
+			n, err := w.Write(p[:32<<10])
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	e := startEdge(t, Config{Origin: origin.URL, SliceBytes: 1 << 20})
+	var wg sync.WaitGroup
+	for i := range objects {
+		wg.Go(func() {
+			code, b, err := rawRange(t, e.url, fmt.Sprintf("/big%d.bin", i), "bytes=0-", 64<<10)
+			if err != nil || code != 206 || !bytes.Equal(b, content[:64<<10]) {
+				t.Errorf("download %d: %d %v", i, code, err)
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(time.Second) // let the fills notice
+	got := sent.Load()
+	t.Logf("origin sent %d MiB for %d abandoned downloads of %d MiB", got>>20, objects, size>>20)
+	if limit := int64(objects * 4 << 20); got > limit {
+		t.Errorf("origin sent %d bytes, want at most %d (a slice and the socket buffers per download), not the objects whole (%d)", got, limit, objects*size)
+	}
+}
+
+// TestUncacheableMissStreamsWhole: a response that is not stored, relayed
+// to the miss that fetched it, arrives whole however slowly it comes.
+func TestUncacheableMissStreamsWhole(t *testing.T) {
+	content := objectBytes(128<<10, 11)
+	origin, _ := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Length", strconv.Itoa(len(content)))
+		w.Write(content[:len(content)/2])
+		w.(http.Flusher).Flush()
+		time.Sleep(300 * time.Millisecond)
+		w.Write(content[len(content)/2:])
+	})
+	e := startEdge(t, Config{Origin: origin.URL})
+	resp, body := get(t, e.url+"/ns")
+	if resp.StatusCode != 200 || body != string(content) {
+		t.Fatalf("status %d, %d of %d bytes", resp.StatusCode, len(body), len(content))
 	}
 }

@@ -65,6 +65,9 @@ func (s *stream) wait(ctx context.Context) ([]byte, error) {
 func (s *stream) copyTo(ctx context.Context, w io.Writer, off, end int64) (int64, error) {
 	var written int64
 	for off < end {
+		if err := ctx.Err(); err != nil {
+			return written, err // the client left: stop feeding the socket's buffer
+		}
 		s.mu.Lock()
 		buf, done, err, wake := s.buf, s.done, s.err, s.wake
 		s.mu.Unlock()
