@@ -40,6 +40,8 @@ type edgeFile struct {
 	HeuristicMax    string   `json:"heuristicMax"`
 	UpstreamTimeout string   `json:"upstreamTimeout"`
 	AdminTokenFile  string   `json:"adminTokenFile"`
+	HopKeyFile      string   `json:"hopKeyFile"`
+	PassHeaders     []string `json:"passHeaders"`
 	Region          string   `json:"region"`
 	RTTReport       []string `json:"rttReport"`
 
@@ -78,7 +80,7 @@ type edgeFlags struct {
 	peers      string
 	rttReport  string
 
-	tlsCertFiles, tlsKeyFiles, tlsCertDirs, httpsRedirect stringList
+	tlsCertFiles, tlsKeyFiles, tlsCertDirs, httpsRedirect, passHeaders stringList
 }
 
 func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
@@ -103,6 +105,8 @@ func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
 	fs.StringVar(&ef.f.HeuristicMax, "heuristic-max", "24h", "cap on heuristic freshness")
 	fs.StringVar(&ef.f.UpstreamTimeout, "upstream-timeout", "30s", "time allowed for an upstream's response header")
 	fs.StringVar(&ef.f.AdminTokenFile, "admin-token-file", "", "file holding the admin bearer token (else $KUBECDN_ADMIN_TOKEN)")
+	fs.StringVar(&ef.f.HopKeyFile, "hop-key-file", "", "file holding the region's hop keys, one per line, the first signs (else $KUBECDN_HOP_KEY): edges trust each other's forwarding fields only with one")
+	fs.Var(&ef.passHeaders, "pass-header", "a request field the edge otherwise drops (X-Forwarded-Port, Forwarded, names with _, ...) to pass to the origin (repeatable)")
 	fs.BoolVar(&ef.pprof, "pprof", false, "serve Go's CPU and heap profiles under /debug/pprof/ on the admin listener")
 	fs.StringVar(&ef.f.Region, "region", "", "this edge's region, named in the round-trip times it reports")
 	fs.StringVar(&ef.rttReport, "rtt-report", "", "comma-separated dns admin URLs to report client round-trip times to, e.g. http://127.0.0.1:9053/v1/rtt")
@@ -160,6 +164,10 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		f.HeuristicMax = pick("heuristic-max", f.HeuristicMax, ff.HeuristicMax)
 		f.UpstreamTimeout = pick("upstream-timeout", f.UpstreamTimeout, ff.UpstreamTimeout)
 		f.AdminTokenFile = pick("admin-token-file", f.AdminTokenFile, ff.AdminTokenFile)
+		f.HopKeyFile = pick("hop-key-file", f.HopKeyFile, ff.HopKeyFile)
+		if !set["pass-header"] {
+			f.PassHeaders = ff.PassHeaders
+		}
 		if !set["hostname"] {
 			f.Hostnames = ff.Hostnames
 		}
@@ -217,6 +225,9 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 	if len(ef.httpsRedirect) > 0 {
 		f.HTTPSRedirect = ef.httpsRedirect
 	}
+	if len(ef.passHeaders) > 0 {
+		f.PassHeaders = ef.passHeaders
+	}
 	if ef.peers != "" {
 		f.Peers = splitList(ef.peers)
 	}
@@ -227,7 +238,7 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		CacheDir:  f.CacheDir,
 		TLSListen: f.TLSListen, TLSCerts: f.TLSCerts, TLSCertDirs: f.TLSCertDirs, TLSTicketKeyFile: f.TLSTicketKeyFile,
 		HTTPSRedirect: f.HTTPSRedirect, HTTPSPort: f.HTTPSPort, OriginCA: f.OriginCA, OriginInsecure: f.OriginInsecure,
-		IOUring:     f.IOUring,
+		IOUring: f.IOUring, PassHeaders: f.PassHeaders,
 		ACMEStorage: f.ACMEStorage, ACMECA: f.ACMECA, ACMECARoot: f.ACMECARoot, ACMEEmail: f.ACMEEmail,
 	}
 	size := func(field, v string, dst *int64) {
@@ -269,6 +280,15 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 	} else {
 		cfg.AdminToken = getenv("KUBECDN_ADMIN_TOKEN")
 	}
+	hopKeys := getenv("KUBECDN_HOP_KEY")
+	if f.HopKeyFile != "" {
+		b, err := os.ReadFile(f.HopKeyFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("hop-key-file: %w", err))
+		}
+		hopKeys = string(b)
+	}
+	cfg.HopKeys = hopKeyLines(hopKeys)
 	if err := errors.Join(errs...); err != nil {
 		return cfg, err
 	}
@@ -288,6 +308,9 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if cfg.AdminToken == "" {
 		log.Warn("no admin token (KUBECDN_ADMIN_TOKEN or --admin-token-file): purge is refused")
+	}
+	if len(cfg.HopKeys) == 0 && (len(cfg.Peers) > 0 || cfg.Parent != "") {
+		log.Warn("peers or parent without a hop key (KUBECDN_HOP_KEY or --hop-key-file): edges treat each other as clients (forwarding fields replaced, Surrogate-Key and Cache-Tag not passed on)")
 	}
 	opts := edge.Options{Logger: log}
 	if len(ef.rttTargets) > 0 {
@@ -328,6 +351,18 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// hopKeyLines are the keys of a hop key file: one per non-empty line,
+// spaces around it ignored.
+func hopKeyLines(v string) []string {
+	var out []string
+	for _, l := range strings.Split(v, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func splitList(v string) []string {

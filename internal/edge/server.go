@@ -75,6 +75,7 @@ type Server struct {
 	tls       *tlsState // nil without a TLS listener
 	metrics   *metrics
 	index     *index
+	bodies    *bodyGate // request bodies passed upstream (reqbody.go)
 	opts      Options
 
 	bgCtx    context.Context
@@ -117,6 +118,8 @@ type runtime struct {
 	loopID     string
 	hosts      map[string]bool
 	opts       httpcache.Options
+	hopKeys    [][]byte        // Config.HopKeys; the first signs
+	pass       map[string]bool // canonical names of Config.PassHeaders
 }
 
 func newRuntime(cfg Config) (*runtime, error) {
@@ -155,6 +158,10 @@ func newRuntime(cfg Config) (*runtime, error) {
 	for _, h := range cfg.Hostnames {
 		rt.hosts[h] = true
 	}
+	for _, k := range cfg.HopKeys {
+		rt.hopKeys = append(rt.hopKeys, []byte(k))
+	}
+	rt.pass = canonicalPass(cfg.PassHeaders)
 	rt.opts = httpcache.Options{HeuristicMax: cfg.HeuristicMax}
 	if cfg.StaleIfError > 0 {
 		rt.opts.StaleIfErrorCap = cfg.StaleIfError
@@ -179,6 +186,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		slices:  map[string]*stream{},
 		started: make(chan struct{}),
 		metas:   newMetaCache(),
+		bodies:  newBodyGate(defaultBodyLimits()),
 		fast:    fastConns{conns: map[net.Conn]*fastConn{}},
 
 		parkAfter: fastParkAfter,
@@ -333,7 +341,9 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	}
-	adm := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	// The admin listener reads purge bodies: a client gets 30 s for a whole
+	// request, so a slow one cannot hold a connection open.
+	adm := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, ErrorLog: errLog}
 	go s.sweepIndex(s.bgCtx, 10*time.Second, 2000)
 	errc := make(chan error, 8)
 	fl := &fastListener{inner: ln, handoff: make(chan net.Conn), closed: make(chan struct{})}
