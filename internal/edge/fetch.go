@@ -406,13 +406,14 @@ func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *runtime, ri re
 	}
 	resp, err := s.roundTrip(r.Context(), rt, ri, r.Method, h, body, rb.n, false)
 	if err != nil {
-		if r.Context().Err() != nil {
-			return
-		}
 		if cb != nil && cb.err != nil {
 			// The client's body was malformed (e.g. a bad chunk) or too
-			// slow, not the upstream unreachable.
+			// slow (which also ends the request's context), not the
+			// upstream unreachable.
 			s.writeBodyError(w, rt, cb.err, fwd)
+			return
+		}
+		if r.Context().Err() != nil {
 			return
 		}
 		s.count("error")
