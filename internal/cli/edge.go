@@ -101,7 +101,7 @@ func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
 	fs.StringVar(&ef.f.CacheDir, "cache-dir", "", "disk tier directory (none if empty)")
 	fs.StringVar(&ef.f.Disk, "disk", "10GiB", "disk tier size")
 	fs.StringVar(&ef.f.Slice, "slice", "4MiB", "slice size for large objects")
-	fs.StringVar(&ef.f.StaleIfError, "stale-if-error", "24h", "serve stale content this long past expiry when the upstream fails (0 disables)")
+	fs.StringVar(&ef.f.StaleIfError, "stale-if-error", "24h", "serve stale content with an explicit lifetime and no Set-Cookie this long past expiry when the upstream fails (0 disables)")
 	fs.StringVar(&ef.f.HeuristicMax, "heuristic-max", "24h", "cap on heuristic freshness")
 	fs.StringVar(&ef.f.UpstreamTimeout, "upstream-timeout", "30s", "time allowed for an upstream's response header")
 	fs.StringVar(&ef.f.AdminTokenFile, "admin-token-file", "", "file holding the admin bearer token (else $KUBECDN_ADMIN_TOKEN)")

@@ -47,8 +47,9 @@ type Config struct {
 	// stored in. If zero, defaults to 4 MiB.
 	SliceBytes int64 `json:"slice,omitempty"`
 	// StaleIfError is how long past expiry cached content is served when the
-	// upstream fails, even without a stale-if-error directive. If zero,
-	// defaults to 24h; negative disables it.
+	// upstream fails, even without a stale-if-error directive, if it has an
+	// explicit lifetime and no Set-Cookie (httpcache.StaleIfError). If
+	// zero, defaults to 24h; negative disables it.
 	StaleIfError time.Duration `json:"staleIfError,omitempty"`
 	// HeuristicMax caps heuristic freshness. If zero, defaults to 24h.
 	HeuristicMax time.Duration `json:"heuristicMax,omitempty"`
