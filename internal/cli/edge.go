@@ -43,6 +43,8 @@ type edgeFile struct {
 	UpstreamTimeout string   `json:"upstreamTimeout"`
 	StaleDeadline   string   `json:"staleDeadline"`
 	AdminTokenFile  string   `json:"adminTokenFile"`
+	HopKeyFile      string   `json:"hopKeyFile"`
+	PassHeaders     []string `json:"passHeaders"`
 	Region          string   `json:"region"`
 	RTTReport       []string `json:"rttReport"`
 
@@ -81,7 +83,7 @@ type edgeFlags struct {
 	peers      string
 	rttReport  string
 
-	tlsCertFiles, tlsKeyFiles, tlsCertDirs, httpsRedirect stringList
+	tlsCertFiles, tlsKeyFiles, tlsCertDirs, httpsRedirect, passHeaders stringList
 }
 
 func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
@@ -103,11 +105,13 @@ func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
 	fs.StringVar(&ef.f.Disk, "disk", "10GiB", "disk tier size")
 	fs.StringVar(&ef.f.Slice, "slice", "4MiB", "slice size for large objects")
 	fs.StringVar(&ef.f.MaxKey, "max-key", "8KiB", "longest cache key (scheme, host, path, query) stored; longer ones are served but not stored")
-	fs.StringVar(&ef.f.StaleIfError, "stale-if-error", "24h", "serve stale content this long past expiry when the upstream fails (0 disables)")
+	fs.StringVar(&ef.f.StaleIfError, "stale-if-error", "24h", "serve stale content with an explicit lifetime and no Set-Cookie this long past expiry when the upstream fails (0 disables)")
 	fs.StringVar(&ef.f.HeuristicMax, "heuristic-max", "24h", "cap on heuristic freshness")
 	fs.StringVar(&ef.f.UpstreamTimeout, "upstream-timeout", "30s", "time allowed for an upstream's response header, and for each wait for body bytes")
 	fs.StringVar(&ef.f.StaleDeadline, "stale-deadline", "2s", "how long a request with a stale copy waits for a slow upstream before the copy is served")
 	fs.StringVar(&ef.f.AdminTokenFile, "admin-token-file", "", "file holding the admin bearer token (else $KUBECDN_ADMIN_TOKEN)")
+	fs.StringVar(&ef.f.HopKeyFile, "hop-key-file", "", "file holding the region's hop keys, one per line, the first signs (else $KUBECDN_HOP_KEY): edges trust each other's forwarding fields only with one")
+	fs.Var(&ef.passHeaders, "pass-header", "a request field the edge otherwise drops (X-Forwarded-Port, Forwarded, names with _, ...) to pass to the origin (repeatable)")
 	fs.BoolVar(&ef.pprof, "pprof", false, "serve Go's CPU and heap profiles under /debug/pprof/ on the admin listener")
 	fs.StringVar(&ef.f.Region, "region", "", "this edge's region, named in the round-trip times it reports")
 	fs.StringVar(&ef.rttReport, "rtt-report", "", "comma-separated dns admin URLs to report client round-trip times to, e.g. http://127.0.0.1:9053/v1/rtt")
@@ -167,6 +171,10 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		f.UpstreamTimeout = pick("upstream-timeout", f.UpstreamTimeout, ff.UpstreamTimeout)
 		f.StaleDeadline = pick("stale-deadline", f.StaleDeadline, ff.StaleDeadline)
 		f.AdminTokenFile = pick("admin-token-file", f.AdminTokenFile, ff.AdminTokenFile)
+		f.HopKeyFile = pick("hop-key-file", f.HopKeyFile, ff.HopKeyFile)
+		if !set["pass-header"] {
+			f.PassHeaders = ff.PassHeaders
+		}
 		if !set["hostname"] {
 			f.Hostnames = ff.Hostnames
 		}
@@ -224,6 +232,9 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 	if len(ef.httpsRedirect) > 0 {
 		f.HTTPSRedirect = ef.httpsRedirect
 	}
+	if len(ef.passHeaders) > 0 {
+		f.PassHeaders = ef.passHeaders
+	}
 	if ef.peers != "" {
 		f.Peers = splitList(ef.peers)
 	}
@@ -234,7 +245,7 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		CacheDir:  f.CacheDir,
 		TLSListen: f.TLSListen, TLSCerts: f.TLSCerts, TLSCertDirs: f.TLSCertDirs, TLSTicketKeyFile: f.TLSTicketKeyFile,
 		HTTPSRedirect: f.HTTPSRedirect, HTTPSPort: f.HTTPSPort, OriginCA: f.OriginCA, OriginInsecure: f.OriginInsecure,
-		IOUring:     f.IOUring,
+		IOUring: f.IOUring, PassHeaders: f.PassHeaders,
 		ACMEStorage: f.ACMEStorage, ACMECA: f.ACMECA, ACMECARoot: f.ACMECARoot, ACMEEmail: f.ACMEEmail,
 	}
 	size := func(field, v string, dst *int64) {
@@ -276,6 +287,15 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		errs = append(errs, err)
 	}
 	cfg.AdminToken = tok
+	hopKeys := getenv("KUBECDN_HOP_KEY")
+	if f.HopKeyFile != "" {
+		b, err := os.ReadFile(f.HopKeyFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("hop-key-file: %w", err))
+		}
+		hopKeys = string(b)
+	}
+	cfg.HopKeys = hopKeyLines(hopKeys)
 	if err := errors.Join(errs...); err != nil {
 		return cfg, err
 	}
@@ -295,6 +315,9 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if cfg.AdminToken == "" {
 		log.Warn("no admin token (KUBECDN_ADMIN_TOKEN or --admin-token-file): purge is refused, and so are rtt reports by the dns")
+	}
+	if len(cfg.HopKeys) == 0 && (len(cfg.Peers) > 0 || cfg.Parent != "") {
+		log.Warn("peers or parent without a hop key (KUBECDN_HOP_KEY or --hop-key-file): edges treat each other as clients (forwarding fields replaced, Surrogate-Key and Cache-Tag not passed on)")
 	}
 	opts := edge.Options{Logger: log}
 	if len(ef.rttTargets) > 0 {
@@ -364,6 +387,18 @@ func adminToken(file string, getenv func(string) string) (string, error) {
 		return "", fmt.Errorf("admin-token-file: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// hopKeyLines are the keys of a hop key file: one per non-empty line,
+// spaces around it ignored.
+func hopKeyLines(v string) []string {
+	var out []string
+	for _, l := range strings.Split(v, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func splitList(v string) []string {

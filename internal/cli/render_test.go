@@ -46,8 +46,11 @@ func TestRenderedEdgeStarts(t *testing.T) {
 		t.Fatalf("flags %v: %v", args, err)
 	}
 	cfg, err := ef.build(fs, func(k string) string {
-		if k == "KUBECDN_ADMIN_TOKEN" {
+		switch k {
+		case "KUBECDN_ADMIN_TOKEN":
 			return "secret"
+		case "KUBECDN_HOP_KEY":
+			return "hop-key-of-the-whole-cdn"
 		}
 		return ""
 	})
@@ -56,7 +59,8 @@ func TestRenderedEdgeStarts(t *testing.T) {
 	}
 	if cfg.Listen != ":8080" || cfg.Admin != ":9090" || cfg.Origin != "https://origin.example.com" ||
 		cfg.Parent != "http://us-east-1.edges.cdn.example.com" || cfg.Self != "http://kubecdn-edge-1.kubecdn-edge:8080" ||
-		cfg.MemoryBytes != 512<<20 || cfg.DiskBytes != 50<<30 || cfg.CacheDir != "/var/cache/kubecdn" || cfg.AdminToken != "secret" {
+		cfg.MemoryBytes != 512<<20 || cfg.DiskBytes != 50<<30 || cfg.CacheDir != "/var/cache/kubecdn" || cfg.AdminToken != "secret" ||
+		len(cfg.HopKeys) != 1 || cfg.HopKeys[0] != "hop-key-of-the-whole-cdn" {
 		t.Errorf("edge config %+v", cfg)
 	}
 	if !slices.Contains(cfg.Peers, cfg.Self) || len(cfg.Peers) != 2 {

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Config is the edge's configuration. The zero value of every optional field
@@ -45,8 +47,9 @@ type Config struct {
 	// stored in. If zero, defaults to 4 MiB.
 	SliceBytes int64 `json:"slice,omitempty"`
 	// StaleIfError is how long past expiry cached content is served when the
-	// upstream fails, even without a stale-if-error directive. If zero,
-	// defaults to 24h; negative disables it.
+	// upstream fails, even without a stale-if-error directive, if it has an
+	// explicit lifetime and no Set-Cookie (httpcache.StaleIfError). If
+	// zero, defaults to 24h; negative disables it.
 	StaleIfError time.Duration `json:"staleIfError,omitempty"`
 	// HeuristicMax caps heuristic freshness. If zero, defaults to 24h.
 	HeuristicMax time.Duration `json:"heuristicMax,omitempty"`
@@ -109,6 +112,19 @@ type Config struct {
 	// OriginInsecure turns off certificate verification upstream (logged
 	// as a warning). Never the default.
 	OriginInsecure bool `json:"originInsecure,omitempty"`
+	// HopKeys are the region's shared secrets with which edges sign their
+	// requests to each other (peers and parent; see hop.go). The first
+	// signs, all verify, so a key is rotated by adding the new one second,
+	// then first, then removing the old. Each is at least 16 bytes. Without
+	// one, no request is trusted as another edge's: peers and parents still
+	// answer, but treat each other as clients.
+	HopKeys []string `json:"-"`
+	// PassHeaders are request fields a client may send to the origin that
+	// the edge otherwise drops (Forwarded, X-Forwarded-*, X-Original-URL,
+	// X-HTTP-Method-Override, names with "_", ...; see
+	// sanitizeClientHeader), by name. The edge still sets its own
+	// X-Forwarded-For, -Proto and -Host.
+	PassHeaders []string `json:"passHeaders,omitempty"`
 	// IOUring says how the plain-HTTP listener is served on Linux: "auto"
 	// (or empty) with an io_uring event loop when the kernel allows it,
 	// "off" with a goroutine per connection. A restart applies it.
@@ -237,6 +253,25 @@ func (c Config) Validate() error {
 	for i, h := range c.Hostnames {
 		if h == "" || strings.ContainsAny(h, "/ :@") {
 			bad(fmt.Sprintf("hostnames[%d]", i), "%q is not a hostname", h)
+		}
+	}
+	if c.OriginHost == "preserve" && len(c.Hostnames) == 0 {
+		// Any client could then pick any virtual host of the origin,
+		// through the edge and into its cache.
+		bad("originHost", `"preserve" needs hostnames: the Hosts a client may send on to the origin`)
+	}
+	for i, k := range c.HopKeys {
+		if len(k) < 16 {
+			bad(fmt.Sprintf("hopKeys[%d]", i), "shorter than 16 bytes")
+		}
+	}
+	for i, n := range c.PassHeaders {
+		f := fmt.Sprintf("passHeaders[%d]", i)
+		switch {
+		case !httpguts.ValidHeaderFieldName(n):
+			bad(f, "%q is not a field name", n)
+		case strings.EqualFold(n, hopHeader):
+			bad(f, "%s is only ever believed from an edge with the hop key", hopHeader)
 		}
 	}
 	c.validateTLS(bad, checkAddr)

@@ -107,6 +107,11 @@ func parseFast(b []byte) (r fastReq, ok, complete bool) {
 			return r, false, true
 		}
 	}
+	if !httpcache.NormalTarget(r.target) {
+		// Dot segments, raw or %2e: net/http's path normalises the target
+		// before keying it (see reqInfo); the key here would not be that.
+		return r, false, true
+	}
 	for len(rest) > 0 {
 		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		colon := bytes.IndexByte(line, ':')

@@ -42,6 +42,12 @@ func TestParseFast(t *testing.T) {
 		{"control char", "GET / HTTP/1.1\r\nHost: x\r\nA: b\x00c\r\n\r\n", false, true, "", "", false, false},
 		{"space in target", "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", false, true, "", "", false, false},
 		{"odd connection", "GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n\r\n", false, true, "", "", false, false},
+		// Dot segments are normalised on net/http's path before keying.
+		{"dot-dot segment", "GET /a/../b HTTP/1.1\r\nHost: x\r\n\r\n", false, true, "", "", false, false},
+		{"dot segment", "GET /a/./b HTTP/1.1\r\nHost: x\r\n\r\n", false, true, "", "", false, false},
+		{"encoded dot-dot", "GET /a/%2e%2E/b HTTP/1.1\r\nHost: x\r\n\r\n", false, true, "", "", false, false},
+		{"trailing dot-dot", "GET /a/.. HTTP/1.1\r\nHost: x\r\n\r\n", false, true, "", "", false, false},
+		{"dots in a name", "GET /a/..b/c.js?x=/../ HTTP/1.1\r\nHost: x\r\n\r\n", true, true, "/a/..b/c.js?x=/../", "x", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

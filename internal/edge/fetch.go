@@ -97,10 +97,10 @@ func (s *Server) roundTrip(ctx context.Context, rt *runtime, ri reqInfo, method 
 			}
 		case "peer":
 			req.Host = ri.host
-			hh.Set(hopHeader, "peer")
+			hh.Set(hopHeader, s.signHop(rt, "peer", req, hh))
 		default:
 			req.Host = ri.host
-			hh.Set(hopHeader, "child")
+			hh.Set(hopHeader, s.signHop(rt, "child", req, hh))
 		}
 		req.Header = hh
 		start := time.Now()
@@ -130,25 +130,30 @@ func (s *Server) roundTrip(ctx context.Context, rt *runtime, ri reqInfo, method 
 // answer; after an unsafe method it invalidates what the response names.
 func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *runtime, ri reqInfo, fwd string) {
 	h := upstreamHeader(r.Header, false)
+	rb, err := s.reqBodies.readBody(w, r, s.now)
+	if err != nil {
+		s.writeBodyError(w, rt, err, fwd)
+		return
+	}
+	defer rb.done()
 	var body io.Reader
 	var cb *clientBody
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		cb = &clientBody{r: r.Body}
+	if rb.r != nil {
+		cb = &clientBody{r: rb.r}
 		body = cb
 	}
 	ctx, ir := relayInterim(r.Context(), w, r)
-	resp, err := s.roundTrip(ctx, rt, ri, r.Method, h, ir.body(body), r.ContentLength, false)
+	resp, err := s.roundTrip(ctx, rt, ri, r.Method, h, ir.body(body), rb.n, false)
 	ir.stop()
 	if err != nil {
-		if r.Context().Err() != nil {
+		if cb != nil && cb.err != nil {
+			// The client's body was malformed (e.g. a bad chunk) or too
+			// slow (which also ends the request's context), not the
+			// upstream unreachable.
+			s.writeBodyError(w, rt, cb.err, fwd)
 			return
 		}
-		if cb != nil && cb.err != nil {
-			// The client's body was malformed (e.g. a bad chunk), not the
-			// upstream unreachable.
-			s.count("bypass")
-			w.Header().Set("Connection", "close")
-			s.writeError(w, rt, http.StatusBadRequest, "malformed request body", fwd)
+		if r.Context().Err() != nil {
 			return
 		}
 		s.count("error")

@@ -120,11 +120,18 @@ func hostOnly(hostport string) string {
 	return strings.ToLower(strings.TrimSuffix(h, "."))
 }
 
+// reqInfo decides who sent r (another edge only with a valid hop MAC, see
+// hop.go) and, for anyone else, removes from r.Header what a client may not
+// tell the origin. The target is normalised (no dot segments) before it is
+// keyed or forwarded.
 func (s *Server) reqInfo(r *http.Request, rt *runtime) reqInfo {
-	hop := r.Header.Get(hopHeader)
+	hop := s.edgeHop(r, rt)
+	if hop == "" {
+		sanitizeClientHeader(r.Header, rt.pass)
+	}
 	ri := reqInfo{
 		host:     r.Host,
-		uri:      r.URL.RequestURI(),
+		uri:      httpcache.NormalizeTarget(r.URL.RequestURI()),
 		scheme:   "http",
 		header:   r.Header,
 		fromPeer: hop == "peer",

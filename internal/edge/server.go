@@ -75,6 +75,7 @@ type Server struct {
 	tls       *tlsState // nil without a TLS listener
 	metrics   *metrics
 	index     *index
+	reqBodies *bodyGate // request bodies passed upstream (reqbody.go)
 	opts      Options
 
 	bgCtx    context.Context
@@ -119,6 +120,8 @@ type runtime struct {
 	loopID     string
 	hosts      map[string]bool
 	opts       httpcache.Options
+	hopKeys    [][]byte        // Config.HopKeys; the first signs
+	pass       map[string]bool // canonical names of Config.PassHeaders
 }
 
 func newRuntime(cfg Config) (*runtime, error) {
@@ -157,6 +160,10 @@ func newRuntime(cfg Config) (*runtime, error) {
 	for _, h := range cfg.Hostnames {
 		rt.hosts[h] = true
 	}
+	for _, k := range cfg.HopKeys {
+		rt.hopKeys = append(rt.hopKeys, []byte(k))
+	}
+	rt.pass = canonicalPass(cfg.PassHeaders)
 	rt.opts = httpcache.Options{HeuristicMax: cfg.HeuristicMax}
 	if cfg.StaleIfError > 0 {
 		rt.opts.StaleIfErrorCap = cfg.StaleIfError
@@ -172,15 +179,16 @@ func New(cfg Config, opts Options) (*Server, error) {
 	}
 	cfg = rt.cfg
 	s := &Server{
-		log:     opts.Logger,
-		now:     opts.Now,
-		hash:    opts.Hash,
-		opts:    opts,
-		fills:   map[string]*fill{},
-		bodies:  map[string][]*fill{},
-		started: make(chan struct{}),
-		metas:   newMetaCache(metaCacheBytes(cfg.MemoryBytes)),
-		fast:    fastConns{conns: map[net.Conn]*fastConn{}},
+		log:       opts.Logger,
+		now:       opts.Now,
+		hash:      opts.Hash,
+		opts:      opts,
+		fills:     map[string]*fill{},
+		bodies:    map[string][]*fill{},
+		started:   make(chan struct{}),
+		metas:     newMetaCache(metaCacheBytes(cfg.MemoryBytes)),
+		reqBodies: newBodyGate(defaultBodyLimits()),
+		fast:      fastConns{conns: map[net.Conn]*fastConn{}},
 
 		parkAfter: fastParkAfter,
 		fastIdle:  fastIdleTimeout,
@@ -353,7 +361,9 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	}
-	adm := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	// The admin listener reads purge bodies: a client gets 30 s for a whole
+	// request, so a slow one cannot hold a connection open.
+	adm := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, ErrorLog: errLog}
 	go s.sweepIndex(s.bgCtx, 10*time.Second, 2000)
 	errc := make(chan error, 8)
 	fl := &fastListener{inner: ln, handoff: make(chan net.Conn), closed: make(chan struct{})}

@@ -339,7 +339,7 @@ func (s *Server) httpsPolicy(w http.ResponseWriter, r *http.Request) bool {
 		}
 		return false
 	}
-	if r.Header.Get(hopHeader) != "" || !redirectsHost(cfg, r.Host) {
+	if !redirectsHost(cfg, r.Host) || s.edgeHop(r, s.rt.Load()) != "" {
 		// Edges talk to each other in plain HTTP inside a region.
 		return false
 	}

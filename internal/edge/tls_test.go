@@ -177,7 +177,8 @@ func TestTicketKeysShared(t *testing.T) {
 func TestHTTPSRedirect(t *testing.T) {
 	f := newTLSFixture(t)
 	o := cachedOrigin(t)
-	cfg := Config{Origin: o.URL, TLSListen: "127.0.0.1:0", TLSCerts: f.certs}
+	const hopKey = "redirect-test-hop-key"
+	cfg := Config{Origin: o.URL, TLSListen: "127.0.0.1:0", TLSCerts: f.certs, HopKeys: []string{hopKey}}
 	e := startEdge(t, cfg)
 	// Warm the plain cache, so the fast path would serve it.
 	get(t, e.url+"/x?q=1", "Host", "www.example.com")
@@ -197,7 +198,9 @@ func TestHTTPSRedirect(t *testing.T) {
 		{"redirected host", "www.example.com", "", "https://www.example.com:" + port + "/x?q=1", 308},
 		{"with port", "www.example.com:80", "", "https://www.example.com:" + port + "/x?q=1", 308},
 		{"other host", "img.example.com", "", "", 200},
-		{"from a peer", "www.example.com", "peer", "", 200},
+		{"from a peer", "www.example.com", signHop([]byte(hopKey), "peer", time.Now(), "GET", "www.example.com", "/x?q=1", http.Header{}), "", 200},
+		// Anyone can write the field: without the MAC it is a client.
+		{"claiming to be a peer", "www.example.com", "peer", "https://www.example.com:" + port + "/x?q=1", 308},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Raw HTTP/1.1 so the fast path sees it first.

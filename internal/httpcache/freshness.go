@@ -310,7 +310,9 @@ type Options struct {
 	HeuristicMax time.Duration
 	// StaleIfErrorCap is how long past expiry stale content may be served
 	// when upstream fails even without stale-if-error; 0 means only what
-	// directives allow. It never overrides a prohibition (see StaleIfError).
+	// directives allow. It never overrides a prohibition, and it applies
+	// only to responses with explicit freshness and no Set-Cookie (see
+	// StaleIfError).
 	StaleIfErrorCap time.Duration
 }
 
@@ -424,7 +426,12 @@ func Decide(reqHeader http.Header, s Stored, now time.Time, opt Options) (d Deci
 //   - with s-maxage (implied proxy-revalidate, §5.2.2.10) and no response
 //     stale-if-error: refused;
 //   - a request stale-if-error=N or max-stale[=N] allows staleness within N;
-//   - opt.StaleIfErrorCap allows staleness within it.
+//   - opt.StaleIfErrorCap allows staleness within it, but only for a
+//     response with explicit freshness (s-maxage, max-age or a valid
+//     Expires) and without Set-Cookie: a response the origin gave no
+//     lifetime, or one that sets a cookie, is likely someone's own page,
+//     and the cache must not hand it to the next client when the origin
+//     fails unless the origin said so with stale-if-error.
 //
 // A fresh response has staleness 0, so any of these windows allows it. A
 // stale-if-error whose argument is not delta-seconds (or conflicts) is
@@ -455,7 +462,28 @@ func StaleIfError(reqHeader http.Header, s Stored, now time.Time, opt Options) b
 	if q.maxStale.set && (!q.maxStale.hasArg || (q.maxStale.usable() && staleness <= q.maxStale.d)) {
 		return true
 	}
-	return opt.StaleIfErrorCap > 0 && staleness <= opt.StaleIfErrorCap
+	return opt.StaleIfErrorCap > 0 && staleness <= opt.StaleIfErrorCap && defaultStaleAllowed(&rd, targeted, s.Header)
+}
+
+// defaultStaleAllowed reports whether the cache's own stale-if-error window
+// may apply to a stored response: it has explicit freshness and sets no
+// cookie.
+func defaultStaleAllowed(rd *directives, targeted bool, h http.Header) bool {
+	if len(h["Set-Cookie"]) > 0 {
+		return false
+	}
+	if rd.sMaxAge.set || rd.maxAge.set {
+		return true
+	}
+	if targeted {
+		return false // a targeted field replaces Expires
+	}
+	v := h[hExpires]
+	if len(v) != 1 { // none, or two lines: no valid date (§5.3)
+		return false
+	}
+	_, ok := parseHTTPDate(v[0], time.Time{})
+	return ok
 }
 
 // OnlyIfCached reports whether the request carries only-if-cached

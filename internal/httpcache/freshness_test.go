@@ -254,6 +254,18 @@ func TestStaleIfError(t *testing.T) {
 		{"fresh response", nil, hdr("Cache-Control", "max-age=100"), 0, 0, false},
 		{"fresh response with cap", nil, hdr("Cache-Control", "max-age=100"), 0, time.Second, true},
 		{"Authorization without permission §3.5", hdr("Authorization", "x"), hdr("Cache-Control", "max-age=10, stale-if-error=60"), 20 * time.Second, 0, false},
+		// The cache's own window (the cap) is for content the origin gave
+		// a lifetime and that is the same for everyone.
+		{"cap: no explicit freshness", nil, hdr("Content-Type", "text/html"), 20 * time.Second, time.Hour, false},
+		{"cap: heuristic freshness only", nil, hdr("Date", httpDate(t0), "Last-Modified", httpDate(t0.Add(-10*time.Hour))), 2 * time.Hour, 24 * time.Hour, false},
+		{"cap: Set-Cookie", nil, hdr("Cache-Control", "max-age=10", "Set-Cookie", "session=alice"), 20 * time.Second, time.Hour, false},
+		{"cap: Expires counts as explicit", nil, hdr("Date", httpDate(t0), "Expires", httpDate(t0.Add(10*time.Second))), 20 * time.Second, time.Hour, true},
+		{"cap: invalid Expires is not explicit", nil, hdr("Expires", "0"), 20 * time.Second, time.Hour, false},
+		{"cap: targeted max-age counts", nil, hdr("CDN-Cache-Control", "max-age=10"), 20 * time.Second, time.Hour, true},
+		{"cap: targeted field replaces Expires", nil, hdr("CDN-Cache-Control", "public", "Date", httpDate(t0), "Expires", httpDate(t0.Add(10*time.Second))), 20 * time.Second, time.Hour, false},
+		{"explicit stale-if-error with Set-Cookie still applies", nil, hdr("Cache-Control", "max-age=10, stale-if-error=60", "Set-Cookie", "a=b"), 50 * time.Second, 0, true},
+		{"explicit stale-if-error without freshness still applies", nil, hdr("Cache-Control", "stale-if-error=60"), 50 * time.Second, time.Hour, true},
+		{"request stale-if-error without freshness still applies", hdr("Cache-Control", "stale-if-error=60"), hdr("Content-Type", "text/html"), 20 * time.Second, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -57,7 +57,8 @@ type Options struct {
 	DemoLargeSize int64
 	// Logger; if nil, slog.Default().
 	Logger *slog.Logger
-	// Rand is the source of the random token; if nil, crypto/rand.
+	// Rand is the source of the random token and hop key; if nil,
+	// crypto/rand.
 	Rand io.Reader
 	// RestartBackoff is the first wait before restarting an edge that
 	// stopped on its own (doubling up to 5 s); if zero, 200ms.
@@ -78,6 +79,7 @@ type Up struct {
 	o         Options
 	log       *slog.Logger
 	token     string
+	hopKey    string // every edge's: they authenticate their hops to each other with it
 	tokenFile string
 	tokenDir  string // removed at the end when up created it
 
@@ -195,6 +197,11 @@ func New(cfg *config.CDN, o Options) (*Up, error) {
 	if err := u.writeToken(); err != nil {
 		return nil, err
 	}
+	hk := make([]byte, 32)
+	if _, err := io.ReadFull(u.o.Rand, hk); err != nil {
+		return nil, fmt.Errorf("hop key: %w", err)
+	}
+	u.hopKey = hex.EncodeToString(hk)
 	ok = true
 	return u, nil
 }
@@ -367,6 +374,7 @@ func (u *Up) edgeConfig(r RegionPlan, j int) edge.Config {
 		Self:        "http://" + e.Listen,
 		Name:        fmt.Sprintf("kubecdn-%s-%d", r.Name, j),
 		AdminToken:  u.token,
+		HopKeys:     []string{u.hopKey},
 		MemoryBytes: int64(u.cfg.Spec.Cache.Memory),
 	}
 	if len(r.Edges) > 1 {

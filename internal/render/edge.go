@@ -154,6 +154,13 @@ func (r regionRender) edgeStatefulSet(edgeYAML string) Object {
 			// Without the Secret the edges serve and refuse purges (and the
 			// dns refuses their rtt reports).
 			adminTokenEnv(r.opts.AdminSecret),
+			{Name: "KUBECDN_HOP_KEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: r.opts.HopSecret},
+				Key:                  "key",
+				// Without the Secret the edges serve and treat each
+				// other as clients.
+				Optional: ptr(true),
+			}}},
 			// The Go runtime collects harder near 90% of the limit
 			// instead of being killed at it.
 			{Name: "GOMEMLIMIT", Value: strconv.FormatInt(mem*9/10>>20, 10) + "MiB"},

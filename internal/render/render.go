@@ -40,6 +40,7 @@ const (
 	DefaultDNSReplicas     = 2
 	DefaultParentURL       = "http://{region}.edges.{zone}"
 	DefaultAdminSecret     = "kubecdn-admin"
+	DefaultHopSecret       = "kubecdn-hop"
 )
 
 // Options are the choices the CDN file does not make. Zero values take the
@@ -66,6 +67,12 @@ type Options struct {
 	// if empty, DefaultAdminSecret. It is referenced, never
 	// rendered: secrets do not belong in git.
 	AdminSecret string
+	// HopSecret names the Secret whose key "key" holds the hop key with
+	// which edges authenticate their requests to each other (peers, and
+	// parent regions: every region of the CDN needs the same value); if
+	// empty, DefaultHopSecret. Referenced, never rendered. Without it the
+	// edges serve, but trust no other edge's forwarding fields.
+	HopSecret string
 	// StorageClass of the disk tier's volume claims; if empty, the cluster's
 	// default class.
 	StorageClass string
@@ -103,6 +110,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.AdminSecret == "" {
 		o.AdminSecret = DefaultAdminSecret
+	}
+	if o.HopSecret == "" {
+		o.HopSecret = DefaultHopSecret
 	}
 	return o
 }

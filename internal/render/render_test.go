@@ -369,14 +369,20 @@ func TestEdge(t *testing.T) {
 				*hpa.Spec.Metrics[0].Resource.Target.AverageUtilization != 70 {
 				t.Errorf("hpa %+v", hpa.Spec)
 			}
-			var token bool
+			var token, hopKey bool
 			for _, e := range c.Env {
 				if e.Name == "KUBECDN_ADMIN_TOKEN" && e.ValueFrom.SecretKeyRef.Name == "kubecdn-admin" && e.ValueFrom.SecretKeyRef.Key == "token" {
 					token = true
 				}
+				if e.Name == "KUBECDN_HOP_KEY" && e.ValueFrom.SecretKeyRef.Name == "kubecdn-hop" && e.ValueFrom.SecretKeyRef.Key == "key" {
+					hopKey = true
+				}
 			}
 			if !token {
 				t.Errorf("no admin token from the secret: %+v", c.Env)
+			}
+			if !hopKey {
+				t.Errorf("no hop key from the secret: %+v", c.Env)
 			}
 		})
 	}

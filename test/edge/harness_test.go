@@ -35,6 +35,10 @@ import (
 // adminToken is the bearer token every edge of these tests is started with.
 const adminToken = "e2e-secret-token"
 
+// hopKey is the hop key every edge of these tests shares (as a region's
+// edges do): they authenticate their requests to each other with it.
+const hopKey = "e2e-hop-key-shared-by-the-region"
+
 // binPath is the kubecdn binary built by TestMain (set once, read only).
 var binPath string
 
@@ -95,7 +99,7 @@ func launchEdge(t *testing.T, o edgeOpts) *edgeProc {
 	}
 	args = append(args, o.args...)
 	cmd := exec.Command(binPath, args...)
-	cmd.Env = append(append(os.Environ(), "KUBECDN_ADMIN_TOKEN="+adminToken), o.env...)
+	cmd.Env = append(append(os.Environ(), "KUBECDN_ADMIN_TOKEN="+adminToken, "KUBECDN_HOP_KEY="+hopKey), o.env...)
 	out := &e2e.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
