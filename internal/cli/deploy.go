@@ -132,6 +132,9 @@ func report(w io.Writer, res deploy.Result, dryRun bool) int {
 		if res.DNSErr != nil {
 			fmt.Fprint(w, "; DNS not fully published")
 		}
+		if res.HopErr != nil {
+			fmt.Fprint(w, "; hop key Secrets need a look")
+		}
 		fmt.Fprintln(w)
 		var failed []error
 		for _, rr := range res.Regions {
@@ -141,6 +144,9 @@ func report(w io.Writer, res deploy.Result, dryRun bool) int {
 		}
 		if res.DNSErr != nil {
 			failed = append(failed, fmt.Errorf("  dns: %w", res.DNSErr))
+		}
+		if res.HopErr != nil {
+			failed = append(failed, fmt.Errorf("  hop key: %w", res.HopErr))
 		}
 		fmt.Fprintln(w, errors.Join(failed...))
 		return 1

@@ -11,6 +11,10 @@
 // the file leaves DNS first; its objects are deleted a TTL later, so no
 // resolver is still sending users to it.
 //
+// Secrets are never applied: the edges' admin token (one per region) and
+// the hop key (one for the whole CDN, read from every region before any is
+// applied, see hopkey.go) are created where missing and never changed.
+//
 // What deploy must remember between runs (the inventory for pruning, how to
 // reach each region, the last known addresses) lives in a ConfigMap in each
 // region (StateName), so there is no local state file to lose.
@@ -78,7 +82,7 @@ type Options struct {
 	// nil, net.DefaultResolver.
 	Resolver Resolver
 	Now      func() time.Time
-	// Rand makes the admin tokens; if nil, crypto/rand.
+	// Rand makes the admin tokens and the hop key; if nil, crypto/rand.
 	Rand io.Reader
 	// Sleep waits d or until ctx ends; if nil, a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -169,9 +173,14 @@ type Result struct {
 	// DNSErr is why DNS was not fully published (then removed regions are
 	// not torn down).
 	DNSErr error
+	// HopErr is what about the regions' hop key Secrets needs a person:
+	// they disagree (then none is created anywhere), or one holds no
+	// usable key. Deploy never changes a hop Secret that exists.
+	HopErr error
 }
 
-// Err joins every region's error and the DNS error; nil when all went well.
+// Err joins every region's error, the DNS error and the hop key error; nil
+// when all went well.
 func (r Result) Err() error {
 	var errs []error
 	for _, rr := range r.Regions {
@@ -181,6 +190,9 @@ func (r Result) Err() error {
 	}
 	if r.DNSErr != nil {
 		errs = append(errs, fmt.Errorf("dns: %w", r.DNSErr))
+	}
+	if r.HopErr != nil {
+		errs = append(errs, fmt.Errorf("hop key: %w", r.HopErr))
 	}
 	return errors.Join(errs...)
 }
@@ -204,6 +216,8 @@ type deployer struct {
 	state    State
 	clusters map[string]*Cluster
 	apps     []*apps.App
+	// hop is the CDN's hop key, chosen before any region is applied.
+	hop hopPlan
 }
 
 func (d *deployer) printf(region, format string, args ...any) {
@@ -292,6 +306,22 @@ func (d *deployer) run(ctx context.Context) (Result, error) {
 		d.state.Regions = map[string]RegionState{}
 	}
 	active, removed := d.activeRegions()
+
+	// The hop key every region must share, from the regions that hold one,
+	// decided before any region is applied (they are applied in parallel).
+	skip := map[string]bool{}
+	for name := range results {
+		skip[name] = true
+	}
+	var hopFailed map[string]error
+	d.hop, hopFailed = d.planHopKey(ctx, active, skip)
+	res.HopErr = d.hop.err
+	for _, r := range active {
+		if err := hopFailed[r.Name]; err != nil {
+			fail(r.Name, err)
+			d.printf(r.Name, "failed: %v", err)
+		}
+	}
 
 	// 2. Apply every active region, wait for it, read its addresses.
 	unreachable := map[string]bool{}
@@ -555,7 +585,22 @@ func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef, known *
 
 	// Apply, classifying each object by comparing with what was there.
 	var desired []Ref
+	secretsDone := false
 	for _, o := range objs {
+		if !secretsDone && o.GetKind() != "Namespace" {
+			// The Secrets the edges and the dns read at start (optional
+			// there): made once the namespace is there and before
+			// anything that runs, so no pod starts without them.
+			secretsDone = true
+			refs, created, err := d.ensureSecrets(ctx, c, r.Name)
+			desired = append(desired, refs...)
+			for _, ref := range created {
+				rr.Changes = append(rr.Changes, Change{"created", ref})
+			}
+			if err != nil {
+				return d.applyFailed(ctx, c, r.Name, rr, err, union(prev.Inventory, desired))
+			}
+		}
 		live, err := c.Get(ctx, o, "default")
 		if err != nil {
 			rr.Err = err
@@ -577,17 +622,7 @@ func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef, known *
 				desired = append(desired, RefOf(o))
 				continue
 			}
-			// Keep what this run created in the inventory (with what
-			// was there), so a later run can prune it; prune nothing now.
-			rr.Err = err
-			if !d.opts.DryRun {
-				st := d.state
-				st.CDN, st.Inventory = d.cfg.Metadata.Name, union(prev.Inventory, desired)
-				if werr := d.writeState(ctx, c, r.Name, st); werr != nil {
-					rr.Err = errors.Join(rr.Err, werr)
-				}
-			}
-			return rr
+			return d.applyFailed(ctx, c, r.Name, rr, err, union(prev.Inventory, desired))
 		}
 		desired = append(desired, RefOf(o))
 		switch {
@@ -597,17 +632,6 @@ func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef, known *
 			rr.Changes = append(rr.Changes, Change{"configured", RefOf(o)})
 		default:
 			rr.Unchanged++
-		}
-	}
-
-	// The edges' admin token: made once, kept across deploys.
-	if ref, created, err := d.ensureAdminSecret(ctx, c, r.Name); err != nil {
-		rr.Err = err
-		return rr
-	} else if ref != nil {
-		desired = append(desired, *ref)
-		if created {
-			rr.Changes = append(rr.Changes, Change{"created", *ref})
 		}
 	}
 
@@ -656,6 +680,42 @@ func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef, known *
 		rr.Err = err
 	}
 	return rr
+}
+
+// applyFailed ends a region whose apply failed with err: what this run
+// created stays in the inventory (with what was there), so a later run can
+// prune it; nothing is pruned now.
+func (d *deployer) applyFailed(ctx context.Context, c *Cluster, region string, rr RegionResult, err error, inventory []Ref) RegionResult {
+	rr.Err = err
+	if !d.opts.DryRun {
+		st := d.state
+		st.CDN, st.Inventory = d.cfg.Metadata.Name, inventory
+		if werr := d.writeState(ctx, c, region, st); werr != nil {
+			rr.Err = errors.Join(rr.Err, werr)
+		}
+	}
+	return rr
+}
+
+// ensureSecrets makes the region's generated Secrets where missing: the
+// admin token (one per region) and the hop key (one for the CDN). It
+// returns the refs of those kubecdn owns, which are desired at every
+// deploy and so never pruned while the region is in the file, and those
+// created (or that a dry run would create).
+func (d *deployer) ensureSecrets(ctx context.Context, c *Cluster, region string) (owned, created []Ref, err error) {
+	for _, ensure := range []func(context.Context, *Cluster, string) (*Ref, bool, error){d.ensureAdminSecret, d.ensureHopSecret} {
+		ref, made, err := ensure(ctx, c, region)
+		if err != nil {
+			return owned, created, err
+		}
+		if ref != nil {
+			owned = append(owned, *ref)
+		}
+		if made {
+			created = append(created, *ref)
+		}
+	}
+	return owned, created, nil
 }
 
 // union returns a followed by the refs of b not in a.
@@ -717,15 +777,31 @@ func (d *deployer) withNamespaces(ctx context.Context, c *Cluster, region string
 
 // ensureAdminSecret creates the Secret holding the edges' admin bearer
 // token (render.Options.AdminSecret, key "token") with a random token when
-// the region has none; one that exists, made by kubecdn or by the user, is
-// never changed. It returns the Secret's ref when kubecdn owns it (so it is
-// kept in the inventory and goes with the region).
+// the region has none (see ensureSecret).
 func (d *deployer) ensureAdminSecret(ctx context.Context, c *Cluster, region string) (*Ref, bool, error) {
-	ns, name := d.opts.Render.Namespace, d.opts.Render.AdminSecret
+	name := d.opts.Render.AdminSecret
 	if name == "" {
 		name = render.DefaultAdminSecret
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": name, "namespace": ns}}}
+	return d.ensureSecret(ctx, c, region, name, func() (map[string]any, error) {
+		b := make([]byte, 32)
+		if _, err := io.ReadFull(d.opts.Rand, b); err != nil {
+			return nil, fmt.Errorf("admin token: %w", err)
+		}
+		return map[string]any{"token": hex.EncodeToString(b)}, nil
+	})
+}
+
+// ensureSecret creates the Secret name in the region with the data that
+// data returns (stringData) when the region has none; nil data creates
+// none. A Secret that exists, made by kubecdn or by the user, is never
+// changed: it holds a key others share or a token someone uses. It returns
+// the Secret's ref when kubecdn owns it (so it is kept in the inventory and
+// goes with the region), and whether it was (or, in a dry run, would be)
+// created. Create, not apply: apply would take it over at every deploy.
+func (d *deployer) ensureSecret(ctx context.Context, c *Cluster, region, name string, data func() (map[string]any, error)) (*Ref, bool, error) {
+	ns := d.opts.Render.Namespace
+	u := secretObject(ns, name)
 	ref := RefOf(u)
 	live, err := c.Get(ctx, u, ns)
 	if err != nil {
@@ -737,16 +813,16 @@ func (d *deployer) ensureAdminSecret(ctx context.Context, c *Cluster, region str
 		}
 		return nil, false, nil // the user's own
 	}
+	sd, err := data()
+	if err != nil || sd == nil {
+		return nil, false, err
+	}
 	if d.opts.DryRun {
 		return &ref, true, nil
 	}
-	b := make([]byte, 32)
-	if _, err := io.ReadFull(d.opts.Rand, b); err != nil {
-		return nil, false, fmt.Errorf("admin token: %w", err)
-	}
 	u.SetLabels(d.labels(region))
 	u.Object["type"] = "Opaque"
-	u.Object["stringData"] = map[string]any{"token": hex.EncodeToString(b)}
+	u.Object["stringData"] = sd
 	if _, err := c.Create(ctx, u, ns); err != nil {
 		return nil, false, err
 	}

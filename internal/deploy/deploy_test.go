@@ -175,6 +175,19 @@ func edgesOf(cfg *config.CDN) map[string][]string {
 	return out
 }
 
+// hopKey is the region's hop key Secret's value and labels; "" when it has none.
+func hopKey(t *testing.T, c kubernetes.Interface) (string, map[string]string) {
+	t.Helper()
+	sec, err := c.CoreV1().Secrets("kubecdn").Get(context.Background(), "kubecdn-hop", metav1.GetOptions{})
+	if errors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(sec.Data["key"]), sec.Labels
+}
+
 func changes(res deploy.Result) []string {
 	var out []string
 	for _, r := range res.Regions {
@@ -209,6 +222,16 @@ func TestDeploy(t *testing.T) {
 	if !strings.Contains(e.out.String(), "deployment/kubecdn/kubecdn-dns 0/2 ready") {
 		t.Errorf("no progress line for the held rollout:\n%s", e.out)
 	}
+	// The Secrets the pods read at start (optional there) come before
+	// the pods, so none starts without them.
+	got := changes(res)
+	for _, sec := range []string{"kubecdn-hop", "kubecdn-admin"} {
+		i := slices.Index(got, "us-east-1 created secret/kubecdn/"+sec)
+		j := slices.Index(got, "us-east-1 created statefulset/kubecdn/kubecdn-edge")
+		if i < 0 || j < 0 || i > j {
+			t.Errorf("%s not created before the edges: %v", sec, got)
+		}
+	}
 	for _, region := range []string{"us-east-1", "us-west-2"} {
 		want := map[string][]string{"us-east-1": {"192.0.2.1:80"}, "us-west-2": {"192.0.2.2:80"}}
 		if got := edgesOf(e.dnsFile(region)); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -233,6 +256,12 @@ func TestDeploy(t *testing.T) {
 		if err != nil || len(sec.Data["token"]) != 64 {
 			t.Errorf("%s: admin secret: %v, token %q", region, err, sec.Data["token"])
 		}
+		// The hop key: one for both regions (checked below the loop),
+		// kubecdn's.
+		key, labels := hopKey(t, e.client(region))
+		if len(key) != 64 || labels["kubecdn.io/cdn"] != "demo" || labels["kubecdn.io/region"] != region {
+			t.Errorf("%s: hop key %q, labels %v", region, key, labels)
+		}
 		// The app, labelled as kubecdn's too, read with kubectl.
 		out, err := e.clusters[region].Kubectl(ctx, "-n", "video", "get", "deployment", "rtmp", "-o", "jsonpath={.metadata.labels.kubecdn\\.io/app}")
 		if err != nil || out != "video" {
@@ -240,11 +269,46 @@ func TestDeploy(t *testing.T) {
 		}
 	}
 
-	// A second run changes nothing.
+	hop, _ := hopKey(t, e.client("us-east-1"))
+	if west, _ := hopKey(t, e.client("us-west-2")); west != hop {
+		t.Errorf("hop keys differ: us-east-1 %q, us-west-2 %q", hop, west)
+	}
+
+	// A second run changes nothing, the hop key included (nor prunes it).
 	res = e.deploy(cfg, nil)
 	if err := res.Err(); err != nil || len(changes(res)) != 0 {
 		t.Fatalf("re-run: %v, changes %v", err, changes(res))
 	}
+	for _, region := range []string{"us-east-1", "us-west-2"} {
+		if got, _ := hopKey(t, e.client(region)); got != hop {
+			t.Errorf("%s: hop key changed by a re-run: %q, was %q", region, got, hop)
+		}
+	}
+
+	// Regions whose hop keys disagree are reported, and neither changed.
+	setHop := func(v string) {
+		t.Helper()
+		sec, err := e.client("us-west-2").CoreV1().Secrets("kubecdn").Get(ctx, "kubecdn-hop", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec.Data["key"] = []byte(v)
+		if _, err := e.client("us-west-2").CoreV1().Secrets("kubecdn").Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := strings.Repeat("7", 64)
+	setHop(other)
+	res = e.deploy(cfg, nil)
+	if err := res.HopErr; err == nil || !strings.Contains(err.Error(), "us-east-1 signs with a key not held by us-west-2") || res.Failed() != 0 {
+		t.Errorf("disagreeing hop keys: hop error %v, %d regions failed", err, res.Failed())
+	}
+	east, _ := hopKey(t, e.client("us-east-1"))
+	west, _ := hopKey(t, e.client("us-west-2"))
+	if east != hop || west != other {
+		t.Errorf("disagreeing hop keys changed: us-east-1 %q, us-west-2 %q", east, west)
+	}
+	setHop(hop)
 
 	// Dry run of a change: reported, not made.
 	res = e.deploy(cfg, func(o *deploy.Options) { o.DryRun = true; o.Render.DNSReplicas = 3 })
@@ -395,14 +459,27 @@ spec:
 	if _, err := deploy.Run(ctx, cfg, deploy.Options{Open: []string{"us-east-1"}}); err == nil {
 		t.Error("opening an always-on region was accepted")
 	}
+	hop, _ := hopKey(t, cs[0].Client)
+	if len(hop) != 64 {
+		t.Fatalf("us-east-1's hop key = %q", hop)
+	}
+	// A dry run would give the region the hop key, and creates nothing.
+	res := run(func(o *deploy.Options) { o.Open = []string{"eu-west-1"}; o.DryRun = true })
+	if got := changes(res); !slices.Contains(got, "eu-west-1 created secret/kubecdn/kubecdn-hop") || euDeployed() {
+		t.Errorf("dry run of the opening: changes %v, deployed %v", got, euDeployed())
+	}
 	run(func(o *deploy.Options) { o.Open = []string{"eu-west-1"} })
 	if !euDeployed() {
 		t.Fatal("opened region not deployed")
 	}
+	// The region that had a hop key gave it to the new one.
+	if got, _ := hopKey(t, cs[1].Client); got != hop {
+		t.Errorf("opened region's hop key = %q, want us-east-1's %q", got, hop)
+	}
 	if res := run(nil); len(res.Regions) != 2 || len(changes(res)) != 0 {
 		t.Fatalf("the opened region did not stay open unchanged: %+v", changes(res))
 	}
-	res := run(func(o *deploy.Options) { o.Close = []string{"eu-west-1"} })
+	res = run(func(o *deploy.Options) { o.Close = []string{"eu-west-1"} })
 	if len(res.Regions) != 2 || !res.Regions[1].Removed {
 		t.Fatalf("close: %+v", res.Regions)
 	}
