@@ -75,7 +75,7 @@ func (b *bodyReader) preflight(ctx context.Context, first, last int64, wait cont
 			e.Close()
 			continue
 		}
-		f := b.attach(i, last/S)
+		f := b.attach(i, last/S, nil)
 		err := f.started(wait)
 		if err != nil && ctx.Err() != nil {
 			return ctx.Err()
@@ -87,7 +87,7 @@ func (b *bodyReader) preflight(ctx context.Context, first, last int64, wait cont
 
 // attach returns the body fill that provides slice i and attaches the
 // reader to it, detaching it from the one it read before.
-func (b *bodyReader) attach(i, last int64) *fill {
+func (b *bodyReader) attach(i, last int64, skip *fill) *fill {
 	// Ask for the run of missing slices from i, not for those stored.
 	for j := i + 1; j <= last; j++ {
 		if j-i > preflightSlices || b.s.store.Contains(sliceKey(b.vk, j)) {
@@ -95,7 +95,7 @@ func (b *bodyReader) attach(i, last int64) *fill {
 			break
 		}
 	}
-	f := b.s.bodyFor(b.rt, b.ri, b.vk, b.m, sliceSpan{i, last}, b.att)
+	f := b.s.bodyFor(b.rt, b.ri, b.vk, b.m, sliceSpan{i, last}, b.att, skip)
 	if f != b.att {
 		b.close()
 		b.att = f
@@ -151,12 +151,13 @@ func (b *bodyReader) writeSlice(ctx context.Context, w io.Writer, i, last, lo, h
 			return st.copyTo(ctx, w, lo, hi)
 		}
 	}
+	var skip *fill
 	for range 3 {
 		if e := b.storedSlice(i, hi); e != nil {
 			defer e.Close()
 			return e.WriteBodyTo(w, lo, hi-lo)
 		}
-		f := b.attach(i, last)
+		f := b.attach(i, last, skip)
 		f.reading(i)
 		if st := f.streamAt(ctx, i); st != nil {
 			return st.copyTo(ctx, w, lo, hi)
@@ -167,7 +168,9 @@ func (b *bodyReader) writeSlice(ctx context.Context, w io.Writer, i, last, lo, h
 		if _, ended, err := f.progress(); ended && err != nil {
 			return 0, err
 		}
-		// The fill stopped or went past the slice (then it is stored).
+		// The fill stopped, or let go of the slice (then it is stored,
+		// unless the store refused it: the next try asks another fill).
+		skip = f
 	}
 	return 0, errGone
 }

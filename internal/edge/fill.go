@@ -226,22 +226,23 @@ func (f *fill) started(ctx context.Context) error {
 }
 
 // covers reports whether body fill f of an object with validator valid is
-// the one to wait on for slice i: it is filling it now or next, or reads
-// the whole object and has not passed it.
+// the one to ask for slice i: it has streamed it (the reader then finds it
+// in the fill or, once dropped, in the store), is filling it now or next,
+// or reads the whole object and will come to it.
 func (f *fill) covers(i int64, valid string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.ended || f.valid != valid {
 		return false
 	}
-	cur := f.want
+	first, cur := f.want, f.want
 	if len(f.streams) > 0 {
-		cur = f.first + int64(len(f.streams)) - 1
+		first, cur = f.first, f.first+int64(len(f.streams))-1
 	}
 	if f.whole {
-		return i >= cur
+		return i >= first
 	}
-	return i >= cur && i <= cur+1 && (f.last < 0 || i <= f.last)
+	return i >= first && i <= cur+1 && (f.last < 0 || i <= f.last)
 }
 
 // joinFill returns the fill in flight for key, or registers a new one and
@@ -322,16 +323,16 @@ func (s *Server) unregisterBodyLocked(f *fill) {
 }
 
 // bodyFor returns a fill that provides slice i of sliced object m (variant
-// vk), attached for the caller: the one in flight that covers it unless it
-// is skip, or a new body fill from slice i on. The caller detaches with
+// vk), attached for the caller: the one in flight that covers it (other
+// than skip, which did not provide it), or a new body fill from slice i on. The caller detaches with
 // f.readers.Add(-1); when the fill returned is have (already attached), it
 // is not attached again.
-func (s *Server) bodyFor(rt *runtime, ri reqInfo, vk string, m *objMeta, span sliceSpan, have *fill) *fill {
+func (s *Server) bodyFor(rt *runtime, ri reqInfo, vk string, m *objMeta, span sliceSpan, have, skip *fill) *fill {
 	i := span.first
 	valid := validator(m.Header)
 	s.mu.Lock()
 	for _, f := range s.bodies[vk] {
-		if f.covers(i, valid) {
+		if f != skip && f.covers(i, valid) {
 			if f != have {
 				f.readers.Add(1)
 			}
