@@ -1,13 +1,3 @@
-// Package edge is kubecdn's data plane: an HTTP caching reverse proxy (a
-// shared cache in the sense of RFC 9111) in front of one origin.
-//
-// A miss goes to the peer that owns the key inside the region (rendezvous
-// hashing over the region's edges), then to the parent (shield) edge, then to
-// the origin. Concurrent misses for one key cause one upstream fetch whose
-// body streams to every waiter as it arrives. Objects larger than one slice
-// are fetched and stored in slices, so a seek into a large file fetches only
-// the slices it needs. The pure decisions (freshness, keys, ranges) live in
-// internal/httpcache, the tiers in internal/store.
 package edge
 
 import (
