@@ -96,7 +96,7 @@ func renderFlags(fs *flag.FlagSet) func() (render.Options, error) {
 	edgeReplicas := fs.Int("edge-replicas", render.DefaultEdgeReplicas, "edges per region (StatefulSet replicas, HPA minimum, peer list)")
 	maxEdgeReplicas := fs.Int("max-edge-replicas", render.DefaultMaxEdgeReplicas, "HPA maximum of edges per region")
 	dnsReplicas := fs.Int("dns-replicas", render.DefaultDNSReplicas, "dns replicas per region")
-	fs.StringVar(&o.ParentURL, "parent-url", render.DefaultParentURL, "URL of a parent region's edges; {region}, {zone} and {namespace} are replaced")
+	fs.StringVar(&o.ParentURL, "parent-url", render.DefaultParentURL(), "URL of a parent region's edges; {region}, {zone} and {namespace} are replaced")
 	fs.StringVar(&o.AdminSecret, "admin-secret", render.DefaultAdminSecret, `Secret (key "token") with the admin token of the edges and the dns; render references it, deploy creates it with a random token when missing`)
 	fs.StringVar(&o.HopSecret, "hop-secret", render.DefaultHopSecret, `Secret (key "key") with the hop key edges authenticate each other with, the same in every region; render references it, deploy creates it with one random key for every region when missing`)
 	fs.Func("tls-secret", "a Kubernetes TLS Secret (tls.crt, tls.key) the edges serve HTTPS with on port 443, chosen by SNI (repeatable)", func(v string) error {

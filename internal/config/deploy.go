@@ -323,8 +323,8 @@ func (c *CDN) validatePublish(v *validator, zoneOK bool, names map[string]string
 				v.add(sf+".hostname", "%q is not inside the zone %q", s.Hostname, c.Spec.Zone)
 			case dup:
 				v.add(sf+".hostname", "%q is already used by %s", s.Hostname, prev)
-			case zoneOK && strings.HasSuffix(s.Hostname, ".edges."+c.Spec.Zone):
-				v.add(sf+".hostname", "%q is under edges.%s, which holds the regions' own names", s.Hostname, c.Spec.Zone)
+			case zoneOK && strings.HasSuffix(s.Hostname, "."+EdgesDomain(c.Spec.Zone)):
+				v.add(sf+".hostname", "%q is under %s, which holds the regions' own names", s.Hostname, EdgesDomain(c.Spec.Zone))
 			default:
 				hosts[s.Hostname] = sf
 			}

@@ -22,10 +22,6 @@ const (
 	dnsPublicPort     = 53
 )
 
-// RegionName is the DNS name of one region's edges, which a child region's
-// edges use to reach their parent (render.DefaultParentURL).
-func RegionName(region, zone string) string { return region + ".edges." + zone }
-
 // Desired is what the CDN publishes in an external DNS provider, from the
 // file and each region's load-balancer addresses: every hostname with one
 // target per region that has edges, "<region>.edges.<zone>" per region, and
@@ -77,7 +73,7 @@ func Desired(cfg *config.CDN, addrs map[string]RegionState) publish.Desired {
 		}
 		if t, ok := target(r, st.Edges, publish.Health{}); ok {
 			t.Order, t.Weight = 0, 1
-			d.Names = append(d.Names, publish.Name{FQDN: RegionName(r.Name, cfg.Spec.Zone), TTL: ttl, Policy: config.PolicyAll, Targets: []publish.Target{t}})
+			d.Names = append(d.Names, publish.Name{FQDN: config.EdgesName(r.Name, cfg.Spec.Zone), TTL: ttl, Policy: config.PolicyAll, Targets: []publish.Target{t}})
 		}
 	}
 	for _, s := range cfg.AppServices() {

@@ -1,7 +1,6 @@
 package dns
 
 import (
-	"math"
 	"net/netip"
 
 	"github.com/kubecdn/kubecdn/internal/config"
@@ -112,7 +111,7 @@ func Route(policy config.Policy, regions []RegionView, order []int, c Client, rt
 			if !regions[i].HasLoc {
 				return 0, false
 			}
-			return DistanceKm(c.Loc, regions[i].Loc), true
+			return config.DistanceKm(c.Loc, regions[i].Loc), true
 		})
 		if first < 0 {
 			p.Choices = [][]int{eligible}
@@ -127,7 +126,7 @@ func Route(policy config.Policy, regions []RegionView, order []int, c Client, rt
 				}
 			}
 			if c.HasLoc && regions[i].HasLoc {
-				return EstimateRTT(DistanceKm(c.Loc, regions[i].Loc)), true
+				return EstimateRTT(config.DistanceKm(c.Loc, regions[i].Loc)), true
 			}
 			return 0, false
 		}
@@ -159,7 +158,7 @@ func best(regions []RegionView, c Client) int {
 		if !regions[i].HasLoc {
 			return 0, false
 		}
-		return DistanceKm(c.Loc, regions[i].Loc), true
+		return config.DistanceKm(c.Loc, regions[i].Loc), true
 	})
 	return b
 }
@@ -196,16 +195,6 @@ func firstInOrder(eligible, order []int) int {
 		}
 	}
 	return eligible[0]
-}
-
-// DistanceKm is the great-circle distance between two points (haversine).
-func DistanceKm(a, b config.Location) float64 {
-	const r = 6371.0
-	rad := math.Pi / 180
-	dlat := (b.Lat - a.Lat) * rad
-	dlon := (b.Lon - a.Lon) * rad
-	h := math.Sin(dlat/2)*math.Sin(dlat/2) + math.Cos(a.Lat*rad)*math.Cos(b.Lat*rad)*math.Sin(dlon/2)*math.Sin(dlon/2)
-	return 2 * r * math.Asin(math.Min(1, math.Sqrt(h)))
 }
 
 // EstimateRTT guesses a round-trip time in ms from a distance: light in

@@ -107,11 +107,11 @@ func TestRoute(t *testing.T) {
 }
 
 func TestDistance(t *testing.T) {
-	d := DistanceKm(newYork, paris)
+	d := config.DistanceKm(newYork, paris)
 	if d < 5800 || d > 5900 {
 		t.Errorf("New York-Paris = %.0f km, want about 5840", d)
 	}
-	if DistanceKm(paris, paris) != 0 {
+	if config.DistanceKm(paris, paris) != 0 {
 		t.Error("distance to self is not 0")
 	}
 	if e := EstimateRTT(d); e < 100 || e > 150 {

@@ -46,7 +46,7 @@ type routed struct {
 // RegionEdgesName is the name that answers a region's edges,
 // "<region>.edges.<zone>." (lower case, fully qualified).
 func RegionEdgesName(region, zone string) string {
-	return strings.ToLower(region) + ".edges." + dns.Fqdn(strings.ToLower(zone))
+	return dns.Fqdn(strings.ToLower(config.EdgesName(region, zone)))
 }
 
 func buildZone(c *config.CDN, now time.Time) (*zone, error) {

@@ -126,7 +126,7 @@ func (u *Up) digExample() (cidr, region, ip string) {
 			if r.Initial != StateOpen || !ok {
 				continue
 			}
-			if d := greatCircle(*n.Location, loc); d < bestD {
+			if d := config.DistanceKm(*n.Location, loc); d < bestD {
 				best, bestD = r, d
 			}
 		}
@@ -145,12 +145,4 @@ func findRegion(c *config.CDN, name string) (config.Region, bool) {
 		}
 	}
 	return config.Region{}, false
-}
-
-// greatCircle is the haversine distance in km.
-func greatCircle(a, b config.Location) float64 {
-	const rad = math.Pi / 180
-	dlat, dlon := (b.Lat-a.Lat)*rad, (b.Lon-a.Lon)*rad
-	h := math.Sin(dlat/2)*math.Sin(dlat/2) + math.Cos(a.Lat*rad)*math.Cos(b.Lat*rad)*math.Sin(dlon/2)*math.Sin(dlon/2)
-	return 6371 * 2 * math.Asin(math.Sqrt(h))
 }

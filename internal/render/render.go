@@ -38,10 +38,14 @@ const (
 	DefaultEdgeReplicas    = 2
 	DefaultMaxEdgeReplicas = 10
 	DefaultDNSReplicas     = 2
-	DefaultParentURL       = "http://{region}.edges.{zone}"
 	DefaultAdminSecret     = "kubecdn-admin"
 	DefaultHopSecret       = "kubecdn-hop"
 )
+
+// DefaultParentURL is the ParentURL when Options leaves it empty: the
+// parent region's edges name (config.EdgesName), which deploy publishes in
+// the zone, as a template.
+func DefaultParentURL() string { return "http://" + config.EdgesName("{region}", "{zone}") }
 
 // Options are the choices the CDN file does not make. Zero values take the
 // documented defaults.
@@ -106,7 +110,7 @@ func (o Options) withDefaults() Options {
 		o.DNSReplicas = DefaultDNSReplicas
 	}
 	if o.ParentURL == "" {
-		o.ParentURL = DefaultParentURL
+		o.ParentURL = DefaultParentURL()
 	}
 	if o.AdminSecret == "" {
 		o.AdminSecret = DefaultAdminSecret

@@ -44,20 +44,11 @@ func latencyRegion(t publish.Target) (string, error) {
 	best, bestD := "", math.Inf(1)
 	for _, r := range awsRegions {
 		l, _ := config.BuiltinLocation(r)
-		if d := distance(loc, l); d < bestD {
+		if d := config.DistanceKm(loc, l); d < bestD {
 			best, bestD = r, d
 		}
 	}
 	return best, nil
-}
-
-// distance is the great-circle distance in kilometres.
-func distance(a, b config.Location) float64 {
-	const r = 6371.0
-	rad := math.Pi / 180
-	dLat, dLon := (b.Lat-a.Lat)*rad, (b.Lon-a.Lon)*rad
-	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(a.Lat*rad)*math.Cos(b.Lat*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
-	return 2 * r * math.Asin(math.Min(1, math.Sqrt(h)))
 }
 
 // continents are Route 53's continent codes, in the order extra sets are

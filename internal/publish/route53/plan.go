@@ -293,7 +293,7 @@ func geoRoutes(ts []publish.Target, warn func(string, ...any)) ([]route, error) 
 		}
 		best := 0
 		for i := range ts {
-			if distance(c.at, locs[i]) < distance(c.at, locs[best]) {
+			if config.DistanceKm(c.at, locs[i]) < config.DistanceKm(c.at, locs[best]) {
 				best = i
 			}
 		}
