@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubecdn/kubecdn/internal/dns"
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/ops"
 	"github.com/kubecdn/kubecdn/internal/ops/opstest"
 )
@@ -25,7 +25,7 @@ func fakeControl(t *testing.T, token string) (url string, east, west *opstest.Fa
 	east.Add("miss", 10, 1<<20)
 	east.SetFill(3<<20, 0)
 	east.OnScrape(func(e *opstest.FakeEdge) { e.Add("hit", 5, 0) })
-	d := opstest.NewFakeDNS(t, dns.State{Regions: []dns.RegionState{{Name: "us-east-1", Serving: true, Healthy: true}}})
+	d := opstest.NewFakeDNS(t, adminapi.State{Regions: []adminapi.RegionState{{Name: "us-east-1", Serving: true, Healthy: true}}})
 	targets := []ops.Target{
 		{Region: "us-east-1", State: ops.StateOpen, Admin: []string{east.URL()}, DNSAdmin: d.URL()},
 		{Region: "us-west-2", State: ops.StateOpen, Admin: []string{west.URL()}},

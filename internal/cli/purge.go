@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubecdn/kubecdn/internal/edge"
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/ops"
 )
 
@@ -54,7 +54,7 @@ func (p purgeCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 		urls = append(urls, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	req := edge.PurgeRequest{URLs: urls, Prefixes: prefixes, Tags: tags, Soft: *soft}
+	req := adminapi.PurgeRequest{URLs: urls, Prefixes: prefixes, Tags: tags, Soft: *soft}
 	if err := checkPurge(req); err != nil {
 		fmt.Fprintln(stderr, "kubecdn purge:", err)
 		return 2
@@ -130,7 +130,7 @@ func (p purgeCmd) token(ctx context.Context, file string, of opsFlags) (string, 
 }
 
 // checkPurge refuses what every edge would refuse, before asking any.
-func checkPurge(req edge.PurgeRequest) error {
+func checkPurge(req adminapi.PurgeRequest) error {
 	if len(req.URLs)+len(req.Prefixes)+len(req.Tags) == 0 {
 		return errors.New("nothing to purge: give URLs, --prefix or --tag")
 	}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/bearer"
-	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/rtt"
 )
 
@@ -24,8 +24,10 @@ import (
 //	GET  /metrics     Prometheus metrics (this server's registry)
 //	GET  /healthz     200 while the process serves
 //	GET  /readyz      200 once every edge and app endpoint has been probed once
-//	GET  /v1/state    regions, edges, app services, health and demand (JSON)
-//	GET  /v1/demand   demand per region: totals and recent rates (JSON)
+//	GET  /v1/state    regions, edges, app services, health and demand
+//	                  (adminapi.State JSON)
+//	GET  /v1/demand   demand per region: totals and recent rates
+//	                  (adminapi.DemandView JSON)
 //	POST /v1/rtt      RTT samples from an edge (rtt.Report JSON); needs
 //	                  "Authorization: Bearer" with Options.AdminToken
 func (s *Server) AdminHandler() http.Handler {
@@ -39,9 +41,9 @@ func (s *Server) AdminHandler() http.Handler {
 		}
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.State()) })
-	mux.HandleFunc("GET /v1/demand", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.Demand()) })
-	mux.HandleFunc("POST /v1/rtt", s.handleRTT)
+	mux.HandleFunc("GET "+adminapi.StatePath, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.State()) })
+	mux.HandleFunc("GET "+adminapi.DemandPath, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.Demand()) })
+	mux.HandleFunc("POST "+adminapi.RTTPath, s.handleRTT)
 	return mux
 }
 
@@ -182,97 +184,20 @@ type unknownRegionError struct{ name string }
 
 func (e *unknownRegionError) Error() string { return "unknown region " + `"` + e.name + `"` }
 
-// State is the JSON of GET /v1/state.
-type State struct {
-	Zone      string        `json:"zone"`
-	Policy    string        `json:"policy"`
-	Region    string        `json:"region,omitempty"`
-	Serial    uint32        `json:"serial"`
-	Loaded    time.Time     `json:"loaded"`
-	FailOpen  bool          `json:"failOpen"`
-	Regions   []RegionState `json:"regions"`
-	Unlocated DemandRate    `json:"unlocatedDemand"`
-	// Services are the app services (spec.apps[].services[]), routed like
-	// the hostnames among the regions that list endpoints for them.
-	Services []ServiceState `json:"services,omitempty"`
-}
-
-// ServiceState is one app service in State.
-type ServiceState struct {
-	Hostname  string `json:"hostname"`
-	App       string `json:"app"`
-	Service   string `json:"service"`
-	Namespace string `json:"namespace,omitempty"`
-	// Health is the probe: "tcp", or "http" with Path.
-	Health string `json:"health"`
-	Path   string `json:"path,omitempty"`
-	// FailOpen is true while none of its regions is healthy.
-	FailOpen bool                 `json:"failOpen"`
-	Regions  []ServiceRegionState `json:"regions"`
-}
-
-// ServiceRegionState is one region of an app service: the endpoints it
-// lists for the hostname and their probe state.
-type ServiceRegionState struct {
-	Name      string      `json:"name"`
-	Healthy   bool        `json:"healthy"`
-	Endpoints []EdgeState `json:"endpoints"`
-}
-
-// RegionState is one region in State.
-type RegionState struct {
-	Name      string           `json:"name"`
-	Provider  string           `json:"provider"`
-	Autoscale bool             `json:"autoscale"`
-	Serving   bool             `json:"serving"`
-	Healthy   bool             `json:"healthy"`
-	Location  *config.Location `json:"location,omitempty"`
-	// EdgesName answers the region's edges whatever the policy
-	// ("<region>.edges.<zone>."), for regions with edges.
-	EdgesName string      `json:"edgesName,omitempty"`
-	Edges     []EdgeState `json:"edges"`
-	Demand    DemandRate  `json:"demand"`
-}
-
-// EdgeState is one edge's (or app endpoint's) probe state.
-type EdgeState struct {
-	Addr      string    `json:"addr"`
-	Healthy   bool      `json:"healthy"`
-	Probed    bool      `json:"probed"`
-	LastError string    `json:"lastError,omitempty"`
-	Since     time.Time `json:"since,omitzero"`
-}
-
-// DemandRate is demand for one region: queries whose nearest region it is.
-type DemandRate struct {
-	Region  string  `json:"region"`
-	Total   uint64  `json:"total"`
-	Rate10s float64 `json:"rate10s"`
-	Rate1m  float64 `json:"rate1m"`
-}
-
-// DemandView is the JSON of GET /v1/demand.
-type DemandView struct {
-	Regions []DemandRate `json:"regions"`
-	// Unlocated counts clients the locator could not place.
-	Unlocated DemandRate `json:"unlocated"`
-}
-
 // State reports regions, health and demand.
-func (s *Server) State() State {
+func (s *Server) State() adminapi.State {
 	v := s.view.Load()
 	d := s.demandRates()
-	st := State{Zone: v.st.cfg.Spec.Zone, Policy: string(v.st.policy), Region: s.o.Region, Serial: v.st.zone.soa.Serial,
+	st := adminapi.State{Zone: v.st.cfg.Spec.Zone, Policy: string(v.st.policy), Region: s.o.Region, Serial: v.st.zone.soa.Serial,
 		Loaded: v.st.loaded, FailOpen: v.failOpen, Unlocated: d["unknown"]}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, r := range v.st.regions {
 		serving, healthy := v.regionUp(i)
-		rs := RegionState{Name: r.Name, Provider: r.Provider, Autoscale: r.Autoscale, Serving: serving,
-			Healthy: healthy, Demand: d[r.Name], Edges: []EdgeState{}}
+		rs := adminapi.RegionState{Name: r.Name, Provider: r.Provider, Autoscale: r.Autoscale, Serving: serving,
+			Healthy: healthy, Demand: d[r.Name], Edges: []adminapi.EdgeState{}}
 		if r.hasLoc {
-			l := r.loc
-			rs.Location = &l
+			rs.Location = &adminapi.Location{Lat: r.loc.Lat, Lon: r.loc.Lon}
 		}
 		if len(r.edges) > 0 {
 			rs.EdgesName = RegionEdgesName(r.Name, v.st.zone.origin)
@@ -284,8 +209,8 @@ func (s *Server) State() State {
 	}
 	for j, svc := range v.st.services {
 		t := v.services[j]
-		ss := ServiceState{Hostname: svc.host, App: svc.App, Service: svc.Service, Namespace: svc.Namespace,
-			Health: svc.Health.Protocol, FailOpen: t.failOpen, Regions: []ServiceRegionState{}}
+		ss := adminapi.ServiceState{Hostname: svc.host, App: svc.App, Service: svc.Service, Namespace: svc.Namespace,
+			Health: svc.Health.Protocol, FailOpen: t.failOpen, Regions: []adminapi.ServiceRegionState{}}
 		if svc.Health.Protocol == "http" {
 			ss.Path = svc.Health.Path
 		}
@@ -294,7 +219,7 @@ func (s *Server) State() State {
 				continue
 			}
 			_, healthy := t.regionUp(i)
-			sr := ServiceRegionState{Name: r.Name, Healthy: healthy, Endpoints: []EdgeState{}}
+			sr := adminapi.ServiceRegionState{Name: r.Name, Healthy: healthy, Endpoints: []adminapi.EdgeState{}}
 			for _, e := range svc.regions[i] {
 				sr.Endpoints = append(sr.Endpoints, s.memberStateLocked(e))
 			}
@@ -307,8 +232,8 @@ func (s *Server) State() State {
 
 // memberStateLocked is the probe state of an edge or endpoint. s.mu must
 // be held.
-func (s *Server) memberStateLocked(e member) EdgeState {
-	es := EdgeState{Addr: e.addr.String(), Healthy: true}
+func (s *Server) memberStateLocked(e member) adminapi.EdgeState {
+	es := adminapi.EdgeState{Addr: e.addr.String(), Healthy: true}
 	if h := s.health[e.key]; h != nil && h.known {
 		es.Healthy, es.Probed, es.LastError, es.Since = h.up, true, h.err, h.since
 	}
@@ -316,10 +241,10 @@ func (s *Server) memberStateLocked(e member) EdgeState {
 }
 
 // Demand reports demand per region (every region in the file, open or not).
-func (s *Server) Demand() DemandView {
+func (s *Server) Demand() adminapi.DemandView {
 	v := s.view.Load()
 	d := s.demandRates()
-	out := DemandView{Unlocated: d["unknown"], Regions: []DemandRate{}}
+	out := adminapi.DemandView{Unlocated: d["unknown"], Regions: []adminapi.DemandRate{}}
 	for _, r := range v.st.regions {
 		out.Regions = append(out.Regions, d[r.Name])
 	}
@@ -347,11 +272,11 @@ func (s *Server) demandSnapshot() map[string]uint64 {
 	return out
 }
 
-func (s *Server) demandRates() map[string]DemandRate {
+func (s *Server) demandRates() map[string]adminapi.DemandRate {
 	now := s.demandSnapshot()
-	out := map[string]DemandRate{}
+	out := map[string]adminapi.DemandRate{}
 	for n, total := range now {
-		out[n] = DemandRate{Region: n, Total: total,
+		out[n] = adminapi.DemandRate{Region: n, Total: total,
 			Rate10s: s.rates.rate(n, total, 10*time.Second), Rate1m: s.rates.rate(n, total, time.Minute)}
 	}
 	return out

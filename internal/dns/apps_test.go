@@ -17,6 +17,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/rtt"
 )
@@ -440,7 +441,7 @@ func TestAppServiceNames(t *testing.T) {
 
 func demandTotal(t *testing.T, admin string) uint64 {
 	t.Helper()
-	dv := getJSON[DemandView](t, "http://"+admin+"/v1/demand")
+	dv := getJSON[adminapi.DemandView](t, "http://"+admin+"/v1/demand")
 	n := dv.Unlocated.Total
 	for _, d := range dv.Regions {
 		n += d.Total

@@ -19,6 +19,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/rtt"
 )
@@ -352,7 +353,7 @@ func TestECSAndGeo(t *testing.T) {
 		}
 	}
 	// demand: Singapore's best region is the closed autoscale region
-	dv := getJSON[DemandView](t, "http://"+ts.admin+"/v1/demand")
+	dv := getJSON[adminapi.DemandView](t, "http://"+ts.admin+"/v1/demand")
 	byName := map[string]uint64{}
 	for _, d := range dv.Regions {
 		byName[d.Region] = d.Total
@@ -638,7 +639,7 @@ func TestReload(t *testing.T) {
 	if got := answers(query(t, "udp", ts.udp, "www.cdn.example.com.", dns.TypeA, "203.0.113.0/24")); len(got) != 1 || got[0] != "127.0.0.2" {
 		t.Errorf("after reload to failover: %v, want us-east-1 first", got)
 	}
-	st := getJSON[State](t, "http://"+ts.admin+"/v1/state")
+	st := getJSON[adminapi.State](t, "http://"+ts.admin+"/v1/state")
 	if st.Policy != "failover" || len(st.Regions) != 3 || !st.Regions[1].Healthy || st.Regions[2].Serving {
 		t.Errorf("state = %+v", st)
 	}

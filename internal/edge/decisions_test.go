@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -162,7 +164,7 @@ func TestRangeSliceHint(t *testing.T) {
 }
 
 func TestPurgeKeys(t *testing.T) {
-	keys, prefixes, err := purgeKeys(PurgeRequest{URLs: []string{"https://WWW.example.com/a.css?v=1"}, Prefixes: []string{"http://www.example.com"}})
+	keys, prefixes, err := purgeKeys(adminapi.PurgeRequest{URLs: []string{"https://WWW.example.com/a.css?v=1"}, Prefixes: []string{"http://www.example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +175,7 @@ func TestPurgeKeys(t *testing.T) {
 	if !reflect.DeepEqual(prefixes, []string{"http://www.example.com/", "https://www.example.com/"}) {
 		t.Errorf("prefixes = %q", prefixes)
 	}
-	for _, bad := range []PurgeRequest{{}, {URLs: []string{"/relative"}}, {Prefixes: []string{"ftp://x/"}}, {Tags: []string{" "}}} {
+	for _, bad := range []adminapi.PurgeRequest{{}, {URLs: []string{"/relative"}}, {Prefixes: []string{"ftp://x/"}}, {Tags: []string{" "}}} {
 		if _, _, err := purgeKeys(bad); err == nil {
 			t.Errorf("purgeKeys(%+v) accepted", bad)
 		}

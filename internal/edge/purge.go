@@ -8,29 +8,19 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/httpcache"
 )
 
-// PurgeRequest is the body of POST /v1/purge on the admin listener.
-type PurgeRequest struct {
-	URLs     []string `json:"urls,omitempty"`     // absolute URLs; both http and https are purged
-	Prefixes []string `json:"prefixes,omitempty"` // absolute URL prefixes
-	Tags     []string `json:"tags,omitempty"`     // Surrogate-Key / Cache-Tag values
-	Soft     bool     `json:"soft,omitempty"`     // mark stale instead of removing
-}
-
-// PurgeResponse is the answer to a purge.
-type PurgeResponse struct {
-	Purged int `json:"purged"`
-}
-
+// handlePurge serves POST adminapi.PurgePath on the admin listener: an
+// adminapi.PurgeRequest in, an adminapi.PurgeResponse out.
 func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kubecdn"`)
 		http.Error(w, "unauthorized: a valid bearer token is required", http.StatusUnauthorized)
 		return
 	}
-	var req PurgeRequest
+	var req adminapi.PurgeRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -44,12 +34,12 @@ func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request) {
 	}
 	n := s.Purge(keys, prefixes, req.Tags, req.Soft)
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(PurgeResponse{Purged: n})
+	json.NewEncoder(w).Encode(adminapi.PurgeResponse{Purged: n})
 }
 
 // purgeKeys turns the URLs and prefixes of a purge into cache keys, for
 // both schemes (a user purges a URL, not a URL per scheme).
-func purgeKeys(req PurgeRequest) (keys, prefixes []string, err error) {
+func purgeKeys(req adminapi.PurgeRequest) (keys, prefixes []string, err error) {
 	if len(req.URLs)+len(req.Prefixes)+len(req.Tags) == 0 {
 		return nil, nil, fmt.Errorf("nothing to purge: give urls, prefixes or tags")
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/httpcache"
 	"github.com/kubecdn/kubecdn/internal/store"
 )
@@ -443,7 +444,7 @@ func (s *Server) startUring(cfg Config, ln net.Listener, fl *fastListener, errc 
 // AdminHandler serves purge, metrics and health on the admin listener.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/purge", s.handlePurge)
+	mux.HandleFunc("POST "+adminapi.PurgePath, s.handlePurge)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	if s.rt.Load().cfg.Pprof {

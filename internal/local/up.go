@@ -30,6 +30,7 @@ import (
 
 	_ "embed"
 
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/config"
 	kdns "github.com/kubecdn/kubecdn/internal/dns"
 	"github.com/kubecdn/kubecdn/internal/edge"
@@ -407,7 +408,7 @@ func (u *Up) superviseEdge(ctx context.Context, r RegionPlan, j int, ln, aln net
 			col := rtt.NewCollector(rtt.CollectorOptions{})
 			opts.ObserveConn, opts.ObserveFD = col.ObserveConn, col.ObserveFD
 			rep := rtt.NewReporter(col, rtt.ReporterOptions{Region: r.Name, Token: u.token,
-				Targets: []string{"http://" + u.lay.DNSAdmin + "/v1/rtt"}, Logger: log})
+				Targets: []string{"http://" + u.lay.DNSAdmin + adminapi.RTTPath}, Logger: log})
 			rctx, rcancel := context.WithCancel(ctx)
 			defer rcancel()
 			go func() { _ = rep.Run(rctx) }()

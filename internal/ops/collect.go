@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/kubecdn/kubecdn/internal/dns"
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 )
 
 // Snapshot is one look at every region.
@@ -237,7 +237,7 @@ func (c *Collector) Collect(ctx context.Context, targets []Target) Snapshot {
 
 	next := map[string]sample{}
 	for i, t := range targets {
-		var reg *dns.RegionState
+		var reg *adminapi.RegionState
 		if d := byDNS[strings.TrimRight(t.DNSAdmin, "/")]; d != nil && d.err == nil {
 			for k := range d.state.Regions {
 				if d.state.Regions[k].Name == t.Region {
@@ -293,16 +293,16 @@ func (c *Collector) scrapeEdge(ctx context.Context, s *edgeScrape) {
 
 type dnsScrape struct {
 	url    string
-	state  dns.State
-	demand dns.DemandView
+	state  adminapi.State
+	demand adminapi.DemandView
 	err    error
 }
 
 func (c *Collector) scrapeDNS(ctx context.Context, d *dnsScrape) {
 	var wg sync.WaitGroup
 	var derr error
-	wg.Go(func() { derr = c.getJSON(ctx, d.url+"/v1/demand", &d.demand) })
-	err := c.getJSON(ctx, d.url+"/v1/state", &d.state)
+	wg.Go(func() { derr = c.getJSON(ctx, d.url+adminapi.DemandPath, &d.demand) })
+	err := c.getJSON(ctx, d.url+adminapi.StatePath, &d.state)
 	wg.Wait()
 	d.err = errors.Join(err, derr)
 }
@@ -401,7 +401,7 @@ func value(m *dto.Metric) float64 {
 
 // buildRegion turns the scrapes of one region's edges, the previous
 // samples and the dns's view of the region into its status.
-func buildRegion(t Target, scr []edgeScrape, prev map[string]sample, reg *dns.RegionState) RegionStatus {
+func buildRegion(t Target, scr []edgeScrape, prev map[string]sample, reg *adminapi.RegionState) RegionStatus {
 	rs := RegionStatus{Region: t.Region, State: t.State, Edges: len(t.Admin), EdgeStatus: []EdgeStatus{}, Errors: []string{}}
 	if reg != nil {
 		h := reg.Healthy
@@ -465,7 +465,7 @@ func buildRegion(t Target, scr []edgeScrape, prev map[string]sample, reg *dns.Re
 func mergeDemand(ds []dnsScrape) []Demand {
 	m := map[string]*Demand{}
 	var order []string
-	add := func(r dns.DemandRate, name string) {
+	add := func(r adminapi.DemandRate, name string) {
 		d := m[name]
 		if d == nil {
 			d = &Demand{Region: name}

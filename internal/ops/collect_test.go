@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubecdn/kubecdn/internal/dns"
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/edge"
 	"github.com/kubecdn/kubecdn/internal/ops"
 	"github.com/kubecdn/kubecdn/internal/ops/opstest"
@@ -23,10 +23,10 @@ func (c *fakeClock) now() time.Time { return c.t }
 func TestCollectorRatesAndHealth(t *testing.T) {
 	east1, east2 := opstest.NewFakeEdge(t, "tok"), opstest.NewFakeEdge(t, "tok")
 	west := opstest.NewFakeEdge(t, "tok")
-	d := opstest.NewFakeDNS(t, dns.State{Zone: "cdn.localhost", Policy: "geo", Regions: []dns.RegionState{
-		{Name: "us-east-1", Serving: true, Healthy: true, Demand: dns.DemandRate{Region: "us-east-1", Total: 40, Rate10s: 2.5}},
-		{Name: "us-west-2", Serving: true, Healthy: false, Demand: dns.DemandRate{Region: "us-west-2", Total: 4, Rate10s: 0.5}},
-		{Name: "eu-west-1", Autoscale: true, Demand: dns.DemandRate{Region: "eu-west-1", Total: 7, Rate10s: 1}},
+	d := opstest.NewFakeDNS(t, adminapi.State{Zone: "cdn.localhost", Policy: "geo", Regions: []adminapi.RegionState{
+		{Name: "us-east-1", Serving: true, Healthy: true, Demand: adminapi.DemandRate{Region: "us-east-1", Total: 40, Rate10s: 2.5}},
+		{Name: "us-west-2", Serving: true, Healthy: false, Demand: adminapi.DemandRate{Region: "us-west-2", Total: 4, Rate10s: 0.5}},
+		{Name: "eu-west-1", Autoscale: true, Demand: adminapi.DemandRate{Region: "eu-west-1", Total: 7, Rate10s: 1}},
 	}})
 	east1.Add("hit", 100, 1000)
 	east1.Add("miss", 100, 1000)

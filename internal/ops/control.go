@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 )
 
 // DefaultControl is the control API of a running `kubecdn up`.
@@ -101,7 +103,7 @@ func DNSTargets(ctx context.Context, client *http.Client, dnsAdmin string, targe
 	}
 	c := &Collector{client: client}
 	d := dnsScrape{url: strings.TrimRight(dnsAdmin, "/")}
-	if err := c.getJSON(ctx, d.url+"/v1/state", &d.state); err != nil {
+	if err := c.getJSON(ctx, d.url+adminapi.StatePath, &d.state); err != nil {
 		return targets, err
 	}
 	have := map[string]bool{}

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kubecdn/kubecdn/internal/edge"
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 )
 
 // PurgeResult is what one region's edges said to a purge.
@@ -31,12 +31,12 @@ type PurgeResult struct {
 // Purge sends req to every edge admin of every open region at once, with
 // the bearer token, and returns one result per target in the order given.
 // Each request is bounded by ctx and 5s.
-func Purge(ctx context.Context, targets []Target, token string, req edge.PurgeRequest) []PurgeResult {
+func Purge(ctx context.Context, targets []Target, token string, req adminapi.PurgeRequest) []PurgeResult {
 	return PurgeWith(ctx, defaultClient(), targets, token, req)
 }
 
 // PurgeWith is Purge with a given HTTP client.
-func PurgeWith(ctx context.Context, client *http.Client, targets []Target, token string, req edge.PurgeRequest) []PurgeResult {
+func PurgeWith(ctx context.Context, client *http.Client, targets []Target, token string, req adminapi.PurgeRequest) []PurgeResult {
 	body, err := json.Marshal(req)
 	out := make([]PurgeResult, len(targets))
 	if err != nil {
@@ -81,7 +81,7 @@ func PurgeWith(ctx context.Context, client *http.Client, targets []Target, token
 
 // purgeOne posts one purge to one edge admin listener.
 func purgeOne(ctx context.Context, client *http.Client, admin, token string, body []byte) (int, error) {
-	url := strings.TrimRight(admin, "/") + "/v1/purge"
+	url := strings.TrimRight(admin, "/") + adminapi.PurgePath
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", url, err)
@@ -100,7 +100,7 @@ func purgeOne(ctx context.Context, client *http.Client, admin, token string, bod
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("%s: %s: %s", url, resp.Status, firstLine(b))
 	}
-	var pr edge.PurgeResponse
+	var pr adminapi.PurgeResponse
 	if err := json.Unmarshal(b, &pr); err != nil {
 		return 0, fmt.Errorf("%s: bad answer: %w", url, err)
 	}

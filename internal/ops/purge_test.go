@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubecdn/kubecdn/internal/edge"
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/ops"
 	"github.com/kubecdn/kubecdn/internal/ops/opstest"
 )
@@ -30,7 +30,7 @@ func TestPurgeParallelPerRegion(t *testing.T) {
 		{Region: "eu-west-1", State: ops.StateClosed},
 		{Region: "sa-east-1", State: ops.StateOpen},
 	}
-	req := edge.PurgeRequest{URLs: []string{"http://www.cdn.localhost/a"}, Tags: []string{"t1"}, Soft: true}
+	req := adminapi.PurgeRequest{URLs: []string{"http://www.cdn.localhost/a"}, Tags: []string{"t1"}, Soft: true}
 	start := time.Now()
 	res := ops.Purge(context.Background(), targets, "tok", req)
 	took := time.Since(start)
@@ -67,7 +67,7 @@ func TestPurgeUnreachableNamesTheEdge(t *testing.T) {
 	url := dead.URL
 	dead.Close()
 	res := ops.Purge(context.Background(), []ops.Target{{Region: "r", State: ops.StateOpen, Admin: []string{url}}}, "t",
-		edge.PurgeRequest{Prefixes: []string{"http://h/"}})
+		adminapi.PurgeRequest{Prefixes: []string{"http://h/"}})
 	if res[0].Err == nil || !strings.Contains(res[0].Err.Error(), strings.TrimPrefix(url, "http://")) {
 		t.Errorf("err = %v, want one naming %s", res[0].Err, url)
 	}
@@ -92,7 +92,7 @@ func TestPurgeRealEdge(t *testing.T) {
 		{Region: "two", State: ops.StateOpen, Admin: []string{admin2}},
 	}
 	// The edge keys by the Host the client sent: the test server's address.
-	res := ops.Purge(context.Background(), targets, "secret", edge.PurgeRequest{URLs: []string{pub + "/x.css", pub2 + "/x.css"}})
+	res := ops.Purge(context.Background(), targets, "secret", adminapi.PurgeRequest{URLs: []string{pub + "/x.css", pub2 + "/x.css"}})
 	for _, r := range res {
 		if r.Err != nil || r.Purged != 1 {
 			t.Errorf("%s: purged %d, err %v; want 1", r.Region, r.Purged, r.Err)
@@ -103,7 +103,7 @@ func TestPurgeRealEdge(t *testing.T) {
 			t.Errorf("after the purge: Cache-Status %q, want a miss", cs)
 		}
 	}
-	bad := ops.Purge(context.Background(), targets[:1], "wrong", edge.PurgeRequest{Tags: []string{"x"}})
+	bad := ops.Purge(context.Background(), targets[:1], "wrong", adminapi.PurgeRequest{Tags: []string{"x"}})
 	if bad[0].Err == nil || !strings.Contains(bad[0].Err.Error(), "401") {
 		t.Errorf("wrong token: %v", bad[0].Err)
 	}

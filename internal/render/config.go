@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/units"
 )
@@ -82,7 +83,7 @@ func (r regionRender) edgeConfig() (string, error) {
 		Region:    r.region.Name,
 		// The region's own dns replicas; they learn the round-trip times
 		// of this region's clients for the latency policy.
-		RTTReport: []string{fmt.Sprintf("http://%s:%d/v1/rtt", dnsAdminName, dnsAdminPort)},
+		RTTReport: []string{fmt.Sprintf("http://%s:%d%s", dnsAdminName, dnsAdminPort, adminapi.RTTPath)},
 	}
 	if path, size, ok := r.diskTier(); ok {
 		f.CacheDir, f.Disk = path, units.FormatSize(size)

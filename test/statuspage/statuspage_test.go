@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubecdn/kubecdn/internal/dns"
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/ops"
 	"github.com/kubecdn/kubecdn/internal/ops/opstest"
 	"github.com/kubecdn/kubecdn/internal/statuspage"
@@ -74,12 +74,12 @@ func TestStatusPageInChromium(t *testing.T) {
 	west.SetFill(200<<20, 800<<20)
 	west.OnScrape(func(e *opstest.FakeEdge) { e.Add("hit", 3, 1<<20); e.Add("miss", 1, 1<<10) })
 
-	d := opstest.NewFakeDNS(t, dns.State{Zone: "cdn.localhost", Policy: "geo", Regions: []dns.RegionState{
-		{Name: "us-east-1", Serving: true, Healthy: true, Demand: dns.DemandRate{Region: "us-east-1", Total: 18230, Rate10s: 41.5, Rate1m: 39.2}},
-		{Name: "us-west-2", Serving: true, Healthy: true, Demand: dns.DemandRate{Region: "us-west-2", Total: 2210, Rate10s: 3.1, Rate1m: 4}},
-		{Name: "ap-southeast-1", Serving: true, Healthy: false, Demand: dns.DemandRate{Region: "ap-southeast-1", Total: 120, Rate10s: 0.2, Rate1m: 0.3}},
-		{Name: "eu-west-1", Autoscale: true, Demand: dns.DemandRate{Region: "eu-west-1", Total: 5120, Rate10s: 12.8, Rate1m: 11.1}},
-	}, Unlocated: dns.DemandRate{Region: "unknown", Total: 12, Rate10s: 0.1}})
+	d := opstest.NewFakeDNS(t, adminapi.State{Zone: "cdn.localhost", Policy: "geo", Regions: []adminapi.RegionState{
+		{Name: "us-east-1", Serving: true, Healthy: true, Demand: adminapi.DemandRate{Region: "us-east-1", Total: 18230, Rate10s: 41.5, Rate1m: 39.2}},
+		{Name: "us-west-2", Serving: true, Healthy: true, Demand: adminapi.DemandRate{Region: "us-west-2", Total: 2210, Rate10s: 3.1, Rate1m: 4}},
+		{Name: "ap-southeast-1", Serving: true, Healthy: false, Demand: adminapi.DemandRate{Region: "ap-southeast-1", Total: 120, Rate10s: 0.2, Rate1m: 0.3}},
+		{Name: "eu-west-1", Autoscale: true, Demand: adminapi.DemandRate{Region: "eu-west-1", Total: 5120, Rate10s: 12.8, Rate1m: 11.1}},
+	}, Unlocated: adminapi.DemandRate{Region: "unknown", Total: 12, Rate10s: 0.1}})
 
 	evil := `<img src=x onerror="document.body.dataset.pwned=1">`
 	src := &fakeSource{

@@ -17,8 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubecdn/kubecdn/internal/dns"
-	"github.com/kubecdn/kubecdn/internal/edge"
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 )
 
 // FakeEdge is an edge admin listener with counters the test sets.
@@ -33,7 +32,7 @@ type FakeEdge struct {
 	disk     float64
 	unhealth bool
 	onScrape func(*FakeEdge)
-	purges   []edge.PurgeRequest
+	purges   []adminapi.PurgeRequest
 	delay    time.Duration
 }
 
@@ -54,7 +53,7 @@ func NewFakeEdge(t testing.TB, token string) *FakeEdge {
 		}
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("POST /v1/purge", f.purge)
+	mux.HandleFunc("POST "+adminapi.PurgePath, f.purge)
 	f.Server = httptest.NewServer(mux)
 	t.Cleanup(f.Server.Close)
 	return f
@@ -101,10 +100,10 @@ func (f *FakeEdge) SetPurgeDelay(d time.Duration) {
 }
 
 // Purges are the purge requests received with the right token.
-func (f *FakeEdge) Purges() []edge.PurgeRequest {
+func (f *FakeEdge) Purges() []adminapi.PurgeRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]edge.PurgeRequest(nil), f.purges...)
+	return append([]adminapi.PurgeRequest(nil), f.purges...)
 }
 
 func (f *FakeEdge) metrics(w http.ResponseWriter, _ *http.Request) {
@@ -139,7 +138,7 @@ func (f *FakeEdge) purge(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unauthorized: a valid bearer token is required", http.StatusUnauthorized)
 		return
 	}
-	var req edge.PurgeRequest
+	var req adminapi.PurgeRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		http.Error(w, "bad purge request: "+err.Error(), http.StatusBadRequest)
 		return
@@ -150,7 +149,7 @@ func (f *FakeEdge) purge(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	time.Sleep(d)
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(edge.PurgeResponse{Purged: len(req.URLs) + len(req.Prefixes) + len(req.Tags)})
+	json.NewEncoder(w).Encode(adminapi.PurgeResponse{Purged: len(req.URLs) + len(req.Prefixes) + len(req.Tags)})
 }
 
 // FakeDNS is a dns admin listener serving a state the test sets.
@@ -158,23 +157,23 @@ type FakeDNS struct {
 	Server *httptest.Server
 
 	mu    sync.Mutex
-	state dns.State
+	state adminapi.State
 }
 
 // NewFakeDNS starts a fake dns admin listener; it stops with the test.
-func NewFakeDNS(t testing.TB, st dns.State) *FakeDNS {
+func NewFakeDNS(t testing.TB, st adminapi.State) *FakeDNS {
 	t.Helper()
 	f := &FakeDNS{state: st}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+adminapi.StatePath, func(w http.ResponseWriter, _ *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		writeJSON(w, f.state)
 	})
-	mux.HandleFunc("GET /v1/demand", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+adminapi.DemandPath, func(w http.ResponseWriter, _ *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		v := dns.DemandView{Unlocated: f.state.Unlocated, Regions: []dns.DemandRate{}}
+		v := adminapi.DemandView{Unlocated: f.state.Unlocated, Regions: []adminapi.DemandRate{}}
 		for _, r := range f.state.Regions {
 			v.Regions = append(v.Regions, r.Demand)
 		}
@@ -189,7 +188,7 @@ func NewFakeDNS(t testing.TB, st dns.State) *FakeDNS {
 func (f *FakeDNS) URL() string { return f.Server.URL }
 
 // Update changes the state under the lock.
-func (f *FakeDNS) Update(fn func(*dns.State)) {
+func (f *FakeDNS) Update(fn func(*adminapi.State)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(&f.state)

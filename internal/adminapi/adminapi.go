@@ -1,0 +1,120 @@
+// Package adminapi holds the contracts of kubecdn's admin endpoints: the
+// paths and the JSON shapes that the edge and dns admin listeners serve and
+// that their clients (ops, the status page, the CLI, local runs) send and
+// decode. Servers and clients both import it, so a client never compiles a
+// server (as ExternalDNS's endpoint package). It imports only the standard
+// library and holds no logic: validation and the building of these values
+// stay in the server that owns them.
+package adminapi
+
+import "time"
+
+// Paths of the admin endpoints that more than one package spells.
+const (
+	// PurgePath is the edge's purge endpoint: POST a PurgeRequest, with
+	// the admin bearer token, for a PurgeResponse.
+	PurgePath = "/v1/purge"
+	// StatePath is the dns's state endpoint: GET returns a State.
+	StatePath = "/v1/state"
+	// DemandPath is the dns's demand endpoint: GET returns a DemandView.
+	DemandPath = "/v1/demand"
+	// RTTPath is the dns's latency feed: an edge POSTs an rtt.Report,
+	// with the admin bearer token.
+	RTTPath = "/v1/rtt"
+)
+
+// PurgeRequest is the body of POST /v1/purge on the edge's admin listener.
+type PurgeRequest struct {
+	URLs     []string `json:"urls,omitempty"`     // absolute URLs; both http and https are purged
+	Prefixes []string `json:"prefixes,omitempty"` // absolute URL prefixes
+	Tags     []string `json:"tags,omitempty"`     // Surrogate-Key / Cache-Tag values
+	Soft     bool     `json:"soft,omitempty"`     // mark stale instead of removing
+}
+
+// PurgeResponse is the edge's answer to a purge.
+type PurgeResponse struct {
+	Purged int `json:"purged"`
+}
+
+// State is the JSON of the dns's GET /v1/state.
+type State struct {
+	Zone      string        `json:"zone"`
+	Policy    string        `json:"policy"`
+	Region    string        `json:"region,omitempty"`
+	Serial    uint32        `json:"serial"`
+	Loaded    time.Time     `json:"loaded"`
+	FailOpen  bool          `json:"failOpen"`
+	Regions   []RegionState `json:"regions"`
+	Unlocated DemandRate    `json:"unlocatedDemand"`
+	// Services are the app services (spec.apps[].services[]), routed like
+	// the hostnames among the regions that list endpoints for them.
+	Services []ServiceState `json:"services,omitempty"`
+}
+
+// ServiceState is one app service in State.
+type ServiceState struct {
+	Hostname  string `json:"hostname"`
+	App       string `json:"app"`
+	Service   string `json:"service"`
+	Namespace string `json:"namespace,omitempty"`
+	// Health is the probe: "tcp", or "http" with Path.
+	Health string `json:"health"`
+	Path   string `json:"path,omitempty"`
+	// FailOpen is true while none of its regions is healthy.
+	FailOpen bool                 `json:"failOpen"`
+	Regions  []ServiceRegionState `json:"regions"`
+}
+
+// ServiceRegionState is one region of an app service: the endpoints it
+// lists for the hostname and their probe state.
+type ServiceRegionState struct {
+	Name      string      `json:"name"`
+	Healthy   bool        `json:"healthy"`
+	Endpoints []EdgeState `json:"endpoints"`
+}
+
+// RegionState is one region in State.
+type RegionState struct {
+	Name      string    `json:"name"`
+	Provider  string    `json:"provider"`
+	Autoscale bool      `json:"autoscale"`
+	Serving   bool      `json:"serving"`
+	Healthy   bool      `json:"healthy"`
+	Location  *Location `json:"location,omitempty"`
+	// EdgesName answers the region's edges whatever the policy
+	// ("<region>.edges.<zone>."), for regions with edges.
+	EdgesName string      `json:"edgesName,omitempty"`
+	Edges     []EdgeState `json:"edges"`
+	Demand    DemandRate  `json:"demand"`
+}
+
+// Location is a region's point on Earth in degrees, as the CDN file gives
+// it (config.Location has the same JSON).
+type Location struct {
+	Lat float64 `json:"lat"`
+	Lon float64 `json:"lon"`
+}
+
+// EdgeState is one edge's (or app endpoint's) probe state.
+type EdgeState struct {
+	Addr      string    `json:"addr"`
+	Healthy   bool      `json:"healthy"`
+	Probed    bool      `json:"probed"`
+	LastError string    `json:"lastError,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
+}
+
+// DemandRate is demand for one region: queries whose nearest region it is.
+type DemandRate struct {
+	Region  string  `json:"region"`
+	Total   uint64  `json:"total"`
+	Rate10s float64 `json:"rate10s"`
+	Rate1m  float64 `json:"rate1m"`
+}
+
+// DemandView is the JSON of the dns's GET /v1/demand.
+type DemandView struct {
+	Regions []DemandRate `json:"regions"`
+	// Unlocated counts clients the locator could not place.
+	Unlocated DemandRate `json:"unlocated"`
+}
