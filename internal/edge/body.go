@@ -17,7 +17,7 @@ const preflightSlices = 64
 // fill (see fill.go) the reader attaches to for as long as it reads from it.
 type bodyReader struct {
 	s     *Server
-	rt    *runtime
+	rt    *liveConfig
 	ri    reqInfo
 	vk    string
 	m     *objMeta
@@ -27,7 +27,7 @@ type bodyReader struct {
 	valid string
 }
 
-func (s *Server) newBodyReader(rt *runtime, ri reqInfo, vk string, m *objMeta, e *store.Entry, f *fill) *bodyReader {
+func (s *Server) newBodyReader(rt *liveConfig, ri reqInfo, vk string, m *objMeta, e *store.Entry, f *fill) *bodyReader {
 	return &bodyReader{s: s, rt: rt, ri: ri, vk: vk, m: m, e: e, own: f, valid: validator(m.Header)}
 }
 

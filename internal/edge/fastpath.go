@@ -227,7 +227,7 @@ type cachedMeta struct {
 // decision is the memo shifted, with no header parsing. fastpath_test.go
 // checks this against Decide.
 type freshMemo struct {
-	rt       *runtime
+	rt       *liveConfig
 	at       int64
 	age, ttl time.Duration
 }
@@ -235,7 +235,7 @@ type freshMemo struct {
 // decideFast is httpcache.Decide(emptyHeader, stored(cm.m), now, rt.opts)
 // for a decision of Fresh; ok is false when the object may not be served
 // fresh.
-func (cm *cachedMeta) decideFast(rt *runtime, now time.Time) (age, ttl time.Duration, ok bool) {
+func (cm *cachedMeta) decideFast(rt *liveConfig, now time.Time) (age, ttl time.Duration, ok bool) {
 	wall := now.UnixNano()
 	if f := cm.fresh.Load(); f != nil && f.rt == rt && wall >= f.at {
 		d := time.Duration(wall - f.at)
@@ -710,7 +710,7 @@ func (st *fastConnState) meta(mc *metaCache, key string, raw []byte) (*cachedMet
 
 // fastLookup is what lookupFast found for a request.
 type fastLookup struct {
-	rt  *runtime
+	rt  *liveConfig
 	key string
 	m   *objMeta // the hit's metadata
 	// e is a fresh hit the stored header answers (the caller closes it),
@@ -808,7 +808,7 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 // no fetch in flight, or whose fetch ended any other way than with a plain
 // storable 200 of known length, is left to net/http (false: nothing was
 // written), which starts the fetch or handles the outcome.
-func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, https bool, rt *runtime, key string) bool {
+func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, https bool, rt *liveConfig, key string) bool {
 	s.mu.Lock()
 	f := s.fills[key]
 	s.mu.Unlock()
@@ -868,7 +868,7 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, 
 // stored fields (wire; date tells whether they hold a Date), then Age (when
 // withAge), Cache-Status, HSTS on https, Accept-Ranges, Content-Length and,
 // when the client asked, Connection: close.
-func (s *Server) appendFastHeader(b []byte, rt *runtime, req *fastReq, https bool, wire []byte, date bool,
+func (s *Server) appendFastHeader(b []byte, rt *liveConfig, req *fastReq, https bool, wire []byte, date bool,
 	now time.Time, age time.Duration, withAge bool, cs httpcache.CacheStatus, size int64) []byte {
 	b = append(b, "HTTP/1.1 200 OK\r\n"...)
 	b = append(b, wire...)

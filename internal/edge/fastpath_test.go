@@ -174,12 +174,12 @@ func TestDecideFast(t *testing.T) {
 			for _, invalidated := range []bool{false, true} {
 				m := &objMeta{Status: http.StatusOK, Header: tt.header, ReqTime: resp.Add(-30 * time.Millisecond), RespTime: resp, Invalidated: invalidated}
 				cm := &cachedMeta{m: m}
-				rt := &runtime{}
+				rt := &liveConfig{}
 				fresh := 0
 				for step := -20; step < 400; step++ {
 					now := resp.Add(time.Duration(step) * 37 * time.Millisecond)
 					if step == 200 {
-						rt = &runtime{opts: httpcache.Options{HeuristicMax: time.Second}} // a reload
+						rt = &liveConfig{opts: httpcache.Options{HeuristicMax: time.Second}} // a reload
 					}
 					d, wantAge, wantTTL := httpcache.Decide(emptyHeader, stored(m), now, rt.opts)
 					age, ttl, ok := cm.decideFast(rt, now)

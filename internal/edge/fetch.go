@@ -47,7 +47,7 @@ func target(base *url.URL, uri string) string {
 // cacheable fetches not already from a peer), then the parent, then the
 // origin. A hop that cannot be reached, or an edge hop that answers 5xx, is
 // skipped when the request has no body to replay.
-func (s *Server) roundTrip(ctx context.Context, rt *runtime, ri reqInfo, method string, h http.Header, body io.Reader, contentLength int64, cacheable bool) (*http.Response, error) {
+func (s *Server) roundTrip(ctx context.Context, rt *liveConfig, ri reqInfo, method string, h http.Header, body io.Reader, contentLength int64, cacheable bool) (*http.Response, error) {
 	type hop struct {
 		kind string
 		base *url.URL
@@ -128,7 +128,7 @@ func (s *Server) roundTrip(ctx context.Context, rt *runtime, ri reqInfo, method 
 
 // pass forwards a request that is not served from the cache and relays the
 // answer; after an unsafe method it invalidates what the response names.
-func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *runtime, ri reqInfo, fwd string) {
+func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri reqInfo, fwd string) {
 	h := upstreamHeader(r.Header, false)
 	rb, err := s.reqBodies.readBody(w, r, s.now)
 	if err != nil {
@@ -198,7 +198,7 @@ func safeMethod(m string) bool {
 }
 
 // writeUpstream relays an upstream response as it streams in.
-func (s *Server) writeUpstream(w http.ResponseWriter, r *http.Request, rt *runtime, ri reqInfo, resp *http.Response, cs httpcache.CacheStatus) {
+func (s *Server) writeUpstream(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri reqInfo, resp *http.Response, cs httpcache.CacheStatus) {
 	defer resp.Body.Close()
 	h := w.Header()
 	for k, vs := range resp.Header {

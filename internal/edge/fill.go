@@ -105,7 +105,7 @@ type fill struct {
 // fill: the stored header serialised, and the age and ttl of the response
 // at wall time at (Unix ns), which grow and shrink with the time passed.
 type fastFill struct {
-	rt       *runtime
+	rt       *liveConfig
 	wire     []byte
 	date     bool
 	at       int64
@@ -114,8 +114,8 @@ type fastFill struct {
 
 // wireHeader returns wireHeader(f.meta.Header) and the response's current
 // age and ttl, as httpcache.CurrentAge and ttlOf give them, computed once
-// per fill and runtime. Call it after ready is closed.
-func (f *fill) wireHeader(rt *runtime, now time.Time) (wire []byte, date bool, age, ttl time.Duration) {
+// per fill and liveConfig. Call it after ready is closed.
+func (f *fill) wireHeader(rt *liveConfig, now time.Time) (wire []byte, date bool, age, ttl time.Duration) {
 	ff := f.fast.Load()
 	if ff == nil || ff.rt != rt || now.UnixNano() < ff.at {
 		m := f.meta
@@ -327,7 +327,7 @@ func (s *Server) unregisterBodyLocked(f *fill) {
 // than skip, which did not provide it), or a new body fill from slice i on. The caller detaches with
 // f.readers.Add(-1); when the fill returned is have (already attached), it
 // is not attached again.
-func (s *Server) bodyFor(rt *runtime, ri reqInfo, vk string, m *objMeta, span sliceSpan, have, skip *fill) *fill {
+func (s *Server) bodyFor(rt *liveConfig, ri reqInfo, vk string, m *objMeta, span sliceSpan, have, skip *fill) *fill {
 	i := span.first
 	valid := validator(m.Header)
 	s.mu.Lock()
@@ -403,7 +403,7 @@ func (c *cancelOnClose) Close() error {
 // runFill performs the upstream fetch of a fill and publishes its outcome.
 // It is detached from the client that started it: the body keeps filling
 // the cache for the other waiters when that client goes away.
-func (s *Server) runFill(f *fill, rt *runtime, ri reqInfo, vk string, old *objMeta, span sliceSpan) {
+func (s *Server) runFill(f *fill, rt *liveConfig, ri reqInfo, vk string, old *objMeta, span sliceSpan) {
 	ctx, cancel := context.WithCancel(s.bgCtx)
 	var bodyErr error
 	handed := false // the response went to the leader, who ends it with Close
@@ -543,7 +543,7 @@ func rangeAnswerOK(cr httpcache.ByteRange, total, start, S int64) bool {
 // fillRange handles the 206 answer to the open range (from a slice
 // boundary) a miss with a Range header asked for: the object is stored as
 // metadata plus the slices that came.
-func (s *Server) fillRange(f *fill, rt *runtime, ri reqInfo, body io.ReadCloser, resp *http.Response, slice int64, reqTime, respTime time.Time) error {
+func (s *Server) fillRange(f *fill, rt *liveConfig, ri reqInfo, body io.ReadCloser, resp *http.Response, slice int64, reqTime, respTime time.Time) error {
 	S := rt.cfg.SliceBytes
 	cr, total, err := httpcache.ParseContentRange(resp.Header.Get("Content-Range"))
 	if err != nil || !rangeAnswerOK(cr, total, slice*S, S) || !httpcache.Storable(http.MethodGet, ri.header, http.StatusOK, resp.Header) {
@@ -563,7 +563,7 @@ func (s *Server) fillRange(f *fill, rt *runtime, ri reqInfo, body io.ReadCloser,
 
 // runBody is a body fill: it fetches sliced object m (variant vk) from
 // slice i on, for readers of slices that are not stored.
-func (s *Server) runBody(f *fill, rt *runtime, ri reqInfo, vk string, m *objMeta, span sliceSpan) {
+func (s *Server) runBody(f *fill, rt *liveConfig, ri reqInfo, vk string, m *objMeta, span sliceSpan) {
 	i := span.first
 	ctx, cancel := context.WithCancel(s.bgCtx)
 	var err error
@@ -626,7 +626,7 @@ func (s *Server) runBody(f *fill, rt *runtime, ri reqInfo, vk string, m *objMeta
 // slice when complete. first is the index of the first slice; expect the
 // number of body bytes (-1 when unknown); the fill stops early, when nobody
 // reads it, only after slice want is stored.
-func (s *Server) fillBody(f *fill, rt *runtime, m *objMeta, vk string, body io.ReadCloser, first, expect, want int64) error {
+func (s *Server) fillBody(f *fill, rt *liveConfig, m *objMeta, vk string, body io.ReadCloser, first, expect, want int64) error {
 	defer body.Close()
 	key := objKey(vk)
 	S := rt.cfg.SliceBytes
@@ -800,7 +800,7 @@ func (s *Server) dropStored(f *fill, vk string, i int64) {
 
 // refresh revalidates a stale object in the background
 // (stale-while-revalidate): at most one refresh per key at a time.
-func (s *Server) refresh(rt *runtime, ri reqInfo, l lookupResult) {
+func (s *Server) refresh(rt *liveConfig, ri reqInfo, l lookupResult) {
 	ri.header = ri.header.Clone()
 	meta := l.meta
 	s.joinFill(l.key, nil, false, func(f *fill) {

@@ -82,7 +82,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 
 // refuse decides whether a request is refused before anything else: the
 // edge is never an open proxy and never loops.
-func (s *Server) refuse(r *http.Request, rt *runtime) (reason string, code int) {
+func (s *Server) refuse(r *http.Request, rt *liveConfig) (reason string, code int) {
 	switch {
 	case r.Method == http.MethodConnect:
 		return "connect", http.StatusMethodNotAllowed
@@ -124,7 +124,7 @@ func hostOnly(hostport string) string {
 // hop.go) and, for anyone else, removes from r.Header what a client may not
 // tell the origin. The target is normalised (no dot segments) before it is
 // keyed or forwarded.
-func (s *Server) reqInfo(r *http.Request, rt *runtime) reqInfo {
+func (s *Server) reqInfo(r *http.Request, rt *liveConfig) reqInfo {
 	hop := s.edgeHop(r, rt)
 	if hop == "" {
 		sanitizeClientHeader(r.Header, rt.pass)
@@ -203,7 +203,7 @@ func stored(m *objMeta) httpcache.Stored {
 
 // serveCacheable serves a GET or HEAD: from the cache when it may, else
 // through a (shared) upstream fetch.
-func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *runtime, ri reqInfo, retry bool) {
+func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri reqInfo, retry bool) {
 	now := s.now()
 	l := s.lookup(ri.pk, r.Header)
 	defer l.close()
@@ -348,7 +348,7 @@ func (s *Server) upstreamFailure(key string, err error) (code int, detail string
 	return code, s.upstreamFailed(key, err)
 }
 
-func ttlOf(m *objMeta, age time.Duration, rt *runtime) time.Duration {
+func ttlOf(m *objMeta, age time.Duration, rt *liveConfig) time.Duration {
 	life, _ := httpcache.Lifetime(m.Status, m.Header, m.RespTime, rt.opts.HeuristicMax)
 	return life - age
 }
@@ -358,7 +358,7 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func (s *Server) serveStaleOnError(w http.ResponseWriter, r *http.Request, rt *runtime, ri reqInfo, l *lookupResult, cs httpcache.CacheStatus, detail string) {
+func (s *Server) serveStaleOnError(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri reqInfo, l *lookupResult, cs httpcache.CacheStatus, detail string) {
 	if l.meta == nil || l.entry == nil {
 		s.count("error")
 		s.writeError(w, rt, http.StatusBadGateway, "upstream unreachable", cs.Fwd)
@@ -405,7 +405,7 @@ func rangeSliceHint(h http.Header, sliceBytes int64) (first, last int64) {
 func (s *Server) count(status string) { s.metrics.requests.WithLabelValues(status).Inc() }
 
 // writeError answers a request that cannot be served.
-func (s *Server) writeError(w http.ResponseWriter, rt *runtime, code int, detail, fwd string) {
+func (s *Server) writeError(w http.ResponseWriter, rt *liveConfig, code int, detail, fwd string) {
 	w.Header().Set("Cache-Status", httpcache.CacheStatus{Cache: rt.cfg.Name, Fwd: fwd, Detail: detail}.String())
 	w.Header().Set("Cache-Control", "no-store")
 	http.Error(w, http.StatusText(code), code)
@@ -419,7 +419,7 @@ var edgeOnlyHeaders = []string{"Surrogate-Control", "Surrogate-Key", "Cache-Tag"
 // streams in), honouring the client's conditional and range headers. It
 // returns errObjectChanged, having written nothing, when a slice it needs
 // shows that the object changed upstream: the caller may fetch it anew.
-func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *runtime, ri reqInfo, vk string, m *objMeta, e *store.Entry, f *fill, age time.Duration, cs httpcache.CacheStatus) error {
+func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri reqInfo, vk string, m *objMeta, e *store.Entry, f *fill, age time.Duration, cs httpcache.CacheStatus) error {
 	code := httpcache.EvaluateConditional(r.Method, r.Header, m.Status, m.Header)
 	size := m.Size
 	status := m.Status

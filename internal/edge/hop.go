@@ -51,7 +51,7 @@ func signHop(key []byte, kind string, now time.Time, method, host, target string
 
 // signHop is the Kubecdn-Hop value of req, a request to another edge
 // whose header will be h, signed with the first hop key.
-func (s *Server) signHop(rt *runtime, kind string, req *http.Request, h http.Header) string {
+func (s *Server) signHop(rt *liveConfig, kind string, req *http.Request, h http.Header) string {
 	var key []byte
 	if len(rt.hopKeys) > 0 {
 		key = rt.hopKeys[0]
@@ -116,7 +116,7 @@ func hopMAC(key []byte, kind, t, method, host, target string, h http.Header) []b
 
 // edgeHop returns the kind of hop of r ("peer", "child") when it comes from
 // an authenticated edge, "" for anyone else.
-func (s *Server) edgeHop(r *http.Request, rt *runtime) string {
+func (s *Server) edgeHop(r *http.Request, rt *liveConfig) string {
 	v := r.Header.Get(hopHeader)
 	if v == "" || len(rt.hopKeys) == 0 {
 		return ""

@@ -7,7 +7,7 @@ import "net/http"
 // and the response is not stored. Every byte of a stored key is held in
 // memory (the tier's item, the purge index), so without a cap a client
 // sending unique long URLs fills the memory with keys.
-func (s *Server) serveCacheableKey(w http.ResponseWriter, r *http.Request, rt *runtime, ri reqInfo) {
+func (s *Server) serveCacheableKey(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri reqInfo) {
 	if keyTooLong(ri.pk, rt.cfg.MaxKeyBytes) {
 		s.metrics.longKeys.Inc()
 		s.pass(w, r, rt, ri, "bypass")

@@ -152,7 +152,7 @@ func (g *bodyGate) readBody(w http.ResponseWriter, r *http.Request, now func() t
 
 // writeBodyError answers a request whose body could not be read (err from
 // readBody or from sending it upstream); false when err is none of those.
-func (s *Server) writeBodyError(w http.ResponseWriter, rt *runtime, err error, fwd string) bool {
+func (s *Server) writeBodyError(w http.ResponseWriter, rt *liveConfig, err error, fwd string) bool {
 	code, detail := 0, ""
 	switch {
 	case errors.Is(err, errBodySlow):

@@ -57,7 +57,7 @@ type Options struct {
 
 // Server is one edge. Build it with New, then Run it.
 type Server struct {
-	rt        atomic.Pointer[runtime]
+	rt        atomic.Pointer[liveConfig]
 	store     store.Store
 	log       *slog.Logger
 	now       func() time.Time
@@ -99,8 +99,8 @@ type Server struct {
 	started   chan struct{}
 }
 
-// runtime is the part of the configuration that a reload may change.
-type runtime struct {
+// liveConfig is the part of the configuration that a reload may change.
+type liveConfig struct {
 	cfg        Config
 	origin     *url.URL
 	originHost string
@@ -115,12 +115,12 @@ type runtime struct {
 	pass       map[string]bool // canonical names of Config.PassHeaders
 }
 
-func newRuntime(cfg Config) (*runtime, error) {
+func newRuntime(cfg Config) (*liveConfig, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	rt := &runtime{cfg: cfg, peers: map[string]*url.URL{}, hosts: map[string]bool{}}
+	rt := &liveConfig{cfg: cfg, peers: map[string]*url.URL{}, hosts: map[string]bool{}}
 	rt.origin, _ = url.Parse(cfg.Origin)
 	switch cfg.OriginHost {
 	case "":

@@ -7,7 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	goruntime "runtime"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -172,8 +172,8 @@ func (u *uringServer) connections() int {
 }
 
 func (u *uringServer) run(errc chan<- error) {
-	goruntime.LockOSThread()
-	defer goruntime.UnlockOSThread()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	r, err := newUring(uringEntries)
 	if err == nil {
 		u.bufs, err = r.registerBufs(0, uringBufCount, uringBufSize)
