@@ -89,3 +89,24 @@ func stateObject(ns string, labels map[string]string, s State) (*unstructured.Un
 	u.SetLabels(labels)
 	return u, nil
 }
+
+// writeState saves the region's state (inventory and regions).
+func (d *deployer) writeState(ctx context.Context, c *Cluster, region string, st State) error {
+	u, err := stateObject(d.opts.Render.Namespace, d.labels(region), st)
+	if err != nil {
+		return err
+	}
+	_, err = c.Apply(ctx, u, d.opts.Render.Namespace, false)
+	return err
+}
+
+// writeRegions replaces the regions part of a region's state, keeping its
+// inventory.
+func (d *deployer) writeRegions(ctx context.Context, c *Cluster, region string, next State) error {
+	cur, _, err := c.readState(ctx, d.opts.Render.Namespace)
+	if err != nil {
+		return err
+	}
+	next.Inventory = cur.Inventory
+	return d.writeState(ctx, c, region, next)
+}
