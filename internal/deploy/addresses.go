@@ -15,6 +15,36 @@ import (
 	"github.com/kubecdn/kubecdn/internal/config"
 )
 
+// nextState is the state this run leaves (step 3): every active region
+// with how to reach it and its addresses, fresh where its deploy read them,
+// else the last known ones; every removed region marked as having left DNS
+// (when it first did). addrs is the regions that have addresses to publish.
+func (d *deployer) nextState(active []config.RegionRef, removed []string, results map[string]*RegionResult) (addrs map[string]RegionState, next State) {
+	addrs = map[string]RegionState{}
+	now := d.opts.Now()
+	next = State{CDN: d.cfg.Metadata.Name, Updated: now, Regions: map[string]RegionState{}}
+	for _, r := range active {
+		st := d.state.Regions[r.Name]
+		st.Kubeconfig, st.Context, st.Provider, st.Open = r.Cluster.Kubeconfig, r.Cluster.Context, r.Provider, r.Autoscale
+		st.LeftDNS = nil
+		if a := results[r.Name].Addresses; a != nil {
+			st.Edges, st.DNS, st.Endpoints = a.Edges, a.DNS, a.Endpoints
+		}
+		next.Regions[r.Name] = st
+		if len(st.Edges) > 0 || len(st.Endpoints) > 0 {
+			addrs[r.Name] = st
+		}
+	}
+	for _, name := range removed {
+		st := d.state.Regions[name]
+		if st.LeftDNS == nil {
+			st.LeftDNS = &now
+		}
+		next.Regions[name] = st
+	}
+	return addrs, next
+}
+
 func (d *deployer) knownAddresses() map[string]RegionState {
 	out := map[string]RegionState{}
 	for name, st := range d.state.Regions {

@@ -111,6 +111,87 @@ func (d *deployer) withNamespaces(ctx context.Context, c *Cluster, region string
 	return append(objs, extra...), nil
 }
 
+// regionObjects is everything the region gets (objectsFor), labelled as
+// kubecdn's, with the Namespaces they need (withNamespaces), in apply
+// order.
+func (d *deployer) regionObjects(ctx context.Context, c *Cluster, region string, known *config.CDN, inventory []Ref) ([]*unstructured.Unstructured, error) {
+	objs, err := d.objectsFor(region, known)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		d.setLabels(o, region)
+	}
+	if objs, err = d.withNamespaces(ctx, c, region, objs, inventory); err != nil {
+		return nil, err
+	}
+	SortForApply(objs)
+	return objs, nil
+}
+
+// apply applies objs in order, making the region's Secrets once the
+// namespace is there, and counts each object into rr by comparing with
+// what was there. It returns the refs now desired in the region. When it
+// fails it returns false with rr's error set: the region is done, and
+// when the failure was a change refused, what was created so far stays in
+// the inventory with prev (applyFailed).
+func (d *deployer) apply(ctx context.Context, c *Cluster, region string, objs []*unstructured.Unstructured, prev []Ref, rr *RegionResult) ([]Ref, bool) {
+	scaled := ScaledByHPA(objs)
+	var desired []Ref
+	secretsDone := false
+	for _, o := range objs {
+		if !secretsDone && o.GetKind() != "Namespace" {
+			// The Secrets the edges and the dns read at start (optional
+			// there): made once the namespace is there and before
+			// anything that runs, so no pod starts without them.
+			secretsDone = true
+			refs, created, err := d.ensureSecrets(ctx, c, region)
+			desired = append(desired, refs...)
+			for _, ref := range created {
+				rr.Changes = append(rr.Changes, Change{"created", ref})
+			}
+			if err != nil {
+				*rr = d.applyFailed(ctx, c, region, *rr, err, union(prev, desired))
+				return nil, false
+			}
+		}
+		live, err := c.Get(ctx, o, "default")
+		if err != nil {
+			rr.Err = err
+			return nil, false
+		}
+		if live != nil && scaled.Has(o.GetKind()+"/"+o.GetNamespace()+"/"+o.GetName()) {
+			// The autoscaler owns the count: send what it chose, so the
+			// field stays set (dropping it would reset it to 1).
+			if n, found, _ := unstructured.NestedInt64(live.Object, "spec", "replicas"); found {
+				_ = unstructured.SetNestedField(o.Object, n, "spec", "replicas")
+			}
+		}
+		out, err := c.Apply(ctx, o, "default", d.opts.DryRun)
+		if err != nil {
+			if d.opts.DryRun && live == nil && o.GetKind() != "Namespace" && isNamespaceMissing(err) {
+				// The namespace would be created first; a dry run cannot
+				// see it, so it cannot validate what lives in it.
+				rr.Changes = append(rr.Changes, Change{"created", RefOf(o)})
+				desired = append(desired, RefOf(o))
+				continue
+			}
+			*rr = d.applyFailed(ctx, c, region, *rr, err, union(prev, desired))
+			return nil, false
+		}
+		desired = append(desired, RefOf(o))
+		switch {
+		case live == nil:
+			rr.Changes = append(rr.Changes, Change{"created", RefOf(o)})
+		case !Same(live, out): // field ownership moving alone is no change
+			rr.Changes = append(rr.Changes, Change{"configured", RefOf(o)})
+		default:
+			rr.Unchanged++
+		}
+	}
+	return desired, true
+}
+
 // applyFailed ends a region whose apply failed with err: what this run
 // created stays in the inventory (with what was there), so a later run can
 // prune it; nothing is pruned now.
@@ -156,4 +237,16 @@ func isNamespaceMissing(err error) bool {
 func summary(rr RegionResult) string {
 	return fmt.Sprintf("%d created, %d configured, %d unchanged, %d pruned",
 		rr.Count("created"), rr.Count("configured"), rr.Unchanged, rr.Count("pruned"))
+}
+
+// reportChanges prints one line per change of the region, in the tense
+// of a dry run when it is one.
+func (d *deployer) reportChanges(region string, rr RegionResult) {
+	verb := map[string]string{"created": "created", "configured": "configured", "pruned": "pruned"}
+	if d.opts.DryRun {
+		verb = map[string]string{"created": "would create", "configured": "would change", "pruned": "would prune"}
+	}
+	for _, ch := range rr.Changes {
+		d.printf(region, "%s %s", verb[ch.Action], ch.Ref)
+	}
 }

@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubecdn/kubecdn/internal/config"
 )
 
 // StateName is the ConfigMap, in the CDN's namespace of every region, in
@@ -109,4 +111,22 @@ func (d *deployer) writeRegions(ctx context.Context, c *Cluster, region string, 
 	}
 	next.Inventory = cur.Inventory
 	return d.writeState(ctx, c, region, next)
+}
+
+// remember writes next's regions into the state of every active region
+// reached (step 6), so that any of them can tell the next run; a failure
+// is the region's error unless it has one already. A dry run writes
+// nothing.
+func (d *deployer) remember(ctx context.Context, active []config.RegionRef, results map[string]*RegionResult, next State) {
+	if d.opts.DryRun {
+		return
+	}
+	for _, r := range active {
+		rr := results[r.Name]
+		if c := d.clusters[r.Name]; c != nil {
+			if err := d.writeRegions(ctx, c, r.Name, next); err != nil && rr.Err == nil {
+				rr.Err = err
+			}
+		}
+	}
 }

@@ -9,6 +9,26 @@ import (
 	"github.com/kubecdn/kubecdn/internal/config"
 )
 
+// teardown removes the regions removed from the file (step 5), each into
+// results, and drops from regions (the next state's) those torn down. When
+// DNS was not fully published (dnsErr) none is touched: it may still be in
+// DNS.
+func (d *deployer) teardown(ctx context.Context, removed []string, dnsErr error, results map[string]*RegionResult, regions map[string]RegionState) {
+	if len(removed) > 0 && dnsErr != nil {
+		for _, name := range removed {
+			results[name] = &RegionResult{Region: name, Removed: true, Err: fmt.Errorf("not torn down: it may still be in DNS (%v)", dnsErr)}
+		}
+		return
+	}
+	for _, name := range removed {
+		rr := d.removeRegion(ctx, name, regions[name])
+		results[name] = &rr
+		if rr.Err == nil && !d.opts.DryRun {
+			delete(regions, name)
+		}
+	}
+}
+
 // removeRegion tears down a region that left the file (or was closed):
 // DNS no longer names it; once Drain has passed since then, every object in
 // its inventory is deleted, the namespace last.
