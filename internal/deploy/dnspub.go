@@ -2,15 +2,19 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/publish"
+	"github.com/kubecdn/kubecdn/internal/render"
 )
 
 // EdgeHostPort and friends are the public ports of the load balancers
@@ -187,4 +191,82 @@ func WithAddresses(ctx context.Context, cfg *config.CDN, addrs map[string]Region
 	c.Spec.Regions.AlwaysOn = fill(cfg.Spec.Regions.AlwaysOn)
 	c.Spec.Regions.Autoscale = fill(cfg.Spec.Regions.Autoscale)
 	return &c, errs
+}
+
+// publishDNS gives DNS the addresses of the regions in addrs: every
+// region's kubecdn dns gets them in its file (whatever the provider, so the
+// dns in each region can always answer), and an external publisher, if the
+// file names one, gets one record set per region.
+func (d *deployer) publishDNS(ctx context.Context, active []config.RegionRef, results map[string]*RegionResult, addrs map[string]RegionState) ([]publish.Change, error) {
+	var errs []error
+	updated := 0
+	var targets []string
+	for _, r := range active {
+		if rr := results[r.Name]; d.clusters[r.Name] != nil && (rr.Err == nil || rr.Addresses != nil) {
+			targets = append(targets, r.Name)
+		}
+	}
+	var out map[string][]render.Object
+	if len(targets) > 0 {
+		ro := d.opts.Render
+		ro.Regions = targets
+		var err error
+		if out, err = render.Render(d.addressed(ctx, addrs), ro); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range targets {
+		c := d.clusters[name]
+		for _, obj := range out[name] {
+			if obj.GetObjectKind().GroupVersionKind().Kind != "ConfigMap" || obj.GetName() != render.ConfigName {
+				continue
+			}
+			o, err := render.Unstructured(obj)
+			if err != nil {
+				return nil, err
+			}
+			d.setLabels(o, name)
+			live, err := c.Get(ctx, o, "default")
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				continue
+			}
+			applied, err := c.Apply(ctx, o, "default", d.opts.DryRun)
+			if err != nil && d.opts.DryRun && live == nil && isNamespaceMissing(err) {
+				updated++ // would be created with the namespace
+				continue
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				continue
+			}
+			if live == nil || !Same(live, applied) {
+				updated++
+			}
+		}
+	}
+	names := make([]string, 0, len(addrs))
+	for n := range addrs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	d.printf("dns", "kubecdn: %d regions' dns given new addresses (regions in DNS: %s)", updated, strings.Join(names, ", "))
+	if d.opts.Publisher == nil {
+		return nil, errors.Join(errs...)
+	}
+	changes, err := d.opts.Publisher.Publish(ctx, Desired(d.cfg, addrs), d.opts.DryRun)
+	for _, c := range changes {
+		d.printf("dns", "%s", c)
+	}
+	verb := "made"
+	if d.opts.DryRun {
+		verb = "would be made"
+	}
+	if err != nil {
+		d.printf("dns", "%s: %v", d.cfg.Spec.Publish.Provider, err)
+		errs = append(errs, err)
+	} else {
+		d.printf("dns", "%s: %d record changes %s", d.cfg.Spec.Publish.Provider, len(changes), verb)
+	}
+	return changes, errors.Join(errs...)
 }

@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubecdn/kubecdn/internal/config"
 )
 
 // StateName is the ConfigMap, in the CDN's namespace of every region, in
@@ -88,4 +90,43 @@ func stateObject(ns string, labels map[string]string, s State) (*unstructured.Un
 	}}
 	u.SetLabels(labels)
 	return u, nil
+}
+
+// writeState saves the region's state (inventory and regions).
+func (d *deployer) writeState(ctx context.Context, c *Cluster, region string, st State) error {
+	u, err := stateObject(d.opts.Render.Namespace, d.labels(region), st)
+	if err != nil {
+		return err
+	}
+	_, err = c.Apply(ctx, u, d.opts.Render.Namespace, false)
+	return err
+}
+
+// writeRegions replaces the regions part of a region's state, keeping its
+// inventory.
+func (d *deployer) writeRegions(ctx context.Context, c *Cluster, region string, next State) error {
+	cur, _, err := c.readState(ctx, d.opts.Render.Namespace)
+	if err != nil {
+		return err
+	}
+	next.Inventory = cur.Inventory
+	return d.writeState(ctx, c, region, next)
+}
+
+// remember writes next's regions into the state of every active region
+// reached (step 6), so that any of them can tell the next run; a failure
+// is the region's error unless it has one already. A dry run writes
+// nothing.
+func (d *deployer) remember(ctx context.Context, active []config.RegionRef, results map[string]*RegionResult, next State) {
+	if d.opts.DryRun {
+		return
+	}
+	for _, r := range active {
+		rr := results[r.Name]
+		if c := d.clusters[r.Name]; c != nil {
+			if err := d.writeRegions(ctx, c, r.Name, next); err != nil && rr.Err == nil {
+				rr.Err = err
+			}
+		}
+	}
 }
