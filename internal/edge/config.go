@@ -59,7 +59,9 @@ type Config struct {
 	// StaleDeadline is how long a request with a stale copy to fall back on
 	// waits for a slow upstream before the copy is served (the fetch goes on
 	// and refreshes the cache), and how long a range waits for a slice the
-	// cache lacks before it is answered 504. If zero, defaults to 2s.
+	// cache lacks before it is answered 504. If zero, defaults to 2s;
+	// negative turns the early stale copy off (a missing slice then waits
+	// UpstreamTimeout).
 	StaleDeadline time.Duration `json:"staleDeadline,omitempty"`
 	// AdminToken is the bearer token of the admin purge API. If empty, purge
 	// is refused (401) for everyone.

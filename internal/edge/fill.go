@@ -568,15 +568,16 @@ func (s *Server) runBody(f *fill, rt *liveConfig, ri reqInfo, vk string, m *objM
 	ctx, cancel := context.WithCancel(s.bgCtx)
 	var err error
 	defer func() {
+		if err != nil && !f.purged.Load() {
+			s.log.Warn("slice fetch failed", "key", ri.pk, "slice", i, "err", err)
+			if errors.Is(err, errObjectChanged) {
+				// Gone before the readers hear of it, so that one that
+				// asks again finds a miss, not the old version.
+				s.deleteVersion(vk, f.valid)
+			}
+		}
 		s.endFill(f, err)
 		cancel()
-		if err == nil || f.purged.Load() {
-			return
-		}
-		s.log.Warn("slice fetch failed", "key", ri.pk, "slice", i, "err", err)
-		if errors.Is(err, errObjectChanged) {
-			s.deleteVersion(vk, f.valid)
-		}
 	}()
 	S := m.SliceBytes
 	h := upstreamHeader(ri.header, true)

@@ -442,7 +442,11 @@ func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *liveCon
 	if code == 0 && bodyAllowed(status) && rangeErr == nil && r.Method != http.MethodHead && size > 0 {
 		br = s.newBodyReader(rt, ri, vk, m, e, f)
 		defer br.close()
-		wait, cancel := context.WithTimeout(ctx, rt.cfg.StaleDeadline)
+		deadline := rt.cfg.StaleDeadline
+		if deadline <= 0 {
+			deadline = rt.cfg.UpstreamTimeout
+		}
+		wait, cancel := context.WithTimeout(ctx, deadline)
 		err := br.preflight(ctx, a, b, wait)
 		cancel()
 		switch {

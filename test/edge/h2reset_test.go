@@ -107,6 +107,7 @@ func rapidReset(t *testing.T, batch int, gap time.Duration) {
 	// server reads frames apart from writing them, so the writes above did
 	// not need these read first.
 	goAway := false
+	var goAwayCode http2.ErrCode
 	closed := false
 	deadline := time.Now().Add(15 * time.Second)
 	tc.SetReadDeadline(deadline)
@@ -119,6 +120,7 @@ func rapidReset(t *testing.T, batch int, gap time.Duration) {
 		}
 		if ga, ok := f.(*http2.GoAwayFrame); ok {
 			goAway = true
+			goAwayCode = ga.ErrCode
 			t.Logf("GOAWAY: last stream %d, code %v", ga.LastStreamID, ga.ErrCode)
 		}
 	}
@@ -146,7 +148,9 @@ func rapidReset(t *testing.T, batch int, gap time.Duration) {
 	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
 		t.Fatalf("GET after the attack: %s over HTTP/%d", resp.Status, resp.ProtoMajor)
 	}
-	if goAway && !strings.Contains(e.out.String(), "resets streams") {
+	// ENHANCE_YOUR_CALM is Go's own rapid-reset guard, which may act
+	// first on a fast machine; the edge's guard sends NO_ERROR and logs.
+	if goAway && goAwayCode == http2.ErrCodeNo && !strings.Contains(e.out.String(), "resets streams") {
 		t.Errorf("the edge did not log the connection it closed")
 	}
 	e.mustBeHealthy(t)
