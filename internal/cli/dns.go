@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/config"
-	kdns "github.com/kubecdn/kubecdn/internal/dns"
+	"github.com/kubecdn/kubecdn/internal/gslb"
 )
 
 // runDNS runs the authoritative dns for the CDN file's zone until ctx ends.
@@ -52,7 +52,7 @@ func runDNS(ctx context.Context, args []string, _, stderr io.Writer) int {
 	if token == "" && *admin != "off" {
 		log.Warn("no admin token (KUBECDN_ADMIN_TOKEN or --admin-token-file): the edges' rtt reports are refused")
 	}
-	srv, err := kdns.New(cfg, kdns.Options{Listen: *listen, Admin: *admin, Region: *region, AdminToken: token, Logger: log})
+	srv, err := gslb.New(cfg, gslb.Options{Listen: *listen, Admin: *admin, Region: *region, AdminToken: token, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "kubecdn dns: %v\n", err)
 		return 1

@@ -32,7 +32,7 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/config"
-	kdns "github.com/kubecdn/kubecdn/internal/dns"
+	"github.com/kubecdn/kubecdn/internal/gslb"
 	"github.com/kubecdn/kubecdn/internal/edge"
 	"github.com/kubecdn/kubecdn/internal/local/demo"
 	"github.com/kubecdn/kubecdn/internal/ops"
@@ -84,7 +84,7 @@ type Up struct {
 	tokenFile string
 	tokenDir  string // removed at the end when up created it
 
-	dns     *kdns.Server
+	dns     *gslb.Server
 	origin  http.Handler
 	originL net.Listener
 	control net.Listener
@@ -188,7 +188,7 @@ func New(cfg *config.CDN, o Options) (*Up, error) {
 		return nil, err
 	}
 	// The dns takes the edges' rtt reports with the edges' admin token.
-	u.dns, err = kdns.New(lay.DNSConfig(cfg, u.states()), kdns.Options{
+	u.dns, err = gslb.New(lay.DNSConfig(cfg, u.states()), gslb.Options{
 		PacketConn: bound.udp[lay.DNS], Listener: bound.tcp[lay.DNS], AdminListener: bound.tcp[lay.DNSAdmin],
 		AdminToken: u.token, Logger: o.Logger.With("part", "dns"),
 	})

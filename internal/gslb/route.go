@@ -1,4 +1,4 @@
-package dns
+package gslb
 
 import (
 	"net/netip"

@@ -1,4 +1,4 @@
-package dns
+package gslb
 
 import (
 	"github.com/miekg/dns"

@@ -1,4 +1,4 @@
-// Package dns is kubecdn's authoritative DNS server for the CDN zone: a
+// Package gslb is kubecdn's authoritative DNS server for the CDN zone: a
 // global server load balancer that answers each client with the best
 // healthy region.
 //
@@ -20,7 +20,7 @@
 // (metrics, state, demand, and the edges' RTT feed at POST /v1/rtt, which
 // needs the admin bearer token; see rttTable for why a token holder still
 // cannot steer the answers alone).
-package dns
+package gslb
 
 import (
 	"context"
