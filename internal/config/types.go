@@ -246,6 +246,9 @@ type Autoscale struct {
 	ScaleDownBelow Rate     `json:"scaleDownBelow,omitempty"`
 	Window         Duration `json:"window,omitempty"`
 	Cooldown       Duration `json:"cooldown,omitempty"`
+	// MaxOpen bounds how many autoscale regions run at once; 0 means all
+	// of them may.
+	MaxOpen int `json:"maxOpen,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s", "500ms", "5m".

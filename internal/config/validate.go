@@ -193,19 +193,7 @@ func (c *CDN) validate(v *validator) {
 	c.validateRouting(v, regions, names)
 	c.validateDNS(v, zoneOK)
 	c.validatePublish(v, zoneOK, names)
-	a := s.Autoscale
-	if a.ScaleUpAbove < 0 || a.ScaleDownBelow < 0 {
-		v.add("spec.autoscale", "rates must not be negative")
-	}
-	if a.ScaleUpAbove > 0 && a.ScaleDownBelow >= a.ScaleUpAbove {
-		v.add("spec.autoscale.scaleDownBelow", "must be below scaleUpAbove")
-	}
-	if a.Window < 0 {
-		v.add("spec.autoscale.window", "must not be negative")
-	}
-	if a.Cooldown < 0 {
-		v.add("spec.autoscale.cooldown", "must not be negative")
-	}
+	c.validateAutoscale(v)
 }
 
 func (c *CDN) validateRegion(v *validator, r RegionRef, names map[string]string) {

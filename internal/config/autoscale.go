@@ -1,0 +1,46 @@
+package config
+
+import "time"
+
+// validateAutoscale checks spec.autoscale, refusing settings that would
+// flap: a band too narrow for noisy demand to stay on one side of, or a
+// window shorter than resolvers take to move to a new answer.
+func (c *CDN) validateAutoscale(v *validator) {
+	a := c.Spec.Autoscale
+	if a.ScaleUpAbove < 0 || a.ScaleDownBelow < 0 {
+		v.add("spec.autoscale", "rates must not be negative")
+	}
+	if a.ScaleUpAbove > 0 && a.ScaleDownBelow >= a.ScaleUpAbove {
+		v.add("spec.autoscale.scaleDownBelow", "must be below scaleUpAbove")
+	} else if a.ScaleUpAbove > 0 && a.ScaleDownBelow > a.ScaleUpAbove/2 {
+		// A region opened at scaleUpAbove serves about that load; if the
+		// close threshold sits close below it, ordinary swings of demand
+		// close and reopen the region. A factor of two keeps them apart.
+		v.add("spec.autoscale.scaleDownBelow", "band too narrow: at most half of scaleUpAbove (%g), so demand swinging by less than a factor of two does not open and close a region", float64(a.ScaleUpAbove)/2)
+	}
+	if a.MaxOpen < 0 {
+		v.add("spec.autoscale.maxOpen", "must not be negative")
+	}
+	if a.Window < 0 {
+		v.add("spec.autoscale.window", "must not be negative")
+	}
+	if a.Cooldown < 0 {
+		v.add("spec.autoscale.cooldown", "must not be negative")
+	}
+	if len(c.Spec.Regions.Autoscale) == 0 || a.ScaleUpAbove == 0 {
+		return
+	}
+	// Demand moves between regions only as fast as resolvers let cached
+	// answers expire: a window shorter than three answer TTLs measures the
+	// last decision's tail, not the demand.
+	ttl := c.Spec.Routing.TTL.D()
+	if ttl == 0 {
+		ttl = 30 * time.Second
+	}
+	if a.Window.D() < 3*ttl {
+		v.add("spec.autoscale.window", "%s is shorter than 3 dns TTLs (spec.routing.ttl %s): decisions would see the previous one's tail and flap; use at least %s", a.Window.D(), ttl, 3*ttl)
+	}
+	if a.Cooldown < a.Window {
+		v.add("spec.autoscale.cooldown", "%s is shorter than the window (%s): a region could close on the demand that opened it", a.Cooldown.D(), a.Window.D())
+	}
+}
