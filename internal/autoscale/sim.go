@@ -203,11 +203,12 @@ func (sc SimConfig) run(regions []Region, s *Settings, spikeSrc int, spikeAt tim
 			}
 		}
 	}
+	steps := 0 // summed as integers: float sums in map order differ run to run
 	for n, k := range stepsOpen {
-		h := float64(k) * sc.Step.Hours()
-		res.HoursOpen[n] = h
-		res.RegionHours += h
+		res.HoursOpen[n] = float64(k) * sc.Step.Hours()
+		steps += k
 	}
+	res.RegionHours = float64(steps) * sc.Step.Hours()
 	if total > 0 {
 		res.MeanKm = weightedKm / total
 		res.RTTms = res.MeanKm / 100

@@ -32,8 +32,8 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/config"
-	"github.com/kubecdn/kubecdn/internal/gslb"
 	"github.com/kubecdn/kubecdn/internal/edge"
+	"github.com/kubecdn/kubecdn/internal/gslb"
 	"github.com/kubecdn/kubecdn/internal/local/demo"
 	"github.com/kubecdn/kubecdn/internal/ops"
 	"github.com/kubecdn/kubecdn/internal/rtt"
