@@ -50,18 +50,20 @@ func (p Phase) running() bool { return p != Closed && p != "" }
 
 // Region is one region as the autoscaler knows it.
 type Region struct {
-	Name     string
-	AlwaysOn bool
-	Phase    Phase
+	Name     string `json:"name"`
+	AlwaysOn bool   `json:"alwaysOn,omitempty"`
+	Phase    Phase  `json:"phase"`
 	// Since is when Phase began (zero for a region never changed).
-	Since time.Time
+	Since time.Time `json:"since"`
 	// Pin is Open or Closed when an operator pinned the region by hand
 	// (kubecdn region open|close); "" when decisions are free to move it.
-	Pin Phase
+	Pin Phase `json:"pin,omitempty"`
 	// Failures counts the consecutive failed actions on the region and
 	// FailedAt is when the last one failed.
-	Failures int
-	FailedAt time.Time
+	Failures int       `json:"failures,omitempty"`
+	FailedAt time.Time `json:"failedAt"`
+	// InDNS is set while the dns answers with the region.
+	InDNS bool `json:"inDNS,omitempty"`
 }
 
 // Sample is the demand seen at one moment, summed over every dns replica and
@@ -109,16 +111,18 @@ const (
 
 // Action is one decision, with why it was taken and on what figures.
 type Action struct {
-	Kind   Kind
-	Region string
-	Reason string
+	Kind   Kind   `json:"kind"`
+	Region string `json:"region"`
+	Reason string `json:"reason"`
 	// Signal is "displaced" or "served", or "pin" for an operator's pin;
 	// Min and Max are its extremes over the window of Samples samples
 	// from From to To.
-	Signal   string
-	Min, Max float64
-	Samples  int
-	From, To time.Time
+	Signal  string    `json:"signal"`
+	Min     float64   `json:"min"`
+	Max     float64   `json:"max"`
+	Samples int       `json:"samples"`
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
 }
 
 func (a Action) String() string {
@@ -293,7 +297,7 @@ func pinAction(r Region) (Action, bool) {
 
 // window is the samples of the last Window, checked for gaps.
 type window struct {
-	samples []Sample // complete, in time order, within the window
+	samples []Sample // complete, in time order, from the one vouching for the window's start
 	covered bool     // the samples cover the whole window without a gap
 	frozen  string
 }
@@ -319,38 +323,35 @@ func windowOf(now time.Time, all []Sample, s Settings) window {
 		w.frozen = fmt.Sprintf("latest demand sample lacks %v", latest.Missing)
 		return w
 	}
+	// The window is vouched for by the latest complete sample at or before
+	// its start, and every complete sample after it, no two further apart
+	// than MaxGap; an incomplete sample inside it voids it.
 	start := now.Add(-s.Window)
-	prev := time.Time{}
-	w.covered = true
-	for _, x := range sorted {
-		if x.At.After(now) {
+	first := -1
+	for i, x := range sorted {
+		if x.At.After(start) {
 			break
 		}
-		if x.At.Before(start) {
-			prev = x.At // the sample just before the window vouches for its start
-			if !x.Complete() {
-				prev = time.Time{}
-			}
-			continue
+		if x.Complete() {
+			first = i
+		}
+	}
+	if first < 0 {
+		return w
+	}
+	w.covered = true
+	for _, x := range sorted[first:] {
+		if x.At.After(now) {
+			break
 		}
 		if !x.Complete() {
 			w.covered = false
 			continue
 		}
-		if prev.IsZero() {
-			prev = x.At
-			if s.MaxGap > 0 && x.At.Sub(start) > s.MaxGap {
-				w.covered = false
-			}
-		}
-		if s.MaxGap > 0 && x.At.Sub(prev) > s.MaxGap {
+		if n := len(w.samples); s.MaxGap > 0 && n > 0 && x.At.Sub(w.samples[n-1].At) > s.MaxGap {
 			w.covered = false
 		}
-		prev = x.At
 		w.samples = append(w.samples, x)
-	}
-	if len(w.samples) == 0 {
-		w.covered = false
 	}
 	return w
 }

@@ -10,20 +10,20 @@ import (
 	"github.com/kubecdn/kubecdn/internal/config"
 )
 
-// A Source is a population whose demand the simulation replays: where its
+// A Population is where users are whose demand the simulation replays: where its
 // users are, its share of the busiest moment's traffic, and its UTC offset
 // (its evening peak follows the sun).
-type Source struct {
+type Population struct {
 	Name     string
 	Location config.Location
 	Share    float64
 	UTC      float64 // hours
 }
 
-// Sources is the world the simulation replays by default: one population
+// Populations is the world the simulation replays by default: one population
 // centre per continent (two for Asia), shares roughly as CDN traffic splits.
-func Sources() []Source {
-	return []Source{
+func Populations() []Population {
+	return []Population{
 		{"north-america", config.Location{Lat: 40.7, Lon: -74.0}, 0.30, -5},
 		{"europe", config.Location{Lat: 50.1, Lon: 8.7}, 0.25, 1},
 		{"east-asia", config.Location{Lat: 35.7, Lon: 139.7}, 0.15, 9},
@@ -38,7 +38,7 @@ func Sources() []Source {
 // SimConfig is one simulated day.
 type SimConfig struct {
 	Regions []SimRegion
-	Sources []Source
+	Sources []Population
 	// Peak is the total request rate at the busiest moment of the day.
 	Peak float64
 	// Step is the sampling and decision interval.

@@ -19,7 +19,7 @@ func simFixture(t *testing.T, seed int64) SimConfig {
 		}
 		regions = append(regions, SimRegion{Name: n, AlwaysOn: i == 0, Location: l})
 	}
-	return SimConfig{Regions: regions, Sources: Sources(), Peak: 1000, Step: time.Minute, TTL: 30 * time.Second, Seed: seed}
+	return SimConfig{Regions: regions, Sources: Populations(), Peak: 1000, Step: time.Minute, TTL: 30 * time.Second, Seed: seed}
 }
 
 func simSettings() Settings {

@@ -1,0 +1,37 @@
+package autoscale
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// ctrlMetrics are the kubecdn_autoscale_* series.
+type ctrlMetrics struct {
+	reg       *prometheus.Registry
+	phase     *prometheus.GaugeVec
+	decisions *prometheus.CounterVec
+	steps     *prometheus.CounterVec
+	frozen    prometheus.Gauge
+}
+
+func newCtrlMetrics() *ctrlMetrics {
+	m := &ctrlMetrics{
+		reg: prometheus.NewRegistry(),
+		phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kubecdn_autoscale_region_phase",
+			Help: "1 for the phase each region is in (closed, opening, warming, open, draining)."}, []string{"region", "phase"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kubecdn_autoscale_decisions_total",
+			Help: "Decisions taken, by region and action (open, close)."}, []string{"region", "action"}),
+		steps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kubecdn_autoscale_steps_total",
+			Help: "Life-cycle steps run against regions, by the phase they ran in and result (ok, error)."}, []string{"region", "phase", "result"}),
+		frozen: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kubecdn_autoscale_frozen",
+			Help: "1 while decisions are frozen (paused, or demand samples stale or incomplete)."}),
+	}
+	m.reg.MustRegister(m.phase, m.decisions, m.steps, m.frozen)
+	return m
+}
+
+// publishMetricsLocked sets the phase gauges from the state.
+func (c *Controller) publishMetricsLocked() {
+	for _, r := range c.st.Regions {
+		for _, p := range []Phase{Closed, Opening, Warming, Open, Draining} {
+			c.metrics.phase.WithLabelValues(r.Name, string(p)).Set(b2f(r.Phase == p || (p == Closed && r.Phase == "")))
+		}
+	}
+}
