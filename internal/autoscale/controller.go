@@ -89,8 +89,8 @@ type Controller struct {
 	// prevSince is when a region in transition last changed before it:
 	// a failed transition is no change, so its cooldown runs from there.
 	prevSince map[string]time.Time
-	done    chan stepResult
-	metrics *ctrlMetrics
+	done      chan stepResult
+	metrics   *ctrlMetrics
 }
 
 type stepResult struct {
@@ -218,14 +218,14 @@ func (c *Controller) advanceLocked(ctx context.Context, now time.Time) {
 		var step func(context.Context) error
 		switch {
 		case r.Phase == Opening:
-			step = func(ctx context.Context) error { return c.Actuator.Start(ctx, name) }
+			step = func(ctx context.Context) error { return c.stopOnError(ctx, name, c.Actuator.Start(ctx, name)) }
 		case r.Phase == Warming:
 			step = func(ctx context.Context) error {
 				if err := c.Actuator.Warm(ctx, name); err != nil {
 					// A cold region still serves; warming is a courtesy.
 					c.Log.Warn("autoscale: warming failed; opening the region cold", "region", name, "err", err)
 				}
-				return c.Actuator.Route(ctx, name, true)
+				return c.stopOnError(ctx, name, c.Actuator.Route(ctx, name, true))
 			}
 		case r.Phase == Draining && r.InDNS:
 			// A drain begins by leaving the answers.
@@ -283,10 +283,9 @@ func (c *Controller) finish(ctx context.Context, res stepResult) {
 		c.metrics.steps.WithLabelValues(r.Name, string(r.Phase), "error").Inc()
 		switch {
 		case r.Phase == Opening || r.Phase == Warming:
-			// A failed open leaves the region closed; its half-started
-			// edges are stopped, best effort.
+			// A failed open leaves the region closed (the step stopped
+			// its half-started edges).
 			c.setPhaseLocked(r, Closed, c.prevSince[r.Name])
-			go c.bestEffortStop(ctx, r.Name)
 			c.resultLocked(ctx, r.Name, "failed: "+res.err.Error())
 		case r.Phase == Draining && r.InDNS:
 			// Still in the answers: the region stays open.
@@ -317,12 +316,16 @@ func (c *Controller) finish(ctx context.Context, res stepResult) {
 	c.saveLocked(ctx)
 }
 
-func (c *Controller) bestEffortStop(ctx context.Context, name string) {
-	sctx, cancel := context.WithTimeout(ctx, c.StepTimeout)
-	defer cancel()
-	if err := c.Actuator.Stop(sctx, name); err != nil && !errors.Is(err, context.Canceled) {
-		c.Log.Warn("autoscale: stopping a region that failed to open", "region", name, "err", err)
+// stopOnError stops, best effort, the edges of a region whose open failed
+// with err, within the same step, so they do not run unseen.
+func (c *Controller) stopOnError(ctx context.Context, name string, err error) error {
+	if err == nil {
+		return nil
 	}
+	if serr := c.Actuator.Stop(ctx, name); serr != nil && !errors.Is(serr, context.Canceled) {
+		c.Log.Warn("autoscale: stopping a region that failed to open", "region", name, "err", serr)
+	}
+	return err
 }
 
 func (c *Controller) regionLocked(name string) *Region {
