@@ -29,6 +29,7 @@ func commands() []command {
 		{"render", "write each region's Kubernetes manifests for kubectl apply or GitOps", runRender},
 		{"deploy", "apply the CDN to every region's cluster and publish DNS (--dry-run, --watch)", runDeploy},
 		{"status", "show every region: state, health, requests/s, hit ratio, bytes, cache fill", runStatus},
+		{"load", "synthetic users from one network: resolve through the dns, fetch from the edge, print per second", runLoad},
 		{"autoscale", "replay a day of demand through the autoscaler's decisions (simulate)", runAutoscale},
 		{"purge", "purge URLs, prefixes or tags in every region at once", runPurge},
 		{"version", "print the version", runVersion},
