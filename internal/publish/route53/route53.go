@@ -152,14 +152,16 @@ func New(ctx context.Context, cfg config.Route53, opts Options) (*Publisher, err
 		client:       client,
 		zoneID:       strings.TrimPrefix(cfg.HostedZoneID, "/hostedzone/"),
 		healthChecks: cfg.HealthChecks == nil || *cfg.HealthChecks,
-		log:          opts.Logger,
-		now:          opts.Now,
-		sleep:        opts.Sleep,
-		maxAttempts:  opts.MaxAttempts,
-		retryBase:    opts.RetryBase,
-		syncTimeout:  opts.SyncTimeout,
-		syncPoll:     opts.SyncPoll,
 	}
+	p.setOptions(opts)
+	return p, nil
+}
+
+// setOptions takes opts, with the defaults Options documents.
+func (p *Publisher) setOptions(opts Options) {
+	p.log, p.now, p.sleep = opts.Logger, opts.Now, opts.Sleep
+	p.maxAttempts, p.retryBase = opts.MaxAttempts, opts.RetryBase
+	p.syncTimeout, p.syncPoll = opts.SyncTimeout, opts.SyncPoll
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -186,7 +188,6 @@ func New(ctx context.Context, cfg config.Route53, opts Options) (*Publisher, err
 		rps = 5
 	}
 	p.lim = &limiter{interval: time.Duration(float64(time.Second) / rps), now: p.now, sleep: p.sleep}
-	return p, nil
 }
 
 func (p *Publisher) checkZone(ctx context.Context, zone string) error {
