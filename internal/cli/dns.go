@@ -17,8 +17,9 @@ import (
 )
 
 // runDNS runs the authoritative dns for the CDN file's zone until ctx ends.
-// The file is reloaded on SIGHUP and when it changes on disk (checked every
-// 2s); a bad new version is logged and the running one kept.
+// The file is reloaded on SIGHUP and when it changes on disk (see
+// gslb.ReloadHelp); a bad new version is logged, counted and the running
+// one kept.
 func runDNS(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dns", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -30,6 +31,7 @@ func runDNS(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kubecdn dns -f FILE [--listen ADDR] [--admin ADDR] [--region NAME] [--admin-token-file FILE]\n\nServes the CDN zone: each client gets the best healthy region.")
 		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\n"+gslb.ReloadHelp)
 	}
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -68,11 +70,12 @@ func runDNS(ctx context.Context, args []string, _, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go watchFile(ctx, *file, hup, 2*time.Second, func(why string) {
+	go watchFile(ctx, *file, hup, gslb.FileCheckInterval, func(why string) {
 		next, err := config.Load(*file)
 		if err != nil {
 			var buf bytes.Buffer
 			printConfigErrors(&buf, *file, err)
+			srv.ReloadRefused()
 			log.Error("reload refused, keeping the running file", "why", why, "errors", buf.String())
 			return
 		}

@@ -23,7 +23,8 @@ import (
 //
 //	GET  /metrics     Prometheus metrics (this server's registry)
 //	GET  /healthz     200 while the process serves
-//	GET  /readyz      200 once every edge and app endpoint has been probed once
+//	GET  /readyz      200 once every edge and app endpoint has been probed once:
+//	                  from then on every answer follows the probes
 //	GET  /v1/state    regions, edges, app services, health and demand
 //	                  (adminapi.State JSON)
 //	GET  /v1/demand   demand per region: totals and recent rates

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -13,10 +14,15 @@ import (
 
 // edgeHealth is the probe state of one edge or app endpoint. The first
 // probe result sets the state; after that FailAfter failures in a row mark
-// it down and PassAfter successes in a row mark it up.
+// it down and PassAfter successes in a row mark it up again. An address
+// that has never been up (its edges start after the dns, or a region just
+// opened) is up at its first success: PassAfter guards against an address
+// that failed flapping back, and holding a new one down for PassAfter
+// intervals would answer its region as down while /readyz says ready.
 type edgeHealth struct {
 	known  bool
 	up     bool
+	wasUp  bool // up at some probe since it was first probed
 	fails  int
 	passes int
 	err    string
@@ -37,13 +43,13 @@ func (h *edgeHealth) observe(ok bool, errMsg string, failAfter, passAfter int, n
 	}
 	switch {
 	case !h.known:
-		h.known, h.up, h.since = true, ok, now
+		h.known, h.up, h.wasUp, h.since = true, ok, ok, now
 		return true
 	case h.up && h.fails >= failAfter:
 		h.up, h.since = false, now
 		return true
-	case !h.up && h.passes >= passAfter:
-		h.up, h.since = true, now
+	case !h.up && ok && (!h.wasUp || h.passes >= passAfter):
+		h.up, h.wasUp, h.since = true, true, now
 		return true
 	}
 	return false
@@ -140,11 +146,7 @@ func (s *Server) probeResult(gen uint64, p probeSpec, err error) {
 	}
 	hc := st.cfg.Spec.Routing.Health
 	if h.observe(err == nil, msg, hc.FailAfter, hc.PassAfter, s.now()) {
-		level := s.log.Info
-		if !h.up {
-			level = s.log.Warn
-		}
-		level(p.what()+" health changed", "key", p.key, "up", h.up, "err", msg)
+		s.log.Log(context.Background(), healthLevel(h.up), p.what()+" health changed", "key", p.key, "up", h.up, "err", msg)
 		s.rebuildLocked(st)
 	}
 }
@@ -188,4 +190,13 @@ func (s *Server) startProbesLocked(st *static) {
 func (s *Server) upLocked(key string) bool {
 	h := s.health[key]
 	return h == nil || !h.known || h.up
+}
+
+// healthLevel is the log level of a health change: going down is a
+// warning, coming (back) up is news.
+func healthLevel(up bool) slog.Level {
+	if up {
+		return slog.LevelInfo
+	}
+	return slog.LevelWarn
 }

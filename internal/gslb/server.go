@@ -447,7 +447,7 @@ func (s *Server) logChanges(old, v *view) {
 	if v.targetView != old.targetView {
 		healthChanges(old.st, old.targetView, v.st, v.targetView, func(region string, up bool) {
 			s.m.transitions.WithLabelValues(region, state[up]).Inc()
-			s.log.Warn("region health changed", "region", region, "state", state[up])
+			s.log.Log(context.Background(), healthLevel(up), "region health changed", "region", region, "state", state[up])
 		})
 		if v.failOpen && !old.failOpen {
 			s.log.Error("no serving region is healthy: failing open, answering every region")
@@ -465,7 +465,7 @@ func (s *Server) logChanges(old, v *view) {
 		}
 		healthChanges(old.st, ot, v.st, t, func(region string, up bool) {
 			s.m.serviceTransitions.WithLabelValues(svc.host, region, state[up]).Inc()
-			s.log.Warn("app service health changed", "service", svc.host, "region", region, "state", state[up])
+			s.log.Log(context.Background(), healthLevel(up), "app service health changed", "service", svc.host, "region", region, "state", state[up])
 		})
 		if t.failOpen && !ot.failOpen {
 			s.log.Error("no region of the app service is healthy: failing open, answering every region", "service", svc.host)

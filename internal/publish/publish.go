@@ -4,11 +4,13 @@
 //
 // A Desired is what the CDN file and the regions' load balancers say the
 // records must be; a Publisher makes the provider agree with it, touching
-// only names this CDN owns. Ownership is a TXT record beside each name
-// (OwnershipName) whose value is OwnershipValue(owner): a name that has
-// records but no such TXT, or the TXT of another owner, is never changed,
-// so two CDNs (or a CDN and hand-made records) can share a zone. Names the
-// owner holds that Desired no longer lists are deleted with their TXT.
+// only names this CDN owns. Which names those are is decided by package
+// registry, the same for every provider: a TXT record beside each name says
+// who owns it, a name that has records but no such TXT, or the TXT of
+// another owner, is never changed, so two CDNs (or a CDN and hand-made
+// records) can share a zone, and names the owner holds that Desired no
+// longer lists are deleted with their TXT. A provider lists its zone, asks
+// the registry, plans the difference and applies it.
 package publish
 
 import (
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/publish/registry"
 )
 
 // Desired is every name one CDN publishes in one zone.
@@ -119,41 +122,9 @@ type Publisher interface {
 	Publish(ctx context.Context, d Desired, dryRun bool) ([]Change, error)
 }
 
-// OwnershipPrefix is the label put in front of a name for its ownership TXT.
-const OwnershipPrefix = "_kubecdn-owner"
-
-// OwnershipName is the name of the TXT record that says who owns fqdn.
-func OwnershipName(fqdn string) string {
-	return OwnershipPrefix + "." + strings.TrimSuffix(fqdn, ".")
-}
-
-// OwnershipValue is the TXT value (one string, without quotes) of owner.
-func OwnershipValue(owner string) string { return "heritage=kubecdn,owner=" + owner }
-
-// ParseOwnership returns the owner in a TXT value written by
-// OwnershipValue, with ok false for any other value.
-func ParseOwnership(v string) (owner string, ok bool) {
-	v = strings.Trim(v, `"`)
-	rest, found := strings.CutPrefix(v, "heritage=kubecdn,owner=")
-	if !found || rest == "" {
-		return "", false
-	}
-	return rest, true
-}
-
-// OwnedError is returned when a name belongs to another owner or to no
-// kubecdn at all (Owner empty: records made by hand or another tool).
-type OwnedError struct {
-	Name  string
-	Owner string
-}
-
-func (e *OwnedError) Error() string {
-	if e.Owner == "" {
-		return fmt.Sprintf("%s: has records that no kubecdn owns (no %s TXT); not changing it", e.Name, OwnershipName(e.Name))
-	}
-	return fmt.Sprintf("%s: owned by kubecdn %q; not changing it", e.Name, e.Owner)
-}
+// OwnedError is the refusal to change a name another owner (or no kubecdn)
+// holds; package registry decides it for every provider.
+type OwnedError = registry.OwnedError
 
 // Validate checks d for mistakes a Publisher would otherwise send to the
 // provider.

@@ -124,10 +124,21 @@ func (e *env) write(t *testing.T, policy string) {
 
 func startDNS(t *testing.T) *env {
 	t.Helper()
-	e := &env{bin: buildKubecdn(t), file: filepath.Join(t.TempDir(), "kubecdn.yaml")}
+	e := newEnv(t)
 	e.us, e.usAddr = startEdge(t, "127.0.0.2")
 	e.eu, e.euAddr = startEdge(t, "127.0.0.3")
 	e.write(t, "geo")
+	e.start(t)
+	return e
+}
+
+func newEnv(t *testing.T) *env {
+	return &env{bin: buildKubecdn(t), file: filepath.Join(t.TempDir(), "kubecdn.yaml")}
+}
+
+// start runs kubecdn dns on e.file and waits for its /readyz.
+func (e *env) start(t *testing.T) {
+	t.Helper()
 	e.port = fmt.Sprint(freePort(t))
 	e.admin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -160,7 +171,6 @@ func startDNS(t *testing.T) *env {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return e
 }
 
 func run(t *testing.T, bin string, args ...string) string {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/publish"
+	"github.com/kubecdn/kubecdn/internal/publish/registry"
 )
 
 const (
@@ -548,7 +549,7 @@ func TestKnotPrerequisites(t *testing.T) {
 	hijack.SetUpdate(testZone + ".")
 	hijack.Ns = []dns.RR{
 		&dns.ANY{Hdr: dns.RR_Header{Name: "_kubecdn-owner." + fqdn("race") + ".", Rrtype: dns.TypeTXT, Class: dns.ClassANY}},
-		&dns.TXT{Hdr: hdr("_kubecdn-owner."+fqdn("race")+".", dns.TypeTXT, 60), Txt: []string{publish.OwnershipValue("c")}},
+		&dns.TXT{Hdr: hdr("_kubecdn-owner."+fqdn("race")+".", dns.TypeTXT, 60), Txt: []string{registry.Value("c")}},
 	}
 	if _, err := pub.exchange(ctx, hijack); err != nil {
 		t.Fatal(err)

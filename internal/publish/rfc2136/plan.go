@@ -11,14 +11,11 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/publish"
+	"github.com/kubecdn/kubecdn/internal/publish/registry"
 )
 
 // defaultTTL is the TTL of a Name whose TTL is zero.
 const defaultTTL = 60 * time.Second
-
-// managed are the types a Publisher writes at a name it owns; it never
-// touches any other type there.
-var managed = [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME}
 
 // answer is what a Name publishes: addresses, or a CNAME target.
 type answer struct {
@@ -118,39 +115,59 @@ type namePlan struct {
 	update  []dns.RR
 }
 
-// serverTypes are records a server keeps by itself at a name (DNSSEC, and
-// SOA and NS at the apex): they do not make a name someone's.
-var serverTypes = map[uint16]bool{
-	dns.TypeRRSIG: true, dns.TypeNSEC: true, dns.TypeNSEC3: true, dns.TypeNSEC3PARAM: true,
-	dns.TypeDNSKEY: true, dns.TypeCDS: true, dns.TypeCDNSKEY: true, dns.TypeZONEMD: true,
-}
-
-// foreign lists the types at name that neither this package manages nor
-// the server keeps by itself.
-func foreign(st zoneState, zone, name string) []string {
-	var out []string
-	for t := range st[name] {
-		if serverTypes[t] || slices.Contains(managed[:], t) {
-			continue
-		}
-		if name == zone && (t == dns.TypeSOA || t == dns.TypeNS) {
-			continue
-		}
-		out = append(out, dns.TypeToString[t])
+// managedTypes are registry.ManagedTypes as wire types, in that order.
+func managedTypes() []uint16 {
+	var out []uint16
+	for _, t := range registry.ManagedTypes() {
+		out = append(out, dns.StringToType[t])
 	}
-	slices.Sort(out)
 	return out
 }
 
-// owners returns the kubecdn owners named by the TXT records at
-// OwnershipName(name).
-func owners(st zoneState, name string) []string {
+// listing is what the zone holds at name, for the registry.
+func listing(st zoneState, name string) registry.Listing {
+	var l registry.Listing
+	for t := range st[name] {
+		l.Types = append(l.Types, dns.TypeToString[t])
+	}
+	for t := range st[registry.RecordName(name)] {
+		l.OwnershipTypes = append(l.OwnershipTypes, dns.TypeToString[t])
+	}
+	l.TXT = txtValues(st[registry.RecordName(name)][dns.TypeTXT])
+	return l
+}
+
+func txtValues(rrs []dns.RR) []string {
 	var out []string
-	for _, rr := range st[publish.OwnershipName(name)][dns.TypeTXT] {
-		if o, ok := publish.ParseOwnership(strings.Join(rr.(*dns.TXT).Txt, "")); ok && !slices.Contains(out, o) {
-			out = append(out, o)
+	for _, rr := range rrs {
+		out = append(out, strings.Join(rr.(*dns.TXT).Txt, ""))
+	}
+	return out
+}
+
+// ownershipTXT maps every ownership record's name in the zone to its TXT
+// values, for registry.Orphans.
+func ownershipTXT(st zoneState) map[string][]string {
+	out := map[string][]string{}
+	for name, types := range st {
+		if _, ok := registry.OwnedName(name); ok {
+			out[name] = txtValues(types[dns.TypeTXT])
 		}
 	}
+	return out
+}
+
+// foreign lists the types at name that kubecdn does not manage but that
+// make the name someone's.
+func foreign(st zoneState, zone, name string) []string {
+	var out []string
+	for t := range st[name] {
+		s := dns.TypeToString[t]
+		if !registry.Managed(s) && registry.Occupies(zone, name, s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 
@@ -158,89 +175,100 @@ func owners(st zoneState, name string) []string {
 // UPDATE that changes it; names that cannot be published are errors
 // (*publish.OwnedError for names that are not d.Owner's).
 func plan(zone string, st zoneState, d publish.Desired) ([]namePlan, []error) {
+	reg := registry.Registry{Zone: zone, Owner: d.Owner}
 	var plans []namePlan
 	var errs []error
 	want := map[string]bool{}
 	for _, n := range d.Names {
 		name := strings.TrimSuffix(strings.ToLower(n.FQDN), ".")
 		want[name] = true
-		ans, err := answerFor(n)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if ans.cname != "" && name == zone {
-			errs = append(errs, fmt.Errorf("rfc2136: %s is the zone apex, which cannot have a CNAME (target %s)", name, strings.TrimSuffix(ans.cname, ".")))
-			continue
-		}
-		holders := owners(st, name)
-		others := slices.DeleteFunc(slices.Clone(holders), func(o string) bool { return o == d.Owner })
-		ours := len(others) < len(holders)
+		pl, err := planName(reg, st, name, n)
 		switch {
-		case len(others) > 0:
-			errs = append(errs, &publish.OwnedError{Name: name, Owner: others[0]})
-			continue
-		case !ours && len(foreign(st, zone, name))+len(st[name][dns.TypeA])+len(st[name][dns.TypeAAAA])+len(st[name][dns.TypeCNAME]) > 0:
-			errs = append(errs, &publish.OwnedError{Name: name})
-			continue
-		}
-		if f := foreign(st, zone, name); ans.cname != "" && len(f) > 0 {
-			errs = append(errs, fmt.Errorf("rfc2136: %s has %s records beside which a CNAME (to %s) cannot be added", name, strings.Join(f, ", "), strings.TrimSuffix(ans.cname, ".")))
-			continue
-		}
-		pl := diff(st, name, d.Owner, ans, ours, false)
-		if len(pl.changes) > 0 {
+		case err != nil:
+			errs = append(errs, err)
+		case len(pl.changes) > 0:
 			plans = append(plans, pl)
 		}
 	}
 	// Names the owner holds that d no longer lists, in name order.
-	var gone []string
-	for o := range st {
-		name, ok := strings.CutPrefix(o, publish.OwnershipPrefix+".")
-		if !ok || want[name] || !slices.Contains(owners(st, name), d.Owner) {
-			continue
-		}
-		gone = append(gone, name)
-	}
-	slices.Sort(gone)
-	for _, name := range gone {
-		plans = append(plans, diff(st, name, d.Owner, answer{}, true, true))
+	for _, name := range reg.Orphans(ownershipTXT(st), want) {
+		plans = append(plans, diff(st, reg, name, answer{}, true, true))
 	}
 	return plans, errs
 }
 
+// planName is the update of one desired name, or why it cannot be made.
+func planName(reg registry.Registry, st zoneState, name string, n publish.Name) (namePlan, error) {
+	ans, err := answerFor(n)
+	if err != nil {
+		return namePlan{}, err
+	}
+	if ans.cname != "" && name == reg.Zone {
+		return namePlan{}, fmt.Errorf("rfc2136: %s is the zone apex, which cannot have a CNAME (target %s)", name, strings.TrimSuffix(ans.cname, "."))
+	}
+	ours, err := reg.Check(name, listing(st, name))
+	if err != nil {
+		return namePlan{}, err
+	}
+	if f := foreign(st, reg.Zone, name); ans.cname != "" && len(f) > 0 {
+		return namePlan{}, fmt.Errorf("rfc2136: %s has %s records beside which a CNAME (to %s) cannot be added", name, strings.Join(f, ", "), strings.TrimSuffix(ans.cname, "."))
+	}
+	return diff(st, reg, name, ans, ours, false), nil
+}
+
 // diff builds the update of one name that is free (ours false) or the
 // owner's; remove (with ours) deletes the owner's records and TXT.
-func diff(st zoneState, name, owner string, ans answer, ours, remove bool) namePlan {
+func diff(st zoneState, reg registry.Registry, name string, ans answer, ours, remove bool) namePlan {
 	pl := namePlan{name: name}
-	fqdn := name + "."
-	oname := publish.OwnershipName(name)
-	txt := st[oname][dns.TypeTXT]
-	mine := &dns.TXT{Hdr: hdr(oname+".", dns.TypeTXT, ans.ttl), Txt: []string{publish.OwnershipValue(owner)}}
+	oname := registry.RecordName(name)
+	mine := &dns.TXT{Hdr: hdr(oname+".", dns.TypeTXT, ans.ttl), Txt: []string{registry.Value(reg.Owner)}}
+	pl.prereq = prerequisites(st, name, ours)
+	if !ours {
+		pl.changes = append(pl.changes, publish.Change{Action: publish.Create, Name: oname, Type: "TXT", Detail: fmt.Sprintf("%q", mine.Txt[0])})
+		pl.update = append(pl.update, mine)
+	}
+	pl.recordChanges(st[name], ans)
+	if ours {
+		pl.ownershipChanges(st[oname][dns.TypeTXT], reg, mine, remove)
+	}
+	if len(pl.changes) == 0 {
+		pl.prereq, pl.update = nil, nil
+	}
+	return pl
+}
 
-	// Prerequisites: the ownership TXT RRset exactly as read (or absent),
-	// and for a new name, none of its managed records.
+// prerequisites close the race between reading the zone and updating it:
+// the ownership TXT RRset exactly as read (or absent), and for a new name,
+// none of its managed records.
+func prerequisites(st zoneState, name string, ours bool) []dns.RR {
+	var out []dns.RR
+	oname := registry.RecordName(name)
+	txt := st[oname][dns.TypeTXT]
 	if len(txt) == 0 {
-		pl.prereq = append(pl.prereq, &dns.ANY{Hdr: dns.RR_Header{Name: oname + ".", Rrtype: dns.TypeTXT, Class: dns.ClassNONE}})
+		out = append(out, &dns.ANY{Hdr: dns.RR_Header{Name: oname + ".", Rrtype: dns.TypeTXT, Class: dns.ClassNONE}})
 	}
 	for _, rr := range txt {
 		c := dns.Copy(rr)
 		c.Header().Ttl = 0
 		c.Header().Class = dns.ClassINET
-		pl.prereq = append(pl.prereq, c)
+		out = append(out, c)
 	}
-	if !ours {
-		if len(st[name]) == 0 {
-			pl.prereq = append(pl.prereq, &dns.ANY{Hdr: dns.RR_Header{Name: fqdn, Rrtype: dns.TypeANY, Class: dns.ClassNONE}})
-		} else {
-			for _, t := range managed {
-				pl.prereq = append(pl.prereq, &dns.ANY{Hdr: dns.RR_Header{Name: fqdn, Rrtype: t, Class: dns.ClassNONE}})
-			}
-		}
-		pl.changes = append(pl.changes, publish.Change{Action: publish.Create, Name: oname, Type: "TXT", Detail: fmt.Sprintf("%q", mine.Txt[0])})
-		pl.update = append(pl.update, mine)
+	if ours {
+		return out
 	}
+	if len(st[name]) == 0 {
+		return append(out, &dns.ANY{Hdr: dns.RR_Header{Name: name + ".", Rrtype: dns.TypeANY, Class: dns.ClassNONE}})
+	}
+	for _, t := range managedTypes() {
+		out = append(out, &dns.ANY{Hdr: dns.RR_Header{Name: name + ".", Rrtype: t, Class: dns.ClassNONE}})
+	}
+	return out
+}
 
+// recordChanges adds the changes of the managed RRsets at the name (cur is
+// what the zone holds there) that make them ans.
+func (pl *namePlan) recordChanges(cur map[uint16][]dns.RR, ans answer) {
+	fqdn := pl.name + "."
 	wantRRs := map[uint16][]dns.RR{}
 	for _, a := range ans.a {
 		wantRRs[dns.TypeA] = append(wantRRs[dns.TypeA], &dns.A{Hdr: hdr(fqdn, dns.TypeA, ans.ttl), A: a.AsSlice()})
@@ -254,48 +282,48 @@ func diff(st zoneState, name, owner string, ans answer, ours, remove bool) nameP
 	// Deletions first: a CNAME can only be added once the addresses are
 	// gone, and the other way round.
 	var adds []dns.RR
-	for _, t := range managed {
-		cur, w := st[name][t], wantRRs[t]
-		if sameRRset(cur, w) {
+	for _, t := range managedTypes() {
+		have, w := cur[t], wantRRs[t]
+		if sameRRset(have, w) {
 			continue
 		}
-		c := publish.Change{Name: name, Type: dns.TypeToString[t], Detail: detail(w)}
+		c := publish.Change{Name: pl.name, Type: dns.TypeToString[t], Detail: detail(w)}
 		switch {
-		case len(cur) == 0:
+		case len(have) == 0:
 			c.Action = publish.Create
 		case len(w) == 0:
-			c.Action, c.Detail = publish.Delete, detail(cur)
+			c.Action, c.Detail = publish.Delete, detail(have)
 		default:
 			c.Action = publish.Update
 		}
 		pl.changes = append(pl.changes, c)
-		if len(cur) > 0 {
+		if len(have) > 0 {
 			pl.update = append(pl.update, &dns.ANY{Hdr: dns.RR_Header{Name: fqdn, Rrtype: t, Class: dns.ClassANY}})
 		}
 		adds = append(adds, w...)
 	}
 	pl.update = append(pl.update, adds...)
+}
 
-	if ours {
-		var old *dns.TXT
-		for _, rr := range txt {
-			if o, ok := publish.ParseOwnership(strings.Join(rr.(*dns.TXT).Txt, "")); ok && o == owner {
-				old = rr.(*dns.TXT)
-			}
-		}
-		switch {
-		case remove:
-			pl.changes = append(pl.changes, publish.Change{Action: publish.Delete, Name: oname, Type: "TXT", Detail: fmt.Sprintf("%q", strings.Join(old.Txt, ""))})
-			pl.update = append(pl.update, rmRR(old))
-		case old.Hdr.Ttl != ans.ttl:
-			pl.changes = append(pl.changes, publish.Change{Action: publish.Update, Name: oname, Type: "TXT", Detail: fmt.Sprintf("%q ttl %d", mine.Txt[0], ans.ttl)})
-			pl.update = append(pl.update, rmRR(old), mine)
+// ownershipChanges adds the change of the owner's TXT at an owned name
+// (txt is the RRset read): deleted with remove, rewritten when its TTL is
+// not the name's any more.
+func (pl *namePlan) ownershipChanges(txt []dns.RR, reg registry.Registry, mine *dns.TXT, remove bool) {
+	var old *dns.TXT
+	for _, rr := range txt {
+		if reg.Mine(strings.Join(rr.(*dns.TXT).Txt, "")) {
+			old = rr.(*dns.TXT)
 		}
 	}
-	if len(pl.changes) == 0 {
-		pl.prereq, pl.update = nil, nil
+	oname := strings.TrimSuffix(mine.Hdr.Name, ".")
+	switch {
+	case remove:
+		pl.changes = append(pl.changes, publish.Change{Action: publish.Delete, Name: oname, Type: "TXT", Detail: fmt.Sprintf("%q", strings.Join(old.Txt, ""))})
+		pl.update = append(pl.update, rmRR(old))
+	case old.Hdr.Ttl != mine.Hdr.Ttl:
+		pl.changes = append(pl.changes, publish.Change{Action: publish.Update, Name: oname, Type: "TXT", Detail: fmt.Sprintf("%q ttl %d", mine.Txt[0], mine.Hdr.Ttl)})
+		pl.update = append(pl.update, rmRR(old), mine)
 	}
-	return pl
 }
 
 func hdr(name string, t uint16, ttl uint32) dns.RR_Header {

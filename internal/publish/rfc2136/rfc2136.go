@@ -28,9 +28,10 @@
 // Target health cannot be checked by a plain DNS server: Health is ignored,
 // and a dead region stays in the answers until the next Publish removes it.
 //
-// Ownership follows package publish: the TXT record at
-// publish.OwnershipName(name) says which CDN owns the name. Only A, AAAA and
-// CNAME records at an owned name, and the owner's own TXT, are ever changed.
+// Which names are the owner's is package registry's decision, as for every
+// provider: the TXT record at registry.RecordName(name) says which CDN owns
+// the name. Only A, AAAA and CNAME records at an owned name, and the owner's
+// own TXT, are ever changed.
 // The race between reading the zone and updating it is closed with
 // prerequisites: an update of an owned name requires the ownership TXT RRset
 // to be exactly as read, and the creation of a new name requires that its

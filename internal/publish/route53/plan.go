@@ -544,10 +544,6 @@ func diff(existing, desired []rset) (changes []types.Change, report []publish.Ch
 
 func ptr[T any](v T) *T { return &v }
 
-// managed reports whether kubecdn manages sets of this type at its names;
-// other types (MX, TXT, ...) beside a name are left alone.
-func managed(typ string) bool { return typ == "A" || typ == "AAAA" || typ == "CNAME" }
-
 // Route 53's limits on one ChangeResourceRecordSets request.
 const (
 	maxBatchChanges = 1000

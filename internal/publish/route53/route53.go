@@ -2,7 +2,7 @@
 // zone (aws-sdk-go-v2): one record set per region under each name, with
 // the region as SetIdentifier and the CDN file's routing policy, a Route
 // 53 health check per region (tagged, so the next run finds it again), and
-// the ownership TXT record of package publish, so that several CDNs and
+// the ownership TXT record of package registry, so that several CDNs and
 // hand-made records share a zone without touching each other's names.
 //
 // Policies map to Route 53 as follows. latency: Region is the target's
@@ -33,6 +33,11 @@
 // publisher waits for the changes to be INSYNC before it deletes the
 // health checks they stopped using. A second run with the same Desired
 // sends no mutating request.
+//
+// Which names may be changed is package registry's decision, the same as
+// for every provider; this package lists the zone (route53.go), asks the
+// registry (owner.go), plans each name (plan.go) and applies the plans
+// (run.go, where Publish reads as those steps).
 package route53
 
 import (
@@ -147,14 +152,16 @@ func New(ctx context.Context, cfg config.Route53, opts Options) (*Publisher, err
 		client:       client,
 		zoneID:       strings.TrimPrefix(cfg.HostedZoneID, "/hostedzone/"),
 		healthChecks: cfg.HealthChecks == nil || *cfg.HealthChecks,
-		log:          opts.Logger,
-		now:          opts.Now,
-		sleep:        opts.Sleep,
-		maxAttempts:  opts.MaxAttempts,
-		retryBase:    opts.RetryBase,
-		syncTimeout:  opts.SyncTimeout,
-		syncPoll:     opts.SyncPoll,
 	}
+	p.setOptions(opts)
+	return p, nil
+}
+
+// setOptions takes opts, with the defaults Options documents.
+func (p *Publisher) setOptions(opts Options) {
+	p.log, p.now, p.sleep = opts.Logger, opts.Now, opts.Sleep
+	p.maxAttempts, p.retryBase = opts.MaxAttempts, opts.RetryBase
+	p.syncTimeout, p.syncPoll = opts.SyncTimeout, opts.SyncPoll
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -181,361 +188,6 @@ func New(ctx context.Context, cfg config.Route53, opts Options) (*Publisher, err
 		rps = 5
 	}
 	p.lim = &limiter{interval: time.Duration(float64(time.Second) / rps), now: p.now, sleep: p.sleep}
-	return p, nil
-}
-
-// ownedCheck is a health check this owner made, found by its tags.
-type ownedCheck struct {
-	id           string
-	name, region string
-	spec         checkSpec
-}
-
-// namePlan is what one name needs.
-type namePlan struct {
-	fqdn     string
-	claim    bool // no ownership TXT yet: create it
-	release  bool // no longer desired: delete it all
-	txt      *rset
-	existing []rset // managed sets at fqdn
-	desired  []rset
-	checks   map[string]checkSpec // by region
-	failed   bool
-}
-
-// Publish implements publish.Publisher.
-func (p *Publisher) Publish(ctx context.Context, d publish.Desired, dryRun bool) ([]publish.Change, error) {
-	if err := d.Validate(); err != nil {
-		return nil, err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.checkZone(ctx, d.Zone); err != nil {
-		return nil, err
-	}
-	listed, err := p.listSets(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ours, err := p.listChecks(ctx, d.Owner)
-	if err != nil {
-		return nil, err
-	}
-	byName := map[string][]rset{}
-	for _, raw := range listed {
-		r := fromSDK(raw)
-		byName[r.Name] = append(byName[r.Name], r)
-	}
-
-	var errs []error
-	var plans []*namePlan
-	desiredNames := map[string]bool{}
-	for _, n := range d.Names {
-		desiredNames[n.FQDN] = true
-		pl, err := p.planName(byName, d, n)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		plans = append(plans, pl)
-	}
-	for _, name := range sortedKeys(byName) {
-		fqdn, ok := strings.CutPrefix(name, publish.OwnershipPrefix+".")
-		if !ok || desiredNames[fqdn] {
-			continue
-		}
-		if txt := ownershipTXT(byName[name]); txt != nil && slices.Contains(owners(*txt), d.Owner) {
-			plans = append(plans, &namePlan{fqdn: fqdn, release: true, txt: txt, existing: managedSets(byName[fqdn])})
-		}
-	}
-
-	// Health checks: keep those whose configuration matches, create the
-	// others (replacing any of the same name and region).
-	var report []publish.Change
-	byKey := map[string][]ownedCheck{}
-	for _, c := range ours {
-		byKey[c.name+"|"+c.region] = append(byKey[c.name+"|"+c.region], c)
-	}
-	ids := map[string]string{} // name|region → check ID
-	wanted := map[string]bool{}
-	var created []string
-	for _, pl := range plans {
-		inUse := map[string]bool{}
-		for _, e := range pl.existing {
-			inUse[e.HealthCheckID] = true
-		}
-		for _, region := range sortedKeys(pl.checks) {
-			spec, k := pl.checks[region], pl.fqdn+"|"+region
-			wanted[k] = true
-			var keep *ownedCheck
-			for i, c := range byKey[k] {
-				if c.spec == spec && (keep == nil || inUse[c.id] && !inUse[keep.id]) {
-					keep = &byKey[k][i]
-				}
-			}
-			if keep != nil {
-				ids[k] = keep.id
-				continue
-			}
-			action := publish.Create
-			if len(byKey[k]) > 0 {
-				action = publish.Update
-			}
-			id := "new-health-check-" + k // a dry run's stand-in ID
-			if !dryRun {
-				id, err = p.createCheck(ctx, d.Owner, pl.fqdn, region, spec)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("route53: %s: %w", pl.fqdn, err))
-					pl.failed = true
-					break
-				}
-				created = append(created, id)
-			}
-			ids[k] = id
-			report = append(report, publish.Change{Action: action, Name: pl.fqdn, Type: "HEALTHCHECK", SetID: region, Detail: spec.String()})
-		}
-	}
-
-	// Record sets: each name's changes are one group, never split.
-	var groups [][]types.Change
-	var groupPlans []*namePlan
-	var groupReports [][]publish.Change
-	for _, pl := range plans {
-		if pl.failed {
-			continue
-		}
-		for i := range pl.desired {
-			pl.desired[i].HealthCheckID = ids[pl.fqdn+"|"+pl.desired[i].target]
-		}
-		cs, rep := diff(pl.existing, pl.desired)
-		own := publish.OwnershipName(pl.fqdn)
-		switch {
-		case pl.claim:
-			txt := rset{Name: own, Type: "TXT", TTL: ownershipTTL, Values: []string{`"` + publish.OwnershipValue(d.Owner) + `"`}}
-			cs = append(cs, types.Change{Action: types.ChangeActionCreate, ResourceRecordSet: ptr(txt.toSDK())})
-			rep = append(rep, publish.Change{Action: publish.Create, Name: own, Type: "TXT", Detail: publish.OwnershipValue(d.Owner)})
-		case pl.release:
-			rest := slices.DeleteFunc(slices.Clone(pl.txt.Values), func(v string) bool {
-				o, ok := publish.ParseOwnership(v)
-				return ok && o == d.Owner
-			})
-			if len(rest) == 0 {
-				cs = append(cs, types.Change{Action: types.ChangeActionDelete, ResourceRecordSet: pl.txt.raw})
-			} else {
-				txt := *pl.txt
-				txt.Values = rest
-				cs = append(cs, types.Change{Action: types.ChangeActionUpsert, ResourceRecordSet: ptr(txt.toSDK())})
-			}
-			rep = append(rep, publish.Change{Action: publish.Delete, Name: own, Type: "TXT", Detail: publish.OwnershipValue(d.Owner)})
-		}
-		if len(cs) > 0 {
-			groups = append(groups, cs)
-			groupPlans = append(groupPlans, pl)
-			groupReports = append(groupReports, rep)
-		}
-	}
-	applied := make([]bool, len(groups))
-	ambiguous := false
-	var pending []string
-	send := func(idx []int) error {
-		var cs []types.Change
-		for _, i := range idx {
-			cs = append(cs, groups[i]...)
-		}
-		id, status, err := p.changeSets(ctx, cs)
-		if err != nil {
-			return err
-		}
-		for _, i := range idx {
-			applied[i] = true
-		}
-		if status != types.ChangeStatusInsync {
-			pending = append(pending, id)
-		}
-		return nil
-	}
-	for _, batch := range pack(groups) {
-		if dryRun {
-			for _, i := range batch {
-				applied[i] = true
-			}
-			continue
-		}
-		err := send(batch)
-		var icb *types.InvalidChangeBatch
-		switch {
-		case err == nil:
-		case errors.As(err, &icb) && len(batch) > 1:
-			// Find the names Route 53 refuses: send them one by one.
-			for _, i := range batch {
-				if err := send([]int{i}); err != nil {
-					errs = append(errs, fmt.Errorf("route53: %s: %w", groupPlans[i].fqdn, err))
-				}
-			}
-		case errors.As(err, &icb):
-			errs = append(errs, fmt.Errorf("route53: %s: %w", groupPlans[batch[0]].fqdn, err))
-		default:
-			ambiguous = true
-			errs = append(errs, err)
-		}
-	}
-	for i, ok := range applied {
-		if ok {
-			report = append(report, groupReports[i]...)
-		}
-	}
-	if err := p.waitInSync(ctx, pending); err != nil {
-		return report, errors.Join(append(errs, err)...)
-	}
-
-	// Health checks no record set uses any more go last.
-	if ambiguous {
-		return report, errors.Join(errs...)
-	}
-	model := map[string]string{}
-	for _, sets := range byName {
-		for _, s := range sets {
-			model[s.key()] = s.HealthCheckID
-		}
-	}
-	for i, g := range groups {
-		if !applied[i] {
-			continue
-		}
-		for _, c := range g {
-			r := fromSDK(*c.ResourceRecordSet)
-			if c.Action == types.ChangeActionDelete {
-				delete(model, r.key())
-			} else {
-				model[r.key()] = r.HealthCheckID
-			}
-		}
-	}
-	inUse := map[string]bool{}
-	for _, id := range model {
-		inUse[id] = true
-	}
-	type stale struct {
-		id, name, region string
-	}
-	var deletions []stale
-	for _, c := range ours {
-		if !inUse[c.id] {
-			deletions = append(deletions, stale{c.id, c.name, c.region})
-		}
-	}
-	for _, id := range created {
-		if !inUse[id] {
-			deletions = append(deletions, stale{id: id})
-		}
-	}
-	slices.SortFunc(deletions, func(a, b stale) int {
-		return strings.Compare(a.name+"|"+a.region+"|"+a.id, b.name+"|"+b.region+"|"+b.id)
-	})
-	for _, s := range deletions {
-		if !dryRun {
-			if err := p.deleteCheck(ctx, s.id); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		if s.name != "" && !wanted[s.name+"|"+s.region] {
-			report = append(report, publish.Change{Action: publish.Delete, Name: s.name, Type: "HEALTHCHECK", SetID: s.region, Detail: s.id})
-		}
-	}
-	return report, errors.Join(errs...)
-}
-
-// planName decides what one desired name needs, or why it is left alone.
-func (p *Publisher) planName(byName map[string][]rset, d publish.Desired, n publish.Name) (*namePlan, error) {
-	pl := &namePlan{fqdn: n.FQDN, existing: managedSets(byName[n.FQDN]), checks: map[string]checkSpec{}}
-	txt := ownershipTXT(byName[publish.OwnershipName(n.FQDN)])
-	var holders []string
-	if txt != nil {
-		holders = owners(*txt)
-	}
-	for _, o := range holders {
-		if o != d.Owner {
-			return nil, &publish.OwnedError{Name: n.FQDN, Owner: o}
-		}
-	}
-	if len(holders) == 0 {
-		for _, s := range byName[n.FQDN] {
-			if n.FQDN == d.Zone && (s.Type == "SOA" || s.Type == "NS") {
-				continue
-			}
-			return nil, &publish.OwnedError{Name: n.FQDN}
-		}
-		if len(byName[publish.OwnershipName(n.FQDN)]) > 0 {
-			return nil, &publish.OwnedError{Name: n.FQDN}
-		}
-		pl.claim = true
-	}
-	warn := func(msg string, args ...any) { p.log.Warn(msg, append(args, "name", n.FQDN)...) }
-	desired, err := desiredSets(n, warn)
-	if err != nil {
-		return nil, fmt.Errorf("route53: %s: %w", n.FQDN, err)
-	}
-	if n.FQDN == d.Zone && len(desired) > 0 && desired[0].Type == "CNAME" {
-		return nil, fmt.Errorf("route53: %s: the zone apex cannot have a CNAME (the regions have hostnames, not addresses)", n.FQDN)
-	}
-	pl.desired = desired
-	if p.healthChecks {
-		for _, s := range desired {
-			if _, done := pl.checks[s.target]; done {
-				continue
-			}
-			i := slices.IndexFunc(n.Targets, func(t publish.Target) bool { return t.Region == s.target })
-			spec, ok, err := desiredCheck(n, n.Targets[i])
-			if err != nil {
-				return nil, fmt.Errorf("route53: %s: %w", n.FQDN, err)
-			}
-			if ok {
-				pl.checks[s.target] = spec
-			}
-		}
-	}
-	return pl, nil
-}
-
-func managedSets(sets []rset) []rset {
-	var out []rset
-	for _, s := range sets {
-		if managed(s.Type) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// ownershipTXT is the simple TXT set among the sets of an ownership name.
-func ownershipTXT(sets []rset) *rset {
-	for i, s := range sets {
-		if s.Type == "TXT" && s.SetID == "" {
-			return &sets[i]
-		}
-	}
-	return nil
-}
-
-// owners are the kubecdn owners a TXT set names.
-func owners(txt rset) []string {
-	var out []string
-	for _, v := range txt.Values {
-		if o, ok := publish.ParseOwnership(v); ok {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 func (p *Publisher) checkZone(ctx context.Context, zone string) error {
