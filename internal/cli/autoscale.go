@@ -64,7 +64,7 @@ func runSimulate(_ context.Context, args []string, stdout, stderr io.Writer) int
 	if *peak <= 0 {
 		*peak = 10 * s.ScaleUpAbove
 	}
-	res := autoscale.Simulate(autoscale.SimConfig{Regions: regions, Sources: autoscale.Sources(), Peak: *peak,
+	res := autoscale.Simulate(autoscale.SimConfig{Regions: regions, Sources: autoscale.Populations(), Peak: *peak,
 		Step: time.Minute, TTL: cfg.Spec.Routing.TTL.D(), Seed: *seed}, s)
 	fmt.Fprintf(stdout, "peak %.0f req/s; open above %g req/s, close below %g req/s, window %s, cooldown %s\n",
 		*peak, s.ScaleUpAbove, s.ScaleDownBelow, s.Window, s.Cooldown)
