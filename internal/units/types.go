@@ -37,6 +37,9 @@ func (s *Size) Set(v string) error {
 
 // UnmarshalJSON accepts a size string or a number of bytes.
 func (s *Size) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	str, err := scalar(b)
 	if err != nil {
 		return errors.New("must be a size such as 512MiB or 50GiB")
@@ -81,6 +84,9 @@ func (d *Duration) Set(v string) error {
 
 // UnmarshalJSON accepts a duration string or a number of seconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	str, err := scalar(b)
 	if err != nil {
 		return errors.New("must be a duration such as 30s, 365d or a number of seconds")
