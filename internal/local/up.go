@@ -69,6 +69,10 @@ type Options struct {
 	// RestartBackoff is the first wait before restarting an edge that
 	// stopped on its own (doubling up to 5 s); if zero, 200ms.
 	RestartBackoff time.Duration
+	// RTTReportInterval is how often each edge reports its clients'
+	// round-trip times to the dns (latency policy); if zero, the rtt
+	// Reporter's default (10s).
+	RTTReportInterval time.Duration
 	// StatusPage, if set, is served at / of the control listener.
 	StatusPage func(src Source) http.Handler
 }
@@ -417,7 +421,8 @@ func (u *Up) superviseEdge(ctx context.Context, r RegionPlan, j int, ln, aln net
 		opts := edge.Options{Logger: log, Listener: ln, AdminListener: aln}
 		ln, aln = nil, nil // a restart binds again
 		if len(set.RTTReport) > 0 {
-			col, stop := rtt.Feed(ctx, rtt.ReporterOptions{Region: set.Region, Targets: set.RTTReport, Token: set.AdminToken, Logger: log})
+			col, stop := rtt.Feed(ctx, rtt.ReporterOptions{Region: set.Region, Targets: set.RTTReport, Token: set.AdminToken,
+				Interval: u.o.RTTReportInterval, Logger: log})
 			defer stop()
 			opts.Observer = col
 		}
