@@ -24,41 +24,8 @@ import (
 // networks grows by one exactly when a hit served by the loop was
 // observed.
 func TestUpUringHitsFeedRTT(t *testing.T) {
-	ip := "127.0.0.56"
-	p := freeEdgePort(t, ip)
-	y := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: t}
-spec:
-  zone: cdn.test
-  hostnames: [www.cdn.test]
-  origin: {url: "http://127.0.0.1:1"}
-  routing: {policy: latency, health: {interval: 200ms, timeout: 100ms, failAfter: 2, passAfter: 1}}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: local, edges: ["%s:%d"]}
-`, ip, p)
-	dnsAdmin := freeTCP(t, "127.0.0.1")
-	u, err := New(mustParse(t, y), Options{
-		PlanOptions: PlanOptions{Demo: true, DNS: freeTCP(t, "127.0.0.1"), DNSAdmin: dnsAdmin,
-			Control: freeTCP(t, "127.0.0.1"), OriginAddr: freeTCP(t, "127.0.0.1")},
-		DemoLargeSize: 1 << 20, TokenFile: t.TempDir() + "/token",
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-		RTTReportInterval: 50 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- u.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-runDone; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	edgeAddr := fmt.Sprintf("%s:%d", ip, p)
+	edgeAddr := fmt.Sprintf("127.0.0.56:%d", freeEdgePort(t, "127.0.0.56"))
+	u, dnsAdmin := startLatencyUp(t, edgeAddr, 50*time.Millisecond)
 	waitStatus(t, "http://"+edgeAddr+"/.well-known/kubecdn/health", 200)
 
 	// The object into the memory tier, from another network (the miss
@@ -93,6 +60,48 @@ spec:
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startLatencyUp runs up with the demo origin and one region, us-east-1,
+// whose one edge listens on edgeAddr, under the latency policy; the edges
+// report round-trip times every interval (zero: the default). It returns
+// up and its dns's admin address; up stops when the test ends.
+func startLatencyUp(t *testing.T, edgeAddr string, interval time.Duration) (*Up, string) {
+	t.Helper()
+	y := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
+kind: CDN
+metadata: {name: t}
+spec:
+  zone: cdn.test
+  hostnames: [www.cdn.test]
+  origin: {url: "http://127.0.0.1:1"}
+  routing: {policy: latency, health: {interval: 200ms, timeout: 100ms, failAfter: 2, passAfter: 1}}
+  regions:
+    alwaysOn:
+      - {name: us-east-1, provider: local, edges: ["%s"]}
+`, edgeAddr)
+	dnsAdmin := freeTCP(t, "127.0.0.1")
+	u, err := New(mustParse(t, y), Options{
+		PlanOptions: PlanOptions{Demo: true, DNS: freeTCP(t, "127.0.0.1"), DNSAdmin: dnsAdmin,
+			Control: freeTCP(t, "127.0.0.1"), OriginAddr: freeTCP(t, "127.0.0.1")},
+		DemoLargeSize: 1 << 20, TokenFile: t.TempDir() + "/token",
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RestartBackoff:    10 * time.Millisecond,
+		RTTReportInterval: interval,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- u.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-runDone; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return u, dnsAdmin
 }
 
 // dialFrom connects to addr from the loopback address src.
