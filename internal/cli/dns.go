@@ -23,8 +23,8 @@ func runDNS(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dns", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("f", "kubecdn.yaml", "the CDN file")
-	listen := fs.String("listen", "127.0.0.1:5353", "DNS address (UDP and TCP)")
-	admin := fs.String("admin", "127.0.0.1:9053", `admin HTTP address (metrics, state, rtt feed); "off" disables`)
+	listen := fs.String("listen", gslb.DefaultListen, "DNS address (UDP and TCP)")
+	admin := fs.String("admin", gslb.DefaultAdmin, `admin HTTP address (metrics, state, rtt feed); "off" disables`)
 	region := fs.String("region", "", "the region this replica runs in (optional)")
 	tokenFile := fs.String("admin-token-file", "", "file holding the admin bearer token the edges' rtt reports must carry (else $KUBECDN_ADMIN_TOKEN; the edges' token)")
 	fs.Usage = func() {
