@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -117,4 +118,18 @@ func watchFile(ctx context.Context, path string, hup <-chan os.Signal, every tim
 			reload("file changed")
 		}
 	}
+}
+
+// adminToken is the dns's admin bearer token (the edges' own, which
+// edge.LoadSettings reads the same way): the content of file (trimmed)
+// when given, else $KUBECDN_ADMIN_TOKEN.
+func adminToken(file string, getenv func(string) string) (string, error) {
+	if file == "" {
+		return strings.TrimSpace(getenv("KUBECDN_ADMIN_TOKEN")), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("admin-token-file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

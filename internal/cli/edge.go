@@ -100,19 +100,6 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// adminToken is the admin bearer token of the edge and the dns: the
-// content of file (trimmed) when given, else $KUBECDN_ADMIN_TOKEN.
-func adminToken(file string, getenv func(string) string) (string, error) {
-	if file == "" {
-		return strings.TrimSpace(getenv("KUBECDN_ADMIN_TOKEN")), nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("admin-token-file: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
