@@ -230,3 +230,25 @@ func TestFlagDefaultsShown(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSettings: whatever file is accepted writes back (YAML) to a
+// file that reads as the same settings.
+func FuzzParseSettings(f *testing.F) {
+	for _, s := range []string{"memory: 1GiB\n", "hstsMaxAge: 31536000\nstaleIfError: 0\n", "tlsCerts: [{cert: a, key: b}]\n", "peers: []\n", "{}", "slice: 1.5MiB\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		s, err := ParseSettings([]byte(in))
+		if err != nil {
+			return
+		}
+		b, err := s.YAML()
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		back, err := ParseSettings(b)
+		if err != nil || !reflect.DeepEqual(back, s) {
+			t.Fatalf("%q reads as %+v, writes\n%s\nwhich reads as %+v, %v", in, s, b, back, err)
+		}
+	})
+}
