@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,8 +25,8 @@ func runDNS(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dns", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("f", "kubecdn.yaml", "the CDN file")
-	listen := fs.String("listen", "127.0.0.1:5353", "DNS address (UDP and TCP)")
-	admin := fs.String("admin", "127.0.0.1:9053", `admin HTTP address (metrics, state, rtt feed); "off" disables`)
+	listen := fs.String("listen", gslb.DefaultListen, "DNS address (UDP and TCP)")
+	admin := fs.String("admin", gslb.DefaultAdmin, `admin HTTP address (metrics, state, rtt feed); "off" disables`)
 	region := fs.String("region", "", "the region this replica runs in (optional)")
 	tokenFile := fs.String("admin-token-file", "", "file holding the admin bearer token the edges' rtt reports must carry (else $KUBECDN_ADMIN_TOKEN; the edges' token)")
 	fs.Usage = func() {
@@ -120,4 +121,18 @@ func watchFile(ctx context.Context, path string, hup <-chan os.Signal, every tim
 			reload("file changed")
 		}
 	}
+}
+
+// adminToken is the dns's admin bearer token (the edges' own, which
+// edge.LoadSettings reads the same way): the content of file (trimmed)
+// when given, else $KUBECDN_ADMIN_TOKEN.
+func adminToken(file string, getenv func(string) string) (string, error) {
+	if file == "" {
+		return strings.TrimSpace(getenv("KUBECDN_ADMIN_TOKEN")), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("admin-token-file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

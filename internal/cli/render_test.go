@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubecdn/kubecdn/internal/edge"
 	"github.com/kubecdn/kubecdn/internal/render"
 )
 
@@ -41,11 +42,10 @@ func TestRenderedEdgeStarts(t *testing.T) {
 		a = strings.ReplaceAll(a, "$(POD_NAME)", "kubecdn-edge-1")
 		args = append(args, strings.ReplaceAll(a, "/etc/kubecdn", etc))
 	}
-	fs, ef := newEdgeFlagSet(&stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := edge.NewFlagSet("kubecdn edge", &stderr).Parse(args); err != nil {
 		t.Fatalf("flags %v: %v", args, err)
 	}
-	cfg, err := ef.build(fs, func(k string) string {
+	set, cfg, err := edgeConfig(args, func(k string) string {
 		switch k {
 		case "KUBECDN_ADMIN_TOKEN":
 			return "secret"
@@ -66,8 +66,8 @@ func TestRenderedEdgeStarts(t *testing.T) {
 	if !slices.Contains(cfg.Peers, cfg.Self) || len(cfg.Peers) != 2 {
 		t.Errorf("peers %v do not name self %s", cfg.Peers, cfg.Self)
 	}
-	if ef.region != "us-west-2" || !slices.Equal(ef.rttTargets, []string{"http://kubecdn-dns-admin:9053/v1/rtt"}) {
-		t.Errorf("region %q rtt %v", ef.region, ef.rttTargets)
+	if set.Region != "us-west-2" || !slices.Equal(set.RTTReport, []string{"http://kubecdn-dns-admin:9053/v1/rtt"}) {
+		t.Errorf("region %q rtt %v", set.Region, set.RTTReport)
 	}
 }
 

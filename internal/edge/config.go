@@ -11,126 +11,128 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// Config is the edge's configuration. The zero value of every optional field
-// means its documented default.
+// Config is the edge's validated configuration as a Server runs it. The zero
+// value of every optional field means its documented default (the values
+// of DefaultSettings). Settings is its written form: the file, the flags,
+// what render and up build.
 type Config struct {
 	// Listen is the public HTTP address. Required.
-	Listen string `json:"listen"`
+	Listen string
 	// Admin is the admin address (purge, metrics, health). If empty, defaults
 	// to 127.0.0.1:9090.
-	Admin string `json:"admin"`
+	Admin string
 	// Origin is the origin's base URL (http or https). Required.
-	Origin string `json:"origin"`
+	Origin string
 	// OriginHost is the Host header sent to the origin. If empty, defaults to
 	// the host of Origin; "preserve" sends the client's Host.
-	OriginHost string `json:"originHost,omitempty"`
+	OriginHost string
 	// Hostnames, when not empty, are the only Hosts served; others get 421.
-	Hostnames []string `json:"hostnames,omitempty"`
+	Hostnames []string
 	// Parent is a shield edge asked before the origin.
-	Parent string `json:"parent,omitempty"`
+	Parent string
 	// Peers are the edges of this region (may include this edge's own URL,
 	// see Self). A miss is first asked of the peer that owns the key.
-	Peers []string `json:"peers,omitempty"`
+	Peers []string
 	// Self is this edge's URL as its peers know it. If empty, defaults to
 	// "http://" + Listen.
-	Self string `json:"self,omitempty"`
+	Self string
 	// Name identifies this edge in CDN-Loop and Cache-Status. If empty,
 	// defaults to "kubecdn".
-	Name string `json:"name,omitempty"`
+	Name string
 	// MemoryBytes bounds the memory tier. If zero, defaults to 256 MiB.
-	MemoryBytes int64 `json:"memory,omitempty"`
+	MemoryBytes int64
 	// CacheDir is the disk tier's directory; empty means no disk tier.
-	CacheDir string `json:"cacheDir,omitempty"`
+	CacheDir string
 	// DiskBytes bounds the disk tier. If zero, defaults to 10 GiB.
-	DiskBytes int64 `json:"disk,omitempty"`
+	DiskBytes int64
 	// SliceBytes is the size of the slices large objects are fetched and
 	// stored in. If zero, defaults to 4 MiB.
-	SliceBytes int64 `json:"slice,omitempty"`
+	SliceBytes int64
 	// StaleIfError is how long past expiry cached content is served when the
 	// upstream fails, even without a stale-if-error directive, if it has an
 	// explicit lifetime and no Set-Cookie (httpcache.StaleIfError). If
 	// zero, defaults to 24h; negative disables it.
-	StaleIfError time.Duration `json:"staleIfError,omitempty"`
+	StaleIfError time.Duration
 	// HeuristicMax caps heuristic freshness. If zero, defaults to 24h.
-	HeuristicMax time.Duration `json:"heuristicMax,omitempty"`
+	HeuristicMax time.Duration
 	// UpstreamTimeout bounds the wait for an upstream's response header. If
 	// zero, defaults to 30s.
-	UpstreamTimeout time.Duration `json:"upstreamTimeout,omitempty"`
+	UpstreamTimeout time.Duration
 	// StaleDeadline is how long a request with a stale copy to fall back on
 	// waits for a slow upstream before the copy is served (the fetch goes on
 	// and refreshes the cache), and how long a range waits for a slice the
 	// cache lacks before it is answered 504. If zero, defaults to 2s;
 	// negative turns the early stale copy off (a missing slice then waits
 	// UpstreamTimeout).
-	StaleDeadline time.Duration `json:"staleDeadline,omitempty"`
+	StaleDeadline time.Duration
 	// AdminToken is the bearer token of the admin purge API. If empty, purge
 	// is refused (401) for everyone.
-	AdminToken string `json:"-"`
+	AdminToken string
 	// Pprof serves Go's profiles under /debug/pprof/ on the admin listener.
-	Pprof bool `json:"pprof,omitempty"`
+	Pprof bool
 	// MaxHeaderBytes bounds a request's header. If zero, defaults to 32 KiB.
-	MaxHeaderBytes int `json:"maxHeaderBytes,omitempty"`
+	MaxHeaderBytes int
 	// MaxKeyBytes bounds the primary cache key (scheme, host, path and
 	// query). A request with a longer key is served from the upstream and
 	// never stored (counted in kubecdn_edge_long_keys_total), so long unique
 	// URLs cannot fill the memory with keys. If zero, defaults to 8 KiB.
-	MaxKeyBytes int `json:"maxKey,omitempty"`
+	MaxKeyBytes int
 
 	// TLSListen, when set, is the HTTPS address served next to Listen.
-	TLSListen string `json:"tlsListen,omitempty"`
+	TLSListen string
 	// TLSCerts are certificate and key PEM files, chosen by SNI; the first
 	// is the default. Required with TLSListen unless TLSCertDirs is set.
-	TLSCerts []TLSCert `json:"tlsCerts,omitempty"`
+	TLSCerts []TLSCert
 	// TLSCertDirs hold NAME.crt/NAME.key pairs (Kubernetes TLS Secrets:
 	// tls.crt/tls.key, directly or one directory down).
-	TLSCertDirs []string `json:"tlsCertDirs,omitempty"`
+	TLSCertDirs []string
 	// TLSTicketKeyFile holds session ticket keys, 32 bytes each (raw, or one
 	// base64 key per line); the first encrypts, all decrypt. Edges of a
 	// region share it so a client resumes on any of them. If empty, keys
 	// are random per edge and rotated by Go.
-	TLSTicketKeyFile string `json:"tlsTicketKeyFile,omitempty"`
+	TLSTicketKeyFile string
 	// ACMEStorage, when set, gets certificates from an ACME CA for the
 	// hostnames no certificate file covers, kept in this directory (shared
 	// by the edges of a region, so the region asks the CA once).
-	ACMEStorage string `json:"acmeStorage,omitempty"`
+	ACMEStorage string
 	// ACMECA is the ACME directory URL; empty means Let's Encrypt.
-	ACMECA string `json:"acmeCA,omitempty"`
+	ACMECA string
 	// ACMECARoot is a PEM file trusted for the CA's own HTTPS endpoint.
-	ACMECARoot string `json:"acmeCARoot,omitempty"`
+	ACMECARoot string
 	// ACMEEmail is the ACME account's contact address.
-	ACMEEmail string `json:"acmeEmail,omitempty"`
+	ACMEEmail string
 	// HTTPSRedirect are hostnames whose plain HTTP requests get a 308 to
 	// https.
-	HTTPSRedirect []string `json:"httpsRedirect,omitempty"`
+	HTTPSRedirect []string
 	// HTTPSPort is the port named in those redirects. If zero, the port of
 	// TLSListen, left out when it is 443.
-	HTTPSPort int `json:"httpsPort,omitempty"`
+	HTTPSPort int
 	// HSTSMaxAge, when positive, sends Strict-Transport-Security with this
 	// max-age on HTTPS responses.
-	HSTSMaxAge time.Duration `json:"hstsMaxAge,omitempty"`
+	HSTSMaxAge time.Duration
 	// OriginCA is a PEM bundle of CAs trusted, besides the system's, for
 	// https origins, peers and parents.
-	OriginCA string `json:"originCA,omitempty"`
+	OriginCA string
 	// OriginInsecure turns off certificate verification upstream (logged
 	// as a warning). Never the default.
-	OriginInsecure bool `json:"originInsecure,omitempty"`
+	OriginInsecure bool
 	// HopKeys are the region's shared secrets with which edges sign their
 	// requests to each other (peers and parent; see hop.go). The first
 	// signs, all verify, so a key is rotated by adding the new one second,
 	// then first, then removing the old. Each is at least 16 bytes. Without
 	// one, no request is trusted as another edge's: peers and parents still
 	// answer, but treat each other as clients.
-	HopKeys []string `json:"-"`
+	HopKeys []string
 	// PassHeaders are request fields a client may send to the origin that
 	// the edge otherwise drops (Forwarded, X-Forwarded-*, X-Original-URL,
 	// X-HTTP-Method-Override, names with "_", ...; see
 	// sanitizeClientHeader), by name. The edge still sets its own
 	// X-Forwarded-For, -Proto and -Host.
-	PassHeaders []string `json:"passHeaders,omitempty"`
+	PassHeaders []string
 	// IOUring says how the plain-HTTP listener is served on Linux: "auto"
 	// (or empty) with an io_uring event loop when the kernel allows it,
 	// "off" with a goroutine per connection. A restart applies it.
-	IOUring string `json:"ioUring,omitempty"`
+	IOUring string
 }
 
 // DefaultMaxKeyBytes is the default of Config.MaxKeyBytes: far above any
@@ -160,41 +162,42 @@ type TLSCert struct {
 
 // withDefaults returns a copy of c with defaults filled in.
 func (c Config) withDefaults() Config {
+	d := DefaultSettings()
 	if c.Admin == "" {
-		c.Admin = "127.0.0.1:9090"
+		c.Admin = d.Admin
 	}
 	if c.Self == "" && c.Listen != "" {
 		c.Self = "http://" + c.Listen
 	}
 	if c.Name == "" {
-		c.Name = "kubecdn"
+		c.Name = d.Name
 	}
 	if c.MemoryBytes == 0 {
-		c.MemoryBytes = 256 << 20
+		c.MemoryBytes = int64(d.Memory)
 	}
 	if c.DiskBytes == 0 {
-		c.DiskBytes = 10 << 30
+		c.DiskBytes = int64(d.Disk)
 	}
 	if c.SliceBytes == 0 {
-		c.SliceBytes = 4 << 20
+		c.SliceBytes = int64(d.Slice)
 	}
 	if c.StaleIfError == 0 {
-		c.StaleIfError = 24 * time.Hour
+		c.StaleIfError = d.StaleIfError.Std()
 	}
 	if c.HeuristicMax == 0 {
-		c.HeuristicMax = 24 * time.Hour
+		c.HeuristicMax = d.HeuristicMax.Std()
 	}
 	if c.UpstreamTimeout == 0 {
-		c.UpstreamTimeout = 30 * time.Second
+		c.UpstreamTimeout = d.UpstreamTimeout.Std()
 	}
 	if c.StaleDeadline == 0 {
-		c.StaleDeadline = 2 * time.Second
+		c.StaleDeadline = d.StaleDeadline.Std()
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 32 << 10
 	}
 	if c.MaxKeyBytes == 0 {
-		c.MaxKeyBytes = DefaultMaxKeyBytes
+		c.MaxKeyBytes = int(d.MaxKey)
 	}
 	for i, h := range c.Hostnames {
 		c.Hostnames[i] = strings.ToLower(strings.TrimSuffix(h, "."))

@@ -457,8 +457,8 @@ func (s *Server) acceptLoop(ln net.Listener, fl *fastListener, tlsCfg *tls.Confi
 			}
 			return err
 		}
-		if s.opts.ObserveConn != nil {
-			s.opts.ObserveConn(c)
+		if s.opts.Observer != nil {
+			s.opts.Observer.ObserveConn(c)
 		}
 		fc := &fastConn{c: c, fl: fl, tlsCfg: tlsCfg}
 		s.fast.mu.Lock()

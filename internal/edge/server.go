@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -46,13 +45,9 @@ type Options struct {
 	// Listener and AdminListener are used instead of listening on
 	// Config.Listen and Config.Admin (tests bind :0 first).
 	Listener, AdminListener net.Listener
-	// ObserveConn, if set, is called with each accepted public connection
-	// and again each time a connection served by net/http goes idle (the
-	// rtt feed reads TCP_INFO there).
-	ObserveConn func(c net.Conn)
-	// ObserveFD, if set, is called with each connection the io_uring loop
-	// accepts (it has no net.Conn): the client's address and the socket.
-	ObserveFD func(client netip.Addr, fd int)
+	// Observer, if set, is told of every public client connection, by
+	// every serving tier (the rtt feed reads TCP_INFO there).
+	Observer ConnObserver
 }
 
 // Server is one edge. Build it with New, then Run it.
@@ -345,10 +340,10 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          errLog,
 	}
-	if obs := s.opts.ObserveConn; obs != nil {
+	if obs := s.opts.Observer; obs != nil {
 		pub.ConnState = func(c net.Conn, st http.ConnState) {
 			if st == http.StateIdle {
-				obs(c)
+				obs.ObserveConn(c)
 			}
 		}
 	}

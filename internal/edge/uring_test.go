@@ -559,10 +559,10 @@ func TestUringObservesRTT(t *testing.T) {
 	}
 	got := make(chan seen, 4)
 	e := uringEdge(t, origin, func(s *Server) {
-		s.opts.ObserveFD = func(client netip.Addr, fd int) {
+		s.opts.Observer = fdObserver(func(client netip.Addr, fd int) {
 			d, ok := rtt.FDRTT(fd)
 			got <- seen{client, d, ok}
-		}
+		})
 	})
 	uringDial(t, e)
 	select {

@@ -375,9 +375,9 @@ func (u *uringServer) add(fd int) {
 		return
 	}
 	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-	if obs := u.s.opts.ObserveFD; obs != nil {
+	if obs := u.s.opts.Observer; obs != nil {
 		if sa, err := syscall.Getpeername(fd); err == nil {
-			obs(sockaddrAddr(sa), fd)
+			obs.ObserveFD(sockaddrAddr(sa), fd)
 		}
 	}
 	u.next++

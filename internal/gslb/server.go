@@ -43,16 +43,22 @@ import (
 	"github.com/kubecdn/kubecdn/internal/config"
 )
 
+// The dns's addresses when Options (or `kubecdn dns`'s flags) name none.
+const (
+	DefaultListen = "127.0.0.1:5353"
+	DefaultAdmin  = "127.0.0.1:9053"
+)
+
 // Options configure a Server. Zero values get the documented defaults.
 type Options struct {
-	// Listen is the UDP and TCP address; if empty, 127.0.0.1:5353.
+	// Listen is the UDP and TCP address; if empty, DefaultListen.
 	// Ignored for a transport given pre-bound below.
 	Listen string
 	// PacketConn and Listener are pre-bound UDP and TCP sockets (tests bind
 	// 127.0.0.1:0 and read the addresses back).
 	PacketConn net.PacketConn
 	Listener   net.Listener
-	// Admin is the admin HTTP address; if empty, 127.0.0.1:9053; "off"
+	// Admin is the admin HTTP address; if empty, DefaultAdmin; "off"
 	// disables it. AdminListener is a pre-bound alternative.
 	Admin         string
 	AdminListener net.Listener
@@ -149,7 +155,7 @@ func New(cfg *config.CDN, o Options) (*Server, error) {
 
 	listen := o.Listen
 	if listen == "" {
-		listen = "127.0.0.1:5353"
+		listen = DefaultListen
 	}
 	s.udp, s.tcp, s.admin = o.PacketConn, o.Listener, o.AdminListener
 	if s.udp == nil {
@@ -167,7 +173,7 @@ func New(cfg *config.CDN, o Options) (*Server, error) {
 	if s.admin == nil && o.Admin != "off" {
 		addr := o.Admin
 		if addr == "" {
-			addr = "127.0.0.1:9053"
+			addr = DefaultAdmin
 		}
 		if s.admin, err = net.Listen("tcp", addr); err != nil {
 			s.closeListeners()

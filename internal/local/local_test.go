@@ -324,38 +324,7 @@ spec:
 func TestUpEdgesReportRTTWithTheToken(t *testing.T) {
 	ip := "127.0.0.54"
 	p := freeEdgePort(t, ip)
-	y := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: t}
-spec:
-  zone: cdn.test
-  hostnames: [www.cdn.test]
-  origin: {url: "http://127.0.0.1:1"}
-  routing: {policy: latency, health: {interval: 200ms, timeout: 100ms, failAfter: 2, passAfter: 1}}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: local, edges: ["%s:%d"]}
-`, ip, p)
-	dnsAdmin := freeTCP(t, "127.0.0.1")
-	u, err := New(mustParse(t, y), Options{
-		PlanOptions: PlanOptions{Demo: true, DNS: freeTCP(t, "127.0.0.1"), DNSAdmin: dnsAdmin,
-			Control: freeTCP(t, "127.0.0.1"), OriginAddr: freeTCP(t, "127.0.0.1")},
-		DemoLargeSize: 1 << 20, TokenFile: t.TempDir() + "/token",
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-		RestartBackoff: 10 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- u.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-runDone; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	u, dnsAdmin := startLatencyUp(t, fmt.Sprintf("%s:%d", ip, p), 0)
 	// a request to the edge: the edge measures 127.0.0.0/24
 	waitStatus(t, fmt.Sprintf("http://%s:%d/.well-known/kubecdn/health", ip, p), 200)
 

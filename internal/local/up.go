@@ -37,7 +37,12 @@ import (
 	"github.com/kubecdn/kubecdn/internal/local/demo"
 	"github.com/kubecdn/kubecdn/internal/ops"
 	"github.com/kubecdn/kubecdn/internal/rtt"
+	"github.com/kubecdn/kubecdn/internal/units"
 )
+
+// The rtt feed's Collector is what every edge of up is given to observe
+// its connections.
+var _ edge.ConnObserver = (*rtt.Collector)(nil)
 
 //go:embed example.yaml
 var exampleYAML []byte
@@ -64,6 +69,10 @@ type Options struct {
 	// RestartBackoff is the first wait before restarting an edge that
 	// stopped on its own (doubling up to 5 s); if zero, 200ms.
 	RestartBackoff time.Duration
+	// RTTReportInterval is how often each edge reports its clients'
+	// round-trip times to the dns (latency policy); if zero, the rtt
+	// Reporter's default (10s).
+	RTTReportInterval time.Duration
 	// StatusPage, if set, is served at / of the control listener.
 	StatusPage func(src Source) http.Handler
 }
@@ -366,54 +375,62 @@ func (u *Up) startLocked(rr *regionRun) {
 	go func() { wg.Wait(); close(done) }()
 }
 
-// edgeConfig is the configuration of edge j of region r.
-func (u *Up) edgeConfig(r RegionPlan, j int) edge.Config {
+// edgeSettings are the settings of edge j of region r: the edge's
+// defaults with what up decides.
+func (u *Up) edgeSettings(r RegionPlan, j int) edge.Settings {
 	e := r.Edges[j]
-	c := edge.Config{
-		Listen: e.Listen, Admin: e.Admin, Origin: u.lay.OriginURL,
-		Hostnames:   append([]string(nil), u.cfg.Spec.Hostnames...),
-		Self:        "http://" + e.Listen,
-		Name:        fmt.Sprintf("kubecdn-%s-%d", r.Name, j),
-		AdminToken:  u.token,
-		HopKeys:     []string{u.hopKey},
-		MemoryBytes: int64(u.cfg.Spec.Cache.Memory),
+	s := edge.DefaultSettings()
+	s.Listen, s.Admin, s.Origin = e.Listen, e.Admin, u.lay.OriginURL
+	s.Hostnames = append([]string(nil), u.cfg.Spec.Hostnames...)
+	s.Self = "http://" + e.Listen
+	s.Name = fmt.Sprintf("kubecdn-%s-%d", r.Name, j)
+	s.AdminToken, s.HopKeys = u.token, []string{u.hopKey}
+	if m := u.cfg.Spec.Cache.Memory; m > 0 {
+		s.Memory = units.Size(m)
 	}
 	if len(r.Edges) > 1 {
 		for _, p := range r.Edges {
-			c.Peers = append(c.Peers, "http://"+p.Listen)
+			s.Peers = append(s.Peers, "http://"+p.Listen)
 		}
 	}
 	if r.Parent != "" {
 		if p, ok := u.lay.Region(r.Parent); ok && len(p.Edges) > 0 {
-			c.Parent = "http://" + p.Edges[0].Listen
+			s.Parent = "http://" + p.Edges[0].Listen
 		}
 	}
 	if d := u.cfg.Spec.Cache.Disk; d.Path != "" {
-		c.CacheDir = filepath.Join(u.cfg.ResolvePath(d.Path), r.Name+"-"+strconv.Itoa(j))
-		c.DiskBytes = int64(d.Size)
+		s.CacheDir = filepath.Join(u.cfg.ResolvePath(d.Path), r.Name+"-"+strconv.Itoa(j))
+		if d.Size > 0 {
+			s.Disk = units.Size(d.Size)
+		}
 	}
-	return c
+	if u.cfg.Spec.Routing.Policy == config.PolicyLatency {
+		// The dns learns this region's clients' round-trip times.
+		s.Region, s.RTTReport = r.Name, []string{"http://" + u.lay.DNSAdmin + adminapi.RTTPath}
+	}
+	return s
 }
 
 // superviseEdge runs edge j of region r until ctx ends; when the edge's Run
 // returns on its own, it is rebuilt and restarted after a backoff. ln and
 // aln (pre-bound, may be nil) serve the first run only.
 func (u *Up) superviseEdge(ctx context.Context, r RegionPlan, j int, ln, aln net.Listener) {
-	cfg := u.edgeConfig(r, j)
+	set := u.edgeSettings(r, j)
 	log := u.log.With("part", "edge", "region", r.Name)
 	run := func(ctx context.Context) error {
 		opts := edge.Options{Logger: log, Listener: ln, AdminListener: aln}
 		ln, aln = nil, nil // a restart binds again
-		if u.cfg.Spec.Routing.Policy == config.PolicyLatency {
-			col := rtt.NewCollector(rtt.CollectorOptions{})
-			opts.ObserveConn, opts.ObserveFD = col.ObserveConn, col.ObserveFD
-			rep := rtt.NewReporter(col, rtt.ReporterOptions{Region: r.Name, Token: u.token,
-				Targets: []string{"http://" + u.lay.DNSAdmin + adminapi.RTTPath}, Logger: log})
-			rctx, rcancel := context.WithCancel(ctx)
-			defer rcancel()
-			go func() { _ = rep.Run(rctx) }()
+		if len(set.RTTReport) > 0 {
+			col, stop := rtt.Feed(ctx, rtt.ReporterOptions{Region: set.Region, Targets: set.RTTReport, Token: set.AdminToken,
+				Interval: u.o.RTTReportInterval, Logger: log})
+			defer stop()
+			opts.Observer = col
 		}
-		srv, err := edge.New(cfg, opts)
+		cfg, err := set.Config()
+		var srv *edge.Server
+		if err == nil {
+			srv, err = edge.New(cfg, opts)
+		}
 		if err != nil {
 			if opts.Listener != nil {
 				opts.Listener.Close()

@@ -11,31 +11,15 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/edge"
 	"github.com/kubecdn/kubecdn/internal/units"
 )
 
-// edgeFile is the subset of `kubecdn edge --config` fields render sets; the
-// names are those of the edge's file (internal/cli/edge.go). Peers and self
-// are flags: self differs per pod.
-type edgeFile struct {
-	Listen    string   `json:"listen"`
-	Admin     string   `json:"admin"`
-	Origin    string   `json:"origin"`
-	Hostnames []string `json:"hostnames"`
-	Parent    string   `json:"parent,omitempty"`
-	Memory    string   `json:"memory"`
-	CacheDir  string   `json:"cacheDir,omitempty"`
-	Disk      string   `json:"disk,omitempty"`
-	Region    string   `json:"region"`
-	RTTReport []string `json:"rttReport,omitempty"`
-}
-
-// Edge sizes when the file leaves them out (the edge's own defaults).
+// Where the edge's disk tier is mounted when the file names no path, and
+// the container memory beyond the memory tier.
 const (
-	defaultMemory   = 256 << 20
-	defaultDisk     = 10 << 30
 	defaultCacheDir = "/var/cache/kubecdn"
-	memoryHeadroom  = 256 << 20 // container memory beyond the memory tier
+	memoryHeadroom  = 256 << 20
 )
 
 // memoryTier is the edge's memory tier size in bytes.
@@ -43,7 +27,7 @@ func (r regionRender) memoryTier() int64 {
 	if m := int64(r.cfg.Spec.Cache.Memory); m > 0 {
 		return m
 	}
-	return defaultMemory
+	return int64(edge.DefaultSettings().Memory)
 }
 
 // diskTier returns the disk tier's mount path and size; ok is false when the
@@ -58,7 +42,7 @@ func (r regionRender) diskTier() (path string, size int64, ok bool) {
 		path = defaultCacheDir
 	}
 	if size == 0 {
-		size = defaultDisk
+		size = int64(edge.DefaultSettings().Disk)
 	}
 	return path, size, true
 }
@@ -71,24 +55,31 @@ func (r regionRender) parentURL() string {
 	return expand(r.opts.ParentURL, r.region.Parent, r.cfg.Spec.Zone, r.opts.Namespace)
 }
 
-// edgeConfig is edge.yaml: the edge's --config file for this region.
-func (r regionRender) edgeConfig() (string, error) {
-	f := edgeFile{
-		Listen:    fmt.Sprintf(":%d", edgePort),
-		Admin:     fmt.Sprintf(":%d", edgeAdminPort),
-		Origin:    r.cfg.Spec.Origin.URL,
-		Hostnames: r.cfg.Spec.Hostnames,
-		Parent:    r.parentURL(),
-		Memory:    units.FormatSize(r.memoryTier()),
-		Region:    r.region.Name,
-		// The region's own dns replicas; they learn the round-trip times
-		// of this region's clients for the latency policy.
-		RTTReport: []string{fmt.Sprintf("http://%s:%d%s", dnsAdminName, dnsAdminPort, adminapi.RTTPath)},
-	}
+// edgeSettings are the settings of this region's edges: the edge's
+// defaults with what the file decides. Peers and self are flags of the
+// StatefulSet: self differs per pod.
+func (r regionRender) edgeSettings() edge.Settings {
+	s := edge.DefaultSettings()
+	s.Listen = fmt.Sprintf(":%d", edgePort)
+	s.Admin = fmt.Sprintf(":%d", edgeAdminPort)
+	s.Origin = r.cfg.Spec.Origin.URL
+	s.Hostnames = r.cfg.Spec.Hostnames
+	s.Parent = r.parentURL()
+	s.Memory = units.Size(r.memoryTier())
+	s.Region = r.region.Name
+	// The region's own dns replicas; they learn the round-trip times of
+	// this region's clients for the latency policy.
+	s.RTTReport = []string{fmt.Sprintf("http://%s:%d%s", dnsAdminName, dnsAdminPort, adminapi.RTTPath)}
 	if path, size, ok := r.diskTier(); ok {
-		f.CacheDir, f.Disk = path, units.FormatSize(size)
+		s.CacheDir, s.Disk = path, units.Size(size)
 	}
-	b, err := yaml.Marshal(f)
+	return s
+}
+
+// edgeConfig is edge.yaml, the edge's --config file for this region: its
+// settings where they differ from the edge's defaults.
+func (r regionRender) edgeConfig() (string, error) {
+	b, err := r.edgeSettings().YAML()
 	if err != nil {
 		return "", fmt.Errorf("edge config: %w", err)
 	}

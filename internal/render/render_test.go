@@ -591,3 +591,19 @@ func TestTLSSecrets(t *testing.T) {
 		t.Errorf("network policy opens %d public ports, want 2 (8080, 8443)", n)
 	}
 }
+
+// edgeFile is edge.yaml as render writes it, read as text: the test sees
+// the values written ("50GiB"), not what the edge makes of them (that is
+// edge.ParseSettings's, tested by TestRenderedEdgeSettingsRoundTrip).
+type edgeFile struct {
+	Listen    string   `json:"listen"`
+	Admin     string   `json:"admin"`
+	Origin    string   `json:"origin"`
+	Hostnames []string `json:"hostnames"`
+	Parent    string   `json:"parent,omitempty"`
+	Memory    string   `json:"memory"`
+	CacheDir  string   `json:"cacheDir,omitempty"`
+	Disk      string   `json:"disk,omitempty"`
+	Region    string   `json:"region"`
+	RTTReport []string `json:"rttReport,omitempty"`
+}

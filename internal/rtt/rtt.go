@@ -4,20 +4,22 @@
 // for IPv6; no client address leaves the edge), and a Reporter POSTs the
 // aggregates to the dns admin endpoints (POST /v1/rtt) as a Report.
 //
-// Wiring into an edge's http.Server takes a few lines:
+// An edge (`kubecdn edge`, `kubecdn up`) is wired in one call: Feed starts
+// a Collector and its Reporter, and the Collector is the edge's
+// edge.Options.Observer, which every serving tier calls (net/http on each
+// return to idle, the goroutine and io_uring tiers at accept):
 //
-//	col := rtt.NewCollector(rtt.CollectorOptions{})
-//	srv := &http.Server{Handler: h, ConnState: col.ConnState}
-//	rep := rtt.NewReporter(col, rtt.ReporterOptions{
+//	col, stop := rtt.Feed(ctx, rtt.ReporterOptions{
 //		Region:  "us-east-1",
 //		Token:   adminToken, // the dns refuses reports without it
 //		Targets: []string{"http://127.0.0.1:9053/v1/rtt"},
 //	})
-//	go rep.Run(ctx)
+//	defer stop() // the last report goes out
+//	opts.Observer = col
 //
-// ConnState samples on every transition to StateIdle (after each response,
-// when the kernel's smoothed RTT has seen data and ACKs). ConnContext, for
-// http.Server.ConnContext, samples once at accept (the handshake RTT); use
+// A plain http.Server takes col.ConnState (samples on every transition to
+// StateIdle, after each response, when the kernel's smoothed RTT has seen
+// data and ACKs) or col.ConnContext (once at accept: the handshake RTT);
 // one of the two, not both.
 package rtt
 

@@ -1,5 +1,7 @@
-// Package units parses and prints the sizes used in kubecdn's flags and
-// files: "512MiB", "50GiB", "4MB", "1024".
+// Package units parses and prints the sizes and durations used in kubecdn's
+// flags and files: "512MiB", "50GiB", "4MB", "1024"; "30s", "365d",
+// "31536000". Size and Duration are the types configuration schemas use, so
+// every file and flag reads them the same way.
 package units
 
 import (
