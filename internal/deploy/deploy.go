@@ -230,18 +230,10 @@ func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef, known *
 			d.printf(r.Name, "ready in %s: %s", rr.Took.Round(100*time.Millisecond), addressLine(rr.Addresses))
 		}
 	}()
-	d.mu.Lock()
-	c := d.clusters[r.Name]
-	d.mu.Unlock()
-	if c == nil {
-		var err error
-		if c, err = d.opts.Connect(r.Cluster); err != nil {
-			rr.Err = err
-			return rr
-		}
-		d.mu.Lock()
-		d.clusters[r.Name] = c
-		d.mu.Unlock()
+	c, err := d.cluster(ctx, r)
+	if err != nil {
+		rr.Err = err
+		return rr
 	}
 	ns := d.opts.Render.Namespace
 	prev, _, err := c.readState(ctx, ns)

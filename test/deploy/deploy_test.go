@@ -63,15 +63,7 @@ func TestDeployWithRoute53(t *testing.T) {
 	file := filepath.Join(dir, "kubecdn.yaml")
 	write := func(extra string) {
 		t.Helper()
-		cdn := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: demo}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com]
-  origin: {url: https://origin.example.com}
-  routing: {policy: latency, ttl: 30s}
-  publish:
+		cdn := cdnHead + fmt.Sprintf(`  publish:
     provider: route53
     route53: {hostedZoneID: %s, endpoint: %s}
   regions:
