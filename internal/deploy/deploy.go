@@ -225,7 +225,7 @@ func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef, known *
 		case rr.Err != nil:
 			d.printf(r.Name, "failed: %v", rr.Err)
 		case d.opts.DryRun:
-			d.printf(r.Name, "dry run: %s", summary(rr))
+			d.printf(r.Name, "dry run: %s", summary(rr, true))
 		default:
 			d.printf(r.Name, "ready in %s: %s", rr.Took.Round(100*time.Millisecond), addressLine(rr.Addresses))
 		}
@@ -259,13 +259,14 @@ func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef, known *
 	if d.opts.DryRun {
 		return rr // the deferred line sums it up
 	}
-	d.printf(r.Name, "applied %d objects: %s", len(desired), summary(rr))
+	d.printf(r.Name, "applied %d objects: %s", len(desired), summary(rr, false))
 
 	// Wait for the rollouts and the load balancers.
 	wctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
 	defer cancel()
 	if err := d.waitRollouts(wctx, c, r.Name, objs); err != nil {
 		rr.Err = err
+		rr.EdgesDown = d.edgesDown(ctx, c, r.Name)
 		return rr
 	}
 	a, err := d.readAddresses(wctx, c, r.Name, objs)
