@@ -43,6 +43,8 @@ type Cluster struct {
 	// request, the mapper's discovery included; this bounds the call's
 	// context as well, retries and all).
 	timeout time.Duration
+	// warnings are the API server's warnings not reported yet.
+	warnings *warningLog
 	// Server is the API server's URL, for messages.
 	Server string
 }
@@ -88,6 +90,8 @@ func NewCluster(rc *rest.Config) (*Cluster, error) {
 	if rc.Timeout <= 0 {
 		rc.Timeout = DefaultRequestTimeout
 	}
+	warnings := &warningLog{}
+	rc.WarningHandler, rc.WarningHandlerWithContext = nil, warnings
 	if rc.QPS == 0 {
 		rc.QPS, rc.Burst = 50, 100
 	}
@@ -100,11 +104,12 @@ func NewCluster(rc *rest.Config) (*Cluster, error) {
 		return nil, err
 	}
 	return &Cluster{
-		dyn:     dyn,
-		mapper:  restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)),
-		rest:    disc.RESTClient(),
-		timeout: rc.Timeout,
-		Server:  rc.Host,
+		dyn:      dyn,
+		mapper:   restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)),
+		rest:     disc.RESTClient(),
+		timeout:  rc.Timeout,
+		warnings: warnings,
+		Server:   rc.Host,
 	}, nil
 }
 

@@ -219,8 +219,14 @@ func (d *deployer) parallel(ctx context.Context, n int, f func(i int)) {
 func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef, known *config.CDN) (rr RegionResult) {
 	start := d.opts.Now()
 	rr.Region = r.Name
+	var c *Cluster
 	defer func() {
 		rr.Took = d.opts.Now().Sub(start)
+		if c != nil {
+			for _, w := range c.warnings.take() {
+				d.printf(r.Name, "warning from the API server: %s", w)
+			}
+		}
 		switch {
 		case rr.Err != nil:
 			d.printf(r.Name, "failed: %v", rr.Err)

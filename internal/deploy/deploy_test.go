@@ -34,6 +34,7 @@ spec:
   template:
     metadata: {labels: {app: rtmp}}
     spec:
+      nodeSelector: {beta.kubernetes.io/os: linux}
       containers:
         - {name: rtmp, image: example.com/rtmp:1, ports: [{containerPort: 1935}]}
 ---
@@ -226,6 +227,11 @@ func TestDeploy(t *testing.T) {
 	}
 	if !strings.Contains(e.out.String(), "deployment/kubecdn/kubecdn-dns 0/2 ready") {
 		t.Errorf("no progress line for the held rollout:\n%s", e.out)
+	}
+	// The API server's warnings (the app's deprecated node selector) are
+	// the region's lines, once each.
+	if w := "us-west-2      warning from the API server: spec.template.spec.nodeSelector[beta.kubernetes.io/os]: deprecated"; strings.Count(e.out.String(), w) != 1 {
+		t.Errorf("want one line %q:\n%s", w, e.out)
 	}
 	// The Secrets the pods read at start (optional there) come before
 	// the pods, so none starts without them.
