@@ -22,8 +22,9 @@
 // deploy.go is the orchestration, Run's numbered steps; each step lives in
 // a file of its own, in the order Run takes them:
 //
-//   - connect.go: reach the always-on regions, adopt the freshest state,
-//     tell the active regions from the removed ones (step 1);
+//   - connect.go: reach the always-on regions (each checked, see
+//     check.go), adopt the freshest state, tell the active regions from
+//     the removed ones (step 1);
 //   - hopkey.go: choose the hop key every region shares, before any region
 //     is applied;
 //   - apply.go: a region's objects, labelled, with their namespaces,
@@ -42,8 +43,10 @@
 //
 // Beside them, options.go and result.go hold what Run takes and returns,
 // plan.go the pure decisions (what to prune, the apply order, rollout
-// progress, whether an object changed) and cluster.go the Kubernetes API of
-// one region.
+// progress, whether an object changed, the replicas an autoscaled workload
+// gets) and cluster.go the Kubernetes API of one region, every call with a
+// timeout; check.go asks a region's server whether it is Kubernetes at
+// all, warnings.go keeps what its answers warn about.
 package deploy
 
 import (
