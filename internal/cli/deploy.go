@@ -29,6 +29,7 @@ func runDeploy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.BoolVar(&o.DryRun, "dry-run", false, "show what would change (server-side dry run); change nothing")
 	fs.IntVar(&o.Parallel, "parallel", 4, "regions worked on at once")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "per region: how long to wait for rollouts and load-balancer addresses")
+	fs.DurationVar(&o.RequestTimeout, "request-timeout", deploy.DefaultRequestTimeout, "per request to a region's API server: how long to wait for an answer before the region fails")
 	fs.DurationVar(&o.Drain, "drain", 0, "how long a removed region keeps running after leaving DNS (default: the file's routing TTL)")
 	var open, closeRegions stringList
 	fs.Var(&open, "open", "open this autoscale region (repeatable); it stays open in later deploys")

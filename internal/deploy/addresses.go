@@ -18,7 +18,8 @@ import (
 // nextState is the state this run leaves (step 3): every active region
 // with how to reach it and its addresses, fresh where its deploy read them,
 // else the last known ones; every removed region marked as having left DNS
-// (when it first did). addrs is the regions that have addresses to publish.
+// (when it first did). addrs is the regions that have addresses to publish;
+// a region whose edges are down publishes its app endpoints alone.
 func (d *deployer) nextState(active []config.RegionRef, removed []string, results map[string]*RegionResult) (addrs map[string]RegionState, next State) {
 	addrs = map[string]RegionState{}
 	now := d.opts.Now()
@@ -31,6 +32,9 @@ func (d *deployer) nextState(active []config.RegionRef, removed []string, result
 			st.Edges, st.DNS, st.Endpoints = a.Edges, a.DNS, a.Endpoints
 		}
 		next.Regions[r.Name] = st
+		if results[r.Name].EdgesDown {
+			st.Edges = nil // kept in the state for when they are back
+		}
 		if len(st.Edges) > 0 || len(st.Endpoints) > 0 {
 			addrs[r.Name] = st
 		}

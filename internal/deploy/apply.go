@@ -136,7 +136,7 @@ func (d *deployer) regionObjects(ctx context.Context, c *Cluster, region string,
 // when the failure was a change refused, what was created so far stays in
 // the inventory with prev (applyFailed).
 func (d *deployer) apply(ctx context.Context, c *Cluster, region string, objs []*unstructured.Unstructured, prev []Ref, rr *RegionResult) ([]Ref, bool) {
-	scaled := ScaledByHPA(objs)
+	scaled := hpaBounds(objs)
 	var desired []Ref
 	secretsDone := false
 	for _, o := range objs {
@@ -150,6 +150,9 @@ func (d *deployer) apply(ctx context.Context, c *Cluster, region string, objs []
 			for _, ref := range created {
 				rr.Changes = append(rr.Changes, Change{"created", ref})
 			}
+			// Every desired object is counted once: a Secret kept as it
+			// was is unchanged, or the counts would not add up.
+			rr.Unchanged += len(refs) - len(created)
 			if err != nil {
 				*rr = d.applyFailed(ctx, c, region, *rr, err, union(prev, desired))
 				return nil, false
@@ -160,11 +163,12 @@ func (d *deployer) apply(ctx context.Context, c *Cluster, region string, objs []
 			rr.Err = err
 			return nil, false
 		}
-		if live != nil && scaled.Has(o.GetKind()+"/"+o.GetNamespace()+"/"+o.GetName()) {
+		if b, ok := scaled[o.GetKind()+"/"+o.GetNamespace()+"/"+o.GetName()]; ok && live != nil {
 			// The autoscaler owns the count: send what it chose, so the
-			// field stays set (dropping it would reset it to 1).
+			// field stays set (dropping it would reset it to 1), unless it
+			// is out of the autoscaler's bounds (scaled to 0 by hand).
 			if n, found, _ := unstructured.NestedInt64(live.Object, "spec", "replicas"); found {
-				_ = unstructured.SetNestedField(o.Object, n, "spec", "replicas")
+				_ = unstructured.SetNestedField(o.Object, b.Clamp(n), "spec", "replicas")
 			}
 		}
 		out, err := c.Apply(ctx, o, "default", d.opts.DryRun)
@@ -234,9 +238,14 @@ func isNamespaceMissing(err error) bool {
 	return st.Reason == metav1.StatusReasonNotFound && st.Details != nil && st.Details.Kind == "namespaces"
 }
 
-func summary(rr RegionResult) string {
-	return fmt.Sprintf("%d created, %d configured, %d unchanged, %d pruned",
-		rr.Count("created"), rr.Count("configured"), rr.Unchanged, rr.Count("pruned"))
+// summary counts the region's objects by what happened to them; in a
+// dry run, by what would.
+func summary(rr RegionResult, dryRun bool) string {
+	f := "%d created, %d configured, %d unchanged, %d pruned"
+	if dryRun {
+		f = "%d would be created, %d would change, %d unchanged, %d would be pruned"
+	}
+	return fmt.Sprintf(f, rr.Count("created"), rr.Count("configured"), rr.Unchanged, rr.Count("pruned"))
 }
 
 // reportChanges prints one line per change of the region, in the tense

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -27,10 +28,23 @@ import (
 // kubecdn makes.
 const FieldManager = "kubecdn"
 
+// DefaultRequestTimeout bounds every request to an API server when the
+// rest.Config sets no Timeout: an API server that accepts connections and
+// never answers must fail its region, not stall the deploy.
+const DefaultRequestTimeout = 30 * time.Second
+
 // Cluster is one region's Kubernetes API.
 type Cluster struct {
 	dyn    dynamic.Interface
 	mapper meta.ResettableRESTMapper
+	// rest reaches the server's own paths (/version, see Check).
+	rest rest.Interface
+	// timeout bounds each call (rest.Config.Timeout bounds each HTTP
+	// request, the mapper's discovery included; this bounds the call's
+	// context as well, retries and all).
+	timeout time.Duration
+	// warnings are the API server's warnings not reported yet.
+	warnings *warningLog
 	// Server is the API server's URL, for messages.
 	Server string
 }
@@ -38,7 +52,14 @@ type Cluster struct {
 // Connect reaches a region's cluster through its kubeconfig file and
 // context (config.Cluster); an empty kubeconfig means the usual places
 // ($KUBECONFIG, ~/.kube/config), an empty context the file's current one.
+// Every request has DefaultRequestTimeout (see ConnectWithin).
 func Connect(c config.Cluster) (*Cluster, error) {
+	return ConnectWithin(c, 0)
+}
+
+// ConnectWithin is Connect with every request bounded by timeout; if zero,
+// DefaultRequestTimeout.
+func ConnectWithin(c config.Cluster, timeout time.Duration) (*Cluster, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if c.Kubeconfig != "" {
 		rules = &clientcmd.ClientConfigLoadingRules{ExplicitPath: expandHome(c.Kubeconfig)}
@@ -55,13 +76,22 @@ func Connect(c config.Cluster) (*Cluster, error) {
 		}
 		return nil, fmt.Errorf("kubeconfig %s: %w", where, err)
 	}
+	if timeout > 0 {
+		rc.Timeout = timeout
+	}
 	return NewCluster(rc)
 }
 
-// NewCluster uses a rest.Config directly.
+// NewCluster uses a rest.Config directly; its Timeout bounds every request
+// (if zero, DefaultRequestTimeout).
 func NewCluster(rc *rest.Config) (*Cluster, error) {
 	rc = rest.CopyConfig(rc)
 	rc.UserAgent = "kubecdn"
+	if rc.Timeout <= 0 {
+		rc.Timeout = DefaultRequestTimeout
+	}
+	warnings := &warningLog{}
+	rc.WarningHandler, rc.WarningHandlerWithContext = nil, warnings
 	if rc.QPS == 0 {
 		rc.QPS, rc.Burst = 50, 100
 	}
@@ -73,7 +103,20 @@ func NewCluster(rc *rest.Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cluster{dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)), Server: rc.Host}, nil
+	return &Cluster{
+		dyn:      dyn,
+		mapper:   restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)),
+		rest:     disc.RESTClient(),
+		timeout:  rc.Timeout,
+		warnings: warnings,
+		Server:   rc.Host,
+	}, nil
+}
+
+// call bounds one call to the API server by the cluster's request timeout
+// (or ctx's deadline if sooner).
+func (c *Cluster) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.timeout)
 }
 
 func expandHome(p string) string {
@@ -114,6 +157,8 @@ func kindName(u *unstructured.Unstructured) string {
 
 // Get reads the live object, or nil when it does not exist.
 func (c *Cluster) Get(ctx context.Context, u *unstructured.Unstructured, def string) (*unstructured.Unstructured, error) {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
 	ri, _, err := c.resource(u, def)
 	if err != nil {
 		return nil, err
@@ -132,6 +177,8 @@ func (c *Cluster) Get(ctx context.Context, u *unstructured.Unstructured, def str
 // other managers set (the file is the truth). With dryRun the server
 // validates and answers what it would store, and stores nothing.
 func (c *Cluster) Apply(ctx context.Context, u *unstructured.Unstructured, def string, dryRun bool) (*unstructured.Unstructured, error) {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
 	ri, _, err := c.resource(u, def)
 	if err != nil {
 		return nil, err
@@ -150,6 +197,8 @@ func (c *Cluster) Apply(ctx context.Context, u *unstructured.Unstructured, def s
 // Create makes an object that must not exist yet (a Secret kubecdn
 // generates once); server-side apply would take it over at every deploy.
 func (c *Cluster) Create(ctx context.Context, u *unstructured.Unstructured, def string) (*unstructured.Unstructured, error) {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
 	ri, _, err := c.resource(u, def)
 	if err != nil {
 		return nil, err
@@ -168,6 +217,8 @@ func (c *Cluster) Delete(ctx context.Context, ref Ref, dryRun bool) error {
 	u.SetGroupVersionKind(ref.GVK())
 	u.SetNamespace(ref.Namespace)
 	u.SetName(ref.Name)
+	ctx, cancel := c.call(ctx)
+	defer cancel()
 	ri, _, err := c.resource(u, ref.Namespace)
 	if meta.IsNoMatchError(errors.Unwrap(err)) {
 		return nil // its kind (a CRD) is gone, so is the object

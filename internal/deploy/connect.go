@@ -16,7 +16,7 @@ func (d *deployer) connect(ctx context.Context, fail func(region string, err err
 	states := make([]State, len(always))
 	errs := make([]error, len(always))
 	d.parallel(ctx, len(always), func(i int) {
-		c, err := d.opts.Connect(always[i].Cluster)
+		c, err := d.dial(ctx, always[i].Cluster)
 		if err != nil {
 			errs[i] = err
 			return
@@ -43,6 +43,39 @@ func (d *deployer) connect(ctx context.Context, fail func(region string, err err
 	if d.state.Regions == nil {
 		d.state.Regions = map[string]RegionState{}
 	}
+}
+
+// dial reaches a region's cluster and checks that a Kubernetes API server
+// answers there (Cluster.Check): a kubeconfig that points at something
+// else, or at a server that never answers, is one clear error before
+// anything is read or applied.
+func (d *deployer) dial(ctx context.Context, cl config.Cluster) (*Cluster, error) {
+	c, err := d.opts.Connect(cl)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Check(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// cluster returns region r's cluster, dialling it if no earlier step has.
+func (d *deployer) cluster(ctx context.Context, r config.RegionRef) (*Cluster, error) {
+	d.mu.Lock()
+	c := d.clusters[r.Name]
+	d.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := d.dial(ctx, r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.clusters[r.Name] = c
+	d.mu.Unlock()
+	return c, nil
 }
 
 // activeRegions returns the regions to deploy (always-on, then open

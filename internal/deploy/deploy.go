@@ -22,8 +22,9 @@
 // deploy.go is the orchestration, Run's numbered steps; each step lives in
 // a file of its own, in the order Run takes them:
 //
-//   - connect.go: reach the always-on regions, adopt the freshest state,
-//     tell the active regions from the removed ones (step 1);
+//   - connect.go: reach the always-on regions (each checked, see
+//     check.go), adopt the freshest state, tell the active regions from
+//     the removed ones (step 1);
 //   - hopkey.go: choose the hop key every region shares, before any region
 //     is applied;
 //   - apply.go: a region's objects, labelled, with their namespaces,
@@ -42,8 +43,10 @@
 //
 // Beside them, options.go and result.go hold what Run takes and returns,
 // plan.go the pure decisions (what to prune, the apply order, rollout
-// progress, whether an object changed) and cluster.go the Kubernetes API of
-// one region.
+// progress, whether an object changed, the replicas an autoscaled workload
+// gets) and cluster.go the Kubernetes API of one region, every call with a
+// timeout; check.go asks a region's server whether it is Kubernetes at
+// all, warnings.go keeps what its answers warn about.
 package deploy
 
 import (
@@ -219,29 +222,27 @@ func (d *deployer) parallel(ctx context.Context, n int, f func(i int)) {
 func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef, known *config.CDN) (rr RegionResult) {
 	start := d.opts.Now()
 	rr.Region = r.Name
+	var c *Cluster
 	defer func() {
 		rr.Took = d.opts.Now().Sub(start)
+		if c != nil {
+			for _, w := range c.warnings.take() {
+				d.printf(r.Name, "warning from the API server: %s", w)
+			}
+		}
 		switch {
 		case rr.Err != nil:
 			d.printf(r.Name, "failed: %v", rr.Err)
 		case d.opts.DryRun:
-			d.printf(r.Name, "dry run: %s", summary(rr))
+			d.printf(r.Name, "dry run: %s", summary(rr, true))
 		default:
 			d.printf(r.Name, "ready in %s: %s", rr.Took.Round(100*time.Millisecond), addressLine(rr.Addresses))
 		}
 	}()
-	d.mu.Lock()
-	c := d.clusters[r.Name]
-	d.mu.Unlock()
-	if c == nil {
-		var err error
-		if c, err = d.opts.Connect(r.Cluster); err != nil {
-			rr.Err = err
-			return rr
-		}
-		d.mu.Lock()
-		d.clusters[r.Name] = c
-		d.mu.Unlock()
+	c, err := d.cluster(ctx, r)
+	if err != nil {
+		rr.Err = err
+		return rr
 	}
 	ns := d.opts.Render.Namespace
 	prev, _, err := c.readState(ctx, ns)
@@ -267,13 +268,14 @@ func (d *deployer) deployRegion(ctx context.Context, r config.RegionRef, known *
 	if d.opts.DryRun {
 		return rr // the deferred line sums it up
 	}
-	d.printf(r.Name, "applied %d objects: %s", len(desired), summary(rr))
+	d.printf(r.Name, "applied %d objects: %s", len(desired), summary(rr, false))
 
 	// Wait for the rollouts and the load balancers.
 	wctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
 	defer cancel()
 	if err := d.waitRollouts(wctx, c, r.Name, objs); err != nil {
 		rr.Err = err
+		rr.EdgesDown = d.edgesDown(ctx, c, r.Name)
 		return rr
 	}
 	a, err := d.readAddresses(wctx, c, r.Name, objs)

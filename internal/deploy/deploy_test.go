@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -32,6 +34,7 @@ spec:
   template:
     metadata: {labels: {app: rtmp}}
     spec:
+      nodeSelector: {beta.kubernetes.io/os: linux}
       containers:
         - {name: rtmp, image: example.com/rtmp:1, ports: [{containerPort: 1935}]}
 ---
@@ -51,6 +54,8 @@ type env struct {
 	clusters   map[string]*kubetest.Cluster
 	out        *e2e.SyncBuffer
 	held       atomic.Bool
+	// heldEdges names the region whose edges' rollout is held (none if nil).
+	heldEdges atomic.Value
 }
 
 func newEnv(t *testing.T) *env {
@@ -84,7 +89,8 @@ func newEnv(t *testing.T) *env {
 				return ""
 			},
 			Hold: func(kind, ns, name string) bool {
-				return e.held.Load() && kind == "Deployment" && name == "kubecdn-dns"
+				return e.held.Load() && kind == "Deployment" && name == "kubecdn-dns" ||
+					e.heldEdges.Load() == c.Name && kind == "StatefulSet" && name == "kubecdn-edge"
 			},
 		})
 	}
@@ -222,6 +228,11 @@ func TestDeploy(t *testing.T) {
 	if !strings.Contains(e.out.String(), "deployment/kubecdn/kubecdn-dns 0/2 ready") {
 		t.Errorf("no progress line for the held rollout:\n%s", e.out)
 	}
+	// The API server's warnings (the app's deprecated node selector) are
+	// the region's lines, once each.
+	if w := "us-west-2      warning from the API server: spec.template.spec.nodeSelector[beta.kubernetes.io/os]: deprecated"; strings.Count(e.out.String(), w) != 1 {
+		t.Errorf("want one line %q:\n%s", w, e.out)
+	}
 	// The Secrets the pods read at start (optional there) come before
 	// the pods, so none starts without them.
 	got := changes(res)
@@ -274,11 +285,14 @@ func TestDeploy(t *testing.T) {
 		t.Errorf("hop keys differ: us-east-1 %q, us-west-2 %q", hop, west)
 	}
 
-	// A second run changes nothing, the hop key included (nor prunes it).
+	// A second run changes nothing, the hop key included (nor prunes it),
+	// and says so with counts that add up.
+	e.out = &e2e.SyncBuffer{}
 	res = e.deploy(cfg, nil)
 	if err := res.Err(); err != nil || len(changes(res)) != 0 {
 		t.Fatalf("re-run: %v, changes %v", err, changes(res))
 	}
+	checkCounts(t, e.out.String(), 2)
 	for _, region := range []string{"us-east-1", "us-west-2"} {
 		if got, _ := hopKey(t, e.client(region)); got != hop {
 			t.Errorf("%s: hop key changed by a re-run: %q, was %q", region, got, hop)
@@ -345,6 +359,48 @@ func TestDeploy(t *testing.T) {
 	sts, _ := e.client("us-east-1").AppsV1().StatefulSets("kubecdn").Get(ctx, "kubecdn-edge", metav1.GetOptions{})
 	if *d.Spec.Replicas != 2 || *sts.Spec.Replicas != 4 {
 		t.Errorf("after drift: dns replicas %d (want 2), edge replicas %d (want the HPA's 4)", *d.Spec.Replicas, *sts.Spec.Replicas)
+	}
+
+	// Edges scaled to 0 by hand are scaled back to the autoscaler's
+	// minimum (at 0 it would never scale them again); while none is ready
+	// the region is out of DNS, not kept there on its last addresses.
+	if _, err := e.clusters["us-west-2"].Kubectl(ctx, "-n", "kubecdn", "scale", "statefulset", "kubecdn-edge", "--replicas=0"); err != nil {
+		t.Fatal(err)
+	}
+	waitReady := time.Now().Add(10 * time.Second) // the controllers see 0 of 0 ready
+	for {
+		sts, err := e.client("us-west-2").AppsV1().StatefulSets("kubecdn").Get(ctx, "kubecdn-edge", metav1.GetOptions{})
+		if err == nil && sts.Status.ObservedGeneration == sts.Generation && sts.Status.ReadyReplicas == 0 {
+			break
+		}
+		if time.Now().After(waitReady) {
+			t.Fatalf("the controllers did not scale the edges to 0: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.heldEdges.Store("us-west-2") // no edge comes back ready
+	res = e.deploy(cfg, func(o *deploy.Options) { o.Timeout = 2 * time.Second })
+	if got := changes(res); !slices.Equal(got, []string{"us-west-2 configured statefulset/kubecdn/kubecdn-edge"}) {
+		t.Errorf("edges at 0: changes = %v", got)
+	}
+	if sts, err := e.client("us-west-2").AppsV1().StatefulSets("kubecdn").Get(ctx, "kubecdn-edge", metav1.GetOptions{}); err != nil || *sts.Spec.Replicas != 2 {
+		t.Errorf("edges scaled to 0 by hand: %v, %d replicas, want the autoscaler's minimum 2\n%s", err, *sts.Spec.Replicas, e.out)
+	}
+	if res.Regions[1].Err == nil || !res.Regions[1].EdgesDown {
+		t.Errorf("no edge ready: us-west-2's result %+v, want its rollout failed and its edges down", res.Regions[1])
+	}
+	for _, region := range []string{"us-east-1", "us-west-2"} {
+		if got := edgesOf(e.dnsFile(region)); fmt.Sprint(got) != fmt.Sprint(map[string][]string{"us-east-1": {"192.0.2.1:80"}}) {
+			t.Errorf("%s: with no edge of us-west-2 ready, the dns's edges = %v", region, got)
+		}
+	}
+	e.heldEdges.Store("")
+	res = e.deploy(cfg, nil)
+	if err := res.Err(); err != nil {
+		t.Fatalf("edges back: %v", err)
+	}
+	if got := edgesOf(e.dnsFile("us-east-1"))["us-west-2"]; !slices.Equal(got, []string{"192.0.2.2:80"}) {
+		t.Errorf("us-west-2's edges back in DNS = %v", got)
 	}
 
 	// A region that cannot be reached fails alone; DNS keeps its last
@@ -492,5 +548,27 @@ spec:
 	}
 	if res := run(nil); len(res.Regions) != 1 {
 		t.Fatalf("the closed region came back: %+v", res.Regions)
+	}
+}
+
+var countsLine = regexp.MustCompile(`(?m)^(\S+) +applied (\d+) objects: (\d+) created, (\d+) configured, (\d+) unchanged, (\d+) pruned$`)
+
+// checkCounts checks that out has a count line for each of n regions and
+// that in each, the objects applied are those created, configured or
+// unchanged (pruned ones are no longer applied).
+func checkCounts(t *testing.T, out string, n int) {
+	t.Helper()
+	lines := countsLine.FindAllStringSubmatch(out, -1)
+	if len(lines) != n {
+		t.Errorf("%d count lines, want %d:\n%s", len(lines), n, out)
+	}
+	for _, m := range lines {
+		var v [5]int
+		for i := range v {
+			v[i], _ = strconv.Atoi(m[i+2])
+		}
+		if v[0] != v[1]+v[2]+v[3] {
+			t.Errorf("%s: counts do not add up: %q", m[1], m[0])
+		}
 	}
 }

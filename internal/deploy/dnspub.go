@@ -202,7 +202,9 @@ func (d *deployer) publishDNS(ctx context.Context, active []config.RegionRef, re
 	updated := 0
 	var targets []string
 	for _, r := range active {
-		if rr := results[r.Name]; d.clusters[r.Name] != nil && (rr.Err == nil || rr.Addresses != nil) {
+		// A region whose edges are down is reached all the same: its dns
+		// must stop answering with them too.
+		if rr := results[r.Name]; d.clusters[r.Name] != nil && (rr.Err == nil || rr.Addresses != nil || rr.EdgesDown) {
 			targets = append(targets, r.Name)
 		}
 	}
@@ -250,7 +252,7 @@ func (d *deployer) publishDNS(ctx context.Context, active []config.RegionRef, re
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	d.printf("dns", "kubecdn: %d regions' dns given new addresses (regions in DNS: %s)", updated, strings.Join(names, ", "))
+	d.printf("dns", "kubecdn: %s", dnsLine(updated, names, d.opts.DryRun))
 	if d.opts.Publisher == nil {
 		return nil, errors.Join(errs...)
 	}
@@ -269,4 +271,23 @@ func (d *deployer) publishDNS(ctx context.Context, active []config.RegionRef, re
 		d.printf("dns", "%s: %d record changes %s", d.cfg.Spec.Publish.Provider, len(changes), verb)
 	}
 	return changes, errors.Join(errs...)
+}
+
+// dnsLine says what publishing to kubecdn's own dns did: how many regions'
+// dns got new addresses, and which regions are in DNS; in a dry run, what
+// it would do, in words that do not claim it was done.
+func dnsLine(updated int, inDNS []string, dryRun bool) string {
+	whose := "regions'"
+	if updated == 1 {
+		whose = "region's"
+	}
+	given, in, none := "given new addresses", "regions in DNS", "no region in DNS"
+	if dryRun {
+		given, in, none = "would be given new addresses", "regions that would be in DNS", "no region would be in DNS"
+	}
+	listed := none
+	if len(inDNS) > 0 {
+		listed = in + ": " + strings.Join(inDNS, ", ")
+	}
+	return fmt.Sprintf("%d %s dns %s (%s)", updated, whose, given, listed)
 }

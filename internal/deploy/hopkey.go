@@ -177,17 +177,9 @@ func (d *deployer) planHopKey(ctx context.Context, active []config.RegionRef, sk
 // step has.
 func (d *deployer) readHopSecret(ctx context.Context, r config.RegionRef, ns, name string) (hopFound, error) {
 	f := hopFound{region: r.Name}
-	d.mu.Lock()
-	c := d.clusters[r.Name]
-	d.mu.Unlock()
-	if c == nil {
-		var err error
-		if c, err = d.opts.Connect(r.Cluster); err != nil {
-			return f, err
-		}
-		d.mu.Lock()
-		d.clusters[r.Name] = c
-		d.mu.Unlock()
+	c, err := d.cluster(ctx, r)
+	if err != nil {
+		return f, err
 	}
 	live, err := c.Get(ctx, secretObject(ns, name), ns)
 	if err != nil || live == nil {

@@ -26,6 +26,11 @@ type Options struct {
 	// Timeout bounds one region's rollouts and load-balancer addresses; if
 	// zero, 10 minutes.
 	Timeout time.Duration
+	// RequestTimeout bounds every request to a region's API server, so a
+	// server that accepts connections and never answers fails its region
+	// alone; if zero, DefaultRequestTimeout. (Options.Connect, when set,
+	// decides its own.)
+	RequestTimeout time.Duration
 	// Poll is the interval of rollout and address checks; if zero, 1s.
 	Poll time.Duration
 	// Drain is how long a removed region stays up after leaving DNS, so
@@ -76,7 +81,8 @@ func (o Options) withDefaults(cfg *config.CDN) Options {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.Connect == nil {
-		o.Connect = Connect
+		timeout := o.RequestTimeout
+		o.Connect = func(c config.Cluster) (*Cluster, error) { return ConnectWithin(c, timeout) }
 	}
 	if o.Resolver == nil {
 		o.Resolver = net.DefaultResolver

@@ -106,20 +106,67 @@ func SortForApply(objs []*unstructured.Unstructured) {
 // replica count a HorizontalPodAutoscaler among objs owns. Applying the
 // file's spec.replicas to those would undo the autoscaler at every deploy,
 // so deploy sends the file's count only when it creates the object, and the
-// live count after that.
+// live count after that (within the autoscaler's bounds, see
+// ReplicaBounds.Clamp).
 func ScaledByHPA(objs []*unstructured.Unstructured) sets.Set[string] {
-	out := sets.New[string]()
+	return sets.KeySet(hpaBounds(objs))
+}
+
+// ReplicaBounds is the range an autoscaler keeps a workload's replicas in.
+type ReplicaBounds struct{ Min, Max int64 }
+
+// Clamp is the replica count deploy sends for a workload an autoscaler
+// scales, given the live count: the autoscaler's choice when it is within
+// the bounds, else the nearest bound. Below the minimum is drift: someone
+// scaled by hand, and at zero the autoscaler stops scaling altogether
+// (Kubernetes disables it for a target at zero), so edges scaled to 0
+// would never come back.
+// A Max of zero (not set) is no upper bound.
+func (b ReplicaBounds) Clamp(live int64) int64 {
+	n := max(live, b.Min)
+	if b.Max > 0 {
+		n = min(n, max(b.Max, b.Min))
+	}
+	return n
+}
+
+// hpaBounds is ScaledByHPA with each autoscaler's bounds (minReplicas is 1
+// when unset, as in Kubernetes).
+func hpaBounds(objs []*unstructured.Unstructured) map[string]ReplicaBounds {
+	out := map[string]ReplicaBounds{}
 	for _, o := range objs {
 		if o.GetKind() != "HorizontalPodAutoscaler" {
 			continue
 		}
 		kind, _, _ := unstructured.NestedString(o.Object, "spec", "scaleTargetRef", "kind")
 		name, _, _ := unstructured.NestedString(o.Object, "spec", "scaleTargetRef", "name")
-		if kind != "" && name != "" {
-			out.Insert(kind + "/" + o.GetNamespace() + "/" + name)
+		if kind == "" || name == "" {
+			continue
 		}
+		b := ReplicaBounds{Min: 1}
+		if n, ok := integer(o, "spec", "minReplicas"); ok {
+			b.Min = n
+		}
+		b.Max, _ = integer(o, "spec", "maxReplicas")
+		out[kind+"/"+o.GetNamespace()+"/"+name] = b
 	}
 	return out
+}
+
+// integer reads a whole number at path: int64 from the API server, float64
+// from objects that went through encoding/json (render's, the apps').
+func integer(u *unstructured.Unstructured, path ...string) (int64, bool) {
+	v, found, _ := unstructured.NestedFieldNoCopy(u.Object, path...)
+	if !found {
+		return 0, false
+	}
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case float64:
+		return int64(n), n == float64(int64(n))
+	}
+	return 0, false
 }
 
 // Rollout is how far a workload's rollout has come.

@@ -24,6 +24,10 @@ type RegionResult struct {
 	Unchanged int
 	// Addresses read from the load balancers (when the region got that far).
 	Addresses *RegionState
+	// EdgesDown is set when the rollout did not finish and not one of the
+	// region's edges was ready: the region is left out of DNS (its app
+	// endpoints stay) until a later deploy finds an edge ready.
+	EdgesDown bool
 	Took      time.Duration
 	Err       error
 }

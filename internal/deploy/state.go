@@ -61,6 +61,8 @@ var configMapGVR = schema.GroupVersionResource{Version: "v1", Resource: "configm
 // readState reads the region's state; a missing one (first deploy) is the
 // zero State.
 func (c *Cluster) readState(ctx context.Context, ns string) (State, bool, error) {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
 	u, err := c.resourceFor(configMapGVR, ns).Get(ctx, StateName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return State{}, false, nil

@@ -43,7 +43,7 @@ func (d *deployer) removeRegion(ctx context.Context, name string, st RegionState
 	c := d.clusters[name]
 	if c == nil {
 		var err error
-		if c, err = d.opts.Connect(config.Cluster{Kubeconfig: st.Kubeconfig, Context: st.Context}); err != nil {
+		if c, err = d.dial(ctx, config.Cluster{Kubeconfig: st.Kubeconfig, Context: st.Context}); err != nil {
 			rr.Err = fmt.Errorf("removed from the file, but its cluster cannot be reached to tear it down: %w", err)
 			d.printf(name, "failed: %v", rr.Err)
 			return rr

@@ -63,15 +63,7 @@ func TestDeployWithRoute53(t *testing.T) {
 	file := filepath.Join(dir, "kubecdn.yaml")
 	write := func(extra string) {
 		t.Helper()
-		cdn := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: demo}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com]
-  origin: {url: https://origin.example.com}
-  routing: {policy: latency, ttl: 30s}
-  publish:
+		cdn := cdnHead + fmt.Sprintf(`  publish:
     provider: route53
     route53: {hostedZoneID: %s, endpoint: %s}
   regions:
@@ -98,6 +90,10 @@ spec:
 	out, code = run(t, env, "deploy", "-f", file, "--dry-run", "--image", "example.com/kubecdn:test")
 	if code != 0 || !strings.Contains(out, "would create statefulset/kubecdn/kubecdn-edge") || !strings.Contains(out, "nothing changed") {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
+	}
+	// In words that do not claim it was done.
+	if !strings.Contains(out, "dns            kubecdn: 2 regions' dns would be given new addresses") || strings.Contains(out, "dns given new addresses") {
+		t.Errorf("dry run: the kubecdn dns line claims what was not done:\n%s", out)
 	}
 	if _, err := clusters[0].Kubectl(ctx, "get", "namespace", "kubecdn"); err == nil {
 		t.Error("dry run created the namespace")
@@ -175,6 +171,15 @@ spec:
 	waitFor(t, &wout, "drift: deployment/kubecdn/kubecdn-dns was missing, created again", 30*time.Second)
 	if _, err := clusters[1].Kubectl(ctx, "-n", "kubecdn", "get", "deployment", "kubecdn-dns"); err != nil {
 		t.Errorf("drift not put back: %v", err)
+	}
+	// Edges scaled to 0 by hand, where their autoscaler no longer acts,
+	// are scaled back to its minimum.
+	if _, err := clusters[0].Kubectl(ctx, "-n", "kubecdn", "scale", "statefulset", "kubecdn-edge", "--replicas=0"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &wout, "us-east-1      drift: statefulset/kubecdn/kubecdn-edge was changed, put back", 30*time.Second)
+	if got, err := clusters[0].Kubectl(ctx, "-n", "kubecdn", "get", "statefulset", "kubecdn-edge", "-o", "jsonpath={.spec.replicas}"); err != nil || got != "2" {
+		t.Errorf("edges scaled to 0: %s replicas after the watch put them back (%v), want 2", got, err)
 	}
 }
 
