@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -90,7 +91,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		enc.SetIndent("", "  ")
 		enc.Encode(snap)
 	} else {
-		writeStatusTable(stdout, snap)
+		writeStatusTable(stdout, snap, *interval)
 	}
 	for _, e := range snap.Errors {
 		fmt.Fprintln(stderr, "warning:", e)
@@ -122,7 +123,12 @@ func reachedAny(s ops.Snapshot) bool {
 	return !asked
 }
 
-func writeStatusTable(w io.Writer, s ops.Snapshot) {
+// writeStatusTable writes one line per region and a total. REQ/S is the
+// rate between the two looks; where no request came in between but the
+// edges served some since they started (a status taken right after a
+// burst), it is their average since then, marked "~" and explained under
+// the table. HIT% likewise falls back to the ratio since the edges started.
+func writeStatusTable(w io.Writer, s ops.Snapshot, interval time.Duration) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	// Names left, numbers right: pad the names to one width.
 	width := len("REGION")
@@ -130,6 +136,14 @@ func writeStatusTable(w io.Writer, s ops.Snapshot) {
 		width = max(width, len(r.Region))
 	}
 	name := func(n string) string { return fmt.Sprintf("%-*s", width, n) }
+	averaged := false
+	rate := func(now, sinceStart *float64) string {
+		if (now == nil || *now == 0) && sinceStart != nil && *sinceStart > 0 {
+			averaged = true
+			return "~" + fmtRate(sinceStart)
+		}
+		return fmtRate(now)
+	}
 	fmt.Fprintf(tw, "%s\tSTATE\tHEALTH\tEDGES\tREQ/S\tHIT%%\tBYTES\tFILL\t\n", name("REGION"))
 	for _, r := range s.Regions {
 		health := r.Health
@@ -140,21 +154,24 @@ func writeStatusTable(w io.Writer, s ops.Snapshot) {
 		if r.Edges > 0 {
 			edges = fmt.Sprintf("%d/%d", r.EdgesUp, r.Edges)
 		}
-		hit := r.HitRatio
-		if hit == nil {
-			hit = r.HitRatioTotal
-		}
 		bytes, fill := fmtBytes(r.BytesServed), fmtBytes(r.FillBytes)
 		if r.State != ops.StateOpen {
 			bytes, fill = "-", "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name(r.Region), r.State, health, edges,
-			fmtRate(r.ReqPerSec), fmtPercent(hit), bytes, fill)
+			rate(r.ReqPerSec, r.ReqPerSecSinceStart), fmtPercent(cmp.Or(r.HitRatio, r.HitRatioTotal)), bytes, fill)
 	}
 	t := s.Totals
 	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name("total"), fmt.Sprintf("%d open", t.RegionsOpen),
-		fmt.Sprintf("%d up", t.RegionsUp), "", fmtRate(t.ReqPerSec), fmtPercent(t.HitRatio), fmtBytes(t.BytesServed), fmtBytes(t.FillBytes))
+		fmt.Sprintf("%d up", t.RegionsUp), "", rate(t.ReqPerSec, t.ReqPerSecSinceStart), fmtPercent(cmp.Or(t.HitRatio, t.HitRatioTotal)),
+		fmtBytes(t.BytesServed), fmtBytes(t.FillBytes))
 	tw.Flush()
+	switch {
+	case averaged && interval > 0:
+		fmt.Fprintf(w, "~ no request in the last %v: the average since the edges started\n", interval)
+	case averaged:
+		fmt.Fprintln(w, "~ the average since the edges started (one look: no interval to take a rate over)")
+	}
 }
 
 func fmtRate(p *float64) string {

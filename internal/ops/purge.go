@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
+	"github.com/kubecdn/kubecdn/internal/bearer"
 )
 
 // PurgeResult is what one region's edges said to a purge.
@@ -55,6 +56,10 @@ func PurgeWith(ctx context.Context, client *http.Client, targets []Target, token
 			r.Skipped, r.Edges = true, 0
 			continue
 		}
+		if t.Error != "" {
+			r.Err = errors.New(t.Error)
+			continue
+		}
 		if len(t.Admin) == 0 {
 			r.Err = fmt.Errorf("region %s has no edge admin URL", t.Region)
 			continue
@@ -87,7 +92,7 @@ func purgeOne(ctx context.Context, client *http.Client, admin, token string, bod
 		return 0, fmt.Errorf("%s: %w", url, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
+	bearer.Set(req, token)
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err // already names the URL
