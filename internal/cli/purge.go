@@ -34,9 +34,9 @@ func (p purgeCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.Var(&prefixes, "prefix", "purge every URL under this absolute URL prefix (repeatable)")
 	fs.Var(&tags, "tag", "purge every object with this Surrogate-Key / Cache-Tag (repeatable)")
 	soft := fs.Bool("soft", false, "mark stale (revalidated on the next request) instead of removing")
-	tokenFile := fs.String("token-file", "", "file holding the admin bearer token (default: $KUBECDN_ADMIN_TOKEN, else asked of `kubecdn up`)")
+	tokenFile := fs.String("token-file", "", "file holding the admin bearer token (default: with -f each region's own Secret, else $KUBECDN_ADMIN_TOKEN, else asked of `kubecdn up`)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kubecdn purge URL... | --prefix P | --tag T [--soft] [--control URL | --admin URL,... --token-file F]")
+		fmt.Fprintln(stderr, "usage: kubecdn purge URL... | --prefix P | --tag T [--soft] [-f kubecdn.yaml | --control URL | --admin URL,... --token-file F]")
 		fs.PrintDefaults()
 	}
 	// Flags may come after the URLs: parse, take one URL, parse the rest.
@@ -59,6 +59,13 @@ func (p purgeCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, "kubecdn purge:", err)
 		return 2
 	}
+	// With -f each region's token is read from its Secret, unless one is
+	// given for all.
+	if err := of.open(*tokenFile == ""); err != nil {
+		fmt.Fprintln(stderr, "kubecdn purge:", err)
+		return 2
+	}
+	start := time.Now()
 	targets, err := of.targets(ctx)
 	if err != nil {
 		fmt.Fprintln(stderr, "kubecdn purge:", err)
@@ -69,8 +76,7 @@ func (p purgeCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, "kubecdn purge:", err)
 		return 1
 	}
-	start := time.Now()
-	res := ops.Purge(ctx, targets, token, req)
+	res := ops.PurgeWith(ctx, of.client(), targets, token, req)
 	took := time.Since(start)
 	width := 0
 	for _, r := range res {
@@ -115,6 +121,9 @@ func (p purgeCmd) token(ctx context.Context, file string, of opsFlags) (string, 
 			return t, nil
 		}
 		return "", fmt.Errorf("token file %s is empty", file)
+	}
+	if of.src != nil {
+		return "", nil // each region's own, added on the way (kubeops)
 	}
 	if t := strings.TrimSpace(p.getenv("KUBECDN_ADMIN_TOKEN")); t != "" {
 		return t, nil

@@ -36,8 +36,11 @@ func Purge(ctx context.Context, targets []Target, token string, req adminapi.Pur
 	return PurgeWith(ctx, defaultClient(), targets, token, req)
 }
 
-// PurgeWith is Purge with a given HTTP client.
+// PurgeWith is Purge with a given HTTP client (nil: Purge's).
 func PurgeWith(ctx context.Context, client *http.Client, targets []Target, token string, req adminapi.PurgeRequest) []PurgeResult {
+	if client == nil {
+		client = defaultClient()
+	}
 	body, err := json.Marshal(req)
 	out := make([]PurgeResult, len(targets))
 	if err != nil {
