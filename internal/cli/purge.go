@@ -66,17 +66,10 @@ func (p purgeCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 		return 2
 	}
 	start := time.Now()
-	targets, err := of.targets(ctx)
-	if err != nil {
-		fmt.Fprintln(stderr, "kubecdn purge:", err)
-		return 1
+	res, code := p.purge(ctx, &of, *tokenFile, req, stderr)
+	if res == nil {
+		return code
 	}
-	token, err := p.token(ctx, *tokenFile, of)
-	if err != nil {
-		fmt.Fprintln(stderr, "kubecdn purge:", err)
-		return 1
-	}
-	res := ops.PurgeWith(ctx, of.client(), targets, token, req)
 	took := time.Since(start)
 	width := 0
 	for _, r := range res {
@@ -107,6 +100,35 @@ func (p purgeCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	fmt.Fprintf(stderr, "purged %d objects in %d regions in %d ms\n", total, regions, took.Milliseconds())
 	return 0
+}
+
+// purge finds the regions and purges them. With -f each region is purged
+// as soon as its API server has named its edges, so one that stalls holds
+// up no other. A nil result comes with the exit code.
+func (p purgeCmd) purge(ctx context.Context, of *opsFlags, tokenFile string, req adminapi.PurgeRequest, stderr io.Writer) ([]ops.PurgeResult, int) {
+	fail := func(err error) ([]ops.PurgeResult, int) {
+		fmt.Fprintln(stderr, "kubecdn purge:", err)
+		return nil, 1
+	}
+	if of.src != nil {
+		token, err := p.token(ctx, tokenFile, *of)
+		if err != nil {
+			return fail(err)
+		}
+		client := of.client()
+		res := make([]ops.PurgeResult, len(of.src.RegionNames()))
+		of.src.Each(ctx, func(i int, t ops.Target) { res[i] = ops.PurgeWith(ctx, client, []ops.Target{t}, token, req)[0] })
+		return res, 0
+	}
+	targets, err := of.targets(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	token, err := p.token(ctx, tokenFile, *of)
+	if err != nil {
+		return fail(err)
+	}
+	return ops.PurgeWith(ctx, nil, targets, token, req), 0
 }
 
 // token is the admin bearer token: --token-file, else $KUBECDN_ADMIN_TOKEN,

@@ -15,10 +15,12 @@
 package kubeops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -156,25 +158,32 @@ func (s *Source) Client() *http.Client {
 // Target.Error (open if always-on, closed if autoscale: a closed region's
 // cluster may well be gone). The error is nil: the regions say what failed.
 func (s *Source) Regions(ctx context.Context) ([]ops.Target, error) {
-	refs := s.cfg.AllRegions()
-	out := make([]ops.Target, len(refs))
+	out := make([]ops.Target, len(s.cfg.AllRegions()))
+	s.Each(ctx, func(i int, t ops.Target) { out[i] = t })
+	return out, nil
+}
+
+// Each finds every region as Regions does and calls fn with each as soon
+// as it is known (concurrently; i is the region's index in the file), so
+// a region whose API server stalls delays no other. It returns when every
+// fn has.
+func (s *Source) Each(ctx context.Context, fn func(i int, t ops.Target)) {
 	var wg sync.WaitGroup
-	for i, ref := range refs {
+	for i, ref := range s.cfg.AllRegions() {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-			defer cancel()
-			t, err := s.region(ctx, ref)
+			rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+			t, err := s.region(rctx, ref)
+			cancel()
 			if err != nil {
 				t = ops.Target{Region: ref.Name, State: ops.StateOpen, Error: err.Error()}
 				if ref.Autoscale {
 					t.State = ops.StateClosed
 				}
 			}
-			out[i] = t
+			fn(i, t)
 		})
 	}
 	wg.Wait()
-	return out, nil
 }
 
 // region finds one region's pods (and token) and registers their routes.
@@ -187,13 +196,15 @@ func (s *Source) region(ctx context.Context, ref config.RegionRef) (ops.Target, 
 	var edges, dnss []corev1.Pod
 	var edgeErr, dnsErr, tokErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { edges, edgeErr = r.pods(ctx, ns, sel.edge) })
-	wg.Go(func() { dnss, dnsErr = r.pods(ctx, ns, sel.dns) })
+	wg.Go(func() { edges, edgeErr = r.pods(ctx, ns, "edge", sel.edge) })
+	wg.Go(func() { dnss, dnsErr = r.pods(ctx, ns, "dns", sel.dns) })
 	if s.opts.Token {
 		wg.Go(func() { tokErr = r.readToken(ctx, ns, s.opts.Render.AdminSecret) })
 	}
 	wg.Wait()
-	if err := errors.Join(edgeErr, dnsErr, tokErr); err != nil {
+	// One cause is enough: an API server that does not answer fails all
+	// three alike.
+	if err := cmp.Or(edgeErr, dnsErr, tokErr); err != nil {
 		return ops.Target{}, err
 	}
 	t := ops.Target{Region: ref.Name, State: ops.StateOpen}
@@ -250,10 +261,10 @@ func (s *Source) connect(ref config.RegionRef) (*region, error) {
 }
 
 // pods lists the pods of a selector that are not being deleted, by name.
-func (r *region) pods(ctx context.Context, ns, selector string) ([]corev1.Pod, error) {
+func (r *region) pods(ctx context.Context, ns, what, selector string) ([]corev1.Pod, error) {
 	l, err := r.core.Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
-		return nil, fmt.Errorf("api server %s: listing pods %s in namespace %s: %w", r.host, selector, ns, err)
+		return nil, fmt.Errorf("api server %s: listing the %s pods in namespace %s: %w", r.host, what, ns, short(err))
 	}
 	out := filter(l.Items, func(p corev1.Pod) bool { return p.DeletionTimestamp == nil })
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -264,7 +275,7 @@ func (r *region) pods(ctx context.Context, ns, selector string) ([]corev1.Pod, e
 func (r *region) readToken(ctx context.Context, ns, name string) error {
 	sec, err := r.core.Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("api server %s: reading the admin token (secret %s/%s): %w", r.host, ns, name, err)
+		return fmt.Errorf("api server %s: reading the admin token (secret %s/%s): %w", r.host, ns, name, short(err))
 	}
 	tok := strings.TrimSpace(string(sec.Data["token"]))
 	if tok == "" {
@@ -282,11 +293,23 @@ func (r *region) proxyURL(p corev1.Pod) (string, bool) {
 			if cp.Name == adminPort {
 				u := r.core.RESTClient().Get().Namespace(p.Namespace).Resource("pods").
 					Name(p.Name + ":" + strconv.Itoa(int(cp.ContainerPort))).SubResource("proxy").URL()
+				u.RawQuery = "" // client-go adds ?timeout=; the admin paths go after the base
 				return strings.TrimRight(u.String(), "/"), true
 			}
 		}
 	}
 	return "", false
+}
+
+// short drops the request URL from a transport error (the caller names
+// the API server and what was asked): "context deadline exceeded", "dial
+// tcp ...: connection refused".
+func short(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 func ready(p corev1.Pod) bool {
@@ -335,4 +358,13 @@ func (rt router) RoundTrip(req *http.Request) (*http.Response, error) {
 	req.Header.Del("Authorization")
 	bearer.SetProxied(req, tok)
 	return r.rt.RoundTrip(req)
+}
+
+// RegionNames are the file's regions in the order Regions and Each use.
+func (s *Source) RegionNames() []string {
+	var out []string
+	for _, r := range s.cfg.AllRegions() {
+		out = append(out, r.Name)
+	}
+	return out
 }
