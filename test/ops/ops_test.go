@@ -472,7 +472,27 @@ func TestStatusAndPurgeThroughAPIServers(t *testing.T) {
 	})
 	t.Run("one region unreachable, one stalled: purge", func(t *testing.T) {
 		get(t, sites[0].edgeIP, "/b.css")
+		// The reachable regions are purged as soon as their API servers
+		// answer, not after the stalled one's timeout.
+		before := purgedObjects(t, sites[0].edgeIP)
+		t0 := time.Now()
+		purgedAt := make(chan time.Duration, 1)
+		go func() {
+			for time.Since(t0) < timeout+5*time.Second {
+				if purgedObjects(t, sites[0].edgeIP) > before {
+					purgedAt <- time.Since(t0)
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			purgedAt <- -1
+		}()
 		out, stderr, code, took := runCmd(t, "purge", "-f", bad, "--timeout", timeout.String(), "http://"+host+"/b.css")
+		if at := <-purgedAt; at < 0 || at >= timeout {
+			t.Errorf("us-east-1 was purged %v after the command started, want before the stalled region's %v timeout", at, timeout)
+		} else {
+			t.Logf("us-east-1 purged %v after the command started (the stalled region's timeout: %v)", at.Round(time.Millisecond), timeout)
+		}
 		if code != 1 || !strings.Contains(stderr, "2 of 4 regions failed") {
 			t.Errorf("exit %d, stderr %q; want 1 and 2 of 4 failed", code, stderr)
 		}
@@ -488,6 +508,21 @@ func TestStatusAndPurgeThroughAPIServers(t *testing.T) {
 			}
 		}
 	})
+}
+
+// purgedObjects reads kubecdn_edge_purged_objects_total from an edge's
+// admin listener (directly: the test shares the pods' network).
+func purgedObjects(t *testing.T, edgeIP string) float64 {
+	resp, err := http.Get("http://" + edgeIP + ":9090/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	c, err := ops.ParseEdgeMetrics(resp.Body)
+	if err != nil {
+		return 0
+	}
+	return c.Purged
 }
 
 // purged tells whether purge's output says region purged n objects.
