@@ -34,9 +34,9 @@ func (p purgeCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.Var(&prefixes, "prefix", "purge every URL under this absolute URL prefix (repeatable)")
 	fs.Var(&tags, "tag", "purge every object with this Surrogate-Key / Cache-Tag (repeatable)")
 	soft := fs.Bool("soft", false, "mark stale (revalidated on the next request) instead of removing")
-	tokenFile := fs.String("token-file", "", "file holding the admin bearer token (default: $KUBECDN_ADMIN_TOKEN, else asked of `kubecdn up`)")
+	tokenFile := fs.String("token-file", "", "file holding the admin bearer token (default: with -f each region's own Secret, else $KUBECDN_ADMIN_TOKEN, else asked of `kubecdn up`)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kubecdn purge URL... | --prefix P | --tag T [--soft] [--control URL | --admin URL,... --token-file F]")
+		fmt.Fprintln(stderr, "usage: kubecdn purge URL... | --prefix P | --tag T [--soft] [-f kubecdn.yaml | --control URL | --admin URL,... --token-file F]")
 		fs.PrintDefaults()
 	}
 	// Flags may come after the URLs: parse, take one URL, parse the rest.
@@ -59,18 +59,17 @@ func (p purgeCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, "kubecdn purge:", err)
 		return 2
 	}
-	targets, err := of.targets(ctx)
-	if err != nil {
+	// With -f each region's token is read from its Secret, unless one is
+	// given for all.
+	if err := of.open(*tokenFile == ""); err != nil {
 		fmt.Fprintln(stderr, "kubecdn purge:", err)
-		return 1
-	}
-	token, err := p.token(ctx, *tokenFile, of)
-	if err != nil {
-		fmt.Fprintln(stderr, "kubecdn purge:", err)
-		return 1
+		return 2
 	}
 	start := time.Now()
-	res := ops.Purge(ctx, targets, token, req)
+	res, code := p.purge(ctx, &of, *tokenFile, req, stderr)
+	if res == nil {
+		return code
+	}
 	took := time.Since(start)
 	width := 0
 	for _, r := range res {
@@ -103,6 +102,35 @@ func (p purgeCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 	return 0
 }
 
+// purge finds the regions and purges them. With -f each region is purged
+// as soon as its API server has named its edges, so one that stalls holds
+// up no other. A nil result comes with the exit code.
+func (p purgeCmd) purge(ctx context.Context, of *opsFlags, tokenFile string, req adminapi.PurgeRequest, stderr io.Writer) ([]ops.PurgeResult, int) {
+	fail := func(err error) ([]ops.PurgeResult, int) {
+		fmt.Fprintln(stderr, "kubecdn purge:", err)
+		return nil, 1
+	}
+	if of.src != nil {
+		token, err := p.token(ctx, tokenFile, *of)
+		if err != nil {
+			return fail(err)
+		}
+		client := of.client()
+		res := make([]ops.PurgeResult, len(of.src.RegionNames()))
+		of.src.Each(ctx, func(i int, t ops.Target) { res[i] = ops.PurgeWith(ctx, client, []ops.Target{t}, token, req)[0] })
+		return res, 0
+	}
+	targets, err := of.targets(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	token, err := p.token(ctx, tokenFile, *of)
+	if err != nil {
+		return fail(err)
+	}
+	return ops.PurgeWith(ctx, nil, targets, token, req), 0
+}
+
 // token is the admin bearer token: --token-file, else $KUBECDN_ADMIN_TOKEN,
 // else the one of a running `kubecdn up`.
 func (p purgeCmd) token(ctx context.Context, file string, of opsFlags) (string, error) {
@@ -115,6 +143,9 @@ func (p purgeCmd) token(ctx context.Context, file string, of opsFlags) (string, 
 			return t, nil
 		}
 		return "", fmt.Errorf("token file %s is empty", file)
+	}
+	if of.src != nil {
+		return "", nil // each region's own, added on the way (kubeops)
 	}
 	if t := strings.TrimSpace(p.getenv("KUBECDN_ADMIN_TOKEN")); t != "" {
 		return t, nil

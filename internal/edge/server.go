@@ -2,8 +2,6 @@ package edge
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -20,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
+	"github.com/kubecdn/kubecdn/internal/bearer"
 	"github.com/kubecdn/kubecdn/internal/httpcache"
 	"github.com/kubecdn/kubecdn/internal/store"
 )
@@ -461,16 +460,11 @@ func (s *Server) AdminHandler() http.Handler {
 	return mux
 }
 
-// authorized compares the bearer token in constant time (hashes first, so
-// not even the length leaks).
+// authorized checks the admin bearer token the way every admin listener
+// does (internal/bearer), so a purge through a Kubernetes API server's pod
+// proxy is accepted too.
 func (s *Server) authorized(r *http.Request) bool {
-	tok := s.rt.Load().cfg.AdminToken
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if tok == "" || !ok {
-		return false
-	}
-	a, b := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(strings.TrimSpace(got)))
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+	return bearer.Authorized(r, s.rt.Load().cfg.AdminToken)
 }
 
 func fnvHash(s string) uint64 {

@@ -43,24 +43,29 @@ type RegionStatus struct {
 	Health string `json:"health"` // up, degraded, down, unknown; "" for a closed region
 	// Serving and DNSHealthy are the dns's view; DNSHealthy is null when no
 	// dns knows the region.
-	Serving       bool         `json:"serving"`
-	DNSHealthy    *bool        `json:"dnsHealthy"`
-	EdgesUp       int          `json:"edgesUp"`
-	Edges         int          `json:"edges"`
-	Requests      float64      `json:"requests"` // since the edges started
-	ReqPerSec     *float64     `json:"reqPerSec"`
-	HitRatio      *float64     `json:"hitRatio"`      // over the interval
-	HitRatioTotal *float64     `json:"hitRatioTotal"` // since the edges started
-	BytesServed   float64      `json:"bytesServed"`
-	BytesPerSec   *float64     `json:"bytesPerSec"`
-	MemoryBytes   float64      `json:"memoryBytes"`
-	DiskBytes     float64      `json:"diskBytes"`
-	FillBytes     float64      `json:"fillBytes"` // memory + disk
-	Demand        *Demand      `json:"demand"`    // clients nearest to this region
-	EdgeStatus    []EdgeStatus `json:"edgeStatus"`
-	Errors        []string     `json:"errors"`
+	Serving    bool     `json:"serving"`
+	DNSHealthy *bool    `json:"dnsHealthy"`
+	EdgesUp    int      `json:"edgesUp"`
+	Edges      int      `json:"edges"`
+	Requests   float64  `json:"requests"`  // since the edges started
+	ReqPerSec  *float64 `json:"reqPerSec"` // over the interval
+	// ReqPerSecSinceStart is the sum of the edges' requests per second over
+	// each edge's life (see RateSinceStart); null when no edge says when it
+	// started.
+	ReqPerSecSinceStart *float64     `json:"reqPerSecSinceStart"`
+	HitRatio            *float64     `json:"hitRatio"`      // over the interval
+	HitRatioTotal       *float64     `json:"hitRatioTotal"` // since the edges started
+	BytesServed         float64      `json:"bytesServed"`
+	BytesPerSec         *float64     `json:"bytesPerSec"`
+	MemoryBytes         float64      `json:"memoryBytes"`
+	DiskBytes           float64      `json:"diskBytes"`
+	FillBytes           float64      `json:"fillBytes"` // memory + disk
+	Demand              *Demand      `json:"demand"`    // clients nearest to this region
+	EdgeStatus          []EdgeStatus `json:"edgeStatus"`
+	Errors              []string     `json:"errors"`
 
-	interval *EdgeCounters // growth over the interval, for the totals
+	interval   *EdgeCounters // growth over the interval, for the totals
+	cumulative *EdgeCounters // since the edges started, for the totals
 }
 
 // EdgeStatus is one edge of a region.
@@ -375,6 +380,7 @@ func ParseEdgeMetrics(r io.Reader) (EdgeCounters, error) {
 	c.MemoryBytes = one("kubecdn_edge_memory_tier_bytes")
 	c.DiskBytes = one("kubecdn_edge_disk_tier_bytes")
 	c.Purged = one("kubecdn_edge_purged_objects_total")
+	c.StartTime = one("kubecdn_process_start_time_seconds")
 	return c, nil
 }
 
@@ -403,6 +409,9 @@ func value(m *dto.Metric) float64 {
 // samples and the dns's view of the region into its status.
 func buildRegion(t Target, scr []edgeScrape, prev map[string]sample, reg *adminapi.RegionState) RegionStatus {
 	rs := RegionStatus{Region: t.Region, State: t.State, Edges: len(t.Admin), EdgeStatus: []EdgeStatus{}, Errors: []string{}}
+	if t.Error != "" {
+		rs.Errors = append(rs.Errors, t.Region+": "+t.Error)
+	}
 	if reg != nil {
 		h := reg.Healthy
 		rs.DNSHealthy = &h
@@ -428,6 +437,9 @@ func buildRegion(t Target, scr []edgeScrape, prev map[string]sample, reg *admina
 			continue
 		}
 		cur = append(cur, s.counters)
+		if r, ok := RateSinceStart(s.counters, s.at); ok {
+			rs.ReqPerSecSinceStart = addPtr(rs.ReqPerSecSinceStart, &r)
+		}
 		if p, ok := prev[s.admin]; ok && s.at.After(p.at) {
 			d := Delta(p.c, s.counters)
 			delta = append(delta, d)
@@ -440,8 +452,12 @@ func buildRegion(t Target, scr []edgeScrape, prev map[string]sample, reg *admina
 		rs.Edges = 0
 	}
 	rs.Health = Health(t.State, rs.EdgesUp, rs.Edges, reg != nil, reg != nil && reg.Healthy)
+	if t.Error != "" && t.State == StateOpen {
+		rs.Health = HealthUnreachable
+	}
 	if len(cur) > 0 {
 		total := sum(cur)
+		rs.cumulative = &total
 		rs.Requests, rs.BytesServed = total.Total(), total.BytesOut
 		rs.MemoryBytes, rs.DiskBytes = total.MemoryBytes, total.DiskBytes
 		rs.FillBytes = total.MemoryBytes + total.DiskBytes

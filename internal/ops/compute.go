@@ -1,11 +1,16 @@
 package ops
 
+import "time"
+
 // Health values of a region.
 const (
 	HealthUp       = "up"       // every edge answers and the dns (if any) sends users to it
 	HealthDegraded = "degraded" // some edges fail their probe
 	HealthDown     = "down"     // no edge answers, the dns marks it unhealthy, or an operator stopped it
 	HealthUnknown  = "unknown"  // nothing to ask
+	// HealthUnreachable: the region's admin listeners could not be found
+	// (its Kubernetes API server did not answer).
+	HealthUnreachable = "unreachable"
 )
 
 // cacheHits are the cache statuses served from cache; with "miss" they make
@@ -21,6 +26,9 @@ type EdgeCounters struct {
 	MemoryBytes float64            `json:"memoryBytes"`
 	DiskBytes   float64            `json:"diskBytes"`
 	Purged      float64            `json:"purged"`
+	// StartTime is when the edge process started, in Unix seconds
+	// (kubecdn_process_start_time_seconds); 0 when unknown.
+	StartTime float64 `json:"startTime"`
 }
 
 // Total is the number of requests of every cache status.
@@ -45,7 +53,8 @@ func CounterDelta(prev, cur float64) float64 {
 // (gauges are taken from cur). A reset of any request counter is a restart,
 // so every counter then counts from zero.
 func Delta(prev, cur EdgeCounters) EdgeCounters {
-	reset := cur.BytesOut < prev.BytesOut || cur.Purged < prev.Purged
+	reset := cur.BytesOut < prev.BytesOut || cur.Purged < prev.Purged ||
+		prev.StartTime != 0 && cur.StartTime != prev.StartTime // a restart between two scrapes
 	for k, v := range prev.Requests {
 		reset = reset || cur.Requests[k] < v
 	}
@@ -67,6 +76,27 @@ func Rate(n, seconds float64) float64 {
 		return 0
 	}
 	return n / seconds
+}
+
+// minUptime is the shortest life over which a rate since start is
+// taken: a clock skew of a fraction of a second between the edge and the
+// operator's machine would make a younger edge's figure meaningless.
+const minUptime = time.Second
+
+// RateSinceStart is the edge's requests per second over its whole life up
+// to at, from its own counters and start time; ok is false when the start
+// time is unknown or the edge is younger than a second. Two scrapes only
+// see the requests between them, so right after a burst they rightly say
+// 0; this is what the edge served on average while it ran.
+func RateSinceStart(c EdgeCounters, at time.Time) (rate float64, ok bool) {
+	if c.StartTime <= 0 {
+		return 0, false
+	}
+	up := at.Sub(time.Unix(0, int64(c.StartTime*1e9)))
+	if up < minUptime {
+		return 0, false
+	}
+	return c.Total() / up.Seconds(), true
 }
 
 // HitRatio is the share of the cacheable requests (hit, stale, revalidated,
@@ -128,16 +158,21 @@ type Totals struct {
 	RegionsUp   int      `json:"regionsUp"` // health up or degraded
 	ReqPerSec   *float64 `json:"reqPerSec"`
 	HitRatio    *float64 `json:"hitRatio"`
-	BytesServed float64  `json:"bytesServed"`
-	BytesPerSec *float64 `json:"bytesPerSec"`
-	FillBytes   float64  `json:"fillBytes"`
+	// ReqPerSecSinceStart and HitRatioTotal are over everything the edges
+	// served since they started, as the regions' figures of the same name.
+	ReqPerSecSinceStart *float64 `json:"reqPerSecSinceStart"`
+	HitRatioTotal       *float64 `json:"hitRatioTotal"`
+	BytesServed         float64  `json:"bytesServed"`
+	BytesPerSec         *float64 `json:"bytesPerSec"`
+	FillBytes           float64  `json:"fillBytes"`
 }
 
 // totals adds up the regions; rates are summed over the regions that have
-// one, and the hit ratio is taken over the interval's requests of all.
+// one, and the hit ratios are taken over the requests of all (those of the
+// interval, and those since the edges started).
 func totals(rs []RegionStatus) Totals {
 	var t Totals
-	var interval []EdgeCounters
+	var interval, cumulative []EdgeCounters
 	for _, r := range rs {
 		if r.State == StateOpen {
 			t.RegionsOpen++
@@ -149,14 +184,19 @@ func totals(rs []RegionStatus) Totals {
 		t.FillBytes += r.FillBytes
 		t.ReqPerSec = addPtr(t.ReqPerSec, r.ReqPerSec)
 		t.BytesPerSec = addPtr(t.BytesPerSec, r.BytesPerSec)
+		t.ReqPerSecSinceStart = addPtr(t.ReqPerSecSinceStart, r.ReqPerSecSinceStart)
 		if r.interval != nil {
 			interval = append(interval, *r.interval)
 		}
-	}
-	if len(interval) > 0 {
-		if h, ok := HitRatio(sum(interval).Requests); ok {
-			t.HitRatio = &h
+		if r.cumulative != nil {
+			cumulative = append(cumulative, *r.cumulative)
 		}
+	}
+	if h, ok := HitRatio(sum(interval).Requests); ok {
+		t.HitRatio = &h
+	}
+	if h, ok := HitRatio(sum(cumulative).Requests); ok {
+		t.HitRatioTotal = &h
 	}
 	return t
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
+	"github.com/kubecdn/kubecdn/internal/bearer"
 )
 
 // PurgeResult is what one region's edges said to a purge.
@@ -35,8 +36,11 @@ func Purge(ctx context.Context, targets []Target, token string, req adminapi.Pur
 	return PurgeWith(ctx, defaultClient(), targets, token, req)
 }
 
-// PurgeWith is Purge with a given HTTP client.
+// PurgeWith is Purge with a given HTTP client (nil: Purge's).
 func PurgeWith(ctx context.Context, client *http.Client, targets []Target, token string, req adminapi.PurgeRequest) []PurgeResult {
+	if client == nil {
+		client = defaultClient()
+	}
 	body, err := json.Marshal(req)
 	out := make([]PurgeResult, len(targets))
 	if err != nil {
@@ -53,6 +57,10 @@ func PurgeWith(ctx context.Context, client *http.Client, targets []Target, token
 		*r = PurgeResult{Region: t.Region, State: t.State, Edges: len(t.Admin)}
 		if t.State != StateOpen {
 			r.Skipped, r.Edges = true, 0
+			continue
+		}
+		if t.Error != "" {
+			r.Err = errors.New(t.Error)
 			continue
 		}
 		if len(t.Admin) == 0 {
@@ -87,7 +95,7 @@ func purgeOne(ctx context.Context, client *http.Client, admin, token string, bod
 		return 0, fmt.Errorf("%s: %w", url, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
+	bearer.Set(req, token)
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err // already names the URL

@@ -21,4 +21,8 @@ type Target struct {
 	Admin    []string `json:"admin"`    // base URLs of the region's edge admin listeners, e.g. http://127.0.0.2:9090
 	Public   []string `json:"public"`   // public addresses of its edges, e.g. 127.0.0.2:8080
 	DNSAdmin string   `json:"dnsAdmin"` // base URL of a dns admin listener that knows this region, e.g. http://127.0.0.1:9053
+	// Error says why the region's admin listeners could not be found (its
+	// Kubernetes API server did not answer); the region is then shown as
+	// unreachable and nothing of it is asked.
+	Error string `json:"error,omitempty"`
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
+	"github.com/kubecdn/kubecdn/internal/bearer"
 )
 
 // FakeEdge is an edge admin listener with counters the test sets.
@@ -34,6 +35,7 @@ type FakeEdge struct {
 	onScrape func(*FakeEdge)
 	purges   []adminapi.PurgeRequest
 	delay    time.Duration
+	start    time.Time
 }
 
 // NewFakeEdge starts a fake edge admin listener on loopback; it stops with
@@ -75,6 +77,14 @@ func (f *FakeEdge) SetFill(mem, disk float64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.mem, f.disk = mem, disk
+}
+
+// SetStartTime sets when the edge says its process started
+// (kubecdn_process_start_time_seconds); unset, it says nothing.
+func (f *FakeEdge) SetStartTime(t time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.start = t
 }
 
 // SetHealthy makes /healthz answer 200 or 503.
@@ -129,12 +139,15 @@ func (f *FakeEdge) metrics(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(&b, "# HELP kubecdn_edge_response_bytes_total Body bytes sent to clients.\n# TYPE kubecdn_edge_response_bytes_total counter\nkubecdn_edge_response_bytes_total %g\n", f.bytes)
 	fmt.Fprintf(&b, "# TYPE kubecdn_edge_memory_tier_bytes gauge\nkubecdn_edge_memory_tier_bytes %g\n", f.mem)
 	fmt.Fprintf(&b, "# TYPE kubecdn_edge_disk_tier_bytes gauge\nkubecdn_edge_disk_tier_bytes %g\n", f.disk)
+	if !f.start.IsZero() {
+		fmt.Fprintf(&b, "# TYPE kubecdn_process_start_time_seconds gauge\nkubecdn_process_start_time_seconds %.3f\n", float64(f.start.UnixMilli())/1000)
+	}
 	b.WriteString("# TYPE go_goroutines gauge\ngo_goroutines 12\n")
 	io.WriteString(w, b.String())
 }
 
 func (f *FakeEdge) purge(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Bearer "+f.Token || f.Token == "" {
+	if !bearer.Authorized(r, f.Token) {
 		http.Error(w, "unauthorized: a valid bearer token is required", http.StatusUnauthorized)
 		return
 	}

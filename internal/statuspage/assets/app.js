@@ -32,10 +32,14 @@
     do { n /= 1024; i++; } while (n >= 1000 && i < u.length - 1);
     return (n >= 100 ? n.toFixed(0) : n.toFixed(1)) + " " + u[i];
   }
+  function known(v) { return v !== null && v !== undefined; }
+  // The first update has no interval yet: until it has, the average since
+  // the edges started, marked "~".
+  function rate(now, sinceStart) { return !known(now) && known(sinceStart) ? "~" + fmtRate(sinceStart) : fmtRate(now); }
   function fmtCount(n) { return n === null || n === undefined ? "–" : Math.round(n).toLocaleString("en-US"); }
 
   var STATE_COLOR = { open: "c-green", down: "c-red", closed: "c-grey" };
-  var HEALTH_COLOR = { up: "c-green", degraded: "c-amber", down: "c-red", unknown: "c-grey" };
+  var HEALTH_COLOR = { up: "c-green", degraded: "c-amber", down: "c-red", unreachable: "c-red", unknown: "c-grey" };
 
   function push(arr, v) { arr.push(v === null || v === undefined ? null : v); while (arr.length > HISTORY) arr.shift(); }
 
@@ -81,7 +85,7 @@
     var stats = el("div", "stats");
     var hit = r.hitRatio !== null && r.hitRatio !== undefined ? r.hitRatio : r.hitRatioTotal;
     var hitSub = r.hitRatio !== null && r.hitRatio !== undefined ? "last " + interval / 1000 + "s" : (hit !== null && hit !== undefined ? "since start" : "");
-    stats.appendChild(stat("req/s", fmtRate(r.reqPerSec), r.requests ? fmtCount(r.requests) + " total" : "", "reqPerSec"));
+    stats.appendChild(stat("req/s", rate(r.reqPerSec, r.reqPerSecSinceStart), r.requests ? fmtCount(r.requests) + " total" : "", "reqPerSec"));
     stats.appendChild(stat("hit ratio", fmtPct(hit), hitSub, "hitRatio"));
     stats.appendChild(stat("served", fmtBytes(r.state === "open" ? r.bytesServed : null), r.bytesPerSec !== null && r.bytesPerSec !== undefined ? fmtBytes(r.bytesPerSec) + "/s" : "", "bytesServed"));
     stats.appendChild(stat("cache fill", fmtBytes(r.state === "open" ? r.fillBytes : null), r.state === "open" ? fmtBytes(r.memoryBytes) + " mem" : "", "fillBytes"));
@@ -150,10 +154,13 @@
     var closed = regions.filter(function (r) { return r.state === "closed"; }).length;
     var down = regions.filter(function (r) { return r.state === "open" && r.health === "down"; }).length;
     $("t-regions-sub").textContent = "open" + (down ? " · " + down + " down" : "") + (closed ? " · " + closed + " closed" : "");
-    $("t-rps").textContent = fmtRate(t.reqPerSec);
+    $("t-rps").textContent = rate(t.reqPerSec, t.reqPerSecSinceStart);
     spark($("t-spark"), totalHistory);
-    $("t-hit").textContent = fmtPct(t.hitRatio);
-    $("t-hit-bar").style.width = t.hitRatio ? (t.hitRatio * 100).toFixed(1) + "%" : "0";
+    // As on the cards: the interval's ratio, else the one since the edges started.
+    var hit = known(t.hitRatio) ? t.hitRatio : t.hitRatioTotal;
+    $("t-hit").textContent = fmtPct(hit);
+    $("t-hit").title = known(t.hitRatio) ? "last " + interval / 1000 + "s" : (known(hit) ? "since the edges started" : "");
+    $("t-hit-bar").style.width = hit ? (hit * 100).toFixed(1) + "%" : "0";
     $("t-bytes").textContent = fmtBytes(t.bytesServed || 0);
     $("t-bps").textContent = t.bytesPerSec !== null && t.bytesPerSec !== undefined ? fmtBytes(t.bytesPerSec) + "/s" : "";
     $("t-fill").textContent = fmtBytes(t.fillBytes || 0);
