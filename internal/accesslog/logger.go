@@ -48,8 +48,8 @@ type Logger struct {
 
 	flushMu sync.Mutex // one flush at a time
 	mu      sync.Mutex
-	cur  []byte // the batch being filled
-	next []byte // the empty buffer the flusher hands back; nil while it writes
+	cur     []byte // the batch being filled
+	next    []byte // the empty buffer the flusher hands back; nil while it writes
 
 	kick    chan struct{}
 	stop    chan struct{}

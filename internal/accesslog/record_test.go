@@ -118,7 +118,7 @@ func TestRecordJSON(t *testing.T) {
 		"url": "/a b?q=\"x\"&z=\x01", "protocol": "HTTP/2", "tls": "TLSv1.3", "status": 206.0, "bytes": 1024.0,
 		"duration_ms": 12.345, "ttfb_ms": 0.999, "cache": "miss", "upstream_status": 200.0, "upstream_ms": 7.0,
 		"user_agent": "evil\"},\n{\"status\":1 \ufffd\ufffd", // each bad byte one U+FFFD, as encoding/json
-		"referer": "https://ref.example/\u2028",
+		"referer":    "https://ref.example/\u2028",
 	}
 	if len(got) != len(want) {
 		t.Errorf("fields %v, want %v", got, want)

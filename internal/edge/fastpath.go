@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -62,7 +63,8 @@ type fastReq struct {
 	target []byte
 	host   []byte
 	close  bool
-	size   int // bytes of the request, through the blank line
+	size   int     // bytes of the request, through the blank line
+	out    fastOut // what the answer was, for the access log (accesslog.go)
 }
 
 // parseFast parses one request header at the start of b. ok is false when the
@@ -610,7 +612,7 @@ func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionSta
 				return fastClosed
 			}
 		}
-		if !s.serveFastHit(bw, c, &st, &req, tlsState != nil) {
+		if !s.serveFastHitLogged(bw, br, c, &st, &req, tlsState) {
 			return handOver()
 		}
 		br.Discard(req.size)
@@ -663,6 +665,7 @@ type fastConnState struct {
 	deadline int64
 	idle     bool
 	idleWait time.Duration
+	peer     netip.AddrPort // the client, once the access log asked
 }
 
 // setIdleDeadline gives the client idleWait from now to send its next
@@ -754,6 +757,7 @@ func (s *Server) lookupFast(b []byte, st *fastConnState, req *fastReq, https, sl
 		return l, false
 	}
 	l.e, l.m, l.size = e, cm.m, cm.m.Size
+	req.out = fastOut{head: now, bytes: cm.m.Size}
 	l.head = s.appendFastHeader(b, rt, req, https, cm.wire, cm.date, now, age, true,
 		httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}, cm.m.Size)
 	return l, true
@@ -835,6 +839,7 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, 
 	s.metrics.coalesced.Inc()
 	s.metrics.misses.Inc()
 	now := s.now()
+	req.out = fastOut{head: now, bytes: m.Size, collapsed: true}
 	wire, date, age, ttl := f.wireHeader(rt, now)
 	// As writeStored: Age when the response has aged or came with one.
 	b := s.appendFastHeader(bw.AvailableBuffer(), rt, req, https, wire, date, now, age, age > 0 || m.Header.Get("Age") != "",
