@@ -62,6 +62,8 @@ type edgeFile struct {
 	OriginCA         string         `json:"originCA"`
 	IOUring          string         `json:"ioUring"`
 	OriginInsecure   bool           `json:"originInsecure"`
+	AccessLog        string         `json:"accessLog"`
+	AccessLogSample  *float64       `json:"accessLogSample"`
 }
 
 type stringList []string
@@ -130,6 +132,8 @@ func newEdgeFlagSet(stderr io.Writer) (*flag.FlagSet, *edgeFlags) {
 	fs.StringVar(&ef.f.OriginCA, "origin-ca", "", "PEM bundle of CAs trusted (besides the system's) for https origins, peers and parent")
 	fs.StringVar(&ef.f.IOUring, "io-uring", "", "serve plain HTTP from an io_uring event loop: auto (when the kernel allows it) or off (default auto)")
 	fs.BoolVar(&ef.f.OriginInsecure, "origin-insecure", false, "do NOT verify upstream TLS certificates (explicit opt-out, logged)")
+	fs.StringVar(&ef.f.AccessLog, "access-log", "-", `access log, one JSON line per request: "-" (stdout), a file (reopened on SIGHUP) or "off"`)
+	ef.f.AccessLogSample = fs.Float64("access-log-sample", 1, "share of requests in the access log, 0 to 1 (responses of 500 or more are always logged)")
 	return fs, ef
 }
 
@@ -209,6 +213,10 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		if !set["rtt-report"] {
 			f.RTTReport = ff.RTTReport
 		}
+		f.AccessLog = pick("access-log", f.AccessLog, ff.AccessLog)
+		if !set["access-log-sample"] && ff.AccessLogSample != nil {
+			f.AccessLogSample = ff.AccessLogSample
+		}
 	}
 	if len(ef.hostnames) > 0 {
 		f.Hostnames = ef.hostnames
@@ -246,6 +254,7 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 		TLSListen: f.TLSListen, TLSCerts: f.TLSCerts, TLSCertDirs: f.TLSCertDirs, TLSTicketKeyFile: f.TLSTicketKeyFile,
 		HTTPSRedirect: f.HTTPSRedirect, HTTPSPort: f.HTTPSPort, OriginCA: f.OriginCA, OriginInsecure: f.OriginInsecure,
 		IOUring: f.IOUring, PassHeaders: f.PassHeaders,
+		AccessLog: f.AccessLog, AccessLogSample: *f.AccessLogSample, Region: f.Region,
 		ACMEStorage: f.ACMEStorage, ACMECA: f.ACMECA, ACMECARoot: f.ACMECARoot, ACMEEmail: f.ACMEEmail,
 	}
 	size := func(field, v string, dst *int64) {
@@ -274,6 +283,12 @@ func (ef *edgeFlags) build(fs *flag.FlagSet, getenv func(string) string) (edge.C
 	var maxKey int64
 	size("max-key", f.MaxKey, &maxKey)
 	cfg.MaxKeyBytes = int(maxKey)
+	if cfg.AccessLogSample == 0 {
+		cfg.AccessLogSample = -1 // edge.Config's zero is every request; 0 here means errors only
+	}
+	if cfg.AccessLogSample < 0 && *f.AccessLogSample != 0 {
+		errs = append(errs, fmt.Errorf("access-log-sample: %v: want a share from 0 to 1", *f.AccessLogSample))
+	}
 	dur("stale-if-error", f.StaleIfError, &cfg.StaleIfError)
 	if f.StaleIfError == "0" || cfg.StaleIfError == 0 && f.StaleIfError != "" {
 		cfg.StaleIfError = -1
@@ -359,6 +374,9 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				next, err := ef.build(fs, os.Getenv)
 				if err == nil {
 					err = srv.Reload(next)
+				}
+				if lerr := srv.ReopenAccessLog(); lerr != nil {
+					log.Error("access log: reopening failed, writing on to the old file", "err", lerr)
 				}
 				if terr := srv.ReloadTLS(); terr != nil {
 					log.Error("tls reload: keeping the previous certificate or keys where loading failed", "err", terr)
