@@ -18,7 +18,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubecdn/kubecdn/internal/config"
 )
@@ -39,21 +38,9 @@ type Cluster struct {
 // context (config.Cluster); an empty kubeconfig means the usual places
 // ($KUBECONFIG, ~/.kube/config), an empty context the file's current one.
 func Connect(c config.Cluster) (*Cluster, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if c.Kubeconfig != "" {
-		rules = &clientcmd.ClientConfigLoadingRules{ExplicitPath: expandHome(c.Kubeconfig)}
-	}
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: c.Context})
-	rc, err := cc.ClientConfig()
+	rc, err := RESTConfig(c)
 	if err != nil {
-		where := c.Kubeconfig
-		if where == "" {
-			where = "the default kubeconfig"
-		}
-		if c.Context != "" {
-			return nil, fmt.Errorf("kubeconfig %s, context %q: %w", where, c.Context, err)
-		}
-		return nil, fmt.Errorf("kubeconfig %s: %w", where, err)
+		return nil, err
 	}
 	return NewCluster(rc)
 }
