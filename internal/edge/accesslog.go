@@ -6,9 +6,9 @@ package edge
 // serveFastHitLogged, the io_uring loop in serveLogged
 // (accesslog_linux.go). The fast tiers answer only 200s, so they ask the
 // sampler before serving and do no work for a request left out; the
-// lookup (lookupFast, serveFastCollapsed) leaves in fastReq.out what only
-// it knows: whether the hit was a collapsed miss, the body size and when
-// the response header was ready.
+// lookup (lookupFast, serveFastCollapsed) leaves in fastConnState.out what
+// only it knows: whether the hit was a collapsed miss, the body size and
+// when the response header was ready.
 
 import (
 	"bufio"
@@ -335,23 +335,24 @@ func (s *Server) serveFastHitLogged(bw *bufio.Writer, br *bufio.Reader, c net.Co
 	if tlsState != nil {
 		tv = tlsVersionName(tlsState.Version)
 	}
-	s.logFast(start, st.peer, req, raw, tv)
+	s.logFast(start, st, req, raw, tv)
 	return true
 }
 
 // logFast logs a request a fast tier answered; raw is its header.
-func (s *Server) logFast(start time.Time, peer netip.AddrPort, req *fastReq, raw []byte, tlsVersion string) {
+func (s *Server) logFast(start time.Time, st *fastConnState, req *fastReq, raw []byte, tlsVersion string) {
 	end := s.now()
+	out := st.out
 	rec := accesslog.Record{
-		Time: end, Client: peer, Method: http.MethodGet, Host: bytesString(req.host), URL: bytesString(req.target),
-		Protocol: "HTTP/1.1", TLSVersion: tlsVersion, Status: http.StatusOK, Bytes: req.out.bytes,
-		Duration: end.Sub(start), TTFB: max(req.out.head.Sub(start), 0), Cache: accesslog.Hit,
+		Time: end, Client: st.peer, Method: http.MethodGet, Host: bytesString(req.host), URL: bytesString(req.target),
+		Protocol: "HTTP/1.1", TLSVersion: tlsVersion, Status: http.StatusOK, Bytes: out.bytes,
+		Duration: end.Sub(start), TTFB: max(out.head.Sub(start), 0), Cache: accesslog.Hit,
 		UserAgent: bytesString(headerValue(raw, "user-agent")), Referer: bytesString(headerValue(raw, "referer")),
 	}
 	if req.head {
 		rec.Method, rec.Bytes = http.MethodHead, 0
 	}
-	if req.out.collapsed {
+	if out.collapsed {
 		rec.Cache = accesslog.Miss
 	}
 	s.alog.Log(&rec)

@@ -26,7 +26,7 @@ func (u *uringServer) serveLogged(c *uringConn, req *fastReq, raw []byte) bool {
 			c.st.peer = sockaddrAddrPort(sa)
 		}
 	}
-	s.logFast(start, c.st.peer, req, raw[:req.size], "")
+	s.logFast(start, &c.st, req, raw[:req.size], "")
 	return true
 }
 

@@ -63,8 +63,7 @@ type fastReq struct {
 	target []byte
 	host   []byte
 	close  bool
-	size   int     // bytes of the request, through the blank line
-	out    fastOut // what the answer was, for the access log (accesslog.go)
+	size   int // bytes of the request, through the blank line
 }
 
 // parseFast parses one request header at the start of b. ok is false when the
@@ -666,6 +665,7 @@ type fastConnState struct {
 	idle     bool
 	idleWait time.Duration
 	peer     netip.AddrPort // the client, once the access log asked
+	out      fastOut        // the last answer, for the access log (accesslog.go)
 }
 
 // setIdleDeadline gives the client idleWait from now to send its next
@@ -757,7 +757,7 @@ func (s *Server) lookupFast(b []byte, st *fastConnState, req *fastReq, https, sl
 		return l, false
 	}
 	l.e, l.m, l.size = e, cm.m, cm.m.Size
-	req.out = fastOut{head: now, bytes: cm.m.Size}
+	st.out = fastOut{head: now, bytes: cm.m.Size}
 	l.head = s.appendFastHeader(b, rt, req, https, cm.wire, cm.date, now, age, true,
 		httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}, cm.m.Size)
 	return l, true
@@ -771,7 +771,7 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 		return false
 	}
 	if l.e == nil {
-		return s.serveFastCollapsed(bw, c, req, https, l.rt, l.key)
+		return s.serveFastCollapsed(bw, c, st, req, https, l.rt, l.key)
 	}
 	e, b := l.e, l.head
 	defer func() { e.Close() }()
@@ -812,7 +812,7 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 // no fetch in flight, or whose fetch ended any other way than with a plain
 // storable 200 of known length, is left to net/http (false: nothing was
 // written), which starts the fetch or handles the outcome.
-func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, https bool, rt *liveConfig, key string) bool {
+func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, conn *fastConnState, req *fastReq, https bool, rt *liveConfig, key string) bool {
 	s.mu.Lock()
 	f := s.fills[key]
 	s.mu.Unlock()
@@ -839,7 +839,7 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, 
 	s.metrics.coalesced.Inc()
 	s.metrics.misses.Inc()
 	now := s.now()
-	req.out = fastOut{head: now, bytes: m.Size, collapsed: true}
+	conn.out = fastOut{head: now, bytes: m.Size, collapsed: true}
 	wire, date, age, ttl := f.wireHeader(rt, now)
 	// As writeStored: Age when the response has aged or came with one.
 	b := s.appendFastHeader(bw.AvailableBuffer(), rt, req, https, wire, date, now, age, age > 0 || m.Header.Get("Age") != "",
