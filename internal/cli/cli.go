@@ -30,6 +30,7 @@ func commands() []command {
 		{"deploy", "apply the CDN to every region's cluster and publish DNS (--dry-run, --watch)", runDeploy},
 		{"status", "show every region: state, health, requests/s, hit ratio, bytes, cache fill", runStatus},
 		{"purge", "purge URLs, prefixes or tags in every region at once", runPurge},
+		{"logs", "print the edges' access logs of every region, merged in time order (--follow)", runLogs},
 		{"version", "print the version", runVersion},
 	}
 }
