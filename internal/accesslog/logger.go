@@ -24,7 +24,9 @@ type Options struct {
 	// Edge and Region name this edge in every line.
 	Edge, Region string
 	// BufferBytes bounds the lines held for the sink, in two halves: one
-	// being filled while the other is written. If zero, defaults to 1 MiB.
+	// being filled while the other is written. If zero, defaults to 4 MiB:
+	// at 40,000 lines a second (some 13 MB/s) the writer may be held up for
+	// 150 ms, by a slow disk or a busy CPU, before lines are dropped.
 	BufferBytes int
 	// FlushInterval is the longest a line waits for its batch to be
 	// written. If zero, defaults to 200ms.
@@ -69,7 +71,7 @@ func New(o Options) (*Logger, error) {
 		return nil, fmt.Errorf("accesslog: sample rate %v: want 0 to 1", o.SampleRate)
 	}
 	if o.BufferBytes == 0 {
-		o.BufferBytes = 1 << 20
+		o.BufferBytes = 4 << 20
 	}
 	if o.BufferBytes < 8<<10 {
 		return nil, fmt.Errorf("accesslog: buffer of %d bytes: want at least 8 KiB", o.BufferBytes)

@@ -155,7 +155,7 @@ func (s *Server) accessLogged(h http.Handler) http.Handler {
 			return
 		}
 		lw := &logWriter{ResponseWriter: w}
-		note := &upstreamNote{}
+		note := &lw.up
 		r = r.WithContext(context.WithValue(r.Context(), upstreamNoteKey{}, note))
 		start := s.now()
 		// Read before the handler, which removes fields a client may not
@@ -200,6 +200,7 @@ type logWriter struct {
 	status int
 	bytes  int64
 	head   time.Time
+	up     upstreamNote // the request's own upstream fetches
 }
 
 func (w *logWriter) WriteHeader(code int) {
