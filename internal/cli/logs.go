@@ -31,6 +31,7 @@ type logsOptions struct {
 	namespace string
 	timeout   time.Duration // each API call (a list, opening a log, a stalled read)
 	window    time.Duration // with follow: how long a line may wait for earlier ones
+	relist    time.Duration // with follow: how often the pods are listed again
 	// connect reaches a region's API; if nil, through its kubeconfig as
 	// deploy does.
 	connect func(config.Cluster) (kubernetes.Interface, error)
@@ -103,6 +104,9 @@ func streamLogs(ctx context.Context, cfg *config.CDN, o logsOptions, stdout, std
 		o.now = time.Now
 	}
 	o.cdn = cfg.Metadata.Name
+	if o.relist <= 0 {
+		o.relist = 30 * time.Second
+	}
 	var regions []config.RegionRef
 	for _, r := range cfg.AllRegions() {
 		if o.region == "" || r.Name == o.region {
@@ -142,7 +146,11 @@ func streamLogs(ctx context.Context, cfg *config.CDN, o logsOptions, stdout, std
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rl := regionLogs{region: r, o: o, lines: lines, newSrc: newSrc}
+			rl := regionLogs{region: r, o: o, lines: lines, newSrc: newSrc, warn: func(err error) {
+				errMu.Lock()
+				defer errMu.Unlock()
+				fmt.Fprintf(stderr, "region %s: %v (retrying)\n", r.Name, err)
+			}}
 			err := rl.run(ctx, src)
 			if err != nil && ctx.Err() == nil {
 				fail(r.Name, err)
@@ -201,10 +209,13 @@ type regionLogs struct {
 	o      logsOptions
 	lines  chan<- logLine
 	newSrc func() int
+	warn   func(error) // a passing failure, when following
 }
 
 // run lists the region's edge pods and reads each one's log; self is the
-// region's own source, ended once the pods' are open.
+// region's own source, ended once the pods' are open. When following, it
+// lists the pods again every relist and reads the new ones too (a rollout,
+// the autoscaler).
 func (rl regionLogs) run(ctx context.Context, self int) error {
 	defer rl.send(ctx, logLine{src: self, end: true})
 	client, err := rl.o.connect(rl.region.Cluster)
@@ -216,22 +227,50 @@ func (rl regionLogs) run(ctx context.Context, self int) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(pods))
-	for i, pod := range pods {
-		src := rl.newSrc()
-		rl.send(ctx, logLine{src: src, open: true})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer rl.send(ctx, logLine{src: src, end: true})
-			if err := rl.readPod(ctx, client, pod, src); err != nil && ctx.Err() == nil {
-				errs[i] = fmt.Errorf("pod %s: %w", pod, err)
+	var mu sync.Mutex
+	var errs []error
+	seen := map[string]bool{}
+	read := func(pods []string) {
+		for _, pod := range pods {
+			if seen[pod] {
+				continue
 			}
-		}()
+			seen[pod] = true
+			src := rl.newSrc()
+			rl.send(ctx, logLine{src: src, open: true})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer rl.send(ctx, logLine{src: src, end: true})
+				if err := rl.readPod(ctx, client, pod, src); err != nil && ctx.Err() == nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("pod %s: %w", pod, err))
+					mu.Unlock()
+				}
+			}()
+		}
 	}
+	read(pods)
 	// The pods are open: the region no longer holds the others back.
 	rl.send(ctx, logLine{src: self, end: true})
+	if rl.o.follow {
+		t := time.NewTicker(rl.o.relist)
+		defer t.Stop()
+		for ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+				if pods, err := rl.pods(ctx, client); err == nil {
+					read(pods)
+				} else if ctx.Err() == nil {
+					rl.warn(err)
+				}
+			}
+		}
+	}
 	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
 	return errors.Join(errs...)
 }
 

@@ -115,9 +115,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.t.Errorf("pods listed with %q", r.URL.RawQuery)
 		}
 		list := corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}}
+		f.mu.Lock()
 		for name := range f.logs {
 			list.Items = append(list.Items, *edgePod(name, "demo"))
 		}
+		f.mu.Unlock()
 		json.NewEncoder(w).Encode(list)
 		return
 	}
@@ -128,9 +130,10 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.asked = append(f.asked, r.URL.RawQuery)
+	log := f.logs[name]
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain")
-	for _, l := range strings.SplitAfter(f.logs[name], "\n") {
+	for _, l := range strings.SplitAfter(log, "\n") {
 		fmt.Fprint(w, l)
 		w.(http.Flusher).Flush()
 	}
@@ -212,7 +215,8 @@ func TestLogsMergesRegions(t *testing.T) {
 }
 
 // TestLogsFollow: with --follow, lines of open streams go out in time order
-// once the window has passed, while the streams stay open; the command ends
+// once the window has passed, while the streams stay open; a pod that
+// starts later is found when the pods are listed again; the command ends
 // with its context.
 func TestLogsFollow(t *testing.T) {
 	cfg := logsTestCDN(t)
@@ -220,17 +224,25 @@ func TestLogsFollow(t *testing.T) {
 	api := startFakeAPI(t, f)
 	out := &lockedBuffer{}
 	var stderr bytes.Buffer
-	o := logsOptions{region: "us-east-1", follow: true, namespace: render.DefaultNamespace, timeout: 2 * time.Second, window: 200 * time.Millisecond,
+	o := logsOptions{region: "us-east-1", follow: true, namespace: render.DefaultNamespace, timeout: 2 * time.Second, window: 200 * time.Millisecond, relist: 100 * time.Millisecond,
 		connect: connectByContext(t, map[string]string{"eks-us-east-1": api})}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- streamLogs(ctx, cfg, o, out, &stderr) }()
-	want := accessLine(1, 0, "b") + accessLine(2, 0, "b") + accessLine(3, 0, "a")
-	for deadline := time.Now().Add(5 * time.Second); out.String() != want; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("followed:\n%s\nwant:\n%s\nstderr: %s", out.String(), want, stderr.String())
+	waitOut := func(want string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); out.String() != want; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("followed:\n%s\nwant:\n%s\nstderr: %s", out.String(), want, stderr.String())
+			}
 		}
 	}
+	want := accessLine(1, 0, "b") + accessLine(2, 0, "b") + accessLine(3, 0, "a")
+	waitOut(want)
+	f.mu.Lock()
+	f.logs["kubecdn-edge-2"] = accessLine(7, 0, "c")
+	f.mu.Unlock()
+	waitOut(want + accessLine(7, 0, "c"))
 	cancel()
 	select {
 	case err := <-done:
