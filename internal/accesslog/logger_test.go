@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -196,4 +198,23 @@ func TestFileReopen(t *testing.T) {
 			t.Errorf("%s: %q, want one line at %s", c.path, b, c.sec)
 		}
 	}
+}
+
+// BenchmarkLog is the CPU one request's line costs the edge: encoding and
+// copying into the batch (the writing is the flusher's, in the background).
+func BenchmarkLog(b *testing.B) {
+	l, err := New(Options{Sink: io.Discard, SampleRate: 1, Edge: "kubecdn-edge-0", Region: "us-east-1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	r := &Record{Time: time.Now(), Client: netip.MustParseAddrPort("192.0.2.7:51234"), Method: "GET", Host: "www.cdn.example.com",
+		URL: "/obj/1KiB/hot", Protocol: "HTTP/1.1", Status: 200, Bytes: 1024, Duration: 21 * time.Microsecond, TTFB: 20 * time.Microsecond,
+		Cache: Hit, UserAgent: "wrk/4.1.0"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			l.Log(r)
+		}
+	})
 }
