@@ -24,6 +24,8 @@
 # on the machine only slows runs.
 # --nice N (e.g. -10) runs the whole benchmark at that priority, to shield it
 # from other work on a shared machine.
+# KUBECDN_BENCH_ACCESS_LOG=PATH (or -) runs kubecdn with its access log on,
+# written there (default off, as nginx's access_log is here).
 # See README.md beside this file for the pinning and the figures measured.
 set -euo pipefail
 
@@ -282,7 +284,8 @@ start_kubecdn() {
 	mkdir -p "$d/cache"
 	start kubecdn "$d/stdout.log" "${SERVER_PIN[@]}" "$TMP/bin/kubecdn" edge \
 		--listen "127.0.0.1:${PORT[kubecdn]}" --origin "http://127.0.0.1:$P_ORIGIN" \
-		--admin "127.0.0.1:$P_ADMIN" --memory 256MiB --cache-dir "$d/cache" --disk 2GiB
+		--admin "127.0.0.1:$P_ADMIN" --memory 256MiB --cache-dir "$d/cache" --disk 2GiB \
+		--access-log "${KUBECDN_BENCH_ACCESS_LOG:-off}"
 }
 
 ACTIVE=()

@@ -32,6 +32,7 @@ func commands() []command {
 		{"load", "synthetic users from one network: resolve through the dns, fetch from the edge, print per second", runLoad},
 		{"autoscale", "replay a day of demand through the autoscaler's decisions (simulate)", runAutoscale},
 		{"purge", "purge URLs, prefixes or tags in every region at once", runPurge},
+		{"logs", "print the edges' access logs of every region, merged in time order (--follow)", runLogs},
 		{"version", "print the version", runVersion},
 	}
 }

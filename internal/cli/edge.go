@@ -84,6 +84,9 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				if err == nil {
 					err = srv.Reload(next)
 				}
+				if lerr := srv.ReopenAccessLog(); lerr != nil {
+					log.Error("access log: reopening failed, writing on to the old file", "err", lerr)
+				}
 				if terr := srv.ReloadTLS(); terr != nil {
 					log.Error("tls reload: keeping the previous certificate or keys where loading failed", "err", terr)
 				}

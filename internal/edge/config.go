@@ -133,6 +133,17 @@ type Config struct {
 	// (or empty) with an io_uring event loop when the kernel allows it,
 	// "off" with a goroutine per connection. A restart applies it.
 	IOUring string
+
+	// AccessLog is where the access log goes: "-" for standard output, a
+	// file path (reopened by ReopenAccessLog), or "off". If empty, off
+	// (`kubecdn edge` defaults to "-"). A restart applies a change.
+	AccessLog string
+	// AccessLogSample is the share of requests logged, up to 1; responses
+	// of 500 or more are always logged. If zero, defaults to 1 (every
+	// request); negative logs only those errors.
+	AccessLogSample float64
+	// Region names this edge's region in the access log.
+	Region string
 }
 
 // DefaultMaxKeyBytes is the default of Config.MaxKeyBytes: far above any
@@ -282,6 +293,9 @@ func (c Config) Validate() error {
 	c.validateTLS(bad, checkAddr)
 	if c.IOUring != "" && c.IOUring != IOUringAuto && c.IOUring != IOUringOff {
 		bad("ioUring", "%q: want auto or off", c.IOUring)
+	}
+	if c.AccessLogSample > 1 || c.AccessLogSample != c.AccessLogSample {
+		bad("accessLogSample", "%v: want a share from 0 to 1", c.AccessLogSample)
 	}
 	if c.MemoryBytes < 0 {
 		bad("memory", "must not be negative")

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -610,7 +611,7 @@ func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionSta
 				return fastClosed
 			}
 		}
-		if !s.serveFastHit(bw, c, &st, &req, tlsState != nil) {
+		if !s.serveFastHitLogged(bw, br, c, &st, &req, tlsState) {
 			return handOver()
 		}
 		br.Discard(req.size)
@@ -663,6 +664,8 @@ type fastConnState struct {
 	deadline int64
 	idle     bool
 	idleWait time.Duration
+	peer     netip.AddrPort // the client, once the access log asked
+	out      fastOut        // the last answer, for the access log (accesslog.go)
 }
 
 // setIdleDeadline gives the client idleWait from now to send its next
@@ -754,6 +757,7 @@ func (s *Server) lookupFast(b []byte, st *fastConnState, req *fastReq, https, sl
 		return l, false
 	}
 	l.e, l.m, l.size = e, cm.m, cm.m.Size
+	st.out = fastOut{head: now, bytes: cm.m.Size}
 	l.head = s.appendFastHeader(b, rt, req, https, cm.wire, cm.date, now, age, true,
 		httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}, cm.m.Size)
 	return l, true
@@ -767,7 +771,7 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 		return false
 	}
 	if l.e == nil {
-		return s.serveFastCollapsed(bw, c, req, https, l.rt, l.key)
+		return s.serveFastCollapsed(bw, c, st, req, https, l.rt, l.key)
 	}
 	e, b := l.e, l.head
 	defer func() { e.Close() }()
@@ -808,7 +812,7 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 // no fetch in flight, or whose fetch ended any other way than with a plain
 // storable 200 of known length, is left to net/http (false: nothing was
 // written), which starts the fetch or handles the outcome.
-func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, https bool, rt *liveConfig, key string) bool {
+func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, conn *fastConnState, req *fastReq, https bool, rt *liveConfig, key string) bool {
 	s.mu.Lock()
 	f := s.fills[key]
 	s.mu.Unlock()
@@ -835,6 +839,7 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, 
 	s.metrics.coalesced.Inc()
 	s.metrics.misses.Inc()
 	now := s.now()
+	conn.out = fastOut{head: now, bytes: m.Size, collapsed: true}
 	wire, date, age, ttl := f.wireHeader(rt, now)
 	// As writeStored: Age when the response has aged or came with one.
 	b := s.appendFastHeader(bw.AvailableBuffer(), rt, req, https, wire, date, now, age, age > 0 || m.Header.Get("Age") != "",

@@ -105,6 +105,7 @@ func (s *Server) roundTrip(ctx context.Context, rt *liveConfig, ri reqInfo, meth
 		req.Header = hh
 		start := time.Now()
 		resp, err := s.transport.RoundTrip(req)
+		noteUpstream(ctx, resp, start)
 		s.metrics.upstreamLatency.WithLabelValues(hp.kind).Observe(time.Since(start).Seconds())
 		if err != nil {
 			s.metrics.upstreamFetches.WithLabelValues(hp.kind, "error").Inc()

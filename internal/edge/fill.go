@@ -404,7 +404,7 @@ func (c *cancelOnClose) Close() error {
 // It is detached from the client that started it: the body keeps filling
 // the cache for the other waiters when that client goes away.
 func (s *Server) runFill(f *fill, rt *liveConfig, ri reqInfo, vk string, old *objMeta, span sliceSpan) {
-	ctx, cancel := context.WithCancel(s.bgCtx)
+	ctx, cancel := context.WithCancel(withUpstreamNote(s.bgCtx, f.leader))
 	var bodyErr error
 	handed := false // the response went to the leader, who ends it with Close
 	defer func() {

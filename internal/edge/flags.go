@@ -53,6 +53,8 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&s.OriginCA, "origin-ca", s.OriginCA, "PEM bundle of CAs trusted (besides the system's) for https origins, peers and parent")
 	fs.StringVar(&s.IOUring, "io-uring", s.IOUring, "serve plain HTTP from an io_uring event loop: auto (when the kernel allows it) or off")
 	fs.BoolVar(&s.OriginInsecure, "origin-insecure", s.OriginInsecure, "do NOT verify upstream TLS certificates (explicit opt-out, logged)")
+	fs.StringVar(&s.AccessLog, "access-log", s.AccessLog, `access log, one JSON line per request: "-" (stdout), a file (reopened on SIGHUP) or "off"`)
+	fs.Float64Var(&s.AccessLogSample, "access-log-sample", s.AccessLogSample, "share of requests in the access log, 0 to 1 (responses of 500 or more are always logged)")
 }
 
 // NewFlagSet returns the command line of `kubecdn edge`: --config and every

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kubecdn/kubecdn/internal/accesslog"
 	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/bearer"
 	"github.com/kubecdn/kubecdn/internal/httpcache"
@@ -47,6 +49,9 @@ type Options struct {
 	// Observer, if set, is told of every public client connection, by
 	// every serving tier (the rtt feed reads TCP_INFO there).
 	Observer ConnObserver
+	// AccessLogStdout is where Config.AccessLog "-" writes. If nil,
+	// os.Stdout.
+	AccessLogStdout io.Writer
 }
 
 // Server is one edge. Build it with New, then Run it.
@@ -91,6 +96,9 @@ type Server struct {
 	addr      net.Addr
 	adminAddr net.Addr
 	started   chan struct{}
+
+	alog     *accesslog.Logger // nil when the access log is off (accesslog.go)
+	alogSink accesslog.Sink
 }
 
 // liveConfig is the part of the configuration that a reload may change.
@@ -222,6 +230,9 @@ func New(cfg Config, opts Options) (*Server, error) {
 	s.rebuildIndex()
 	s.metrics = newMetrics(s.store.Stats, func() int { return s.waiter.Load().len() },
 		func() int { return s.uring.Load().connections() })
+	if err := s.openAccessLog(cfg, opts.AccessLogStdout); err != nil {
+		return nil, err
+	}
 	s.transport = &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -333,7 +344,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
 	pub := &http.Server{
-		Handler:           s,
+		Handler:           s.accessLogged(s),
 		MaxHeaderBytes:    rt.cfg.MaxHeaderBytes,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -402,6 +413,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-sctx.Done():
 	}
 	s.transport.CloseIdleConnections()
+	s.closeAccessLog()
 	if err := s.store.Close(); err != nil && runErr == nil {
 		runErr = err
 	}

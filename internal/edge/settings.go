@@ -74,6 +74,13 @@ type Settings struct {
 	OriginCA         string         `json:"originCA"`
 	OriginInsecure   bool           `json:"originInsecure"`
 
+	// AccessLog is where the access log goes: "-" (standard output), a
+	// file (reopened on SIGHUP) or "off". AccessLogSample is the share of
+	// requests logged, 0 to 1; responses of 500 or more are always logged,
+	// so 0 logs only those.
+	AccessLog       string  `json:"accessLog"`
+	AccessLogSample float64 `json:"accessLogSample"`
+
 	// AdminToken and HopKeys are the secrets themselves, never written to
 	// a file: LoadSettings reads them, `kubecdn up` sets them.
 	AdminToken string   `json:"-"`
@@ -97,6 +104,8 @@ func DefaultSettings() Settings {
 		UpstreamTimeout: units.Duration(30 * time.Second),
 		StaleDeadline:   units.Duration(2 * time.Second),
 		IOUring:         IOUringAuto,
+		AccessLog:       "-",
+		AccessLogSample: 1,
 	}
 }
 
@@ -162,9 +171,16 @@ func (s Settings) Config() (Config, error) {
 		ACMEStorage: s.ACMEStorage, ACMECA: s.ACMECA, ACMECARoot: s.ACMECARoot, ACMEEmail: s.ACMEEmail,
 		HTTPSRedirect: s.HTTPSRedirect, HTTPSPort: s.HTTPSPort, HSTSMaxAge: s.HSTSMaxAge.Std(),
 		OriginCA: s.OriginCA, OriginInsecure: s.OriginInsecure,
+		AccessLog: s.AccessLog, AccessLogSample: s.AccessLogSample, Region: s.Region,
 	}
 	if c.StaleIfError == 0 {
 		c.StaleIfError = -1 // "0" in a file or flag turns it off
+	}
+	if s.AccessLogSample < 0 || s.AccessLogSample > 1 {
+		return c, fmt.Errorf("accessLogSample: %v: want a share from 0 to 1", s.AccessLogSample)
+	}
+	if c.AccessLogSample == 0 {
+		c.AccessLogSample = -1 // Config's zero is every request; 0 here means errors only
 	}
 	return c, c.Validate()
 }

@@ -264,7 +264,7 @@ func (s *Server) listenTLS(cfg Config) (net.Listener, error) {
 // starts watching the certificate files until ctx ends.
 func (s *Server) serveTLS(ctx context.Context, ln net.Listener, cfg Config, errLog *log.Logger, errc chan<- error) *http.Server {
 	srv := &http.Server{
-		Handler:           s.guardH2(s), // HTTP/2 rapid reset: see h2guard.go
+		Handler:           s.guardH2(s.accessLogged(s)), // HTTP/2 rapid reset: see h2guard.go
 		HTTP2:             h2Config(),
 		TLSConfig:         s.tls.config,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,

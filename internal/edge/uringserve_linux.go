@@ -418,7 +418,7 @@ func (u *uringServer) process(c *uringConn, data []byte) {
 				break
 			}
 		}
-		if !ok || !u.serve(c, &req) {
+		if !ok || !u.serveLogged(c, &req, data) {
 			c.handAfter = true
 			break
 		}

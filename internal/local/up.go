@@ -385,6 +385,8 @@ func (u *Up) edgeSettings(r RegionPlan, j int) edge.Settings {
 	s.Self = "http://" + e.Listen
 	s.Name = fmt.Sprintf("kubecdn-%s-%d", r.Name, j)
 	s.AdminToken, s.HopKeys = u.token, []string{u.hopKey}
+	// The terminal is up's own log; access logs would drown it.
+	s.AccessLog = "off"
 	if m := u.cfg.Spec.Cache.Memory; m > 0 {
 		s.Memory = units.Size(m)
 	}
