@@ -228,6 +228,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 	s.rebuildIndex()
 	s.metrics = newMetrics(s.store.Stats, func() int { return s.waiter.Load().len() },
 		func() int { return s.uring.Load().connections() })
+	s.registerCertExpiry()
 	s.transport = &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
