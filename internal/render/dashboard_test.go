@@ -35,7 +35,7 @@ func TestDashboardMetrics(t *testing.T) {
 		t.Fatalf("dashboard: %v", err)
 	}
 	sources := map[string]string{}
-	for sub, path := range map[string]string{"edge": "../edge/metrics.go", "dns": "../dns/metrics.go"} {
+	for sub, path := range map[string]string{"edge": "../edge/metrics.go", "dns": "../gslb/metrics.go"} {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
