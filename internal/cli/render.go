@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 
+	"github.com/kubecdn/kubecdn/internal/apps"
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/render"
 )
@@ -22,7 +23,7 @@ func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	renderOpts := renderFlags(fs)
 	fs.Var(&regions, "region", "render only this region (repeatable; default every region of the file)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kubecdn render -f FILE -o DIR [--image REF] [flags]\n\nWrites the Kubernetes manifests of every region to DIR/REGION, ready for\nkubectl apply -f DIR/REGION or a GitOps tool. The edges' admin token (which\nthe dns also requires of the edges' rtt reports) is read from the Secret\nnamed by --admin-secret, which you create yourself:\n  kubectl -n kubecdn create secret generic kubecdn-admin --from-literal=token=...")
+		fmt.Fprintln(stderr, "usage: kubecdn render -f FILE -o DIR [--image REF] [flags]\n\nWrites the Kubernetes manifests of every region to DIR/REGION (with the\napps of spec.apps), ready for kubectl apply -f DIR/REGION or a GitOps tool;\nevery Namespace is in DIR/REGION/00-namespaces.yaml, which a server-side\ndry run on a fresh cluster needs applied first. The edges' admin token (which\nthe dns also requires of the edges' rtt reports) is read from the Secret\nnamed by --admin-secret, which you create yourself:\n  kubectl -n kubecdn create secret generic kubecdn-admin --from-literal=token=...")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args); !ok {
@@ -48,6 +49,20 @@ func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kubecdn render: %v\n", err)
 		return 1
 	}
+	// spec.apps: the user's own manifests, as deploy would apply them.
+	var loaded []*apps.App
+	for _, a := range cfg.Spec.Apps {
+		l, err := apps.Load(cfg, a)
+		if err != nil {
+			fmt.Fprintf(stderr, "kubecdn render: %v\n", err)
+			return 1
+		}
+		loaded = append(loaded, l)
+	}
+	if err := render.WithApps(cfg, loaded, objs); err != nil {
+		fmt.Fprintf(stderr, "kubecdn render: %v\n", err)
+		return 1
+	}
 	if *out == "-" {
 		for i, region := range render.Regions(objs) {
 			b, err := render.MarshalAll(objs[region])
@@ -70,6 +85,33 @@ func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kubecdn render: %s: %d objects in %s/%s\n", region, len(objs[region]), *out, region)
 	}
 	return 0
+}
+
+// monitoringFlag is --monitoring: alone it means a Prometheus per region,
+// --monitoring=operator the Prometheus Operator's objects.
+type monitoringFlag struct{ m *render.Monitoring }
+
+func (f monitoringFlag) IsBoolFlag() bool { return true }
+
+func (f monitoringFlag) String() string {
+	if f.m == nil {
+		return ""
+	}
+	return string(*f.m)
+}
+
+func (f monitoringFlag) Set(v string) error {
+	switch v {
+	case "true", string(render.MonitoringPrometheus):
+		*f.m = render.MonitoringPrometheus
+	case "false":
+		*f.m = render.MonitoringNone
+	case string(render.MonitoringOperator):
+		*f.m = render.MonitoringOperator
+	default:
+		return fmt.Errorf("%q: want --monitoring (a Prometheus per region) or --monitoring=operator", v)
+	}
+	return nil
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {
@@ -105,6 +147,8 @@ func renderFlags(fs *flag.FlagSet) func() (render.Options, error) {
 	})
 	fs.StringVar(&o.StorageClass, "storage-class", "", "storage class of the disk tier's volume claims (default: the cluster's)")
 	fs.BoolVar(&o.ServiceMonitor, "service-monitor", false, "also render Prometheus Operator ServiceMonitors")
+	fs.Var(monitoringFlag{&o.Monitoring}, "monitoring", `monitoring per region: --monitoring adds a Prometheus (scraping the edges and the dns, with kubecdn's alert rules); --monitoring=operator adds ServiceMonitors and a PrometheusRule for a cluster that runs the Prometheus Operator`)
+	fs.StringVar(&o.PrometheusImage, "prometheus-image", render.DefaultPrometheusImage, "image of the Prometheus that --monitoring adds")
 	return func() (render.Options, error) {
 		for _, c := range []struct {
 			name string

@@ -125,3 +125,35 @@ func readYAML(t *testing.T, path string, v any) {
 		t.Fatalf("%s: %v", path, err)
 	}
 }
+
+// TestRenderMonitoringAndApps: --monitoring alone means a Prometheus per
+// region, --monitoring=operator the operator's objects, anything else is a
+// usage error; the file's apps are written in the regions they run in.
+func TestRenderMonitoringAndApps(t *testing.T) {
+	for _, tc := range []struct {
+		flag string
+		code int
+		want []string // files of us-east-1
+	}{
+		{"--monitoring", 0, []string{"30-statefulset-kubecdn-prometheus.yaml", "30-app-video-deployment-video-rtmp.yaml", "00-namespaces.yaml"}},
+		{"--monitoring=operator", 0, []string{"71-prometheusrule-kubecdn.yaml", "70-servicemonitor-kubecdn-edge.yaml", "20-app-video-service-video-rtmp.yaml"}},
+		{"--monitoring=grafana", 2, nil},
+	} {
+		dir := t.TempDir()
+		var stdout, stderr bytes.Buffer
+		code := runRender(context.Background(), []string{"-f", "../config/testdata/kubecdn.yaml", "-o", dir, tc.flag}, &stdout, &stderr)
+		if code != tc.code {
+			t.Fatalf("%s: exit %d, want %d: %s", tc.flag, code, tc.code, stderr.String())
+		}
+		for _, f := range tc.want {
+			if _, err := os.Stat(filepath.Join(dir, "us-east-1", f)); err != nil {
+				t.Errorf("%s: %v", tc.flag, err)
+			}
+		}
+		if tc.code == 0 {
+			if _, err := os.Stat(filepath.Join(dir, "eu-west-1", "30-app-video-deployment-video-rtmp.yaml")); err == nil {
+				t.Errorf("%s: the app is written in eu-west-1, where it does not run", tc.flag)
+			}
+		}
+	}
+}

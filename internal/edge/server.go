@@ -233,6 +233,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 	if err := s.openAccessLog(cfg, opts.AccessLogStdout); err != nil {
 		return nil, err
 	}
+	s.registerCertExpiry()
 	s.transport = &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

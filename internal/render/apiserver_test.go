@@ -3,6 +3,8 @@ package render_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +19,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/yaml"
 
+	"github.com/kubecdn/kubecdn/internal/apps"
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/kubetest"
 	"github.com/kubecdn/kubecdn/internal/render"
@@ -26,8 +30,10 @@ import (
 // TestAPIServerAcceptsEveryObject applies every rendered object of the test
 // file, every region, to a real kube-apiserver by server-side apply (field
 // manager "kubecdn", strict field validation) in dry-run, so each is
-// validated, defaulted and admitted as a deploy's would be. The Namespace is
-// applied for real first: namespaced objects need it. A rejection or a
+// validated, defaulted and admitted as a deploy's would be; with the apps
+// of the file (spec.apps) as render writes them, and the monitoring of both
+// kinds against the Prometheus Operator's own CRDs. The Namespaces are
+// applied for real first: namespaced objects need them. A rejection or a
 // warning fails the test with the object and the server's message.
 func TestAPIServerAcceptsEveryObject(t *testing.T) {
 	cfg, err := config.Load("../config/testdata/kubecdn.yaml")
@@ -45,7 +51,7 @@ func TestAPIServerAcceptsEveryObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	installServiceMonitorCRD(ctx, t, c)
+	installCRDs(ctx, t, c)
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Client.Discovery()))
 
 	cases := []struct {
@@ -60,12 +66,17 @@ func TestAPIServerAcceptsEveryObject(t *testing.T) {
 			Namespace: "cdn-prod", EdgeReplicas: 3, MaxEdgeReplicas: 6, DNSReplicas: 3, StorageClass: "fast-ssd",
 			ParentURL: "https://{region}.shield.example.net", ServiceMonitor: true,
 		}},
+		{"a prometheus per region, and the apps", render.Options{Monitoring: render.MonitoringPrometheus, StorageClass: "fast-ssd"}},
+		{"prometheus operator", render.Options{Namespace: "cdn-ops", Monitoring: render.MonitoringOperator}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := render.Render(cfg, tc.opts)
 			if err != nil {
 				t.Fatalf("render: %v", err)
+			}
+			if err := render.WithApps(cfg, loadApps(t, cfg), out); err != nil {
+				t.Fatalf("apps: %v", err)
 			}
 			if len(out) != len(cfg.AllRegions()) {
 				t.Fatalf("rendered %d regions, want %d", len(out), len(cfg.AllRegions()))
@@ -131,6 +142,28 @@ func TestAPIServerAcceptsEveryObject(t *testing.T) {
 				t.Errorf("%s: got %v, want an error naming %s", b.name, err, b.want)
 			}
 		}
+		// The operator's schema is the real one: a misspelt rule field
+		// is turned away.
+		mon, err := render.Render(cfg, render.Options{Regions: []string{"us-east-1"}, Monitoring: render.MonitoringOperator})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range mon["us-east-1"] {
+			if o.GetObjectKind().GroupVersionKind().Kind != "PrometheusRule" {
+				continue
+			}
+			u, err := render.Unstructured(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			groups, _, _ := unstructured.NestedSlice(u.Object, "spec", "groups")
+			rules := groups[0].(map[string]any)["rules"].([]any)
+			rules[0].(map[string]any)["fro"] = "5m"
+			_ = unstructured.SetNestedSlice(u.Object, groups, "spec", "groups")
+			if err := apply(ctx, dyn, mapper, u, true); err == nil || !strings.Contains(err.Error(), "fro") {
+				t.Errorf("PrometheusRule with a misspelt field: got %v, want an error naming fro", err)
+			}
+		}
 		deps, err := c.Client.AppsV1().Deployments(dep.GetNamespace()).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -139,6 +172,20 @@ func TestAPIServerAcceptsEveryObject(t *testing.T) {
 			t.Errorf("dry run stored %d Deployments", len(deps.Items))
 		}
 	})
+}
+
+// loadApps loads the apps of the file (spec.apps) as kubecdn render does.
+func loadApps(t *testing.T, cfg *config.CDN) []*apps.App {
+	t.Helper()
+	var out []*apps.App
+	for _, a := range cfg.Spec.Apps {
+		l, err := apps.Load(cfg, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // apply sends u as a server-side apply, as kubecdn deploy does.
@@ -164,52 +211,45 @@ func apply(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, u
 	return err
 }
 
-// installServiceMonitorCRD installs a stand-in for the Prometheus Operator's
-// ServiceMonitor CRD: the kind and version only, with no schema (every field
-// is preserved unchecked). It proves the object is well-formed for the API
-// machinery and that the kind resolves, not that the operator would accept
-// its spec.
-func installServiceMonitorCRD(ctx context.Context, t *testing.T, c *kubetest.Cluster) {
+// installCRDs installs the Prometheus Operator's own ServiceMonitor and
+// PrometheusRule CRDs (testdata/crds, upstream and unchanged), so the
+// rendered objects are checked against the operator's schema, and waits
+// until both kinds are served and discovered.
+func installCRDs(ctx context.Context, t *testing.T, c *kubetest.Cluster) {
 	t.Helper()
-	dyn := c.Dynamic
-	crd := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1",
-		"kind":       "CustomResourceDefinition",
-		"metadata":   map[string]any{"name": "servicemonitors.monitoring.coreos.com"},
-		"spec": map[string]any{
-			"group": "monitoring.coreos.com",
-			"scope": "Namespaced",
-			"names": map[string]any{
-				"kind": "ServiceMonitor", "listKind": "ServiceMonitorList",
-				"plural": "servicemonitors", "singular": "servicemonitor",
-			},
-			"versions": []any{map[string]any{
-				"name": "v1", "served": true, "storage": true,
-				"schema": map[string]any{"openAPIV3Schema": map[string]any{
-					"type": "object", "x-kubernetes-preserve-unknown-fields": true,
-				}},
-			}},
-		},
-	}}
-	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	if _, err := crds.Create(ctx, crd, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("install ServiceMonitor CRD: %v", err)
+	files, err := filepath.Glob("testdata/crds/*.yaml")
+	if err != nil || len(files) != 2 {
+		t.Fatalf("CRDs in testdata/crds: %v %v", files, err)
 	}
-	// Served once established, and discovery (the mapper's source) must
-	// know it too.
-	sm := dyn.Resource(schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: "servicemonitors"})
-	for {
-		_, err := sm.Namespace("default").List(ctx, metav1.ListOptions{})
-		if err == nil {
-			_, err = c.Client.Discovery().ServerResourcesForGroupVersion("monitoring.coreos.com/v1")
+	crds := c.Dynamic.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err == nil {
-			return
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(b, &u.Object); err != nil {
+			t.Fatalf("%s: %v", f, err)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("ServiceMonitor CRD not served: %v", err)
-		case <-time.After(50 * time.Millisecond):
+		if _, err := crds.Create(ctx, u, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("install %s: %v", f, err)
+		}
+	}
+	for _, res := range []string{"servicemonitors", "prometheusrules"} {
+		gvr := schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: res}
+		for {
+			_, err := c.Dynamic.Resource(gvr).Namespace("default").List(ctx, metav1.ListOptions{})
+			if err == nil {
+				_, err = c.Client.Discovery().ServerResourcesForGroupVersion("monitoring.coreos.com/v1")
+			}
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s CRD not served: %v", res, err)
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 	}
 }

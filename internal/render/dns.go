@@ -144,6 +144,9 @@ func (r regionRender) serviceMonitor(appName, component, port string) Object {
 				"interval": "15s",
 			}},
 			"podTargetLabels": []any{labelRegion, labelCDN},
+			// job="kubecdn-edge" or "kubecdn-dns", as the rendered
+			// Prometheus names its jobs: the alert rules select by it.
+			"jobLabel": "app.kubernetes.io/name",
 		},
 	}}
 	u.SetName(appName)

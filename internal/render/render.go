@@ -2,7 +2,10 @@
 // region: the namespace, the configuration, the edges (StatefulSet, Services,
 // PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy), the dns
 // (Deployment, Services, PodDisruptionBudget, NetworkPolicy) and, on request,
-// Prometheus Operator ServiceMonitors.
+// monitoring: a Prometheus per region with kubecdn's alert rules, or
+// ServiceMonitors and a PrometheusRule for the Prometheus Operator
+// (monitoring.go, alerts.go). WithApps adds the user's own manifests
+// (spec.apps) as deploy applies them.
 //
 // Render is a pure function of the file and the Options: the same input gives
 // the same objects in the same order, so the output can be kept in git and
@@ -88,6 +91,14 @@ type Options struct {
 	// ServiceMonitor adds a monitoring.coreos.com/v1 ServiceMonitor per
 	// component (needs the Prometheus Operator's CRDs).
 	ServiceMonitor bool
+	// Monitoring adds monitoring to each region: MonitoringPrometheus (a
+	// Prometheus of its own with the alert rules) or MonitoringOperator
+	// (ServiceMonitors and a PrometheusRule for the Prometheus Operator).
+	// If empty, none.
+	Monitoring Monitoring
+	// PrometheusImage is the image of MonitoringPrometheus; if empty,
+	// DefaultPrometheusImage.
+	PrometheusImage string
 	// Regions restricts the output to these regions; if empty, every region
 	// of the file (alwaysOn and autoscale).
 	Regions []string
@@ -118,6 +129,9 @@ func (o Options) withDefaults() Options {
 	if o.HopSecret == "" {
 		o.HopSecret = DefaultHopSecret
 	}
+	if o.PrometheusImage == "" {
+		o.PrometheusImage = DefaultPrometheusImage
+	}
 	return o
 }
 
@@ -135,8 +149,20 @@ func (o Options) validate(cfg *config.CDN) error {
 	if !dns1123Label(o.Namespace) {
 		errs = append(errs, fmt.Sprintf("namespace: %q is not a DNS-1123 label", o.Namespace))
 	}
-	if strings.TrimSpace(o.Image) != o.Image || strings.ContainsAny(o.Image, " \t\n") {
-		errs = append(errs, fmt.Sprintf("image: %q contains white space", o.Image))
+	for _, img := range []struct{ name, v string }{{"image", o.Image}, {"prometheus image", o.PrometheusImage}} {
+		if strings.TrimSpace(img.v) != img.v || strings.ContainsAny(img.v, " \t\n") {
+			errs = append(errs, fmt.Sprintf("%s: %q contains white space", img.name, img.v))
+		}
+	}
+	switch o.Monitoring {
+	case MonitoringNone, MonitoringOperator:
+	case MonitoringPrometheus:
+		if o.ServiceMonitor {
+			// Both would scrape the edges and fire every alert twice.
+			errs = append(errs, "monitoring: a Prometheus of its own and ServiceMonitors for the operator's: choose one")
+		}
+	default:
+		errs = append(errs, fmt.Sprintf("monitoring: %q, want %q or %q", o.Monitoring, MonitoringPrometheus, MonitoringOperator))
 	}
 	if u, err := url.Parse(expand(o.ParentURL, "r", "z.example", "ns")); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Sprintf("parent url: %q is not an http(s) URL template", o.ParentURL))
@@ -226,10 +252,11 @@ func (r regionRender) objects() ([]Object, error) {
 	}
 	objs = append(objs, r.edgeObjects(edgeYAML)...)
 	objs = append(objs, r.dnsObjects()...)
-	if r.opts.ServiceMonitor {
-		objs = append(objs, r.serviceMonitor("kubecdn-edge", "edge", "admin"), r.serviceMonitor("kubecdn-dns", "dns", "admin"))
+	mon, err := r.monitoringObjects()
+	if err != nil {
+		return nil, err
 	}
-	return objs, nil
+	return append(objs, mon...), nil
 }
 
 // ConfigName is the ConfigMap holding edge.yaml and kubecdn.yaml (the

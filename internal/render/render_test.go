@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -77,7 +78,13 @@ func find[T Object](t *testing.T, objs []Object, name string) T {
 // -update after an intended change and read the diff.
 func TestGolden(t *testing.T) {
 	out := mustRender(t, loadCDN(t), Options{Image: testImage, ServiceMonitor: true})
-	golden := filepath.Join("testdata", "golden")
+	checkGolden(t, filepath.Join("testdata", "golden"), out)
+}
+
+// checkGolden compares out, written by WriteDir, with the golden
+// directory, or rewrites that with -update.
+func checkGolden(t *testing.T, golden string, out map[string][]Object) {
+	t.Helper()
 	if *update {
 		if err := os.RemoveAll(golden); err != nil {
 			t.Fatal(err)
@@ -102,6 +109,15 @@ func TestGolden(t *testing.T) {
 			t.Errorf("%s differs from golden (run go test -update):\n%s", f, firstDiff(string(g), string(w)))
 		}
 	}
+}
+
+// TestGoldenMonitoring keeps both kinds of monitoring reviewable: a
+// Prometheus of its own in us-east-1, the operator's objects in us-west-2.
+func TestGoldenMonitoring(t *testing.T) {
+	cfg := loadCDN(t)
+	out := mustRender(t, cfg, Options{Image: testImage, Monitoring: MonitoringPrometheus, Regions: []string{"us-east-1"}})
+	maps.Copy(out, mustRender(t, cfg, Options{Image: testImage, Monitoring: MonitoringOperator, Regions: []string{"us-west-2"}}))
+	checkGolden(t, filepath.Join("testdata", "golden-monitoring"), out)
 }
 
 func listFiles(t *testing.T, dir string) []string {

@@ -12,6 +12,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubecdn/kubecdn/internal/apps"
 )
 
 // Header starts every file WriteDir writes; files that start with it are
@@ -24,7 +26,15 @@ func kindRank(kind string) int {
 	switch kind {
 	case "Namespace":
 		return 0
-	case "ConfigMap":
+	case "CustomResourceDefinition":
+		return 1
+	case "ServiceAccount":
+		return 5
+	case "Role", "ClusterRole":
+		return 6
+	case "RoleBinding", "ClusterRoleBinding":
+		return 7
+	case "ConfigMap", "Secret", "PersistentVolumeClaim":
 		return 10
 	case "Service":
 		return 20
@@ -38,14 +48,33 @@ func kindRank(kind string) int {
 		return 60
 	case "ServiceMonitor":
 		return 70
+	case "PrometheusRule":
+		return 71
 	}
 	return 90
 }
 
+// NamespacesFile holds every Namespace of a region, so that one command
+// can create them before the rest is applied (a server-side dry run of an
+// object fails while its namespace does not exist).
+const NamespacesFile = "00-namespaces.yaml"
+
 // FileName is the object's file under its region's directory, e.g.
-// "30-statefulset-kubecdn-edge.yaml"; lexical order is apply order.
+// "30-statefulset-kubecdn-edge.yaml"; lexical order is apply order. Every
+// Namespace goes to NamespacesFile; an object of an app (spec.apps) to
+// "NN-app-APP-kind-[NAMESPACE-]NAME.yaml", which cannot meet kubecdn's own.
 func FileName(o Object) string {
 	kind := o.GetObjectKind().GroupVersionKind().Kind
+	if isNamespace(o) {
+		return NamespacesFile
+	}
+	if app := o.GetLabels()[apps.LabelApp]; app != "" {
+		name := o.GetName()
+		if ns := o.GetNamespace(); ns != "" {
+			name = ns + "-" + name
+		}
+		return fmt.Sprintf("%02d-app-%s-%s-%s.yaml", kindRank(kind), app, strings.ToLower(kind), name)
+	}
 	return fmt.Sprintf("%02d-%s-%s.yaml", kindRank(kind), strings.ToLower(kind), o.GetName())
 }
 
@@ -128,7 +157,7 @@ func MarshalAll(objs []Object) ([]byte, error) {
 }
 
 // WriteDir writes each region's objects to dir/REGION/FileName, one object
-// per file, and removes the files of an earlier render that are no longer
+// per file (the Namespaces together in NamespacesFile), and removes the files of an earlier render that are no longer
 // produced (only files that start with Header; others are left alone).
 // Directories of regions not in out are not touched.
 func WriteDir(dir string, out map[string][]Object) error {
@@ -138,15 +167,33 @@ func WriteDir(dir string, out map[string][]Object) error {
 		if err := os.MkdirAll(rdir, 0o755); err != nil {
 			return fmt.Errorf("write %s: %w", rdir, err)
 		}
-		keep := map[string]bool{}
+		// Objects sharing a file (the Namespaces) are one YAML stream in
+		// it; any other clash is a bug or two apps naming one object.
+		files := map[string]*bytes.Buffer{}
+		var order []string
 		for _, o := range out[region] {
 			b, err := Marshal(o)
 			if err != nil {
 				return err
 			}
 			name := FileName(o)
+			buf := files[name]
+			switch {
+			case buf == nil:
+				buf = bytes.NewBufferString(Header)
+				files[name] = buf
+				order = append(order, name)
+			case name != NamespacesFile:
+				return fmt.Errorf("write %s: two objects for %s (%s %s/%s is one)", rdir, name, o.GetObjectKind().GroupVersionKind().Kind, o.GetNamespace(), o.GetName())
+			default:
+				buf.WriteString("---\n")
+			}
+			buf.Write(b)
+		}
+		keep := map[string]bool{}
+		for _, name := range order {
 			keep[name] = true
-			if err := os.WriteFile(filepath.Join(rdir, name), append([]byte(Header), b...), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(rdir, name), files[name].Bytes(), 0o644); err != nil {
 				return fmt.Errorf("write: %w", err)
 			}
 		}
