@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/locate"
 )
 
 var (
@@ -114,7 +115,7 @@ func TestDistance(t *testing.T) {
 	if config.DistanceKm(paris, paris) != 0 {
 		t.Error("distance to self is not 0")
 	}
-	if e := EstimateRTT(d); e < 100 || e > 150 {
+	if e := locate.EstimateRTT(d); e < 100 || e > 150 {
 		t.Errorf("EstimateRTT(%.0f) = %.0f ms", d, e)
 	}
 }
