@@ -21,6 +21,11 @@ type RegionView struct {
 	// Healthy is true when at least one of the region's edges passes its
 	// health probe.
 	Healthy bool
+	// Out is true while the region is taken out of the answers (drained
+	// by an operator or the autoscaler): it is answered only when no
+	// serving region is both healthy and in, and the policy then chooses
+	// among every serving region (failing open).
+	Out bool
 }
 
 // Client is who asks: the client network (from ECS, else the resolver's
@@ -45,8 +50,8 @@ type Plan struct {
 	// regions in the file, open or not, healthy or not (-1 if unknown): the
 	// demand signal.
 	Best int
-	// FailOpen is true when no serving region is healthy and every serving
-	// region is answered.
+	// FailOpen is true when no serving region is healthy (and not Out)
+	// and every serving region is answered.
 	FailOpen bool
 	// ClientDependent is false when the answer is the same for every
 	// client (weighted, failover, all); ECS answers then carry scope 0.
@@ -59,7 +64,7 @@ func Route(policy config.Policy, regions []RegionView, order []int, c Client, rt
 	p := Plan{Best: best(regions, c)}
 	var eligible []int
 	for i, r := range regions {
-		if r.Serving && r.Healthy {
+		if r.Serving && r.Healthy && !r.Out {
 			eligible = append(eligible, i)
 		}
 	}

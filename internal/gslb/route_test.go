@@ -33,6 +33,14 @@ func testRegions(healthy ...bool) []RegionView {
 	return rs
 }
 
+// out marks regions idx as taken out of the answers.
+func out(rs []RegionView, idx ...int) []RegionView {
+	for _, i := range idx {
+		rs[i].Out = true
+	}
+	return rs
+}
+
 func at(l config.Location) Client {
 	return Client{Net: netip.MustParsePrefix("198.51.100.0/24"), Loc: l, HasLoc: true}
 }
@@ -92,6 +100,14 @@ func TestRoute(t *testing.T) {
 		{"all minus the dead", config.PolicyAll, testRegions(false, true), nil, at(paris), nil, 0,
 			Plan{Choices: [][]int{{1}}, Best: 1}},
 		{"all fail open", config.PolicyAll, testRegions(false, false), nil, at(paris), nil, 0,
+			Plan{Choices: [][]int{{0, 1}}, Best: 1, FailOpen: true}},
+		{"geo nearest is out", config.PolicyGeo, out(testRegions(true, true), 1), nil, at(paris), nil, 0,
+			Plan{Choices: [][]int{{0}}, Best: 1, ClientDependent: true}},
+		{"all minus the out", config.PolicyAll, out(testRegions(true, true), 0), nil, at(paris), nil, 0,
+			Plan{Choices: [][]int{{1}}, Best: 1}},
+		{"one out, the other down: fail open", config.PolicyGeo, out(testRegions(true, false), 0), nil, at(paris), nil, 0,
+			Plan{Choices: [][]int{{1}}, Best: 1, FailOpen: true, ClientDependent: true}},
+		{"every region out: fail open", config.PolicyAll, out(testRegions(true, true), 0, 1), nil, at(paris), nil, 0,
 			Plan{Choices: [][]int{{0, 1}}, Best: 1, FailOpen: true}},
 	}
 	for _, tt := range tests {

@@ -226,6 +226,7 @@ type targetView struct {
 	healthy  []addrSet // per region: healthy members
 	all      []addrSet // per region: every member
 	ups      []bool    // every member's health, in order: reuse the view while equal
+	outs     []bool    // per region: taken out of the answers (reused while equal too)
 	failOpen bool
 	plans    [2]*planCache
 }
