@@ -7,7 +7,10 @@
 // stay in the server that owns them.
 package adminapi
 
-import "time"
+import (
+	"net/url"
+	"time"
+)
 
 // Paths of the admin endpoints that more than one package spells.
 const (
@@ -21,7 +24,18 @@ const (
 	// RTTPath is the dns's latency feed: an edge POSTs an rtt.Report,
 	// with the admin bearer token.
 	RTTPath = "/v1/rtt"
+	// RoutePattern is the dns's drain switch (see RoutePath): POST a
+	// RouteRequest, with the admin bearer token, for a RegionRoute.
+	RoutePattern = "/v1/regions/{name}/route"
+	// ResolvePath is the dns's dry lookup: GET with the query parameters
+	// name, network (a CIDR or an address) and type (A, the default, or
+	// AAAA), with the admin bearer token, for a Resolution. It runs the
+	// routing of a real query from that network and counts no demand.
+	ResolvePath = "/v1/resolve"
 )
+
+// RoutePath is RoutePattern for one region.
+func RoutePath(region string) string { return "/v1/regions/" + url.PathEscape(region) + "/route" }
 
 // PurgeRequest is the body of POST /v1/purge on the edge's admin listener.
 type PurgeRequest struct {
@@ -86,6 +100,10 @@ type RegionState struct {
 	EdgesName string      `json:"edgesName,omitempty"`
 	Edges     []EdgeState `json:"edges"`
 	Demand    DemandRate  `json:"demand"`
+	// Routed is false while the region is taken out of the answers
+	// (POST RoutePath with {"in": false}): it is answered only when the
+	// dns fails open, however healthy it is.
+	Routed bool `json:"routed"`
 }
 
 // Location is a region's point on Earth in degrees, as the CDN file gives
@@ -117,4 +135,39 @@ type DemandView struct {
 	Regions []DemandRate `json:"regions"`
 	// Unlocated counts clients the locator could not place.
 	Unlocated DemandRate `json:"unlocated"`
+}
+
+// RouteRequest is the body of POST RoutePath(region) on the dns's admin
+// listener: in false takes the region out of the answers (draining), in
+// true puts it back. In is required.
+type RouteRequest struct {
+	In *bool `json:"in"`
+}
+
+// RegionRoute is the dns's answer to a RouteRequest: the region's routing
+// state once applied.
+type RegionRoute struct {
+	Region string `json:"region"`
+	Routed bool   `json:"routed"`
+}
+
+// Resolution is the JSON of the dns's GET ResolvePath: what it would answer
+// a resolver asking for Name on behalf of a client in Network.
+type Resolution struct {
+	Name    string `json:"name"`
+	Network string `json:"network"`
+	Type    string `json:"type"`
+	// Rcode is the response code's name (NOERROR, NXDOMAIN, REFUSED...).
+	Rcode string `json:"rcode"`
+	// Addrs are the A or AAAA records answered, after any CNAME in the
+	// zone.
+	Addrs []string `json:"addrs"`
+	// Regions are the regions whose edges (or app endpoints) were
+	// answered, in answer order; empty for a name that is not routed.
+	Regions []string `json:"regions,omitempty"`
+	// Nearest is the region nearest to the network, open or not, which a
+	// real query from it counts demand for; empty when it cannot be
+	// placed or the name is not routed.
+	Nearest  string `json:"nearest,omitempty"`
+	FailOpen bool   `json:"failOpen,omitempty"`
 }

@@ -31,6 +31,13 @@ import (
 //	                  (adminapi.DemandView JSON)
 //	POST /v1/rtt      RTT samples from an edge (rtt.Report JSON); needs
 //	                  "Authorization: Bearer" with Options.AdminToken
+//	POST /v1/regions/{name}/route
+//	                  {"in": false} takes the region out of the answers,
+//	                  {"in": true} puts it back (adminapi.RouteRequest,
+//	                  SetRouted); needs the token
+//	GET  /v1/resolve  what the dns would answer a client network for a
+//	                  name, counting no demand (adminapi.Resolution,
+//	                  Resolve); needs the token
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{Registry: s.m.reg}))
@@ -45,6 +52,8 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("GET "+adminapi.StatePath, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.State()) })
 	mux.HandleFunc("GET "+adminapi.DemandPath, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.Demand()) })
 	mux.HandleFunc("POST "+adminapi.RTTPath, s.handleRTT)
+	mux.HandleFunc("POST "+adminapi.RoutePattern, s.handleRoute)
+	mux.HandleFunc("GET "+adminapi.ResolvePath, s.handleResolve)
 	return mux
 }
 
@@ -196,7 +205,7 @@ func (s *Server) State() adminapi.State {
 	for i, r := range v.st.regions {
 		serving, healthy := v.regionUp(i)
 		rs := adminapi.RegionState{Name: r.Name, Provider: r.Provider, Autoscale: r.Autoscale, Serving: serving,
-			Healthy: healthy, Demand: d[r.Name], Edges: []adminapi.EdgeState{}}
+			Healthy: healthy, Demand: d[r.Name], Edges: []adminapi.EdgeState{}, Routed: !s.out[r.Name]}
 		if r.hasLoc {
 			rs.Location = &adminapi.Location{Lat: r.loc.Lat, Lon: r.loc.Lon}
 		}

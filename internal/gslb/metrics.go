@@ -17,6 +17,7 @@ type metrics struct {
 	failOpen      prometheus.Counter
 	failOpenState prometheus.Gauge
 	regionHealthy *prometheus.GaugeVec   // region
+	regionRouted  *prometheus.GaugeVec   // region
 	edgeHealthy   *prometheus.GaugeVec   // region, edge
 	transitions   *prometheus.CounterVec // region, state
 	probes        *prometheus.CounterVec // result
@@ -47,9 +48,11 @@ func newMetrics() *metrics {
 	m.failOpen = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "fail_open_answers_total",
 		Help: "Answers given while no serving region was healthy (every serving region answered)."})
 	m.failOpenState = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "fail_open",
-		Help: "1 while no serving region is healthy and the server fails open."})
+		Help: "1 while no serving region is healthy and routed in, and the server fails open."})
 	m.regionHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "region_healthy",
 		Help: "1 if at least one edge of the region passes its health probe."}, []string{"region"})
+	m.regionRouted = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "region_routed",
+		Help: "1 if the region is in the answers, 0 while it is taken out (drained) by POST /v1/regions/NAME/route."}, []string{"region"})
 	m.edgeHealthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "edge_healthy",
 		Help: "1 if the edge passes its health probe."}, []string{"region", "edge"})
 	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "region_transitions_total",
@@ -78,7 +81,7 @@ func newMetrics() *metrics {
 		Help: "1 if the app service endpoint passes its health probe (tcp connect or http)."}, []string{"service", "region", "endpoint"})
 	m.serviceTransitions = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "service_transitions_total",
 		Help: "Health changes of an app service in a region, by the state entered (up or down)."}, []string{"service", "region", "state"})
-	m.reg.MustRegister(m.queries, m.demand, m.answers, m.failOpen, m.failOpenState, m.regionHealthy, m.edgeHealthy,
+	m.reg.MustRegister(m.queries, m.demand, m.answers, m.failOpen, m.failOpenState, m.regionHealthy, m.regionRouted, m.edgeHealthy,
 		m.transitions, m.probes, m.planComputes, m.rrl, m.rttSamples, m.rttReports, m.rttNetworks, m.reloads, m.info,
 		m.serviceAnswers, m.serviceHealthy, m.endpointHealthy, m.serviceTransitions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/locate"
 )
 
 // RegionView is what the routing decision knows of one region.
@@ -20,6 +21,11 @@ type RegionView struct {
 	// Healthy is true when at least one of the region's edges passes its
 	// health probe.
 	Healthy bool
+	// Out is true while the region is taken out of the answers (drained
+	// by an operator or the autoscaler): it is answered only when no
+	// serving region is both healthy and in, and the policy then chooses
+	// among every serving region (failing open).
+	Out bool
 }
 
 // Client is who asks: the client network (from ECS, else the resolver's
@@ -44,8 +50,8 @@ type Plan struct {
 	// regions in the file, open or not, healthy or not (-1 if unknown): the
 	// demand signal.
 	Best int
-	// FailOpen is true when no serving region is healthy and every serving
-	// region is answered.
+	// FailOpen is true when no serving region is healthy (and not Out)
+	// and every serving region is answered.
 	FailOpen bool
 	// ClientDependent is false when the answer is the same for every
 	// client (weighted, failover, all); ECS answers then carry scope 0.
@@ -58,7 +64,7 @@ func Route(policy config.Policy, regions []RegionView, order []int, c Client, rt
 	p := Plan{Best: best(regions, c)}
 	var eligible []int
 	for i, r := range regions {
-		if r.Serving && r.Healthy {
+		if r.Serving && r.Healthy && !r.Out {
 			eligible = append(eligible, i)
 		}
 	}
@@ -126,7 +132,7 @@ func Route(policy config.Policy, regions []RegionView, order []int, c Client, rt
 				}
 			}
 			if c.HasLoc && regions[i].HasLoc {
-				return EstimateRTT(config.DistanceKm(c.Loc, regions[i].Loc)), true
+				return locate.EstimateRTT(config.DistanceKm(c.Loc, regions[i].Loc)), true
 			}
 			return 0, false
 		}
@@ -145,22 +151,16 @@ func Route(policy config.Policy, regions []RegionView, order []int, c Client, rt
 	return p
 }
 
-// best is the nearest region to the client among all regions (demand).
+// best is the nearest region to the client among all regions (demand), by
+// distance: the rule the edges label their requests with (package locate).
+// Measured RTTs do not enter it: the closed regions, which demand is
+// about, have none.
 func best(regions []RegionView, c Client) int {
-	if !c.HasLoc {
-		return -1
+	pts := make([]locate.Point, len(regions))
+	for i, r := range regions {
+		pts[i] = locate.Point{Name: r.Name, Loc: r.Loc, HasLoc: r.HasLoc}
 	}
-	all := make([]int, len(regions))
-	for i := range all {
-		all[i] = i
-	}
-	b, _ := lowest(all, func(i int) (float64, bool) {
-		if !regions[i].HasLoc {
-			return 0, false
-		}
-		return config.DistanceKm(c.Loc, regions[i].Loc), true
-	})
-	return b
+	return locate.NearestIndex(c.Loc, c.HasLoc, pts, nil)
 }
 
 // lowest returns the indices with the lowest and second-lowest cost among
@@ -196,8 +196,3 @@ func firstInOrder(eligible, order []int) int {
 	}
 	return eligible[0]
 }
-
-// EstimateRTT guesses a round-trip time in ms from a distance: light in
-// fibre covers about 100 km of distance per ms of round trip, real paths
-// are about twice as long as the great circle, plus a few ms of access.
-func EstimateRTT(km float64) float64 { return 5 + km/50 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/locate"
 )
 
 var (
@@ -28,6 +29,14 @@ func testRegions(healthy ...bool) []RegionView {
 	}
 	for i := range rs {
 		rs[i].Healthy = i < len(healthy) && healthy[i]
+	}
+	return rs
+}
+
+// out marks regions idx as taken out of the answers.
+func out(rs []RegionView, idx ...int) []RegionView {
+	for _, i := range idx {
+		rs[i].Out = true
 	}
 	return rs
 }
@@ -92,6 +101,14 @@ func TestRoute(t *testing.T) {
 			Plan{Choices: [][]int{{1}}, Best: 1}},
 		{"all fail open", config.PolicyAll, testRegions(false, false), nil, at(paris), nil, 0,
 			Plan{Choices: [][]int{{0, 1}}, Best: 1, FailOpen: true}},
+		{"geo nearest is out", config.PolicyGeo, out(testRegions(true, true), 1), nil, at(paris), nil, 0,
+			Plan{Choices: [][]int{{0}}, Best: 1, ClientDependent: true}},
+		{"all minus the out", config.PolicyAll, out(testRegions(true, true), 0), nil, at(paris), nil, 0,
+			Plan{Choices: [][]int{{1}}, Best: 1}},
+		{"one out, the other down: fail open", config.PolicyGeo, out(testRegions(true, false), 0), nil, at(paris), nil, 0,
+			Plan{Choices: [][]int{{1}}, Best: 1, FailOpen: true, ClientDependent: true}},
+		{"every region out: fail open", config.PolicyAll, out(testRegions(true, true), 0, 1), nil, at(paris), nil, 0,
+			Plan{Choices: [][]int{{0, 1}}, Best: 1, FailOpen: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,7 +131,7 @@ func TestDistance(t *testing.T) {
 	if config.DistanceKm(paris, paris) != 0 {
 		t.Error("distance to self is not 0")
 	}
-	if e := EstimateRTT(d); e < 100 || e > 150 {
+	if e := locate.EstimateRTT(d); e < 100 || e > 150 {
 		t.Errorf("EstimateRTT(%.0f) = %.0f ms", d, e)
 	}
 }

@@ -112,6 +112,9 @@ type Server struct {
 	stopProbes context.CancelFunc
 	probeGen   uint64
 	probeWG    sync.WaitGroup
+	// out names the regions taken out of the answers (SetRouted); kept
+	// by name across reloads, guarded by mu.
+	out        map[string]bool
 	demandMu   sync.Mutex
 	demandCtrs map[string]*demandCounter
 	rates      *rateRing
@@ -126,7 +129,7 @@ func New(cfg *config.CDN, o Options) (*Server, error) {
 		return nil, errors.New("dns: nil config")
 	}
 	s := &Server{o: o, log: o.Logger, now: o.Now, rand: o.Rand, probeClient: o.ProbeClient,
-		m: newMetrics(), health: map[string]*edgeHealth{}, demandCtrs: map[string]*demandCounter{}}
+		m: newMetrics(), health: map[string]*edgeHealth{}, out: map[string]bool{}, demandCtrs: map[string]*demandCounter{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -322,7 +325,13 @@ func (s *Server) dropStaleSeries(old, cur *static) {
 			}
 		}
 	}
+	for _, r := range cur.regions {
+		keep["n|"+r.Name] = true
+	}
 	for i, r := range old.regions {
+		if !keep["n|"+r.Name] {
+			s.m.regionRouted.DeleteLabelValues(r.Name)
+		}
 		if len(r.edges) > 0 && !keep["r|"+r.Name] {
 			s.m.regionHealthy.DeleteLabelValues(r.Name)
 		}
@@ -394,6 +403,7 @@ func (s *Server) rebuildLocked(st *static) {
 		s.logChanges(old, v)
 	}
 	s.m.failOpenState.Set(b2f(v.failOpen))
+	s.exportRoutedLocked(st)
 	s.view.Store(v)
 }
 
@@ -407,17 +417,21 @@ func (s *Server) buildTarget(st *static, members func(region int) []member, prev
 			ups = append(ups, s.upLocked(e.key))
 		}
 	}
-	if prev != nil && slices.Equal(prev.ups, ups) {
+	outs := make([]bool, len(st.regions))
+	for i, r := range st.regions {
+		outs[i] = s.out[r.Name]
+	}
+	if prev != nil && slices.Equal(prev.ups, ups) && slices.Equal(prev.outs, outs) {
 		return prev
 	}
-	t := &targetView{ups: ups, plans: [2]*planCache{newPlanCache(), newPlanCache()}}
+	t := &targetView{ups: ups, outs: outs, plans: [2]*planCache{newPlanCache(), newPlanCache()}}
 	anyServing, anyHealthy := false, false
 	k := 0
 	for i, r := range st.regions {
 		var rv [2]RegionView
 		var healthy, all addrSet
 		for f := range rv {
-			rv[f] = RegionView{Name: r.Name, Loc: r.loc, HasLoc: r.hasLoc, Weight: r.weight}
+			rv[f] = RegionView{Name: r.Name, Loc: r.loc, HasLoc: r.hasLoc, Weight: r.weight, Out: outs[i]}
 		}
 		for _, e := range members(i) {
 			a := e.addr.Addr()
@@ -435,7 +449,7 @@ func (s *Server) buildTarget(st *static, members func(region int) []member, prev
 		}
 		serving, ok := rv[0].Serving || rv[1].Serving, (rv[0].Serving && rv[0].Healthy) || (rv[1].Serving && rv[1].Healthy)
 		anyServing = anyServing || serving
-		anyHealthy = anyHealthy || ok
+		anyHealthy = anyHealthy || (ok && !outs[i])
 		for f := range rv {
 			t.regions[f] = append(t.regions[f], rv[f])
 		}
@@ -456,7 +470,7 @@ func (s *Server) logChanges(old, v *view) {
 			s.log.Log(context.Background(), healthLevel(up), "region health changed", "region", region, "state", state[up])
 		})
 		if v.failOpen && !old.failOpen {
-			s.log.Error("no serving region is healthy: failing open, answering every region")
+			s.log.Error("no serving region is healthy and routed in: failing open, answering every serving region")
 		}
 	}
 	olds := map[string]*targetView{}
@@ -666,6 +680,9 @@ type resolution struct {
 	m               *dns.Msg
 	client          netip.Addr
 	clientDependent bool
+	// dry is set for a lookup that is no query (Resolve): it counts no
+	// demand and no answers, and notes what it answered below.
+	dry *dryRun
 }
 
 func (r *resolution) resolve(q dns.Question) {
@@ -764,17 +781,24 @@ func (r *resolution) targetAnswer(name string, qtype uint16, t *targetView, answ
 	if best < 0 {
 		best = len(v.st.regions) // unknown
 	}
-	v.st.demand[best].inc()
+	if r.dry == nil {
+		v.st.demand[best].inc()
+	}
 	if len(cp.sets) == 0 {
 		return false
 	}
 	i := cp.pick(r.s.rand)
-	if cp.FailOpen && cdn {
-		r.s.m.failOpen.Inc()
-	}
-	for _, ri := range cp.Choices[i] {
-		if c := answersCtr[ri]; c != nil {
-			c.Inc()
+	switch {
+	case r.dry != nil:
+		r.dry.note(v.st, cp, i)
+	default:
+		if cp.FailOpen && cdn {
+			r.s.m.failOpen.Inc()
+		}
+		for _, ri := range cp.Choices[i] {
+			if c := answersCtr[ri]; c != nil {
+				c.Inc()
+			}
 		}
 	}
 	set := cp.sets[i]

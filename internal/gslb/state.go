@@ -13,8 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/locate"
 	"github.com/kubecdn/kubecdn/internal/rtt"
 )
+
+// Locator finds where a client address is (Options.Locator); see package
+// locate, which the edges share.
+type Locator = locate.Locator
 
 // static is everything derived from one version of the CDN file.
 type static struct {
@@ -26,7 +31,7 @@ type static struct {
 	order    []int           // failover order
 	policy   config.Policy
 	explore  float64
-	locator  Locator
+	locator  *locate.Finder
 	closer   io.Closer
 	rrl      *rrl
 	loaded   time.Time
@@ -133,26 +138,11 @@ func (s *Server) buildStatic(c *config.CDN) (*static, error) {
 			st.order = append(st.order, i)
 		}
 	}
-	var locs chain
-	if s.o.Locator != nil {
-		locs = append(locs, s.o.Locator)
+	f, err := locate.New(c, locate.Options{Locator: s.o.Locator})
+	if err != nil {
+		return nil, err
 	}
-	if len(c.Spec.Routing.Geo.Networks) > 0 {
-		t, err := newCIDRTable(c.Spec.Routing.Geo.Networks)
-		if err != nil {
-			return nil, err
-		}
-		locs = append(locs, t)
-	}
-	if db := c.Spec.Routing.Geo.Database; db != "" {
-		m, err := openMMDB(c.ResolvePath(db))
-		if err != nil {
-			return nil, fmt.Errorf("spec.routing.geo.database: %w", err)
-		}
-		locs = append(locs, m)
-		st.closer = m
-	}
-	st.locator = locs
+	st.locator, st.closer = f, f
 	if r := c.Spec.DNS.RRL; r.Rate > 0 {
 		st.rrl = newRRL(float64(r.Rate), *r.Slip, s.now)
 	}
@@ -236,6 +226,7 @@ type targetView struct {
 	healthy  []addrSet // per region: healthy members
 	all      []addrSet // per region: every member
 	ups      []bool    // every member's health, in order: reuse the view while equal
+	outs     []bool    // per region: taken out of the answers (reused while equal too)
 	failOpen bool
 	plans    [2]*planCache
 }

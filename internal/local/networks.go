@@ -2,36 +2,38 @@ package local
 
 import (
 	"context"
-	"net"
-	"net/netip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/miekg/dns"
-
+	"github.com/kubecdn/kubecdn/internal/adminapi"
+	"github.com/kubecdn/kubecdn/internal/bearer"
 	"github.com/kubecdn/kubecdn/internal/ops"
 )
 
+// networksTimeout bounds one lookup of the status page; it runs every
+// second.
+const networksTimeout = 2 * time.Second
+
 // Networks tells the status page which region answers each client network
-// the file places: it asks the running dns as a resolver on that network
-// would (EDNS Client Subnet) and matches the answer to the regions' edges.
-func (u *Up) Networks(ctx context.Context, targets []ops.Target) ([]ops.NetworkRoute, error) {
+// the file places. It asks the running dns's admin listener (GET
+// /v1/resolve, with the admin token) rather than sending it queries with
+// EDNS Client Subnet: the same routing answers, and the status page's own
+// lookups never count as users' demand (which alone would make a closed
+// region's demand about one query a second per network placed near it).
+func (u *Up) Networks(ctx context.Context, _ []ops.Target) ([]ops.NetworkRoute, error) {
 	nets := u.cfg.Spec.Routing.Geo.Networks
 	if len(nets) == 0 || len(u.cfg.Spec.Hostnames) == 0 {
 		return nil, nil
 	}
-	byIP := map[string]string{}
-	for _, t := range targets {
-		for _, p := range t.Public {
-			host, _, err := net.SplitHostPort(p)
-			if err != nil {
-				host = p
-			}
-			byIP[host] = t.Region
-		}
-	}
-	name := dns.Fqdn(u.cfg.Spec.Hostnames[0])
+	name := u.cfg.Spec.Hostnames[0]
+	client := &http.Client{Timeout: networksTimeout} // the default transport: loopback is never proxied
 	out := make([]ops.NetworkRoute, len(nets))
 	var wg sync.WaitGroup
 	for i, n := range nets {
@@ -40,17 +42,14 @@ func (u *Up) Networks(ctx context.Context, targets []ops.Target) ([]ops.NetworkR
 		go func() {
 			defer wg.Done()
 			r := &out[i]
-			addrs, err := u.askAs(ctx, name, n.CIDR)
+			res, err := u.resolveAs(ctx, client, name, n.CIDR)
 			if err != nil {
 				r.Error = err.Error()
 				return
 			}
-			r.Addrs = addrs
-			for _, a := range addrs {
-				if reg, ok := byIP[a]; ok {
-					r.Region = reg
-					break
-				}
+			r.Addrs = res.Addrs
+			if len(res.Regions) > 0 {
+				r.Region = res.Regions[0]
 			}
 		}()
 	}
@@ -58,37 +57,33 @@ func (u *Up) Networks(ctx context.Context, targets []ops.Target) ([]ops.NetworkR
 	return out, nil
 }
 
-// askAs queries the dns for name's A (or, for an IPv6 network, AAAA and
-// then A) records as a resolver serving the network cidr.
-func (u *Up) askAs(ctx context.Context, name, cidr string) ([]string, error) {
-	pfx, err := netip.ParsePrefix(cidr)
+// resolveAs asks the dns which A records it would answer for name to a
+// resolver serving the network cidr, without counting it as demand.
+func (u *Up) resolveAs(ctx context.Context, client *http.Client, name, cidr string) (adminapi.Resolution, error) {
+	var res adminapi.Resolution
+	q := url.Values{"name": {name}, "network": {cidr}, "type": {"A"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+u.lay.DNSAdmin+adminapi.ResolvePath+"?"+q.Encode(), nil)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
-	m := new(dns.Msg)
-	m.SetQuestion(name, dns.TypeA)
-	o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-	o.SetUDPSize(1232)
-	ecs := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, SourceNetmask: uint8(pfx.Bits()), Address: pfx.Addr().AsSlice()}
-	ecs.Family = 1
-	if pfx.Addr().Is6() {
-		ecs.Family = 2
-	}
-	o.Option = append(o.Option, ecs)
-	m.Extra = append(m.Extra, o)
-	c := &dns.Client{Net: "udp", Timeout: 500 * time.Millisecond}
-	in, _, err := c.ExchangeContext(ctx, m, u.lay.DNS)
+	bearer.Set(req, u.token)
+	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return res, fmt.Errorf("asking the dns: %w", err)
 	}
-	var addrs []string
-	for _, rr := range in.Answer {
-		if a, ok := rr.(*dns.A); ok {
-			addrs = append(addrs, a.A.String())
-		}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return res, fmt.Errorf("asking the dns: %w", err)
 	}
-	if len(addrs) == 0 {
-		return nil, &net.DNSError{Err: "no answer (" + strings.ToLower(dns.RcodeToString[in.Rcode]) + ")", Name: name}
+	if resp.StatusCode != http.StatusOK {
+		return res, fmt.Errorf("asking the dns: %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
-	return addrs, nil
+	if err := json.Unmarshal(body, &res); err != nil {
+		return res, fmt.Errorf("asking the dns: bad answer: %w", err)
+	}
+	if len(res.Addrs) == 0 {
+		return res, errors.New("no answer (" + strings.ToLower(res.Rcode) + ")")
+	}
+	return res, nil
 }

@@ -1,4 +1,4 @@
-package gslb
+package locate
 
 import (
 	"bytes"

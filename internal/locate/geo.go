@@ -1,4 +1,4 @@
-package gslb
+package locate
 
 import (
 	"fmt"
@@ -15,11 +15,11 @@ type Locator interface {
 	Locate(a netip.Addr) (config.Location, bool)
 }
 
-// LocatorFunc adapts a function to Locator.
-type LocatorFunc func(netip.Addr) (config.Location, bool)
+// Func adapts a function to Locator.
+type Func func(netip.Addr) (config.Location, bool)
 
 // Locate calls f.
-func (f LocatorFunc) Locate(a netip.Addr) (config.Location, bool) { return f(a) }
+func (f Func) Locate(a netip.Addr) (config.Location, bool) { return f(a) }
 
 // cidrTable is the file's CIDR→location table; the most specific match wins.
 type cidrTable struct {
@@ -105,10 +105,11 @@ func (m *mmdbLocator) Locate(a netip.Addr) (config.Location, bool) {
 
 func (m *mmdbLocator) Close() error { return m.r.Close() }
 
-// chain tries each locator in turn.
-type chain []Locator
+// Chain tries each locator in turn.
+type Chain []Locator
 
-func (c chain) Locate(a netip.Addr) (config.Location, bool) {
+// Locate returns the first location a locator of c knows.
+func (c Chain) Locate(a netip.Addr) (config.Location, bool) {
 	for _, l := range c {
 		if loc, ok := l.Locate(a); ok {
 			return loc, true
@@ -120,6 +121,6 @@ func (c chain) Locate(a netip.Addr) (config.Location, bool) {
 var (
 	_ Locator = (*cidrTable)(nil)
 	_ Locator = (*mmdbLocator)(nil)
-	_ Locator = chain(nil)
-	_ Locator = LocatorFunc(nil)
+	_ Locator = Chain(nil)
+	_ Locator = Func(nil)
 )
