@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/kubecdn/kubecdn/internal/edge/wire"
 )
 
 // discardWriter is a minimal http.ResponseWriter, so the benchmark measures
@@ -64,7 +66,7 @@ func BenchmarkFastHit1KiB(b *testing.B) {
 	req := httptest.NewRequest(http.MethodGet, "http://www.example.com/obj", nil)
 	s.ServeHTTP(&discardWriter{h: http.Header{}}, req)
 	bw := bufio.NewWriterSize(io.Discard, 16<<10)
-	fr := fastReq{target: []byte("/obj"), host: []byte("www.example.com")}
+	fr := wire.Request{Target: []byte("/obj"), Host: []byte("www.example.com")}
 	var st fastConnState
 	b.ReportAllocs()
 	b.ResetTimer()

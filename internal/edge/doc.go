@@ -6,14 +6,14 @@
 // A plain-HTTP connection meets up to three servers, each handing what it
 // cannot answer, with the bytes already read, to the next:
 //
-//  1. The io_uring loop (uring_linux.go, uringserve_linux.go; Linux, when
+//  1. The io_uring loop (uringserve_linux.go, on wire.Ring; Linux, when
 //     the kernel allows it): one thread accepts, receives into a shared
 //     buffer pool and answers fresh hits held in the memory tier. It owns
 //     the idle timeout (fastIdleTimeout), the header timeout
 //     (fastReadTimeout) and the send-progress timeout (fastWriteTimeout)
 //     of the connections it serves.
-//  2. The goroutine fast path (fastpath.go, framing.go, waiter_*.go): a
-//     strict parser answers fresh hits and misses joining a fill in flight;
+//  2. The goroutine fast path (fastpath.go): a strict parser
+//     (wire.ParseRequest) answers fresh hits and misses joining a fill in flight;
 //     an idle plain connection is parked in the waiter (no goroutine, no
 //     buffer) after fastParkAfter, and closed after fastIdleTimeout.
 //  3. net/http (handler.go): everything else; its server's IdleTimeout and

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/http"
@@ -18,10 +17,9 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/kubecdn/kubecdn/internal/acme"
-
+	"github.com/kubecdn/kubecdn/internal/edge/wire"
 	"github.com/kubecdn/kubecdn/internal/httpcache"
 	"github.com/kubecdn/kubecdn/internal/store"
 )
@@ -45,7 +43,7 @@ const (
 	fastWriteTimeout = 5 * time.Minute
 	// fastParkAfter is how long a plain connection waits for its next
 	// request with a goroutine and buffers; after that (1 to 2 times this),
-	// it waits in the waiter with neither (see waiter_linux.go).
+	// it waits in the waiter with neither (see wire.Waiter).
 	fastParkAfter = 2 * time.Second
 )
 
@@ -55,158 +53,6 @@ var (
 	fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastBufSize) }}
 	fastWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
 )
-
-// fastReq is a request the fast path may serve.
-type fastReq struct {
-	head   bool
-	target []byte
-	host   []byte
-	close  bool
-	size   int // bytes of the request, through the blank line
-}
-
-// parseFast parses one request header at the start of b. ok is false when the
-// request is outside the fast subset (hand it over); complete is false when b
-// holds no full header yet.
-func parseFast(b []byte) (r fastReq, ok, complete bool) {
-	end := bytes.Index(b, []byte("\r\n\r\n"))
-	// A bare LF anywhere in the header is outside the subset: hand over
-	// at once rather than wait for a CRLF CRLF that may never come.
-	scan := b
-	if end >= 0 {
-		scan = b[:end]
-	}
-	for i, c := range scan {
-		if c == '\n' && (i == 0 || b[i-1] != '\r') {
-			return r, false, true
-		}
-	}
-	if end < 0 {
-		return r, true, false
-	}
-	r.size = end + 4
-	line, rest, _ := bytes.Cut(b[:end+2], []byte("\r\n"))
-	switch {
-	case bytes.HasPrefix(line, []byte("GET ")):
-		line = line[4:]
-	case bytes.HasPrefix(line, []byte("HEAD ")):
-		line, r.head = line[5:], true
-	default:
-		return r, false, true
-	}
-	sp := bytes.IndexByte(line, ' ')
-	if sp <= 0 || string(line[sp:]) != " HTTP/1.1" || line[0] != '/' {
-		return r, false, true
-	}
-	r.target = line[:sp]
-	for i, c := range r.target {
-		if c < 0x21 || c > 0x7e || c == '#' {
-			return r, false, true
-		}
-		if c == '%' && (i+2 >= len(r.target) || !isHex(r.target[i+1]) || !isHex(r.target[i+2])) {
-			return r, false, true
-		}
-	}
-	if !httpcache.NormalTarget(r.target) {
-		// Dot segments, raw or %2e: net/http's path normalises the target
-		// before keying it (see reqInfo); the key here would not be that.
-		return r, false, true
-	}
-	for len(rest) > 0 {
-		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return r, false, true
-		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		for _, c := range name {
-			if !isTokenChar(c) {
-				return r, false, true
-			}
-		}
-		for _, c := range value {
-			if (c < 0x20 && c != '\t') || c == 0x7f {
-				return r, false, true
-			}
-		}
-		switch {
-		case foldEq(name, "host"):
-			if r.host != nil || len(value) == 0 {
-				return r, false, true
-			}
-			r.host = value
-		case foldEq(name, "connection"):
-			switch {
-			case foldEq(value, "close"):
-				r.close = true
-			case foldEq(value, "keep-alive"):
-			default:
-				return r, false, true
-			}
-		case fastDenied(name):
-			return r, false, true
-		}
-	}
-	return r, r.host != nil && httpguts.ValidHostHeader(string(r.host)), true
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-// fastDenied are the request fields that bear on framing, caching or
-// routing: a request with any of them goes the full way.
-func fastDenied(name []byte) bool {
-	for _, d := range [...]string{
-		"transfer-encoding", "content-length", "expect", "upgrade", "te", "trailer",
-		"range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
-		"cache-control", "pragma", "authorization", "max-forwards",
-		"kubecdn-hop", "cdn-loop", "x-forwarded-proto", "proxy-authorization", "proxy-connection", "keep-alive",
-	} {
-		if foldEq(name, d) {
-			return true
-		}
-	}
-	return false
-}
-
-func foldEq(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
 
 // cachedMeta is a decoded object metadata with its header serialised for the
 // fast path; it is valid while the store returns the same metadata bytes.
@@ -349,30 +195,6 @@ func (l *fastListener) Close() error {
 
 func (l *fastListener) Addr() net.Addr { return l.inner.Addr() }
 
-// prefixConn replays bytes the fast path read before handing over.
-type prefixConn struct {
-	net.Conn
-	prefix []byte
-	tls    *tls.ConnectionState // set for a TLS connection
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// NetConn returns the accepted connection (for TCP_INFO readers).
-func (c *prefixConn) NetConn() net.Conn {
-	if nc, ok := c.Conn.(interface{ NetConn() net.Conn }); ok {
-		return nc.NetConn()
-	}
-	return c.Conn
-}
-
 // fastConns tracks the connections the fast path holds, so a shutdown can
 // close the idle ones (parked ones too) and wait for the busy ones. wg
 // counts the goroutines serving them.
@@ -433,6 +255,19 @@ func (s *Server) resumeFast(fc *fastConn) {
 	s.fast.wg.Add(1)
 	s.fast.mu.Unlock()
 	go s.runFast(fc)
+}
+
+// waiter parks the fast path's idle plain connections, with no goroutine
+// or buffers each (Linux; see wire.Waiter).
+type waiter = wire.Waiter[*fastConn]
+
+// newWaiter starts the waiter: a parked connection that sends again is
+// served by a new goroutine, one idle past s.fastIdle is closed.
+func newWaiter(s *Server) (*waiter, error) {
+	return wire.NewWaiter(min(s.fastIdle/4, 5*time.Second), s.resumeFast, func(fc *fastConn) {
+		s.untrackFast(fc)
+		fc.c.Close()
+	})
 }
 
 func (s *Server) untrackFast(fc *fastConn) {
@@ -506,9 +341,9 @@ type tlsStateKey struct{}
 // connContext is the ConnContext of the net/http servers behind the fast
 // path.
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	if f, ok := c.(*framingConn); ok {
-		if p, ok := f.Conn.(*prefixConn); ok && p.tls != nil {
-			return context.WithValue(ctx, tlsStateKey{}, p.tls)
+	if f, ok := c.(*wire.FramingConn); ok {
+		if p, ok := f.Conn.(*wire.PrefixConn); ok && p.TLS != nil {
+			return context.WithValue(ctx, tlsStateKey{}, p.TLS)
 		}
 	}
 	return ctx
@@ -534,7 +369,7 @@ func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionSta
 	bw := fastWriters.Get().(*bufio.Writer)
 	rd := c // what br reads from
 	if fc.prefix != nil && tlsState == nil {
-		rd = &prefixConn{Conn: c, prefix: fc.prefix}
+		rd = &wire.PrefixConn{Conn: c, Prefix: fc.prefix}
 		fc.prefix = nil
 	}
 	br.Reset(rd)
@@ -552,7 +387,7 @@ func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionSta
 		n := br.Buffered()
 		prefix, _ := br.Peek(n)
 		c.SetDeadline(time.Time{})
-		pc := newFramingConn(&prefixConn{Conn: rd, prefix: append([]byte(nil), prefix...), tls: tlsState}, s.rt.Load().cfg.MaxHeaderBytes)
+		pc := wire.NewFramingConn(&wire.PrefixConn{Conn: rd, Prefix: append([]byte(nil), prefix...), TLS: tlsState}, s.rt.Load().cfg.MaxHeaderBytes)
 		select {
 		case fc.fl.handoff <- pc:
 			return fastHanded
@@ -581,11 +416,11 @@ func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionSta
 			}
 		}
 		fc.busy.Store(true)
-		var req fastReq
+		var req wire.Request
 		partial := false
 		for {
 			buf, _ := br.Peek(br.Buffered())
-			r, ok, complete := parseFast(buf)
+			r, ok, complete := wire.ParseRequest(buf)
 			if !ok {
 				return handOver()
 			}
@@ -613,8 +448,8 @@ func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionSta
 		if !s.serveFastHit(bw, c, &st, &req, tlsState != nil) {
 			return handOver()
 		}
-		br.Discard(req.size)
-		if req.close {
+		br.Discard(req.Size)
+		if req.Close {
 			bw.Flush()
 			return fastClosed
 		}
@@ -636,7 +471,7 @@ func (s *Server) waitFast(fc *fastConn, c net.Conn, br *bufio.Reader, st *fastCo
 		if !errors.Is(err, os.ErrDeadlineExceeded) || br.Buffered() > 0 {
 			return fastClosed, false
 		}
-		if plain && s.waiter.Load().park(fc, idleSince.Add(s.fastIdle)) {
+		if plain && s.waiter.Load().Park(fc.c, fc, idleSince.Add(s.fastIdle)) {
 			return fastParked, false
 		}
 		now := time.Now()
@@ -679,17 +514,17 @@ func (st *fastConnState) setIdleDeadline(c net.Conn, now time.Time) {
 
 // key returns the cache key of req: httpcache.Key's, remembered for the
 // next request on the connection.
-func (st *fastConnState) key(req *fastReq, https bool) string {
-	if st.k != "" && st.https == https && bytes.Equal(st.target, req.target) && bytes.Equal(st.host, req.host) {
+func (st *fastConnState) key(req *wire.Request, https bool) string {
+	if st.k != "" && st.https == https && bytes.Equal(st.target, req.Target) && bytes.Equal(st.host, req.Host) {
 		return st.k
 	}
 	scheme := "http"
 	if https {
 		scheme = "https"
 	}
-	st.k = objKey(httpcache.Key(scheme, string(req.host), string(req.target)))
-	st.host = append(st.host[:0], req.host...)
-	st.target = append(st.target[:0], req.target...)
+	st.k = objKey(httpcache.Key(scheme, string(req.Host), string(req.Target)))
+	st.host = append(st.host[:0], req.Host...)
+	st.target = append(st.target[:0], req.Target...)
 	st.https = https
 	st.cm = nil
 	return st.k
@@ -726,15 +561,15 @@ type fastLookup struct {
 // fresh hit whose response header lookupFast appended to b as l.head. A
 // sliced object is a hit only when sliced is set (l.e is then its
 // metadata entry, and the caller gathers the slices).
-func (s *Server) lookupFast(b []byte, st *fastConnState, req *fastReq, https, sliced bool) (l fastLookup, ok bool) {
+func (s *Server) lookupFast(b []byte, st *fastConnState, req *wire.Request, https, sliced bool) (l fastLookup, ok bool) {
 	rt := s.rt.Load()
-	if len(rt.hosts) > 0 && !rt.hosts[hostOnly(string(req.host))] {
+	if len(rt.hosts) > 0 && !rt.hosts[hostOnly(string(req.Host))] {
 		return l, false
 	}
-	if !https && len(rt.cfg.HTTPSRedirect) > 0 && redirectsHost(&rt.cfg, string(req.host)) {
+	if !https && len(rt.cfg.HTTPSRedirect) > 0 && redirectsHost(&rt.cfg, string(req.Host)) {
 		return l, false
 	}
-	if bytes.HasPrefix(req.target, []byte("/.well-known/")) {
+	if bytes.HasPrefix(req.Target, []byte("/.well-known/")) {
 		return l, false // the health path and ACME challenges: net/http's way
 	}
 	l.rt, l.key = rt, st.key(req, https)
@@ -761,7 +596,7 @@ func (s *Server) lookupFast(b []byte, st *fastConnState, req *fastReq, https, sl
 
 // serveFastHit writes the response to req if it is a fresh hit that needs
 // nothing beyond the stored header; false means nothing was written.
-func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, req *fastReq, https bool) bool {
+func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, req *wire.Request, https bool) bool {
 	l, ok := s.lookupFast(bw.AvailableBuffer(), st, req, https, false)
 	if !ok {
 		return false
@@ -772,7 +607,7 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 	e, b := l.e, l.head
 	defer func() { e.Close() }()
 	s.metrics.hits.Inc()
-	if req.head {
+	if req.Head {
 		bw.Write(b)
 		return true
 	}
@@ -808,7 +643,7 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 // no fetch in flight, or whose fetch ended any other way than with a plain
 // storable 200 of known length, is left to net/http (false: nothing was
 // written), which starts the fetch or handles the outcome.
-func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, https bool, rt *liveConfig, key string) bool {
+func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *wire.Request, https bool, rt *liveConfig, key string) bool {
 	s.mu.Lock()
 	f := s.fills[key]
 	s.mu.Unlock()
@@ -840,7 +675,7 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, 
 	b := s.appendFastHeader(bw.AvailableBuffer(), rt, req, https, wire, date, now, age, age > 0 || m.Header.Get("Age") != "",
 		httpcache.CacheStatus{Cache: rt.cfg.Name, Fwd: "uri-miss", FwdStatus: f.status, Collapsed: true, Stored: true, TTL: ttl, HasTTL: true},
 		m.Size)
-	if req.head || m.Size == 0 {
+	if req.Head || m.Size == 0 {
 		bw.Write(b)
 		return true
 	}
@@ -868,7 +703,7 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *fastReq, 
 // stored fields (wire; date tells whether they hold a Date), then Age (when
 // withAge), Cache-Status, HSTS on https, Accept-Ranges, Content-Length and,
 // when the client asked, Connection: close.
-func (s *Server) appendFastHeader(b []byte, rt *liveConfig, req *fastReq, https bool, wire []byte, date bool,
+func (s *Server) appendFastHeader(b []byte, rt *liveConfig, req *wire.Request, https bool, wire []byte, date bool,
 	now time.Time, age time.Duration, withAge bool, cs httpcache.CacheStatus, size int64) []byte {
 	b = append(b, "HTTP/1.1 200 OK\r\n"...)
 	b = append(b, wire...)
@@ -890,7 +725,7 @@ func (s *Server) appendFastHeader(b []byte, rt *liveConfig, req *fastReq, https 
 	}
 	b = append(b, "\r\nAccept-Ranges: bytes\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, size, 10)
-	if req.close {
+	if req.Close {
 		b = append(b, "\r\nConnection: close"...)
 	}
 	return append(b, "\r\n\r\n"...)
@@ -929,5 +764,3 @@ type cachedDate struct {
 	sec int64
 	s   string
 }
-
-var _ io.Reader = (*prefixConn)(nil)
