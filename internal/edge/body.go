@@ -27,8 +27,9 @@ type bodyReader struct {
 	valid string
 }
 
-func (s *Server) newBodyReader(rt *liveConfig, ri reqInfo, vk string, m *objMeta, e *store.Entry, f *fill) *bodyReader {
-	return &bodyReader{s: s, rt: rt, ri: ri, vk: vk, m: m, e: e, own: f, valid: validator(m.Header)}
+// newBodyReader reads src's body for x.
+func (x *exchange) newBodyReader(src objSource) *bodyReader {
+	return &bodyReader{s: x.s, rt: x.rt, ri: x.ri, vk: src.vk, m: src.m, e: src.e, own: src.f, valid: validator(src.m.Header)}
 }
 
 // close detaches the reader from the body fill it reads.
