@@ -71,7 +71,8 @@ func BenchmarkFastHit1KiB(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if !s.serveFastHit(bw, nil, &st, &fr, false) {
+		x := fastExchange{s: s, bw: bw, st: &st, req: fr}
+		if !x.serveHit() {
 			b.Fatal("not served on the fast path")
 		}
 		bw.Flush()

@@ -360,7 +360,8 @@ func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionSta
 				return fastClosed
 			}
 		}
-		if !s.serveFastHit(bw, c, &st, &req, tlsState != nil) {
+		x := fastExchange{s: s, bw: bw, c: c, st: &st, req: req, https: tlsState != nil}
+		if !x.serveHit() {
 			return handOver()
 		}
 		br.Discard(req.Size)
@@ -458,9 +459,22 @@ func (st *fastConnState) meta(mc *metaCache, key string, raw []byte) (*cachedMet
 	return cm, err
 }
 
-// fastLookup is what lookupFast found for a request.
+// fastExchange is one request on the fast path, on the goroutine path or
+// the io_uring loop: the request's header, the connection state it came on,
+// whether over TLS, and the settings it is served under. Its methods look
+// the request up and write the answer.
+type fastExchange struct {
+	s     *Server
+	bw    *bufio.Writer // the connection's writer (nil on the io_uring loop)
+	c     net.Conn      // the connection (nil on the io_uring loop)
+	st    *fastConnState
+	req   wire.Request
+	https bool
+	rt    *liveConfig // set by lookup
+}
+
+// fastLookup is what lookup found for a request.
 type fastLookup struct {
-	rt  *liveConfig
 	key string
 	m   *objMeta // the hit's metadata
 	// e is a fresh hit the stored header answers (the caller closes it),
@@ -471,28 +485,41 @@ type fastLookup struct {
 	size int64
 }
 
-// lookupFast looks req up for the fast path. ok is false when the fast path
+// fastHead is what the header of a 200 the fast path serves says beyond
+// what the request and its settings give.
+type fastHead struct {
+	wire    []byte // the stored fields, "Name: value\r\n" lines
+	date    bool   // wire holds a Date
+	now     time.Time
+	age     time.Duration
+	withAge bool // send Age
+	cs      httpcache.CacheStatus
+	size    int64
+}
+
+// lookup looks x.req up for the fast path. ok is false when the fast path
 // must not answer it (hand it over); otherwise l.e is nil for a miss, or a
-// fresh hit whose response header lookupFast appended to b as l.head. A
+// fresh hit whose response header lookup appended to b as l.head. A
 // sliced object is a hit only when sliced is set (l.e is then its
 // metadata entry, and the caller gathers the slices).
-func (s *Server) lookupFast(b []byte, st *fastConnState, req *wire.Request, https, sliced bool) (l fastLookup, ok bool) {
+func (x *fastExchange) lookup(b []byte, sliced bool) (l fastLookup, ok bool) {
+	s, req := x.s, &x.req
 	rt := s.rt.Load()
 	if len(rt.hosts) > 0 && !rt.hosts[hostOnly(string(req.Host))] {
 		return l, false
 	}
-	if !https && len(rt.cfg.HTTPSRedirect) > 0 && redirectsHost(&rt.cfg, string(req.Host)) {
+	if !x.https && len(rt.cfg.HTTPSRedirect) > 0 && redirectsHost(&rt.cfg, string(req.Host)) {
 		return l, false
 	}
 	if bytes.HasPrefix(req.Target, []byte("/.well-known/")) {
 		return l, false // the health path and ACME challenges: net/http's way
 	}
-	l.rt, l.key = rt, st.key(req, https)
+	x.rt, l.key = rt, x.st.key(req, x.https)
 	e, found := s.store.Get(l.key)
 	if !found {
 		return l, true
 	}
-	cm, err := st.meta(s.metas, l.key, e.Meta())
+	cm, err := x.st.meta(s.metas, l.key, e.Meta())
 	if err != nil || cm.m.Marker || cm.m.Status != http.StatusOK || (cm.m.Sliced && !sliced) || cm.m.Size < 0 {
 		e.Close()
 		return l, false
@@ -504,25 +531,26 @@ func (s *Server) lookupFast(b []byte, st *fastConnState, req *wire.Request, http
 		return l, false
 	}
 	l.e, l.m, l.size = e, cm.m, cm.m.Size
-	l.head = s.appendFastHeader(b, rt, req, https, cm.wire, cm.date, now, age, true,
-		httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}, cm.m.Size)
+	l.head = x.appendHeader(b, &fastHead{wire: cm.wire, date: cm.date, now: now, age: age, withAge: true,
+		cs: httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}, size: cm.m.Size})
 	return l, true
 }
 
-// serveFastHit writes the response to req if it is a fresh hit that needs
+// serveHit writes the response to x.req if it is a fresh hit that needs
 // nothing beyond the stored header; false means nothing was written.
-func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, req *wire.Request, https bool) bool {
-	l, ok := s.lookupFast(bw.AvailableBuffer(), st, req, https, false)
+func (x *fastExchange) serveHit() bool {
+	s, bw, c := x.s, x.bw, x.c
+	l, ok := x.lookup(bw.AvailableBuffer(), false)
 	if !ok {
 		return false
 	}
 	if l.e == nil {
-		return s.serveFastCollapsed(bw, c, req, https, l.rt, l.key)
+		return x.serveCollapsed(l.key)
 	}
 	e, b := l.e, l.head
 	defer func() { e.Close() }()
 	s.metrics.hits.Inc()
-	if req.Head {
+	if x.req.Head {
 		bw.Write(b)
 		return true
 	}
@@ -552,13 +580,14 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 	return true
 }
 
-// serveFastCollapsed serves req, a miss, from the upstream fetch already in
+// serveCollapsed serves x.req, a miss, from the upstream fetch already in
 // flight for key, as net/http's way would for a collapsed request: it waits
 // for the response header, then streams the body as it arrives. A miss with
 // no fetch in flight, or whose fetch ended any other way than with a plain
 // storable 200 of known length, is left to net/http (false: nothing was
 // written), which starts the fetch or handles the outcome.
-func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *wire.Request, https bool, rt *liveConfig, key string) bool {
+func (x *fastExchange) serveCollapsed(key string) bool {
+	s, bw, c, rt := x.s, x.bw, x.c, x.rt
 	s.mu.Lock()
 	f := s.fills[key]
 	s.mu.Unlock()
@@ -584,13 +613,14 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *wire.Requ
 	}
 	s.metrics.coalesced.Inc()
 	s.metrics.misses.Inc()
-	now := s.now()
-	wire, date, age, ttl := f.wireHeader(rt, now)
+	h := fastHead{now: s.now(), size: m.Size}
+	var ttl time.Duration
+	h.wire, h.date, h.age, ttl = f.wireHeader(rt, h.now)
 	// As writeStored: Age when the response has aged or came with one.
-	b := s.appendFastHeader(bw.AvailableBuffer(), rt, req, https, wire, date, now, age, age > 0 || m.Header.Get("Age") != "",
-		httpcache.CacheStatus{Cache: rt.cfg.Name, Fwd: "uri-miss", FwdStatus: f.status, Collapsed: true, Stored: true, TTL: ttl, HasTTL: true},
-		m.Size)
-	if req.Head || m.Size == 0 {
+	h.withAge = h.age > 0 || m.Header.Get("Age") != ""
+	h.cs = httpcache.CacheStatus{Cache: rt.cfg.Name, Fwd: "uri-miss", FwdStatus: f.status, Collapsed: true, Stored: true, TTL: ttl, HasTTL: true}
+	b := x.appendHeader(bw.AvailableBuffer(), &h)
+	if x.req.Head || m.Size == 0 {
 		bw.Write(b)
 		return true
 	}
@@ -614,33 +644,32 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, req *wire.Requ
 	return true
 }
 
-// appendFastHeader appends the header of a 200 the fast path serves: the
-// stored fields (wire; date tells whether they hold a Date), then Age (when
-// withAge), Cache-Status, HSTS on https, Accept-Ranges, Content-Length and,
-// when the client asked, Connection: close.
-func (s *Server) appendFastHeader(b []byte, rt *liveConfig, req *wire.Request, https bool, wire []byte, date bool,
-	now time.Time, age time.Duration, withAge bool, cs httpcache.CacheStatus, size int64) []byte {
+// appendHeader appends the header of a 200 the fast path serves: the
+// stored fields (h.wire), a Date unless they hold one, then Age (when
+// h.withAge), Cache-Status, HSTS on https, Accept-Ranges, Content-Length
+// and, when the client asked, Connection: close.
+func (x *fastExchange) appendHeader(b []byte, h *fastHead) []byte {
 	b = append(b, "HTTP/1.1 200 OK\r\n"...)
-	b = append(b, wire...)
-	if !date {
+	b = append(b, h.wire...)
+	if !h.date {
 		b = append(b, "Date: "...)
-		b = append(b, s.httpDate(now)...)
+		b = append(b, x.s.httpDate(h.now)...)
 		b = append(b, "\r\n"...)
 	}
-	if withAge {
+	if h.withAge {
 		b = append(b, "Age: "...)
-		b = httpcache.AppendAge(b, age)
+		b = httpcache.AppendAge(b, h.age)
 		b = append(b, "\r\n"...)
 	}
 	b = append(b, "Cache-Status: "...)
-	b = cs.Append(b)
-	if https && rt.cfg.HSTSMaxAge > 0 {
+	b = h.cs.Append(b)
+	if x.https && x.rt.cfg.HSTSMaxAge > 0 {
 		b = append(b, "\r\nStrict-Transport-Security: max-age="...)
-		b = strconv.AppendInt(b, int64(rt.cfg.HSTSMaxAge/time.Second), 10)
+		b = strconv.AppendInt(b, int64(x.rt.cfg.HSTSMaxAge/time.Second), 10)
 	}
 	b = append(b, "\r\nAccept-Ranges: bytes\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, size, 10)
-	if req.Close {
+	b = strconv.AppendInt(b, h.size, 10)
+	if x.req.Close {
 		b = append(b, "\r\nConnection: close"...)
 	}
 	return append(b, "\r\n\r\n"...)

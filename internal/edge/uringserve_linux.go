@@ -458,7 +458,8 @@ func (u *uringServer) process(c *uringConn, data []byte) {
 // of a sliced object, to c.body) when it is a fresh hit whose body is all
 // in the memory tier; false leaves the request to the goroutine fast path.
 func (u *uringServer) serve(c *uringConn, req *wire.Request) bool {
-	l, ok := u.s.lookupFast(c.out, &c.st, req, false, true)
+	x := fastExchange{s: u.s, st: &c.st, req: *req}
+	l, ok := x.lookup(c.out, true)
 	if !ok || l.e == nil {
 		return false
 	}
