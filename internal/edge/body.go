@@ -12,7 +12,8 @@ import (
 // edge looks for one missing before it sends the header.
 const preflightSlices = 64
 
-// bodyReader writes the body of one stored object to one client. A sliced
+// bodyReader writes the body of one stored object to one client (made by
+// writeStored, where it stays on the stack). A sliced
 // object's slices come from the request's own fill, the store, or a body
 // fill (see fill.go) the reader attaches to for as long as it reads from it.
 type bodyReader struct {
@@ -25,11 +26,6 @@ type bodyReader struct {
 	own   *fill        // the fill the request started or joined, if any
 	att   *fill        // the body fill the reader is attached to
 	valid string
-}
-
-// newBodyReader reads src's body for x.
-func (x *exchange) newBodyReader(src objSource) *bodyReader {
-	return &bodyReader{s: x.s, rt: x.rt, ri: x.ri, vk: src.vk, m: src.m, e: src.e, own: src.f, valid: validator(src.m.Header)}
 }
 
 // close detaches the reader from the body fill it reads.

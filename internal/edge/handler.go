@@ -470,7 +470,7 @@ func (x *exchange) writeStored(src objSource, age time.Duration, cs httpcache.Ca
 	ctx := r.Context()
 	var br *bodyReader
 	if code == 0 && bodyAllowed(status) && rangeErr == nil && r.Method != http.MethodHead && size > 0 {
-		br = x.newBodyReader(src)
+		br = &bodyReader{s: s, rt: rt, ri: x.ri, vk: src.vk, m: m, e: src.e, own: src.f, valid: validator(m.Header)}
 		defer br.close()
 		deadline := rt.cfg.StaleDeadline
 		if deadline <= 0 {
