@@ -12,7 +12,6 @@ package edge
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -29,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kubecdn/kubecdn/internal/accesslog"
+	"github.com/kubecdn/kubecdn/internal/edge/wire"
 )
 
 // fastOut is what a fast tier's lookup tells the access log of a request
@@ -318,39 +318,39 @@ func tlsVersionName(v uint16) string {
 
 // serveFastHitLogged is serveFastHit, logged: br still holds the request
 // (head bytes, not discarded yet), tlsState is the connection's on HTTPS.
-func (s *Server) serveFastHitLogged(bw *bufio.Writer, br *bufio.Reader, c net.Conn, st *fastConnState, req *fastReq, tlsState *tls.ConnectionState) bool {
+func (s *Server) serveFastHitLogged(x *fastExchange, br *bufio.Reader, tlsState *tls.ConnectionState) bool {
 	if s.alog == nil || !s.alog.Sample(http.StatusOK) {
-		return s.serveFastHit(bw, c, st, req, tlsState != nil)
+		return x.serveHit()
 	}
 	start := s.now()
-	if !s.serveFastHit(bw, c, st, req, tlsState != nil) {
+	if !x.serveHit() {
 		return false
 	}
-	if !st.peer.IsValid() {
-		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-			st.peer = a.AddrPort()
+	if !x.st.peer.IsValid() {
+		if a, ok := x.c.RemoteAddr().(*net.TCPAddr); ok {
+			x.st.peer = a.AddrPort()
 		}
 	}
-	raw, _ := br.Peek(req.size)
+	raw, _ := br.Peek(x.req.Size)
 	tv := ""
 	if tlsState != nil {
 		tv = tlsVersionName(tlsState.Version)
 	}
-	s.logFast(start, st, req, raw, tv)
+	s.logFast(start, x.st, &x.req, raw, tv)
 	return true
 }
 
 // logFast logs a request a fast tier answered; raw is its header.
-func (s *Server) logFast(start time.Time, st *fastConnState, req *fastReq, raw []byte, tlsVersion string) {
+func (s *Server) logFast(start time.Time, st *fastConnState, req *wire.Request, raw []byte, tlsVersion string) {
 	end := s.now()
 	out := st.out
 	rec := accesslog.Record{
-		Time: end, Client: st.peer, Method: http.MethodGet, Host: bytesString(req.host), URL: bytesString(req.target),
+		Time: end, Client: st.peer, Method: http.MethodGet, Host: bytesString(req.Host), URL: bytesString(req.Target),
 		Protocol: "HTTP/1.1", TLSVersion: tlsVersion, Status: http.StatusOK, Bytes: out.bytes,
 		Duration: end.Sub(start), TTFB: max(out.head.Sub(start), 0), Cache: accesslog.Hit,
-		UserAgent: bytesString(headerValue(raw, "user-agent")), Referer: bytesString(headerValue(raw, "referer")),
+		UserAgent: bytesString(wire.HeaderValue(raw, "user-agent")), Referer: bytesString(wire.HeaderValue(raw, "referer")),
 	}
-	if req.head {
+	if req.Head {
 		rec.Method, rec.Bytes = http.MethodHead, 0
 	}
 	if out.collapsed {
@@ -362,19 +362,3 @@ func (s *Server) logFast(start time.Time, st *fastConnState, req *fastReq, raw [
 // bytesString views b as a string without copying. Only for records:
 // Logger.Log encodes them before it returns, while b is unchanged.
 func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// headerValue returns the value of the field name (lower case) in raw, a
-// request header that parseFast accepted (CRLF lines, no obs-fold); nil
-// when absent.
-func headerValue(raw []byte, name string) []byte {
-	_, rest, _ := bytes.Cut(raw, []byte("\r\n")) // the request line
-	for len(rest) > 0 {
-		var line []byte
-		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		colon := bytes.IndexByte(line, ':')
-		if colon == len(name) && foldEq(line[:colon], name) {
-			return trimOWS(line[colon+1:])
-		}
-	}
-	return nil
-}

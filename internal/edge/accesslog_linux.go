@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"net/netip"
 	"syscall"
+
+	"github.com/kubecdn/kubecdn/internal/edge/wire"
 )
 
 // serveLogged is serve, logged; raw is the request's header. The loop
 // queues the response and sends it in the same round, so the duration
 // logged is the time to answer, without the send.
-func (u *uringServer) serveLogged(c *uringConn, req *fastReq, raw []byte) bool {
+func (u *uringServer) serveLogged(c *uringConn, req *wire.Request, raw []byte) bool {
 	s := u.s
 	if s.alog == nil || !s.alog.Sample(http.StatusOK) {
 		return u.serve(c, req)
@@ -26,7 +28,7 @@ func (u *uringServer) serveLogged(c *uringConn, req *fastReq, raw []byte) bool {
 			c.st.peer = sockaddrAddrPort(sa)
 		}
 	}
-	s.logFast(start, &c.st, req, raw[:req.size], "")
+	s.logFast(start, &c.st, req, raw[:req.Size], "")
 	return true
 }
 

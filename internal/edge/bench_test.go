@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/kubecdn/kubecdn/internal/edge/wire"
 )
 
 // discardWriter is a minimal http.ResponseWriter, so the benchmark measures
@@ -64,12 +66,13 @@ func BenchmarkFastHit1KiB(b *testing.B) {
 	req := httptest.NewRequest(http.MethodGet, "http://www.example.com/obj", nil)
 	s.ServeHTTP(&discardWriter{h: http.Header{}}, req)
 	bw := bufio.NewWriterSize(io.Discard, 16<<10)
-	fr := fastReq{target: []byte("/obj"), host: []byte("www.example.com")}
+	fr := wire.Request{Target: []byte("/obj"), Host: []byte("www.example.com")}
 	var st fastConnState
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if !s.serveFastHit(bw, nil, &st, &fr, false) {
+		x := fastExchange{s: s, bw: bw, st: &st, req: fr}
+		if !x.serveHit() {
 			b.Fatal("not served on the fast path")
 		}
 		bw.Flush()

@@ -12,7 +12,8 @@ import (
 // edge looks for one missing before it sends the header.
 const preflightSlices = 64
 
-// bodyReader writes the body of one stored object to one client. A sliced
+// bodyReader writes the body of one stored object to one client (made by
+// writeStored, where it stays on the stack). A sliced
 // object's slices come from the request's own fill, the store, or a body
 // fill (see fill.go) the reader attaches to for as long as it reads from it.
 type bodyReader struct {
@@ -25,10 +26,6 @@ type bodyReader struct {
 	own   *fill        // the fill the request started or joined, if any
 	att   *fill        // the body fill the reader is attached to
 	valid string
-}
-
-func (s *Server) newBodyReader(rt *liveConfig, ri reqInfo, vk string, m *objMeta, e *store.Entry, f *fill) *bodyReader {
-	return &bodyReader{s: s, rt: rt, ri: ri, vk: vk, m: m, e: e, own: f, valid: validator(m.Header)}
 }
 
 // close detaches the reader from the body fill it reads.

@@ -6,9 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
-	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -18,11 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/maypok86/otter/v2"
-	"golang.org/x/net/http/httpguts"
-
 	"github.com/kubecdn/kubecdn/internal/acme"
-
+	"github.com/kubecdn/kubecdn/internal/edge/wire"
 	"github.com/kubecdn/kubecdn/internal/httpcache"
 	"github.com/kubecdn/kubecdn/internal/store"
 )
@@ -46,7 +40,7 @@ const (
 	fastWriteTimeout = 5 * time.Minute
 	// fastParkAfter is how long a plain connection waits for its next
 	// request with a goroutine and buffers; after that (1 to 2 times this),
-	// it waits in the waiter with neither (see waiter_linux.go).
+	// it waits in the waiter with neither (see wire.Waiter).
 	fastParkAfter = 2 * time.Second
 )
 
@@ -56,169 +50,6 @@ var (
 	fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastBufSize) }}
 	fastWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
 )
-
-// fastReq is a request the fast path may serve.
-type fastReq struct {
-	head   bool
-	target []byte
-	host   []byte
-	close  bool
-	size   int // bytes of the request, through the blank line
-}
-
-// parseFast parses one request header at the start of b. ok is false when the
-// request is outside the fast subset (hand it over); complete is false when b
-// holds no full header yet.
-func parseFast(b []byte) (r fastReq, ok, complete bool) {
-	end := bytes.Index(b, []byte("\r\n\r\n"))
-	// A bare LF anywhere in the header is outside the subset: hand over
-	// at once rather than wait for a CRLF CRLF that may never come.
-	scan := b
-	if end >= 0 {
-		scan = b[:end]
-	}
-	for i, c := range scan {
-		if c == '\n' && (i == 0 || b[i-1] != '\r') {
-			return r, false, true
-		}
-	}
-	if end < 0 {
-		return r, true, false
-	}
-	r.size = end + 4
-	line, rest, _ := bytes.Cut(b[:end+2], []byte("\r\n"))
-	switch {
-	case bytes.HasPrefix(line, []byte("GET ")):
-		line = line[4:]
-	case bytes.HasPrefix(line, []byte("HEAD ")):
-		line, r.head = line[5:], true
-	default:
-		return r, false, true
-	}
-	sp := bytes.IndexByte(line, ' ')
-	if sp <= 0 || string(line[sp:]) != " HTTP/1.1" || line[0] != '/' {
-		return r, false, true
-	}
-	r.target = line[:sp]
-	for i, c := range r.target {
-		if c < 0x21 || c > 0x7e || c == '#' {
-			return r, false, true
-		}
-		if c == '%' && (i+2 >= len(r.target) || !isHex(r.target[i+1]) || !isHex(r.target[i+2])) {
-			return r, false, true
-		}
-	}
-	if !httpcache.NormalTarget(r.target) {
-		// Dot segments, raw or %2e: net/http's path normalises the target
-		// before keying it (see reqInfo); the key here would not be that.
-		return r, false, true
-	}
-	for len(rest) > 0 {
-		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return r, false, true
-		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		for _, c := range name {
-			if !isTokenChar(c) {
-				return r, false, true
-			}
-		}
-		for _, c := range value {
-			if (c < 0x20 && c != '\t') || c == 0x7f {
-				return r, false, true
-			}
-		}
-		switch {
-		case foldEq(name, "host"):
-			if r.host != nil || len(value) == 0 {
-				return r, false, true
-			}
-			r.host = value
-		case foldEq(name, "connection"):
-			switch {
-			case foldEq(value, "close"):
-				r.close = true
-			case foldEq(value, "keep-alive"):
-			default:
-				return r, false, true
-			}
-		case fastDenied(name):
-			return r, false, true
-		}
-	}
-	return r, r.host != nil && httpguts.ValidHostHeader(string(r.host)), true
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-// fastDenied are the request fields that bear on framing, caching or
-// routing: a request with any of them goes the full way.
-func fastDenied(name []byte) bool {
-	for _, d := range [...]string{
-		"transfer-encoding", "content-length", "expect", "upgrade", "te", "trailer",
-		"range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
-		"cache-control", "pragma", "authorization", "max-forwards",
-		"kubecdn-hop", "cdn-loop", "x-forwarded-proto", "proxy-authorization", "proxy-connection", "keep-alive",
-	} {
-		if foldEq(name, d) {
-			return true
-		}
-	}
-	return false
-}
-
-func foldEq(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
-
-// cachedMeta is a decoded object metadata with its header serialised for the
-// fast path; it is valid while the store returns the same metadata bytes.
-type cachedMeta struct {
-	raw  []byte
-	m    *objMeta
-	wire []byte // "Name: value\r\n" lines of the stored header, for clients
-	date bool   // the stored header has a Date
-
-	fresh atomic.Pointer[freshMemo] // the last Fresh decision for a plain request
-}
 
 // freshMemo is a Fresh decision of httpcache.Decide for a request without
 // header fields, taken at wall time at (Unix ns) under the options of rt.
@@ -255,76 +86,6 @@ func (cm *cachedMeta) decideFast(rt *liveConfig, now time.Time) (age, ttl time.D
 	return age, ttl, true
 }
 
-// metaCache holds decoded metadata by storage key. It is bounded in bytes
-// (see metaWeight), and the store's OnEvict hook drops what the tiers
-// evict, so it never keeps an evicted blob's metadata alive.
-type metaCache struct {
-	c *otter.Cache[string, *cachedMeta]
-}
-
-// metaCacheBytes is the bound of the decoded-metadata cache for a memory
-// tier of memBytes: an eighth of it, from 1 MiB to 64 MiB (some 50,000
-// typical objects; the pods' memory beyond the tier is a fixed 256 MiB).
-func metaCacheBytes(memBytes int64) int64 { return min(max(memBytes/8, 1<<20), 64<<20) }
-
-// metaWeight estimates what a decoded metadata costs beyond the store: its
-// own copy of the key, the raw bytes (shared with the memory tier while the
-// blob is there, not after), their decoded form (about as large again), the
-// wire header and the structs.
-func metaWeight(key string, cm *cachedMeta) uint32 {
-	return uint32(min(int64(len(key))+2*int64(len(cm.raw))+int64(len(cm.wire))+256, math.MaxUint32))
-}
-
-func newMetaCache(maxBytes int64) *metaCache {
-	c, err := otter.New(&otter.Options[string, *cachedMeta]{MaximumWeight: uint64(maxBytes), Weigher: metaWeight})
-	if err != nil {
-		// Only invalid options make otter.New fail; ours are valid by construction.
-		panic(fmt.Sprintf("edge: metadata cache options: %v", err))
-	}
-	return &metaCache{c: c}
-}
-
-// get returns the decoded form of raw, the metadata stored under key. The
-// result is shared: callers copy before they change it.
-func (mc *metaCache) get(key string, raw []byte) (*cachedMeta, error) {
-	if cm, ok := mc.c.GetIfPresent(key); ok && len(cm.raw) == len(raw) && len(raw) > 0 && &cm.raw[0] == &raw[0] {
-		return cm, nil
-	}
-	m, err := decodeMeta(raw)
-	if err != nil {
-		return nil, err
-	}
-	cm := &cachedMeta{raw: raw, m: m}
-	if !m.Marker {
-		cm.wire, cm.date = wireHeader(m.Header)
-	}
-	mc.c.Set(key, cm)
-	return cm, nil
-}
-
-// wireHeader serialises a stored header for a client as "Name: value\r\n"
-// lines, leaving out the edge-only fields and those the fast path writes
-// itself; date tells whether it has a Date.
-func wireHeader(h http.Header) (w []byte, date bool) {
-	for k, vs := range h {
-		switch k {
-		case "Surrogate-Control", "Surrogate-Key", "Cache-Tag", "Age", "Content-Length", "Accept-Ranges":
-			continue
-		case "Date":
-			date = true
-		}
-		for _, v := range vs {
-			w = append(w, k...)
-			w = append(w, ": "...)
-			w = append(w, v...)
-			w = append(w, "\r\n"...)
-		}
-	}
-	return w, date
-}
-
-func (mc *metaCache) forget(key string) { mc.c.Invalidate(key) }
-
 // fastListener is what net/http serves: the connections the fast path hands
 // over.
 type fastListener struct {
@@ -349,30 +110,6 @@ func (l *fastListener) Close() error {
 }
 
 func (l *fastListener) Addr() net.Addr { return l.inner.Addr() }
-
-// prefixConn replays bytes the fast path read before handing over.
-type prefixConn struct {
-	net.Conn
-	prefix []byte
-	tls    *tls.ConnectionState // set for a TLS connection
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// NetConn returns the accepted connection (for TCP_INFO readers).
-func (c *prefixConn) NetConn() net.Conn {
-	if nc, ok := c.Conn.(interface{ NetConn() net.Conn }); ok {
-		return nc.NetConn()
-	}
-	return c.Conn
-}
 
 // fastConns tracks the connections the fast path holds, so a shutdown can
 // close the idle ones (parked ones too) and wait for the busy ones. wg
@@ -434,6 +171,19 @@ func (s *Server) resumeFast(fc *fastConn) {
 	s.fast.wg.Add(1)
 	s.fast.mu.Unlock()
 	go s.runFast(fc)
+}
+
+// waiter parks the fast path's idle plain connections, with no goroutine
+// or buffers each (Linux; see wire.Waiter).
+type waiter = wire.Waiter[*fastConn]
+
+// newWaiter starts the waiter: a parked connection that sends again is
+// served by a new goroutine, one idle past s.fastIdle is closed.
+func newWaiter(s *Server) (*waiter, error) {
+	return wire.NewWaiter(min(s.fastIdle/4, 5*time.Second), s.resumeFast, func(fc *fastConn) {
+		s.untrackFast(fc)
+		fc.c.Close()
+	})
 }
 
 func (s *Server) untrackFast(fc *fastConn) {
@@ -507,9 +257,9 @@ type tlsStateKey struct{}
 // connContext is the ConnContext of the net/http servers behind the fast
 // path.
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	if f, ok := c.(*framingConn); ok {
-		if p, ok := f.Conn.(*prefixConn); ok && p.tls != nil {
-			return context.WithValue(ctx, tlsStateKey{}, p.tls)
+	if f, ok := c.(*wire.FramingConn); ok {
+		if p, ok := f.Conn.(*wire.PrefixConn); ok && p.TLS != nil {
+			return context.WithValue(ctx, tlsStateKey{}, p.TLS)
 		}
 	}
 	return ctx
@@ -535,7 +285,7 @@ func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionSta
 	bw := fastWriters.Get().(*bufio.Writer)
 	rd := c // what br reads from
 	if fc.prefix != nil && tlsState == nil {
-		rd = &prefixConn{Conn: c, prefix: fc.prefix}
+		rd = &wire.PrefixConn{Conn: c, Prefix: fc.prefix}
 		fc.prefix = nil
 	}
 	br.Reset(rd)
@@ -553,7 +303,7 @@ func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionSta
 		n := br.Buffered()
 		prefix, _ := br.Peek(n)
 		c.SetDeadline(time.Time{})
-		pc := newFramingConn(&prefixConn{Conn: rd, prefix: append([]byte(nil), prefix...), tls: tlsState}, s.rt.Load().cfg.MaxHeaderBytes)
+		pc := wire.NewFramingConn(&wire.PrefixConn{Conn: rd, Prefix: append([]byte(nil), prefix...), TLS: tlsState}, s.rt.Load().cfg.MaxHeaderBytes)
 		select {
 		case fc.fl.handoff <- pc:
 			return fastHanded
@@ -582,11 +332,11 @@ func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionSta
 			}
 		}
 		fc.busy.Store(true)
-		var req fastReq
+		var req wire.Request
 		partial := false
 		for {
 			buf, _ := br.Peek(br.Buffered())
-			r, ok, complete := parseFast(buf)
+			r, ok, complete := wire.ParseRequest(buf)
 			if !ok {
 				return handOver()
 			}
@@ -611,11 +361,12 @@ func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionSta
 				return fastClosed
 			}
 		}
-		if !s.serveFastHitLogged(bw, br, c, &st, &req, tlsState) {
+		x := fastExchange{s: s, bw: bw, c: c, st: &st, req: req, https: tlsState != nil}
+		if !s.serveFastHitLogged(&x, br, tlsState) {
 			return handOver()
 		}
-		br.Discard(req.size)
-		if req.close {
+		br.Discard(req.Size)
+		if req.Close {
 			bw.Flush()
 			return fastClosed
 		}
@@ -637,7 +388,7 @@ func (s *Server) waitFast(fc *fastConn, c net.Conn, br *bufio.Reader, st *fastCo
 		if !errors.Is(err, os.ErrDeadlineExceeded) || br.Buffered() > 0 {
 			return fastClosed, false
 		}
-		if plain && s.waiter.Load().park(fc, idleSince.Add(s.fastIdle)) {
+		if plain && s.waiter.Load().Park(fc.c, fc, idleSince.Add(s.fastIdle)) {
 			return fastParked, false
 		}
 		now := time.Now()
@@ -682,17 +433,17 @@ func (st *fastConnState) setIdleDeadline(c net.Conn, now time.Time) {
 
 // key returns the cache key of req: httpcache.Key's, remembered for the
 // next request on the connection.
-func (st *fastConnState) key(req *fastReq, https bool) string {
-	if st.k != "" && st.https == https && bytes.Equal(st.target, req.target) && bytes.Equal(st.host, req.host) {
+func (st *fastConnState) key(req *wire.Request, https bool) string {
+	if st.k != "" && st.https == https && bytes.Equal(st.target, req.Target) && bytes.Equal(st.host, req.Host) {
 		return st.k
 	}
 	scheme := "http"
 	if https {
 		scheme = "https"
 	}
-	st.k = objKey(httpcache.Key(scheme, string(req.host), string(req.target)))
-	st.host = append(st.host[:0], req.host...)
-	st.target = append(st.target[:0], req.target...)
+	st.k = objKey(httpcache.Key(scheme, string(req.Host), string(req.Target)))
+	st.host = append(st.host[:0], req.Host...)
+	st.target = append(st.target[:0], req.Target...)
 	st.https = https
 	st.cm = nil
 	return st.k
@@ -711,9 +462,22 @@ func (st *fastConnState) meta(mc *metaCache, key string, raw []byte) (*cachedMet
 	return cm, err
 }
 
-// fastLookup is what lookupFast found for a request.
+// fastExchange is one request on the fast path, on the goroutine path or
+// the io_uring loop: the request's header, the connection state it came on,
+// whether over TLS, and the settings it is served under. Its methods look
+// the request up and write the answer.
+type fastExchange struct {
+	s     *Server
+	bw    *bufio.Writer // the connection's writer (nil on the io_uring loop)
+	c     net.Conn      // the connection (nil on the io_uring loop)
+	st    *fastConnState
+	req   wire.Request
+	https bool
+	rt    *liveConfig // set by lookup
+}
+
+// fastLookup is what lookup found for a request.
 type fastLookup struct {
-	rt  *liveConfig
 	key string
 	m   *objMeta // the hit's metadata
 	// e is a fresh hit the stored header answers (the caller closes it),
@@ -724,28 +488,41 @@ type fastLookup struct {
 	size int64
 }
 
-// lookupFast looks req up for the fast path. ok is false when the fast path
+// fastHead is what the header of a 200 the fast path serves says beyond
+// what the request and its settings give.
+type fastHead struct {
+	wire    []byte // the stored fields, "Name: value\r\n" lines
+	date    bool   // wire holds a Date
+	now     time.Time
+	age     time.Duration
+	withAge bool // send Age
+	cs      httpcache.CacheStatus
+	size    int64
+}
+
+// lookup looks x.req up for the fast path. ok is false when the fast path
 // must not answer it (hand it over); otherwise l.e is nil for a miss, or a
-// fresh hit whose response header lookupFast appended to b as l.head. A
+// fresh hit whose response header lookup appended to b as l.head. A
 // sliced object is a hit only when sliced is set (l.e is then its
 // metadata entry, and the caller gathers the slices).
-func (s *Server) lookupFast(b []byte, st *fastConnState, req *fastReq, https, sliced bool) (l fastLookup, ok bool) {
+func (x *fastExchange) lookup(b []byte, sliced bool) (l fastLookup, ok bool) {
+	s, req := x.s, &x.req
 	rt := s.rt.Load()
-	if len(rt.hosts) > 0 && !rt.hosts[hostOnly(string(req.host))] {
+	if len(rt.hosts) > 0 && !rt.hosts[hostOnly(string(req.Host))] {
 		return l, false
 	}
-	if !https && len(rt.cfg.HTTPSRedirect) > 0 && redirectsHost(&rt.cfg, string(req.host)) {
+	if !x.https && len(rt.cfg.HTTPSRedirect) > 0 && redirectsHost(&rt.cfg, string(req.Host)) {
 		return l, false
 	}
-	if bytes.HasPrefix(req.target, []byte("/.well-known/")) {
+	if bytes.HasPrefix(req.Target, []byte("/.well-known/")) {
 		return l, false // the health path and ACME challenges: net/http's way
 	}
-	l.rt, l.key = rt, st.key(req, https)
+	x.rt, l.key = rt, x.st.key(req, x.https)
 	e, found := s.store.Get(l.key)
 	if !found {
 		return l, true
 	}
-	cm, err := st.meta(s.metas, l.key, e.Meta())
+	cm, err := x.st.meta(s.metas, l.key, e.Meta())
 	if err != nil || cm.m.Marker || cm.m.Status != http.StatusOK || (cm.m.Sliced && !sliced) || cm.m.Size < 0 {
 		e.Close()
 		return l, false
@@ -757,26 +534,27 @@ func (s *Server) lookupFast(b []byte, st *fastConnState, req *fastReq, https, sl
 		return l, false
 	}
 	l.e, l.m, l.size = e, cm.m, cm.m.Size
-	st.out = fastOut{head: now, bytes: cm.m.Size}
-	l.head = s.appendFastHeader(b, rt, req, https, cm.wire, cm.date, now, age, true,
-		httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}, cm.m.Size)
+	x.st.out = fastOut{head: now, bytes: cm.m.Size}
+	l.head = x.appendHeader(b, &fastHead{wire: cm.wire, date: cm.date, now: now, age: age, withAge: true,
+		cs: httpcache.CacheStatus{Cache: rt.cfg.Name, Hit: true, TTL: ttl, HasTTL: true}, size: cm.m.Size})
 	return l, true
 }
 
-// serveFastHit writes the response to req if it is a fresh hit that needs
+// serveHit writes the response to x.req if it is a fresh hit that needs
 // nothing beyond the stored header; false means nothing was written.
-func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, req *fastReq, https bool) bool {
-	l, ok := s.lookupFast(bw.AvailableBuffer(), st, req, https, false)
+func (x *fastExchange) serveHit() bool {
+	s, bw, c := x.s, x.bw, x.c
+	l, ok := x.lookup(bw.AvailableBuffer(), false)
 	if !ok {
 		return false
 	}
 	if l.e == nil {
-		return s.serveFastCollapsed(bw, c, st, req, https, l.rt, l.key)
+		return x.serveCollapsed(l.key)
 	}
 	e, b := l.e, l.head
 	defer func() { e.Close() }()
 	s.metrics.hits.Inc()
-	if req.head {
+	if x.req.Head {
 		bw.Write(b)
 		return true
 	}
@@ -806,13 +584,14 @@ func (s *Server) serveFastHit(bw *bufio.Writer, c net.Conn, st *fastConnState, r
 	return true
 }
 
-// serveFastCollapsed serves req, a miss, from the upstream fetch already in
+// serveCollapsed serves x.req, a miss, from the upstream fetch already in
 // flight for key, as net/http's way would for a collapsed request: it waits
 // for the response header, then streams the body as it arrives. A miss with
 // no fetch in flight, or whose fetch ended any other way than with a plain
 // storable 200 of known length, is left to net/http (false: nothing was
 // written), which starts the fetch or handles the outcome.
-func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, conn *fastConnState, req *fastReq, https bool, rt *liveConfig, key string) bool {
+func (x *fastExchange) serveCollapsed(key string) bool {
+	s, bw, c, rt := x.s, x.bw, x.c, x.rt
 	s.mu.Lock()
 	f := s.fills[key]
 	s.mu.Unlock()
@@ -838,14 +617,15 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, conn *fastConn
 	}
 	s.metrics.coalesced.Inc()
 	s.metrics.misses.Inc()
-	now := s.now()
-	conn.out = fastOut{head: now, bytes: m.Size, collapsed: true}
-	wire, date, age, ttl := f.wireHeader(rt, now)
+	h := fastHead{now: s.now(), size: m.Size}
+	var ttl time.Duration
+	h.wire, h.date, h.age, ttl = f.wireHeader(rt, h.now)
+	x.st.out = fastOut{head: h.now, bytes: m.Size, collapsed: true}
 	// As writeStored: Age when the response has aged or came with one.
-	b := s.appendFastHeader(bw.AvailableBuffer(), rt, req, https, wire, date, now, age, age > 0 || m.Header.Get("Age") != "",
-		httpcache.CacheStatus{Cache: rt.cfg.Name, Fwd: "uri-miss", FwdStatus: f.status, Collapsed: true, Stored: true, TTL: ttl, HasTTL: true},
-		m.Size)
-	if req.head || m.Size == 0 {
+	h.withAge = h.age > 0 || m.Header.Get("Age") != ""
+	h.cs = httpcache.CacheStatus{Cache: rt.cfg.Name, Fwd: "uri-miss", FwdStatus: f.status, Collapsed: true, Stored: true, TTL: ttl, HasTTL: true}
+	b := x.appendHeader(bw.AvailableBuffer(), &h)
+	if x.req.Head || m.Size == 0 {
 		bw.Write(b)
 		return true
 	}
@@ -869,33 +649,32 @@ func (s *Server) serveFastCollapsed(bw *bufio.Writer, c net.Conn, conn *fastConn
 	return true
 }
 
-// appendFastHeader appends the header of a 200 the fast path serves: the
-// stored fields (wire; date tells whether they hold a Date), then Age (when
-// withAge), Cache-Status, HSTS on https, Accept-Ranges, Content-Length and,
-// when the client asked, Connection: close.
-func (s *Server) appendFastHeader(b []byte, rt *liveConfig, req *fastReq, https bool, wire []byte, date bool,
-	now time.Time, age time.Duration, withAge bool, cs httpcache.CacheStatus, size int64) []byte {
+// appendHeader appends the header of a 200 the fast path serves: the
+// stored fields (h.wire), a Date unless they hold one, then Age (when
+// h.withAge), Cache-Status, HSTS on https, Accept-Ranges, Content-Length
+// and, when the client asked, Connection: close.
+func (x *fastExchange) appendHeader(b []byte, h *fastHead) []byte {
 	b = append(b, "HTTP/1.1 200 OK\r\n"...)
-	b = append(b, wire...)
-	if !date {
+	b = append(b, h.wire...)
+	if !h.date {
 		b = append(b, "Date: "...)
-		b = append(b, s.httpDate(now)...)
+		b = append(b, x.s.httpDate(h.now)...)
 		b = append(b, "\r\n"...)
 	}
-	if withAge {
+	if h.withAge {
 		b = append(b, "Age: "...)
-		b = httpcache.AppendAge(b, age)
+		b = httpcache.AppendAge(b, h.age)
 		b = append(b, "\r\n"...)
 	}
 	b = append(b, "Cache-Status: "...)
-	b = cs.Append(b)
-	if https && rt.cfg.HSTSMaxAge > 0 {
+	b = h.cs.Append(b)
+	if x.https && x.rt.cfg.HSTSMaxAge > 0 {
 		b = append(b, "\r\nStrict-Transport-Security: max-age="...)
-		b = strconv.AppendInt(b, int64(rt.cfg.HSTSMaxAge/time.Second), 10)
+		b = strconv.AppendInt(b, int64(x.rt.cfg.HSTSMaxAge/time.Second), 10)
 	}
 	b = append(b, "\r\nAccept-Ranges: bytes\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, size, 10)
-	if req.close {
+	b = strconv.AppendInt(b, h.size, 10)
+	if x.req.Close {
 		b = append(b, "\r\nConnection: close"...)
 	}
 	return append(b, "\r\n\r\n"...)
@@ -934,5 +713,3 @@ type cachedDate struct {
 	sec int64
 	s   string
 }
-
-var _ io.Reader = (*prefixConn)(nil)

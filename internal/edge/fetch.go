@@ -129,11 +129,12 @@ func (s *Server) roundTrip(ctx context.Context, rt *liveConfig, ri reqInfo, meth
 
 // pass forwards a request that is not served from the cache and relays the
 // answer; after an unsafe method it invalidates what the response names.
-func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri reqInfo, fwd string) {
+func (x *exchange) pass(fwd string) {
+	s, w, r, rt, ri := x.s, x.w, x.r, x.rt, x.ri
 	h := upstreamHeader(r.Header, false)
 	rb, err := s.reqBodies.readBody(w, r, s.now)
 	if err != nil {
-		s.writeBodyError(w, rt, err, fwd)
+		x.writeBodyError(err, fwd)
 		return
 	}
 	defer rb.done()
@@ -151,7 +152,7 @@ func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri
 			// The client's body was malformed (e.g. a bad chunk) or too
 			// slow (which also ends the request's context), not the
 			// upstream unreachable.
-			s.writeBodyError(w, rt, cb.err, fwd)
+			x.writeBodyError(cb.err, fwd)
 			return
 		}
 		if r.Context().Err() != nil {
@@ -162,7 +163,7 @@ func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri
 		if isTimeout(err) {
 			code = http.StatusGatewayTimeout
 		}
-		s.writeError(w, rt, code, s.upstreamFailed(ri.pk, err), fwd)
+		x.writeError(code, s.upstreamFailed(ri.pk, err), fwd)
 		return
 	}
 	if !safeMethod(r.Method) {
@@ -173,7 +174,7 @@ func (s *Server) pass(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri
 	} else {
 		s.count("miss")
 	}
-	s.writeUpstream(w, r, rt, ri, resp, httpcache.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode})
+	x.writeUpstream(resp, httpcache.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode})
 }
 
 // clientBody remembers a failure to read the client's request body.
@@ -199,7 +200,8 @@ func safeMethod(m string) bool {
 }
 
 // writeUpstream relays an upstream response as it streams in.
-func (s *Server) writeUpstream(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri reqInfo, resp *http.Response, cs httpcache.CacheStatus) {
+func (x *exchange) writeUpstream(resp *http.Response, cs httpcache.CacheStatus) {
+	s, w, r, rt, ri := x.s, x.w, x.r, x.rt, x.ri
 	defer resp.Body.Close()
 	h := w.Header()
 	for k, vs := range resp.Header {

@@ -32,6 +32,29 @@ type reqInfo struct {
 	clientIP              string
 }
 
+// exchange is one request net/http hands the edge, on its way through the
+// handler: the response writer, the request, the settings it is served
+// under (loaded once, so a reload in its middle does not mix two) and what
+// a fetch needs of it. The handler's steps and writers are its methods.
+type exchange struct {
+	s  *Server
+	w  http.ResponseWriter
+	r  *http.Request
+	rt *liveConfig
+	ri reqInfo
+}
+
+// objSource is the stored object a response is written from: its metadata
+// m under the variant key vk, its body in the store (e, an unsliced object
+// the request holds open; else looked up) or streaming in through the fill
+// f the request started or joined.
+type objSource struct {
+	vk string
+	m  *objMeta
+	e  *store.Entry
+	f  *fill
+}
+
 // ServeHTTP is the public listener.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil {
@@ -59,12 +82,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(code)+": "+reason, code)
 		return
 	}
-	ri := s.reqInfo(r, rt)
+	x := exchange{s: s, w: w, r: r, rt: rt, ri: s.reqInfo(r, rt)}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		s.serveCacheableKey(w, r, rt, ri)
+		x.serveCacheableKey()
 	default:
-		s.pass(w, r, rt, ri, "bypass")
+		x.pass("bypass")
 	}
 }
 
@@ -156,6 +179,9 @@ type lookupResult struct {
 	vary  bool // the stored object varies and this variant is missing
 }
 
+// source is the object l found, to write a response from.
+func (l *lookupResult) source() objSource { return objSource{vk: l.vk, m: l.meta, e: l.entry} }
+
 func (l *lookupResult) close() {
 	if l.entry != nil {
 		l.entry.Close()
@@ -203,7 +229,8 @@ func stored(m *objMeta) httpcache.Stored {
 
 // serveCacheable serves a GET or HEAD: from the cache when it may, else
 // through a (shared) upstream fetch.
-func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri reqInfo, retry bool) {
+func (x *exchange) serveCacheable(retry bool) {
+	s, r, rt, ri := x.s, x.r, x.rt, x.ri
 	now := s.now()
 	l := s.lookup(ri.pk, r.Header)
 	defer l.close()
@@ -213,9 +240,9 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *live
 		if errors.Is(err, errObjectChanged) {
 			l.close()
 			if retry {
-				s.serveCacheable(w, r, rt, ri, false)
+				x.serveCacheable(false)
 			} else {
-				s.writeError(w, rt, http.StatusBadGateway, "upstream object changed", "stale")
+				x.writeError(http.StatusBadGateway, "upstream object changed", "stale")
 			}
 		}
 	}
@@ -224,18 +251,18 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *live
 		switch d {
 		case httpcache.Fresh:
 			s.count("hit")
-			again(s.writeStored(w, r, rt, ri, l.vk, l.meta, l.entry, nil, age, httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}))
+			again(x.writeStored(l.source(), age, httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}))
 			return
 		case httpcache.ServeStale:
 			s.count("stale")
 			s.refresh(rt, ri, l)
-			again(s.writeStored(w, r, rt, ri, l.vk, l.meta, l.entry, nil, age, httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true, Detail: "stale-while-revalidate"}))
+			again(x.writeStored(l.source(), age, httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true, Detail: "stale-while-revalidate"}))
 			return
 		}
 	}
 	if httpcache.OnlyIfCached(r.Header) {
 		s.count("miss")
-		s.writeError(w, rt, http.StatusGatewayTimeout, "only-if-cached", "miss")
+		x.writeError(http.StatusGatewayTimeout, "only-if-cached", "miss")
 		return
 	}
 	fwd := "uri-miss"
@@ -274,7 +301,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *live
 	select {
 	case <-f.ready:
 	case <-slow:
-		s.serveStaleOnError(w, r, rt, ri, &l, httpcache.CacheStatus{Fwd: fwd, Collapsed: !leader}, "upstream-slow")
+		x.serveStaleOnError(&l, httpcache.CacheStatus{Fwd: fwd, Collapsed: !leader}, "upstream-slow")
 		return
 	case <-r.Context().Done():
 		return
@@ -284,27 +311,27 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *live
 	case fillPass:
 		if leader && f.resp != nil {
 			s.count("miss")
-			s.writeUpstream(w, r, rt, ri, f.resp, cs)
+			x.writeUpstream(f.resp, cs)
 			return
 		}
-		s.pass(w, r, rt, ri, fwd)
+		x.pass(fwd)
 	case fillError:
 		if l.meta != nil && httpcache.StaleIfError(r.Header, stored(l.meta), s.now(), rt.opts) {
-			s.serveStaleOnError(w, r, rt, ri, &l, cs, "stale-if-error")
+			x.serveStaleOnError(&l, cs, "stale-if-error")
 			return
 		}
 		s.count("error")
 		code, detail := s.upstreamFailure(ri.pk, f.err)
-		s.writeError(w, rt, code, detail, fwd)
+		x.writeError(code, detail, fwd)
 	case fillStale:
-		s.serveStaleOnError(w, r, rt, ri, &l, cs, "stale-if-error")
+		x.serveStaleOnError(&l, cs, "stale-if-error")
 	case fillRevalidated:
 		s.count("revalidated")
 		e := l.entry
 		if e == nil || l.meta == nil || l.meta.Sliced != f.meta.Sliced {
 			var m *objMeta
 			if m, e = s.getMeta(f.key); m == nil {
-				s.pass(w, r, rt, ri, fwd)
+				x.pass(fwd)
 				return
 			}
 			defer e.Close()
@@ -312,14 +339,14 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *live
 		cs.Detail = "revalidated"
 		age := httpcache.CurrentAge(f.meta.Header, f.meta.ReqTime, f.meta.RespTime, s.now())
 		cs.TTL, cs.HasTTL = ttlOf(f.meta, age, rt), true
-		again(s.writeStored(w, r, rt, ri, f.vk, f.meta, e, nil, age, cs))
+		again(x.writeStored(objSource{vk: f.vk, m: f.meta, e: e}, age, cs))
 	case fillStored:
 		if len(f.meta.VaryNames) > 0 && httpcache.VaryKey(f.meta.VaryNames, r.Header) != f.varyKey {
 			// The response varies and this request is another variant.
 			if retry {
-				s.serveCacheable(w, r, rt, ri, false)
+				x.serveCacheable(false)
 			} else {
-				s.pass(w, r, rt, ri, "vary-miss")
+				x.pass("vary-miss")
 			}
 			return
 		}
@@ -327,7 +354,7 @@ func (s *Server) serveCacheable(w http.ResponseWriter, r *http.Request, rt *live
 		cs.Stored = true
 		age := httpcache.CurrentAge(f.meta.Header, f.meta.ReqTime, f.meta.RespTime, s.now())
 		cs.TTL, cs.HasTTL = ttlOf(f.meta, age, rt), true
-		again(s.writeStored(w, r, rt, ri, f.vk, f.meta, nil, f, age, cs))
+		again(x.writeStored(objSource{vk: f.vk, m: f.meta, f: f}, age, cs))
 	}
 }
 
@@ -358,20 +385,22 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func (s *Server) serveStaleOnError(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri reqInfo, l *lookupResult, cs httpcache.CacheStatus, detail string) {
+// serveStaleOnError serves the stale copy l holds, if any, for an upstream
+// that failed or is slow (detail says which).
+func (x *exchange) serveStaleOnError(l *lookupResult, cs httpcache.CacheStatus, detail string) {
 	if l.meta == nil || l.entry == nil {
-		s.count("error")
-		s.writeError(w, rt, http.StatusBadGateway, "upstream unreachable", cs.Fwd)
+		x.s.count("error")
+		x.writeError(http.StatusBadGateway, "upstream unreachable", cs.Fwd)
 		return
 	}
-	s.count("stale")
+	x.s.count("stale")
 	cs.Fwd = "stale"
 	cs.Detail = detail
-	now := s.now()
+	now := x.s.now()
 	age := httpcache.CurrentAge(l.meta.Header, l.meta.ReqTime, l.meta.RespTime, now)
-	cs.TTL, cs.HasTTL = ttlOf(l.meta, age, rt), true
-	if err := s.writeStored(w, r, rt, ri, l.vk, l.meta, l.entry, nil, age, cs); err != nil {
-		s.writeError(w, rt, http.StatusBadGateway, "upstream object changed", cs.Fwd)
+	cs.TTL, cs.HasTTL = ttlOf(l.meta, age, x.rt), true
+	if err := x.writeStored(l.source(), age, cs); err != nil {
+		x.writeError(http.StatusBadGateway, "upstream object changed", cs.Fwd)
 	}
 }
 
@@ -405,21 +434,22 @@ func rangeSliceHint(h http.Header, sliceBytes int64) (first, last int64) {
 func (s *Server) count(status string) { s.metrics.requests.WithLabelValues(status).Inc() }
 
 // writeError answers a request that cannot be served.
-func (s *Server) writeError(w http.ResponseWriter, rt *liveConfig, code int, detail, fwd string) {
-	w.Header().Set("Cache-Status", httpcache.CacheStatus{Cache: rt.cfg.Name, Fwd: fwd, Detail: detail}.String())
-	w.Header().Set("Cache-Control", "no-store")
-	http.Error(w, http.StatusText(code), code)
+func (x *exchange) writeError(code int, detail, fwd string) {
+	x.w.Header().Set("Cache-Status", httpcache.CacheStatus{Cache: x.rt.cfg.Name, Fwd: fwd, Detail: detail}.String())
+	x.w.Header().Set("Cache-Control", "no-store")
+	http.Error(x.w, http.StatusText(code), code)
 }
 
 // edgeOnlyHeaders are kept between edges (the child indexes the tags) and
 // removed before a response reaches a client.
 var edgeOnlyHeaders = []string{"Surrogate-Control", "Surrogate-Key", "Cache-Tag"}
 
-// writeStored writes a stored object (from e, or from a fill f as it
+// writeStored writes a stored object (from the store, or from a fill as it
 // streams in), honouring the client's conditional and range headers. It
 // returns errObjectChanged, having written nothing, when a slice it needs
 // shows that the object changed upstream: the caller may fetch it anew.
-func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *liveConfig, ri reqInfo, vk string, m *objMeta, e *store.Entry, f *fill, age time.Duration, cs httpcache.CacheStatus) error {
+func (x *exchange) writeStored(src objSource, age time.Duration, cs httpcache.CacheStatus) error {
+	s, w, r, rt, m := x.s, x.w, x.r, x.rt, src.m
 	code := httpcache.EvaluateConditional(r.Method, r.Header, m.Status, m.Header)
 	size := m.Size
 	status := m.Status
@@ -440,7 +470,7 @@ func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *liveCon
 	ctx := r.Context()
 	var br *bodyReader
 	if code == 0 && bodyAllowed(status) && rangeErr == nil && r.Method != http.MethodHead && size > 0 {
-		br = s.newBodyReader(rt, ri, vk, m, e, f)
+		br = &bodyReader{s: s, rt: rt, ri: x.ri, vk: src.vk, m: m, e: src.e, own: src.f, valid: validator(m.Header)}
 		defer br.close()
 		deadline := rt.cfg.StaleDeadline
 		if deadline <= 0 {
@@ -457,8 +487,8 @@ func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *liveCon
 			return err
 		default:
 			s.count("error")
-			code, detail := s.upstreamFailure(ri.pk, err)
-			s.writeError(w, rt, code, detail, "miss")
+			code, detail := s.upstreamFailure(x.ri.pk, err)
+			x.writeError(code, detail, "miss")
 			return nil
 		}
 	}
@@ -467,7 +497,7 @@ func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *liveCon
 	for k, vs := range m.Header {
 		h[k] = vs
 	}
-	if !ri.fromEdge {
+	if !x.ri.fromEdge {
 		for _, k := range edgeOnlyHeaders {
 			delete(h, k)
 		}
@@ -515,7 +545,7 @@ func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *liveCon
 	var n int64
 	var err error
 	if size < 0 {
-		n, err = s.writeUnsized(ctx, w, f)
+		n, err = s.writeUnsized(ctx, w, src.f)
 	} else if br != nil {
 		n, err = br.write(ctx, w, a, b)
 	}
@@ -523,7 +553,7 @@ func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, rt *liveCon
 	if err != nil && ctx.Err() == nil {
 		// The header is out: abort the connection so the client sees a
 		// truncated body, never a short one passed off as whole.
-		s.abortResponse(ri, a+n, err)
+		s.abortResponse(x.ri, a+n, err)
 	}
 	return nil
 }

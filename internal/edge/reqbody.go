@@ -152,7 +152,7 @@ func (g *bodyGate) readBody(w http.ResponseWriter, r *http.Request, now func() t
 
 // writeBodyError answers a request whose body could not be read (err from
 // readBody or from sending it upstream); false when err is none of those.
-func (s *Server) writeBodyError(w http.ResponseWriter, rt *liveConfig, err error, fwd string) bool {
+func (x *exchange) writeBodyError(err error, fwd string) bool {
 	code, detail := 0, ""
 	switch {
 	case errors.Is(err, errBodySlow):
@@ -170,9 +170,9 @@ func (s *Server) writeBodyError(w http.ResponseWriter, rt *liveConfig, err error
 			code, detail = http.StatusBadRequest, "malformed request body"
 		}
 	}
-	s.count("bypass")
-	w.Header().Set("Connection", "close")
-	s.writeError(w, rt, code, detail, fwd)
+	x.s.count("bypass")
+	x.w.Header().Set("Connection", "close")
+	x.writeError(code, detail, fwd)
 	return true
 }
 

@@ -228,7 +228,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		s.disk = disk
 	}
 	s.rebuildIndex()
-	s.metrics = newMetrics(s.store.Stats, func() int { return s.waiter.Load().len() },
+	s.metrics = newMetrics(s.store.Stats, func() int { return s.waiter.Load().Len() },
 		func() int { return s.uring.Load().connections() })
 	if err := s.openAccessLog(cfg, opts.AccessLogStdout); err != nil {
 		return nil, err
@@ -394,7 +394,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	fl.Close()
 	s.closeIdleFast()
-	s.waiter.Load().close()
+	s.waiter.Load().Close()
 	_ = pub.Shutdown(sctx)
 	_ = adm.Shutdown(sctx)
 	if tlsSrv != nil {

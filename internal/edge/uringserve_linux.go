@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/kubecdn/kubecdn/internal/edge/wire"
 )
 
 // uringServer serves the plain-HTTP listener from one io_uring event loop,
@@ -35,8 +37,8 @@ import (
 type uringServer struct {
 	s    *Server
 	fl   *fastListener
-	r    *uring
-	bufs *uringBufs
+	r    *wire.Ring
+	bufs *wire.RingBufs
 	lnfd int // the listener's descriptor, dup'ed
 	efd  int // eventfd: stop wakes the loop through it
 	// efdMu guards efd's closing (at the loop's end) against stop's write.
@@ -99,7 +101,7 @@ type uringConn struct {
 	st                    fastConnState
 }
 
-// newUringServer starts the loop on ln; errNoUring (wrapped) when the
+// newUringServer starts the loop on ln; wire.ErrNoIOUring (wrapped) when the
 // kernel has no io_uring for it.
 func newUringServer(s *Server, ln net.Listener, fl *fastListener) (*uringServer, error) {
 	tl, ok := ln.(*net.TCPListener)
@@ -174,11 +176,11 @@ func (u *uringServer) connections() int {
 func (u *uringServer) run(errc chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	r, err := newUring(uringEntries)
+	r, err := wire.NewRing(uringEntries)
 	if err == nil {
-		u.bufs, err = r.registerBufs(0, uringBufCount, uringBufSize)
+		u.bufs, err = r.RegisterBufs(0, uringBufCount, uringBufSize)
 		if err != nil {
-			r.close()
+			r.Close()
 		}
 	}
 	if err != nil {
@@ -192,8 +194,8 @@ func (u *uringServer) run(errc chan<- error) {
 		syscall.Close(u.efd)
 		u.efdClosed = true
 		u.efdMu.Unlock()
-		u.r.close()
-		u.bufs.close()
+		u.r.Close()
+		u.bufs.Close()
 		close(u.done)
 	}()
 	u.arm(uopAccept)
@@ -202,17 +204,17 @@ func (u *uringServer) run(errc chan<- error) {
 	// Submitted now rather than at the loop's first wait, so that the
 	// accept is armed before the edge reports itself ready. An error
 	// shows again at the loop's first enter.
-	_ = u.r.enter(0)
+	_ = u.r.Enter(0)
 	errc <- nil
 	for {
-		if err := u.r.enter(1); err != nil {
+		if err := u.r.Enter(1); err != nil {
 			u.err = err
 			for _, c := range u.conns {
 				syscall.Close(c.fd)
 			}
 			return
 		}
-		u.r.reap(u.complete)
+		u.r.Reap(u.complete)
 		if u.stopping.Load() && !u.stopped {
 			u.beginStop()
 		}
@@ -228,23 +230,23 @@ func (u *uringServer) arm(op uint64) {
 	if e == nil {
 		return
 	}
-	e.userData = op
+	e.UserData = op
 	switch op {
 	case uopAccept:
-		e.opcode, e.fd, e.ioprio = uringOpAccept, int32(u.lnfd), uringAcceptMultishot
-		e.opFlags = syscall.SOCK_CLOEXEC | syscall.SOCK_NONBLOCK
+		e.Opcode, e.Fd, e.IOPrio = wire.OpAccept, int32(u.lnfd), wire.AcceptMultishot
+		e.OpFlags = syscall.SOCK_CLOEXEC | syscall.SOCK_NONBLOCK
 		u.accepting = true
 	case uopWake:
-		e.opcode, e.fd = uringOpRead, int32(u.efd)
-		e.addr, e.len = uint64(uintptr(unsafe.Pointer(&u.wake[0]))), 8
+		e.Opcode, e.Fd = wire.OpRead, int32(u.efd)
+		e.Addr, e.Len = uint64(uintptr(unsafe.Pointer(&u.wake[0]))), 8
 	case uopTick:
-		e.opcode, e.len = uringOpTimeout, 1
-		e.addr = uint64(uintptr(unsafe.Pointer(&u.tick[0])))
+		e.Opcode, e.Len = wire.OpTimeout, 1
+		e.Addr = uint64(uintptr(unsafe.Pointer(&u.tick[0])))
 	}
 }
 
-func (u *uringServer) sqe() *uringSqe {
-	e, err := u.r.sqe()
+func (u *uringServer) sqe() *wire.SQE {
+	e, err := u.r.SQE()
 	if err != nil {
 		u.s.log.Error("io_uring submit", "err", err)
 		return nil
@@ -258,9 +260,9 @@ func (u *uringServer) recv(c *uringConn) {
 		u.closeNow(c)
 		return
 	}
-	e.opcode, e.fd, e.flags = uringOpRecv, int32(c.fd), uringSqeBufferSelect
-	e.bufGroup, e.len = u.bufs.group, uint32(u.bufs.size)
-	e.userData = c.id<<8 | uopRecv
+	e.Opcode, e.Fd, e.Flags = wire.OpRecv, int32(c.fd), wire.SQEBufferSelect
+	e.BufGroup, e.Len = u.bufs.Group(), uint32(u.bufs.Size())
+	e.UserData = c.id<<8 | uopRecv
 }
 
 func (u *uringServer) send(c *uringConn) {
@@ -278,27 +280,27 @@ func (u *uringServer) send(c *uringConn) {
 	} else if len(c.body) > 0 {
 		flags |= syscall.MSG_MORE // the body follows at once
 	}
-	e.opcode, e.fd = uringOpSend, int32(c.fd)
-	e.addr, e.len = uint64(uintptr(unsafe.Pointer(&rest[0]))), uint32(len(rest))
-	e.opFlags = flags
-	e.userData = c.id<<8 | uopSend
+	e.Opcode, e.Fd = wire.OpSend, int32(c.fd)
+	e.Addr, e.Len = uint64(uintptr(unsafe.Pointer(&rest[0]))), uint32(len(rest))
+	e.OpFlags = flags
+	e.UserData = c.id<<8 | uopSend
 	// Each send follows progress (or starts a response): a client that
 	// takes none for s.fastWrite is cut off (see timeouts).
 	c.sending, c.sendSince = true, time.Now().UnixNano()
 }
 
-func (u *uringServer) complete(cq uringCqe) {
-	op, id := cq.userData&0xff, cq.userData>>8
+func (u *uringServer) complete(cq wire.CQE) {
+	op, id := cq.UserData&0xff, cq.UserData>>8
 	switch op {
 	case uopAccept:
-		if cq.res >= 0 {
-			u.add(int(cq.res))
+		if cq.Res >= 0 {
+			u.add(int(cq.Res))
 		}
-		if cq.flags&uringCqeFMore == 0 {
+		if cq.Flags&wire.CQEMore == 0 {
 			u.accepting = false
 			// Re-armed at once unless stopping, or at the next tick after
 			// an error (out of descriptors): no spinning.
-			if !u.stopped && cq.res >= 0 {
+			if !u.stopped && cq.Res >= 0 {
 				u.arm(uopAccept)
 			}
 		}
@@ -317,15 +319,15 @@ func (u *uringServer) complete(cq uringCqe) {
 			return
 		}
 		var data []byte
-		if cq.flags&uringCqeFBuffer != 0 {
-			bid := uint16(cq.flags >> 16)
-			defer u.bufs.put(bid)
-			data = u.bufs.buf(bid)[:max(cq.res, 0)]
+		if cq.Flags&wire.CQEBuffer != 0 {
+			bid := uint16(cq.Flags >> 16)
+			defer u.bufs.Put(bid)
+			data = u.bufs.Buf(bid)[:max(cq.Res, 0)]
 		}
 		switch {
-		case cq.res == -int32(syscall.ENOBUFS) && !c.shut:
+		case cq.Res == -int32(syscall.ENOBUFS) && !c.shut:
 			u.recv(c) // every buffer was taken: they come back this round
-		case cq.res <= 0 || c.shut:
+		case cq.Res <= 0 || c.shut:
 			u.closeNow(c)
 		default:
 			if len(c.pending) > 0 {
@@ -339,14 +341,14 @@ func (u *uringServer) complete(cq uringCqe) {
 		if c == nil {
 			return
 		}
-		if cq.res <= 0 {
+		if cq.Res <= 0 {
 			c.sending = false
 			u.closeNow(c)
 			return
 		}
 		if c.sent < len(c.out) {
-			c.sent += int(cq.res)
-		} else if c.bodySent += int(cq.res); c.bodySent == len(c.body[0]) {
+			c.sent += int(cq.Res)
+		} else if c.bodySent += int(cq.Res); c.bodySent == len(c.body[0]) {
 			c.body, c.bodySent = c.body[1:], 0
 		}
 		if c.sent < len(c.out) || len(c.body) > 0 {
@@ -407,7 +409,7 @@ func (u *uringServer) process(c *uringConn, data []byte) {
 		}
 	}
 	for len(data) > 0 && !c.closeAfter {
-		req, ok, complete := parseFast(data)
+		req, ok, complete := wire.ParseRequest(data)
 		if ok && !complete {
 			if len(data) >= fastBufSize {
 				ok = false
@@ -422,9 +424,9 @@ func (u *uringServer) process(c *uringConn, data []byte) {
 			c.handAfter = true
 			break
 		}
-		data = data[req.size:]
+		data = data[req.Size:]
 		c.partial = false
-		c.closeAfter = req.close
+		c.closeAfter = req.Close
 		if len(c.out) >= uringMaxOut || c.body != nil {
 			break
 		}
@@ -455,14 +457,15 @@ func (u *uringServer) process(c *uringConn, data []byte) {
 // serve appends the response to req to c.out (a large body, or the slices
 // of a sliced object, to c.body) when it is a fresh hit whose body is all
 // in the memory tier; false leaves the request to the goroutine fast path.
-func (u *uringServer) serve(c *uringConn, req *fastReq) bool {
-	l, ok := u.s.lookupFast(c.out, &c.st, req, false, true)
+func (u *uringServer) serve(c *uringConn, req *wire.Request) bool {
+	x := fastExchange{s: u.s, st: &c.st, req: *req}
+	l, ok := x.lookup(c.out, true)
 	if !ok || l.e == nil {
 		return false
 	}
 	defer l.e.Close()
 	out := l.head
-	if !req.head {
+	if !req.Head {
 		var body [][]byte
 		if l.m.Sliced {
 			if body = u.s.memorySlices(l.key, l.m); body == nil {

@@ -46,7 +46,7 @@ func warm(t *testing.T, e *testEdge) {
 // waitParked waits until n connections are parked.
 func waitParked(t *testing.T, e *testEdge, n int) {
 	t.Helper()
-	waitCount(t, "connections parked", e.waiter.Load().len, n)
+	waitCount(t, "connections parked", e.waiter.Load().Len, n)
 }
 
 func fastConnCount(e *testEdge) int {

@@ -1,26 +1,27 @@
-package edge
+package wire
 
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"strconv"
 )
 
-// framingConn guards the connections that net/http serves against request
+// FramingConn guards the connections that net/http serves against request
 // smuggling. net/http accepts some framings that RFC 9112 lets a server
 // reject and that a chain of proxies may read differently: Content-Length
 // together with Transfer-Encoding (it drops the Content-Length and keeps the
-// connection open), obs-fold, and bare LF line ends. framingConn follows the
+// connection open), obs-fold, and bare LF line ends. FramingConn follows the
 // message framing of every request on the connection; a request header is
 // released to net/http only once it is complete and checked. A header that
 // fails the check is replaced by a malformed request line, so net/http
 // answers 400 and closes; a chunked body that fails it is replaced by a
 // malformed chunk, so reading the body fails and the edge answers 400. After
 // either, the connection yields nothing more.
-type framingConn struct {
+type FramingConn struct {
 	net.Conn
 	r         *bufio.Reader
 	out       []byte
@@ -62,11 +63,13 @@ var (
 	badChunk       = []byte("zz\r\n")
 )
 
-func newFramingConn(c net.Conn, maxHeader int) *framingConn {
-	return &framingConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10), maxHeader: maxHeader}
+// NewFramingConn guards c; a request header longer than maxHeader is passed
+// through unchecked, for net/http to refuse (431) and close.
+func NewFramingConn(c net.Conn, maxHeader int) *FramingConn {
+	return &FramingConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10), maxHeader: maxHeader}
 }
 
-func (c *framingConn) Read(p []byte) (int, error) {
+func (c *FramingConn) Read(p []byte) (int, error) {
 	for len(c.out) == 0 {
 		if err := c.advance(len(p)); err != nil {
 			return 0, err
@@ -78,14 +81,9 @@ func (c *framingConn) Read(p []byte) (int, error) {
 }
 
 // NetConn returns the accepted connection (for TCP_INFO readers).
-func (c *framingConn) NetConn() net.Conn {
-	if nc, ok := c.Conn.(interface{ NetConn() net.Conn }); ok {
-		return nc.NetConn()
-	}
-	return c.Conn
-}
+func (c *FramingConn) NetConn() net.Conn { return netConn(c.Conn) }
 
-func (c *framingConn) reject(mid bool) {
+func (c *FramingConn) reject(mid bool) {
 	if mid {
 		c.out = append(c.out[:0], badChunk...)
 	} else {
@@ -96,7 +94,7 @@ func (c *framingConn) reject(mid bool) {
 
 // line reads one line; ok is false for a line without CRLF. A read that
 // times out keeps the part of the line it read for the next call.
-func (c *framingConn) line() (line []byte, ok bool, err error) {
+func (c *FramingConn) line() (line []byte, ok bool, err error) {
 	line, err = c.r.ReadSlice('\n')
 	if len(c.part) > 0 {
 		line = append(c.part, line...)
@@ -113,7 +111,7 @@ func (c *framingConn) line() (line []byte, ok bool, err error) {
 	return line, len(line) >= 2 && line[len(line)-2] == '\r', nil
 }
 
-func (c *framingConn) advance(want int) error {
+func (c *FramingConn) advance(want int) error {
 	switch c.state {
 	case stDead:
 		return io.EOF
@@ -188,7 +186,7 @@ func (c *framingConn) advance(want int) error {
 
 // readHeader reads and checks one request header block, resuming the one
 // a timeout interrupted.
-func (c *framingConn) readHeader() error {
+func (c *FramingConn) readHeader() error {
 	h := &c.hdr
 	defer func() {
 		if c.state != stHeader || len(c.out) > 0 {
@@ -309,10 +307,32 @@ func parseChunkSize(line []byte) (int64, bool) {
 // ReadFrom lets net/http's response writer reach the TCP connection's
 // ReadFrom, so disk hits served through net/http go out with sendfile too.
 // Only reads are checked; writes pass straight through.
-func (c *framingConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Conn, r) }
+func (c *FramingConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Conn, r) }
 
-// ReadFrom, as framingConn's.
-func (c *prefixConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Conn, r) }
+// PrefixConn replays Prefix, bytes a serving tier read from Conn before it
+// handed the connection on, then reads Conn.
+type PrefixConn struct {
+	net.Conn
+	Prefix []byte
+	// TLS is the state of a TLS connection handed on wrapped, so that the
+	// next tier, which cannot see it is TLS, can tell its requests.
+	TLS *tls.ConnectionState
+}
+
+func (c *PrefixConn) Read(p []byte) (int, error) {
+	if len(c.Prefix) > 0 {
+		n := copy(p, c.Prefix)
+		c.Prefix = c.Prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// NetConn returns the accepted connection (for TCP_INFO readers).
+func (c *PrefixConn) NetConn() net.Conn { return netConn(c.Conn) }
+
+// ReadFrom, as FramingConn's.
+func (c *PrefixConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Conn, r) }
 
 func readFrom(c net.Conn, r io.Reader) (int64, error) {
 	if rf, ok := c.(io.ReaderFrom); ok {
@@ -321,7 +341,15 @@ func readFrom(c net.Conn, r io.Reader) (int64, error) {
 	return io.Copy(struct{ io.Writer }{c}, r)
 }
 
+// netConn unwraps c once, down to the connection it wraps, if any.
+func netConn(c net.Conn) net.Conn {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		return nc.NetConn()
+	}
+	return c
+}
+
 var (
-	_ io.ReaderFrom = (*framingConn)(nil)
-	_ io.ReaderFrom = (*prefixConn)(nil)
+	_ io.ReaderFrom = (*FramingConn)(nil)
+	_ io.ReaderFrom = (*PrefixConn)(nil)
 )

@@ -1,6 +1,6 @@
 //go:build linux
 
-package edge
+package wire
 
 import (
 	"errors"
@@ -15,19 +15,13 @@ import (
 // event loop submits (accept, recv with provided buffers, send, read,
 // timeout) and a provided-buffer ring. The kernel ABI is stable and small,
 // and the edge needs only this much of it, so it carries these 200 lines
-// rather than a liburing port as a dependency (see uringserve_linux.go for
-// why io_uring at all).
+// rather than a liburing port as a dependency (see the edge's
+// uringserve_linux.go for why io_uring at all).
 
 const (
 	sysIOUringSetup    = 425
 	sysIOUringEnter    = 426
 	sysIOUringRegister = 427
-
-	uringOpRead    = 22
-	uringOpTimeout = 11
-	uringOpAccept  = 13
-	uringOpSend    = 26
-	uringOpRecv    = 27
 
 	uringSetupCoopTaskrun  = 1 << 8
 	uringSetupSingleIssuer = 1 << 12
@@ -38,15 +32,24 @@ const (
 
 	uringEnterGetEvents = 1 << 0
 
-	uringSqeBufferSelect = 1 << 5
-	uringAcceptMultishot = 1 << 0
-	uringCqeFBuffer      = 1 << 0
-	uringCqeFMore        = 1 << 1
-
 	uringRegisterPbufRing = 22
 
 	uringOffSqRing = 0
 	uringOffSqes   = 0x10000000
+)
+
+// The operations a Ring submits (SQE.Opcode), and their flags.
+const (
+	OpRead    = 22
+	OpTimeout = 11
+	OpAccept  = 13
+	OpSend    = 26
+	OpRecv    = 27
+
+	SQEBufferSelect = 1 << 5 // SQE.Flags: receive into a buffer of SQE.BufGroup
+	AcceptMultishot = 1 << 0 // SQE.IOPrio of OpAccept: one SQE, a CQE per connection
+	CQEBuffer       = 1 << 0 // CQE.Flags: the upper 16 bits name the buffer used
+	CQEMore         = 1 << 1 // CQE.Flags: a multishot SQE goes on
 )
 
 type uringSqOff struct {
@@ -66,56 +69,58 @@ type uringParams struct {
 	cq                                                                     uringCqOff
 }
 
-// uringSqe is struct io_uring_sqe (64 bytes).
-type uringSqe struct {
-	opcode   uint8
-	flags    uint8
-	ioprio   uint16
-	fd       int32
-	off      uint64
-	addr     uint64
-	len      uint32
-	opFlags  uint32
-	userData uint64
-	bufGroup uint16
-	pers     uint16
-	fileIdx  int32
-	addr3    uint64
-	_        uint64
+// SQE is struct io_uring_sqe (64 bytes).
+type SQE struct {
+	Opcode      uint8
+	Flags       uint8
+	IOPrio      uint16
+	Fd          int32
+	Off         uint64
+	Addr        uint64
+	Len         uint32
+	OpFlags     uint32
+	UserData    uint64
+	BufGroup    uint16
+	Personality uint16
+	FileIndex   int32
+	Addr3       uint64
+	_           uint64
 }
 
-// uringCqe is struct io_uring_cqe (16 bytes).
-type uringCqe struct {
-	userData uint64
-	res      int32
-	flags    uint32
+// CQE is struct io_uring_cqe (16 bytes).
+type CQE struct {
+	UserData uint64
+	Res      int32
+	Flags    uint32
 }
 
-// uring is one io_uring instance, used by one goroutine only.
-type uring struct {
+// Ring is one io_uring instance, used by one goroutine only.
+type Ring struct {
 	fd      int
 	ringMem []byte
 	sqeMem  []byte
 
 	sqHead, sqTail, sqMask *uint32
 	sqArray                []uint32
-	sqes                   []uringSqe
+	sqes                   []SQE
 	cqHead, cqTail, cqMask *uint32
-	cqes                   []uringCqe
+	cqes                   []CQE
 
 	tail    uint32 // our copy of the SQ tail
 	pending uint32 // SQEs not yet submitted
 }
 
 var (
-	errNoUring   = errors.New("io_uring unavailable")
-	errUringFull = errors.New("io_uring submission queue full")
+	// ErrNoIOUring (wrapped) says the kernel offers no io_uring to use.
+	ErrNoIOUring = errors.New("io_uring unavailable")
+	// ErrRingFull says the submission queue stayed full after a submit.
+	ErrRingFull = errors.New("io_uring submission queue full")
 )
 
-// newUring sets up a ring of entries SQEs. It asks for the kernel's
+// NewRing sets up a ring of entries SQEs. It asks for the kernel's
 // single-issuer, deferred task-work mode (Linux 6.1) and falls back to the
 // plain one; the caller must then call enter from one OS thread only.
-func newUring(entries uint32) (*uring, error) {
+func NewRing(entries uint32) (*Ring, error) {
 	var p uringParams
 	fd := -1
 	var errno syscall.Errno
@@ -132,59 +137,59 @@ func newUring(entries uint32) (*uring, error) {
 		}
 	}
 	if fd < 0 {
-		return nil, fmt.Errorf("%w: io_uring_setup: %v", errNoUring, errno)
+		return nil, fmt.Errorf("%w: io_uring_setup: %v", ErrNoIOUring, errno)
 	}
 	syscall.CloseOnExec(fd)
 	if p.features&uringFeatSingleMmap == 0 || p.features&uringFeatNoDrop == 0 {
 		syscall.Close(fd)
-		return nil, fmt.Errorf("%w: kernel too old (features %#x)", errNoUring, p.features)
+		return nil, fmt.Errorf("%w: kernel too old (features %#x)", ErrNoIOUring, p.features)
 	}
-	size := max(p.sq.array+p.sqEntries*4, p.cq.cqes+p.cqEntries*uint32(unsafe.Sizeof(uringCqe{})))
+	size := max(p.sq.array+p.sqEntries*4, p.cq.cqes+p.cqEntries*uint32(unsafe.Sizeof(CQE{})))
 	ringMem, err := syscall.Mmap(fd, uringOffSqRing, int(size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
 	if err != nil {
 		syscall.Close(fd)
 		return nil, os.NewSyscallError("mmap", err)
 	}
-	sqeMem, err := syscall.Mmap(fd, uringOffSqes, int(p.sqEntries)*int(unsafe.Sizeof(uringSqe{})), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
+	sqeMem, err := syscall.Mmap(fd, uringOffSqes, int(p.sqEntries)*int(unsafe.Sizeof(SQE{})), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED|syscall.MAP_POPULATE)
 	if err != nil {
 		syscall.Munmap(ringMem)
 		syscall.Close(fd)
 		return nil, os.NewSyscallError("mmap", err)
 	}
 	u32 := func(off uint32) *uint32 { return (*uint32)(unsafe.Pointer(&ringMem[off])) }
-	r := &uring{fd: fd, ringMem: ringMem, sqeMem: sqeMem}
+	r := &Ring{fd: fd, ringMem: ringMem, sqeMem: sqeMem}
 	r.sqHead, r.sqTail, r.sqMask = u32(p.sq.head), u32(p.sq.tail), u32(p.sq.mask)
 	r.sqArray = unsafe.Slice(u32(p.sq.array), p.sqEntries)
-	r.sqes = unsafe.Slice((*uringSqe)(unsafe.Pointer(&sqeMem[0])), p.sqEntries)
+	r.sqes = unsafe.Slice((*SQE)(unsafe.Pointer(&sqeMem[0])), p.sqEntries)
 	r.cqHead, r.cqTail, r.cqMask = u32(p.cq.head), u32(p.cq.tail), u32(p.cq.mask)
-	r.cqes = unsafe.Slice((*uringCqe)(unsafe.Pointer(&ringMem[p.cq.cqes])), p.cqEntries)
+	r.cqes = unsafe.Slice((*CQE)(unsafe.Pointer(&ringMem[p.cq.cqes])), p.cqEntries)
 	r.tail = atomic.LoadUint32(r.sqTail)
 	return r, nil
 }
 
-// sqe returns a zeroed SQE to fill; it submits what is queued first when the
+// SQE returns a zeroed SQE to fill; it submits what is queued first when the
 // submission queue is full.
-func (r *uring) sqe() (*uringSqe, error) {
+func (r *Ring) SQE() (*SQE, error) {
 	if r.tail-atomic.LoadUint32(r.sqHead) >= uint32(len(r.sqes)) {
-		if err := r.enter(0); err != nil {
+		if err := r.Enter(0); err != nil {
 			return nil, err
 		}
 		if r.tail-atomic.LoadUint32(r.sqHead) >= uint32(len(r.sqes)) {
-			return nil, errUringFull
+			return nil, ErrRingFull
 		}
 	}
 	i := r.tail & *r.sqMask
 	e := &r.sqes[i]
-	*e = uringSqe{}
+	*e = SQE{}
 	r.sqArray[i] = i
 	r.tail++
 	r.pending++
 	return e, nil
 }
 
-// enter submits the queued SQEs and, when wait > 0, waits until that many
+// Enter submits the queued SQEs and, when wait > 0, waits until that many
 // completions are ready.
-func (r *uring) enter(wait uint32) error {
+func (r *Ring) Enter(wait uint32) error {
 	atomic.StoreUint32(r.sqTail, r.tail)
 	flags := uintptr(0)
 	if wait > 0 {
@@ -208,8 +213,8 @@ func (r *uring) enter(wait uint32) error {
 	}
 }
 
-// reap calls fn for each completion ready, in order.
-func (r *uring) reap(fn func(c uringCqe)) {
+// Reap calls fn for each completion ready, in order.
+func (r *Ring) Reap(fn func(c CQE)) {
 	head := atomic.LoadUint32(r.cqHead)
 	for head != atomic.LoadUint32(r.cqTail) {
 		c := r.cqes[head&*r.cqMask]
@@ -219,16 +224,17 @@ func (r *uring) reap(fn func(c uringCqe)) {
 	}
 }
 
-func (r *uring) close() {
+// Close unmaps the rings and closes the instance.
+func (r *Ring) Close() {
 	syscall.Munmap(r.sqeMem)
 	syscall.Munmap(r.ringMem)
 	syscall.Close(r.fd)
 }
 
-// uringBufs is a provided-buffer ring: n buffers of size bytes the kernel
+// RingBufs is a provided-buffer ring: n buffers of size bytes the kernel
 // picks from when a receive completes, so a connection waiting for data
 // holds no buffer of its own.
-type uringBufs struct {
+type RingBufs struct {
 	group uint16
 	size  int
 	mem   []byte // n*size bytes of buffers
@@ -237,7 +243,9 @@ type uringBufs struct {
 	tail  uint16
 }
 
-func (r *uring) registerBufs(group uint16, n, size int) (*uringBufs, error) {
+// RegisterBufs registers a provided-buffer ring of n buffers (a power of
+// two) of size bytes each as buffer group group.
+func (r *Ring) RegisterBufs(group uint16, n, size int) (*RingBufs, error) {
 	if n&(n-1) != 0 || n > 1<<15 {
 		return nil, fmt.Errorf("buffer count %d: want a power of two up to 32768", n)
 	}
@@ -254,22 +262,28 @@ func (r *uring) registerBufs(group uint16, n, size int) (*uringBufs, error) {
 	}{ringAddr: uint64(uintptr(unsafe.Pointer(&ring[0]))), ringEntries: uint32(n), bgid: group}
 	if _, _, e := syscall.Syscall6(sysIOUringRegister, uintptr(r.fd), uringRegisterPbufRing, uintptr(unsafe.Pointer(&reg)), 1, 0, 0); e != 0 {
 		syscall.Munmap(ring)
-		return nil, fmt.Errorf("%w: register buffer ring: %v", errNoUring, e)
+		return nil, fmt.Errorf("%w: register buffer ring: %v", ErrNoIOUring, e)
 	}
-	b := &uringBufs{group: group, size: size, mem: make([]byte, n*size), ring: ring, mask: uint16(n - 1)}
+	b := &RingBufs{group: group, size: size, mem: make([]byte, n*size), ring: ring, mask: uint16(n - 1)}
 	for i := 0; i < n; i++ {
-		b.put(uint16(i))
+		b.Put(uint16(i))
 	}
 	return b, nil
 }
 
-// buf returns buffer id's bytes.
-func (b *uringBufs) buf(id uint16) []byte {
+// Group is the buffer group a receive names (SQE.BufGroup) to use them.
+func (b *RingBufs) Group() uint16 { return b.group }
+
+// Size is the size of each buffer.
+func (b *RingBufs) Size() int { return b.size }
+
+// Buf returns buffer id's bytes.
+func (b *RingBufs) Buf(id uint16) []byte {
 	return b.mem[int(id)*b.size : (int(id)+1)*b.size]
 }
 
-// put gives buffer id back to the kernel.
-func (b *uringBufs) put(id uint16) {
+// Put gives buffer id back to the kernel.
+func (b *RingBufs) Put(id uint16) {
 	e := b.ring[int(b.tail&b.mask)*16:]
 	*(*uint64)(unsafe.Pointer(&e[0])) = uint64(uintptr(unsafe.Pointer(&b.mem[int(id)*b.size])))
 	*(*uint32)(unsafe.Pointer(&e[8])) = uint32(b.size)
@@ -281,4 +295,5 @@ func (b *uringBufs) put(id uint16) {
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(&b.ring[12])), uint32(bid0)|uint32(b.tail)<<16)
 }
 
-func (b *uringBufs) close() { syscall.Munmap(b.ring) }
+// Close unmaps the buffer ring; call it after the Ring is closed.
+func (b *RingBufs) Close() { syscall.Munmap(b.ring) }

@@ -1,46 +1,57 @@
 //go:build linux
 
-package edge
+package wire
 
 import (
+	"net"
 	"os"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// waiter holds idle plain-HTTP keep-alive connections without a goroutine or
-// buffers each, as nginx's and Varnish's event loops do: the fast path parks
-// a connection that has had no request for s.parkAfter, and the waiter hands
-// it back to a new goroutine when the client sends again (or hangs up). An
-// idle connection then costs the kernel's socket and Go's few hundred bytes
-// of bookkeeping, not the 15 KB of a goroutine stack and two buffers.
+// Waiter holds idle keep-alive connections without a goroutine or buffers
+// each, as nginx's and Varnish's event loops do: a server parks a connection
+// that has had no request for a while, and the waiter hands it back (ready)
+// when the client sends again or hangs up, or gives it up (expired) once it
+// has been parked past its deadline. An idle connection then costs the
+// kernel's socket and a few hundred bytes of bookkeeping, not the 15 KB of a
+// goroutine stack and two buffers. T is what the server knows a parked
+// connection by.
 //
 // It is one epoll instance of its own, registered in turn with Go's poller,
 // so waiting for it takes no thread. Connections are registered one-shot,
 // under an id of the waiter's (never the file descriptor, whose number a
 // closed connection passes on), and only through their RawConn, which keeps
 // the descriptor open meanwhile.
-type waiter struct {
-	s    *Server
-	ep   *os.File
-	epfd int
-	rc   syscall.RawConn
+//
+// A nil *Waiter parks nothing.
+type Waiter[T any] struct {
+	ep      *os.File
+	epfd    int
+	rc      syscall.RawConn
+	ready   func(T)
+	expired func(T)
+	tick    time.Duration
 
 	mu     sync.Mutex
 	next   uint64
-	conns  map[uint64]parkedConn
+	conns  map[uint64]parked[T]
 	closed bool
 	done   chan struct{}
 }
 
-type parkedConn struct {
-	fc    *fastConn
+type parked[T any] struct {
+	v     T
 	rc    syscall.RawConn
-	until time.Time // idle timeout: closed then if still parked
+	until time.Time // closed then if still parked
 }
 
-func newWaiter(s *Server) (*waiter, error) {
+// NewWaiter starts a waiter. ready is called for each parked connection
+// that becomes readable (or hangs up), expired for each one parked past its
+// deadline, which the waiter checks every tick; either takes the connection
+// out of the waiter, and neither is called with the waiter's lock held.
+func NewWaiter[T any](tick time.Duration, ready, expired func(T)) (*Waiter[T], error) {
 	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -56,19 +67,21 @@ func newWaiter(s *Server) (*waiter, error) {
 		ep.Close()
 		return nil, err
 	}
-	w := &waiter{s: s, ep: ep, epfd: fd, rc: rc, conns: map[uint64]parkedConn{}, done: make(chan struct{})}
+	w := &Waiter[T]{ep: ep, epfd: fd, rc: rc, ready: ready, expired: expired, tick: tick,
+		conns: map[uint64]parked[T]{}, done: make(chan struct{})}
 	go w.run()
 	go w.expire()
 	return w, nil
 }
 
-// park registers fc, idle, to be resumed when it is readable; false leaves
-// it to the caller (not a plain TCP connection, or the waiter is closing).
-func (w *waiter) park(fc *fastConn, until time.Time) bool {
+// Park registers c, idle, known as v, to be handed back when it is readable
+// or expired after until; false leaves it to the caller (not a connection
+// with a descriptor, or the waiter is closing).
+func (w *Waiter[T]) Park(c net.Conn, v T, until time.Time) bool {
 	if w == nil {
 		return false
 	}
-	sc, ok := fc.c.(syscall.Conn)
+	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return false
 	}
@@ -91,13 +104,13 @@ func (w *waiter) park(fc *fastConn, until time.Time) bool {
 	if err != nil || cerr != nil {
 		return false
 	}
-	w.conns[id] = parkedConn{fc: fc, rc: rc, until: until}
+	w.conns[id] = parked[T]{v: v, rc: rc, until: until}
 	return true
 }
 
 // unregister takes id out of the waiter; false if it was not there.
 // Called with w.mu held.
-func (w *waiter) unregister(id uint64) (parkedConn, bool) {
+func (w *Waiter[T]) unregister(id uint64) (parked[T], bool) {
 	p, ok := w.conns[id]
 	if !ok {
 		return p, false
@@ -114,8 +127,8 @@ func (w *waiter) unregister(id uint64) (parkedConn, bool) {
 	return p, true
 }
 
-// run resumes the parked connections that become readable.
-func (w *waiter) run() {
+// run hands back the parked connections that become readable.
+func (w *Waiter[T]) run() {
 	evs := make([]syscall.EpollEvent, 256)
 	for {
 		var n int
@@ -133,40 +146,39 @@ func (w *waiter) run() {
 			p, ok := w.unregister(id)
 			w.mu.Unlock()
 			if ok {
-				w.s.resumeFast(p.fc)
+				w.ready(p.v)
 			}
 		}
 	}
 }
 
-// expire closes the connections parked past their idle timeout.
-func (w *waiter) expire() {
-	t := time.NewTicker(min(w.s.fastIdle/4, 5*time.Second))
+// expire gives up the connections parked past their deadline.
+func (w *Waiter[T]) expire() {
+	t := time.NewTicker(w.tick)
 	defer t.Stop()
 	for {
 		select {
 		case <-w.done:
 			return
 		case now := <-t.C:
-			var old []*fastConn
+			var old []T
 			w.mu.Lock()
 			for id, p := range w.conns {
 				if now.After(p.until) {
 					w.unregister(id)
-					old = append(old, p.fc)
+					old = append(old, p.v)
 				}
 			}
 			w.mu.Unlock()
-			for _, fc := range old {
-				w.s.untrackFast(fc)
-				fc.c.Close()
+			for _, v := range old {
+				w.expired(v)
 			}
 		}
 	}
 }
 
-// len is how many connections are parked.
-func (w *waiter) len() int {
+// Len is how many connections are parked.
+func (w *Waiter[T]) Len() int {
 	if w == nil {
 		return 0
 	}
@@ -175,9 +187,10 @@ func (w *waiter) len() int {
 	return len(w.conns)
 }
 
-// close stops parking and resuming. The parked connections stay tracked by
-// the fast path, whose shutdown closes them.
-func (w *waiter) close() {
+// Close stops parking and handing back. The connections still parked are
+// neither handed back nor expired: the caller, which knows them, closes
+// them.
+func (w *Waiter[T]) Close() {
 	if w == nil {
 		return
 	}

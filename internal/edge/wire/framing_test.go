@@ -1,4 +1,4 @@
-package edge
+package wire
 
 import (
 	"bufio"
@@ -29,7 +29,7 @@ func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
 // framedRequests reads requests the way net/http's server does, from what
 // the framing checker lets through.
 func framedRequests(in []byte) (reqs []*http.Request, err error) {
-	br := bufio.NewReader(newFramingConn(&fakeConn{r: bytes.NewReader(in)}, 32<<10))
+	br := bufio.NewReader(NewFramingConn(&fakeConn{r: bytes.NewReader(in)}, 32<<10))
 	for {
 		req, err := http.ReadRequest(br)
 		if err != nil {
@@ -138,7 +138,7 @@ func TestFramingConnResumesAfterTimeout(t *testing.T) {
 		"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" +
 		"GET /c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
 	for cut := 1; cut < len(in); cut++ {
-		fc := newFramingConn(&piecesConn{pieces: []string{in[:cut], in[cut:]}}, 32<<10)
+		fc := NewFramingConn(&piecesConn{pieces: []string{in[:cut], in[cut:]}}, 32<<10)
 		var got []byte
 		buf := make([]byte, 7)
 		for {
