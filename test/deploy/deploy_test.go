@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 	"github.com/kubecdn/kubecdn/internal/kubetest"
 	"github.com/kubecdn/kubecdn/internal/publish/route53/route53fake"
 	"github.com/kubecdn/kubecdn/test/e2e"
@@ -60,30 +62,16 @@ func TestDeployWithRoute53(t *testing.T) {
 		"AWS_SECRET_ACCESS_KEY=" + route53fake.DefaultSecretAccessKey,
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
 	}
-	file := filepath.Join(dir, "kubecdn.yaml")
-	write := func(extra string) {
-		t.Helper()
-		cdn := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: demo}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com]
-  origin: {url: https://origin.example.com}
-  routing: {policy: latency, ttl: 30s}
-  publish:
-    provider: route53
-    route53: {hostedZoneID: %s, endpoint: %s}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: aws, cluster: {kubeconfig: %s, context: us-east-1}}
-      - {name: eu-west-1, provider: gcp, cluster: {kubeconfig: %s, context: eu-west-1}}
-%s`, fake.ZoneID(), fake.URL, kubeconfig, kubeconfig, extra)
-		if err := os.WriteFile(file, []byte(cdn), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	cdn := configtest.Minimal()
+	cdn.Spec.Routing = config.Routing{Policy: config.PolicyLatency, TTL: configtest.Duration(t, "30s")}
+	cdn.Spec.Regions.AlwaysOn = nil
+	cdn.Spec.Publish = config.Publish{Provider: config.PublishRoute53, Route53: &config.Route53{HostedZoneID: fake.ZoneID(), Endpoint: fake.URL}}
+	for _, r := range []struct{ name, provider string }{{"us-east-1", "aws"}, {"eu-west-1", "gcp"}} {
+		reg := configtest.Region(r.name, r.provider)
+		reg.Cluster = config.Cluster{Kubeconfig: kubeconfig, Context: r.name}
+		cdn.Spec.Regions.AlwaysOn = append(cdn.Spec.Regions.AlwaysOn, reg)
 	}
-	write("")
+	file := configtest.Write(t, dir, cdn)
 	ctx := context.Background()
 
 	// A bad file is refused with the field named, before anything changes.
