@@ -106,9 +106,7 @@ func (e *env) file(regions [][2]string, app bool) *config.CDN {
 	c.Spec.Routing = config.Routing{Policy: config.PolicyLatency, TTL: configtest.Duration(e.t, "1s")}
 	c.Spec.Regions.AlwaysOn = nil
 	for _, r := range regions {
-		reg := configtest.Region(r[0], "aws")
-		reg.Cluster = config.Cluster{Kubeconfig: e.kubeconfig, Context: r[1]}
-		c.Spec.Regions.AlwaysOn = append(c.Spec.Regions.AlwaysOn, reg)
+		c.Spec.Regions.AlwaysOn = append(c.Spec.Regions.AlwaysOn, configtest.ClusterRegion(r[0], "aws", e.kubeconfig, r[1]))
 	}
 	if app {
 		c.Spec.Apps = []config.App{{Name: "video", Manifests: "video", Services: []config.AppService{
@@ -403,10 +401,10 @@ func TestOpenAndCloseAutoscaleRegion(t *testing.T) {
 	}
 	c := configtest.Minimal()
 	c.Spec.Routing.TTL = configtest.Duration(t, "1s")
-	east, eu := configtest.Region("us-east-1", "aws"), configtest.Region("eu-west-1", "gcp")
-	east.Cluster = config.Cluster{Kubeconfig: kubeconfig, Context: "us-east-1"}
-	eu.Cluster = config.Cluster{Kubeconfig: kubeconfig, Context: "eu-west-1"}
-	c.Spec.Regions = config.Regions{AlwaysOn: []config.Region{east}, Autoscale: []config.Region{eu}}
+	c.Spec.Regions = config.Regions{
+		AlwaysOn:  []config.Region{configtest.ClusterRegion("us-east-1", "aws", kubeconfig, "us-east-1")},
+		Autoscale: []config.Region{configtest.ClusterRegion("eu-west-1", "gcp", kubeconfig, "eu-west-1")},
+	}
 	cfg := configtest.Load(t, dir, c)
 	ctx := context.Background()
 	run := func(edit func(*deploy.Options)) deploy.Result {

@@ -64,12 +64,10 @@ func TestDeployWithRoute53(t *testing.T) {
 	}
 	cdn := configtest.Minimal()
 	cdn.Spec.Routing = config.Routing{Policy: config.PolicyLatency, TTL: configtest.Duration(t, "30s")}
-	cdn.Spec.Regions.AlwaysOn = nil
 	cdn.Spec.Publish = config.Publish{Provider: config.PublishRoute53, Route53: &config.Route53{HostedZoneID: fake.ZoneID(), Endpoint: fake.URL}}
-	for _, r := range []struct{ name, provider string }{{"us-east-1", "aws"}, {"eu-west-1", "gcp"}} {
-		reg := configtest.Region(r.name, r.provider)
-		reg.Cluster = config.Cluster{Kubeconfig: kubeconfig, Context: r.name}
-		cdn.Spec.Regions.AlwaysOn = append(cdn.Spec.Regions.AlwaysOn, reg)
+	cdn.Spec.Regions.AlwaysOn = []config.Region{
+		configtest.ClusterRegion("us-east-1", "aws", kubeconfig, "us-east-1"),
+		configtest.ClusterRegion("eu-west-1", "gcp", kubeconfig, "eu-west-1"),
 	}
 	file := configtest.Write(t, dir, cdn)
 	ctx := context.Background()

@@ -39,6 +39,12 @@ func Region(name, provider string, edges ...string) config.Region {
 	return config.Region{Name: name, Provider: provider, Edges: edges}
 }
 
+// ClusterRegion is a region on provider deployed to the cluster of context
+// in the kubeconfig file.
+func ClusterRegion(name, provider, kubeconfig, context string) config.Region {
+	return config.Region{Name: name, Provider: provider, Cluster: config.Cluster{Kubeconfig: kubeconfig, Context: context}}
+}
+
 // Network pins a client network to a place, for the geo policy.
 func Network(cidr string, lat, lon float64) config.GeoNetwork {
 	return config.GeoNetwork{CIDR: cidr, Location: &config.Location{Lat: lat, Lon: lon}}
