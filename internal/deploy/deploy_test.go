@@ -20,6 +20,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 	"github.com/kubecdn/kubecdn/internal/deploy"
 	"github.com/kubecdn/kubecdn/internal/kubetest"
 	"github.com/kubecdn/kubecdn/test/e2e"
@@ -103,40 +104,22 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// file writes a CDN file; regions maps a region to its context.
+// file writes a CDN file and loads it; regions maps a region to its
+// context, app adds the video app (manifests in e.dir/video).
 func (e *env) file(regions [][2]string, app bool) *config.CDN {
-	var b strings.Builder
-	fmt.Fprintf(&b, `apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: demo}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com]
-  origin: {url: https://origin.example.com}
-  routing: {policy: latency, ttl: 1s}
-  regions:
-    alwaysOn:
-`)
+	e.t.Helper()
+	c := configtest.Minimal()
+	c.Spec.Routing = config.Routing{Policy: config.PolicyLatency, TTL: configtest.Duration(e.t, "1s")}
+	c.Spec.Regions.AlwaysOn = nil
 	for _, r := range regions {
-		fmt.Fprintf(&b, "      - {name: %s, provider: aws, cluster: {kubeconfig: %s, context: %s}}\n", r[0], e.kubeconfig, r[1])
+		c.Spec.Regions.AlwaysOn = append(c.Spec.Regions.AlwaysOn, configtest.ClusterRegion(r[0], "aws", e.kubeconfig, r[1]))
 	}
 	if app {
-		fmt.Fprintf(&b, `  apps:
-    - name: video
-      manifests: video
-      services:
-        - {service: rtmp, hostname: live.cdn.example.com}
-`)
+		c.Spec.Apps = []config.App{{Name: "video", Manifests: "video", Services: []config.AppService{
+			{Service: "rtmp", Hostname: "live.cdn.example.com"},
+		}}}
 	}
-	path := filepath.Join(e.dir, "kubecdn.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return cfg
+	return configtest.Load(e.t, e.dir, c)
 }
 
 func (e *env) deploy(cfg *config.CDN, edit func(*deploy.Options)) deploy.Result {
@@ -472,23 +455,13 @@ func TestOpenAndCloseAutoscaleRegion(t *testing.T) {
 			return fmt.Sprintf("192.0.2.%d", 10*i+len(name)%10)
 		}})
 	}
-	path := filepath.Join(dir, "kubecdn.yaml")
-	os.WriteFile(path, []byte(fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: demo}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com]
-  origin: {url: https://origin.example.com}
-  routing: {ttl: 1s}
-  regions:
-    alwaysOn: [{name: us-east-1, provider: aws, cluster: {kubeconfig: %[1]s, context: us-east-1}}]
-    autoscale: [{name: eu-west-1, provider: gcp, cluster: {kubeconfig: %[1]s, context: eu-west-1}}]
-`, kubeconfig)), 0o644)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
+	c := configtest.Minimal()
+	c.Spec.Routing.TTL = configtest.Duration(t, "1s")
+	c.Spec.Regions = config.Regions{
+		AlwaysOn:  []config.Region{configtest.ClusterRegion("us-east-1", "aws", kubeconfig, "us-east-1")},
+		Autoscale: []config.Region{configtest.ClusterRegion("eu-west-1", "gcp", kubeconfig, "eu-west-1")},
 	}
+	cfg := configtest.Load(t, dir, c)
 	ctx := context.Background()
 	run := func(edit func(*deploy.Options)) deploy.Result {
 		t.Helper()

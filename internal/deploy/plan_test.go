@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 	"github.com/kubecdn/kubecdn/internal/publish"
 )
 
@@ -145,33 +146,28 @@ func TestSortForApply(t *testing.T) {
 	}
 }
 
-const testCDN = `apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: demo}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com]
-  origin: {url: https://origin.example.com}
-  routing: {policy: failover, ttl: 20s, failover: [us-west-2], weights: {us-east-1: 3}}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: aws}
-      - {name: us-west-2, provider: aws, parent: us-east-1}
-    autoscale:
-      - {name: eu-west-1, provider: gcp}
-`
-
-func parse(t *testing.T, s string) *config.CDN {
-	t.Helper()
-	cfg, err := config.Parse([]byte(s))
-	if err != nil {
-		t.Fatal(err)
+// testCDN is a CDN of two always-on regions (us-west-2 shielded by
+// us-east-1) and an autoscale region, routed by failover with us-west-2
+// first.
+func testCDN(t *testing.T) *config.CDN {
+	c := configtest.Minimal()
+	c.Spec.Routing = config.Routing{
+		Policy:   config.PolicyFailover,
+		TTL:      configtest.Duration(t, "20s"),
+		Failover: []string{"us-west-2"},
+		Weights:  map[string]int{"us-east-1": 3},
 	}
-	return cfg
+	west := configtest.Region("us-west-2", "aws")
+	west.Parent = "us-east-1"
+	c.Spec.Regions = config.Regions{
+		AlwaysOn:  []config.Region{configtest.Region("us-east-1", "aws"), west},
+		Autoscale: []config.Region{configtest.Region("eu-west-1", "gcp")},
+	}
+	return c
 }
 
 func TestDesired(t *testing.T) {
-	cfg := parse(t, testCDN)
+	cfg := configtest.Parse(t, testCDN(t))
 	addrs := map[string]RegionState{
 		"us-east-1": {Edges: []Address{{IP: "192.0.2.1", Port: 80}, {IP: "2001:db8::1", Port: 80}}},
 		"us-west-2": {Edges: []Address{{Hostname: "lb-123.elb.amazonaws.com", Port: 80}}},
@@ -215,14 +211,12 @@ func TestDesired(t *testing.T) {
 
 func TestDesiredApps(t *testing.T) {
 	dir := t.TempDir()
-	cfg := parse(t, testCDN+`  apps:
-    - name: video
-      manifests: `+dir+`
-      regions: [us-east-1]
-      services:
-        - {service: rtmp, hostname: live.cdn.example.com, port: 1935}
-        - {service: web, hostname: tv.cdn.example.com, health: {protocol: http, path: /ok}}
-`)
+	c := testCDN(t)
+	c.Spec.Apps = []config.App{{Name: "video", Manifests: dir, Regions: []string{"us-east-1"}, Services: []config.AppService{
+		{Service: "rtmp", Hostname: "live.cdn.example.com", Port: 1935},
+		{Service: "web", Hostname: "tv.cdn.example.com", Health: config.AppHealth{Protocol: "http", Path: "/ok"}},
+	}}}
+	cfg := configtest.Parse(t, c)
 	addrs := map[string]RegionState{
 		"us-east-1": {Edges: []Address{{IP: "192.0.2.1"}}, Endpoints: map[string][]Address{
 			"live.cdn.example.com": {{IP: "192.0.2.9", Port: 1935}},
@@ -260,7 +254,7 @@ type lookupError struct{ host string }
 func (e *lookupError) Error() string { return "no such host " + e.host }
 
 func TestWithAddresses(t *testing.T) {
-	cfg := parse(t, testCDN)
+	cfg := configtest.Parse(t, testCDN(t))
 	addrs := map[string]RegionState{
 		"us-east-1": {Edges: []Address{{IP: "192.0.2.1", Port: 80}}, DNS: []Address{{IP: "192.0.2.53", Port: 53}}},
 		"us-west-2": {Edges: []Address{{Hostname: "lb.example.net", Port: 80}, {Hostname: "gone.example.net"}}},

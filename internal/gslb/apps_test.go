@@ -19,6 +19,7 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 	"github.com/kubecdn/kubecdn/internal/rtt"
 )
 
@@ -132,49 +133,44 @@ func TestProbeOnce(t *testing.T) {
 	}
 }
 
-const appsFile = `apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: apps}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com]
-  origin: {url: "http://127.0.0.1:1"}
-  routing:
-    policy: %s
-    ttl: 30s
-    health: {interval: 100ms, timeout: 100ms, failAfter: 2, passAfter: 1}
-    weights: {us-east-1: 3, eu-west-1: 1}
-    failover: [eu-west-1, us-east-1]
-    geo:
-      networks:
-        - {cidr: 198.51.100.0/24, location: {lat: 40.7, lon: -74.0}}   # New York
-        - {cidr: 203.0.113.0/24, location: {lat: 48.9, lon: 2.4}}      # Paris
-        - {cidr: 127.0.0.0/8, location: {lat: 48.9, lon: 2.4}}         # the tests' resolver: Paris
-  dns:
-    nameservers: [{name: ns1.cdn.example.com, addresses: [192.0.2.53]}]
-  apps:
-    - name: video
-      manifests: .
-      services:
-        - {service: rtmp, hostname: live.cdn.example.com, port: 1935, health: {protocol: tcp}}
-        - {service: web, hostname: app.cdn.example.com, health: {protocol: http, path: /ready}}
-        - {service: idle, hostname: idle.cdn.example.com}
-  regions:
-    alwaysOn:
-      - name: us-east-1
-        provider: aws
-        edges: ["%s", "%s"]
-        endpoints:
-          live.cdn.example.com: ["%s"]
-      - name: eu-west-1
-        provider: aws
-        edges: ["%s", "%s"]
-        endpoints:
-          live.cdn.example.com: ["%s", "%s"]
-          app.cdn.example.com: ["%s"]
-    autoscale:
-      - {name: ap-southeast-1, provider: aws}
-`
+// appsFile is the CDN the apps tests run: the video app's three services
+// (rtmp on a tcp check, web on an http check, idle with no endpoints) in
+// two regions, probed every 100ms.
+func (a *appsSetup) appsFile(t *testing.T, policy string) *config.CDN {
+	c := configtest.Minimal()
+	c.Metadata.Name = "apps"
+	c.Spec.Origin = config.Origin{URL: "http://127.0.0.1:1"}
+	c.Spec.Routing = config.Routing{
+		Policy:   config.Policy(policy),
+		TTL:      configtest.Duration(t, "30s"),
+		Health:   config.Health{Interval: configtest.Duration(t, "100ms"), Timeout: configtest.Duration(t, "100ms"), FailAfter: 2, PassAfter: 1},
+		Weights:  map[string]int{"us-east-1": 3, "eu-west-1": 1},
+		Failover: []string{"eu-west-1", "us-east-1"},
+		Geo: config.Geo{Networks: []config.GeoNetwork{
+			configtest.Network("198.51.100.0/24", 40.7, -74.0), // New York
+			configtest.Network("203.0.113.0/24", 48.9, 2.4),    // Paris
+			configtest.Network("127.0.0.0/8", 48.9, 2.4),       // the tests' resolver: Paris
+		}},
+	}
+	c.Spec.DNS.Nameservers = []config.Nameserver{{Name: "ns1.cdn.example.com", Addresses: []string{"192.0.2.53"}}}
+	c.Spec.Apps = []config.App{{Name: "video", Manifests: ".", Services: []config.AppService{
+		{Service: "rtmp", Hostname: "live.cdn.example.com", Port: 1935, Health: config.AppHealth{Protocol: "tcp"}},
+		{Service: "web", Hostname: "app.cdn.example.com", Health: config.AppHealth{Protocol: "http", Path: "/ready"}},
+		{Service: "idle", Hostname: "idle.cdn.example.com"},
+	}}}
+	us := configtest.Region("us-east-1", "aws", a.usEdges[0].addr, a.usEdges[1].addr)
+	us.Endpoints = map[string][]string{"live.cdn.example.com": {a.usLive.addr}}
+	eu := configtest.Region("eu-west-1", "aws", a.euEdge.addr, a.euEdg6.addr)
+	eu.Endpoints = map[string][]string{
+		"live.cdn.example.com": {a.euLive.addr, a.euLiv6.addr},
+		"app.cdn.example.com":  {a.euApp.addr},
+	}
+	c.Spec.Regions = config.Regions{
+		AlwaysOn:  []config.Region{us, eu},
+		Autoscale: []config.Region{configtest.Region("ap-southeast-1", "aws")},
+	}
+	return c
+}
 
 type appsSetup struct {
 	srv            *Server
@@ -187,14 +183,13 @@ type appsSetup struct {
 	euApp          *httpService
 }
 
-func (a *appsSetup) write(t *testing.T, policy string, edits ...func(string) string) {
+func (a *appsSetup) write(t *testing.T, policy string, edits ...func(*config.CDN)) {
 	t.Helper()
-	body := fmt.Sprintf(appsFile, policy, a.usEdges[0].addr, a.usEdges[1].addr, a.usLive.addr,
-		a.euEdge.addr, a.euEdg6.addr, a.euLive.addr, a.euLiv6.addr, a.euApp.addr)
+	c := a.appsFile(t, policy)
 	for _, e := range edits {
-		body = e(body)
+		e(c)
 	}
-	if err := os.WriteFile(a.cfgPath, []byte(body), 0o644); err != nil {
+	if err := os.WriteFile(a.cfgPath, configtest.YAML(t, c), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -211,7 +206,7 @@ func (a *appsSetup) load(t *testing.T) *config.CDN {
 // startApps runs a server over two regions with edges and app endpoints
 // (us-east-1: 127.0.0.2, .4 edges, live on .12; eu-west-1: 127.0.0.3 and
 // ::1 edges, live on .13 and ::1, app on .23), probing every 100ms.
-func startApps(t *testing.T, policy string, o Options, edits ...func(string) string) *appsSetup {
+func startApps(t *testing.T, policy string, o Options, edits ...func(*config.CDN)) *appsSetup {
 	t.Helper()
 	a := &appsSetup{
 		usEdges: [2]*testEdge{startEdge(t, "127.0.0.2"), startEdge(t, "127.0.0.4")},
@@ -456,8 +451,8 @@ func TestReloadKeepsEndpointHealth(t *testing.T) {
 	before := a.srv.State().Services[0].Regions[0].Endpoints[0]
 	// the same endpoints, another policy, and a new endpoint in us-east-1
 	extra := startTCPService(t, "127.0.0.14")
-	a.write(t, "all", func(s string) string {
-		return strings.Replace(s, `live.cdn.example.com: ["`+a.usLive.addr+`"]`, `live.cdn.example.com: ["`+a.usLive.addr+`", "`+extra.addr+`"]`, 1)
+	a.write(t, "all", func(c *config.CDN) {
+		c.Spec.Regions.AlwaysOn[0].Endpoints["live.cdn.example.com"] = []string{a.usLive.addr, extra.addr}
 	})
 	if err := a.srv.Reload(a.load(t)); err != nil {
 		t.Fatal(err)
@@ -476,8 +471,8 @@ func TestReloadKeepsEndpointHealth(t *testing.T) {
 		t.Errorf("after reload (all): %s", got)
 	}
 	// a changed check is a new state
-	a.write(t, "all", func(s string) string {
-		return strings.Replace(s, "port: 1935, health: {protocol: tcp}", "port: 1935, health: {protocol: http, path: /}", 1)
+	a.write(t, "all", func(c *config.CDN) {
+		c.Spec.Apps[0].Services[0].Health = config.AppHealth{Protocol: "http", Path: "/"}
 	})
 	if err := a.srv.Reload(a.load(t)); err != nil {
 		t.Fatal(err)
@@ -486,7 +481,9 @@ func TestReloadKeepsEndpointHealth(t *testing.T) {
 		t.Errorf("endpoint state kept across a change of its check: %+v", got)
 	}
 	// removed endpoints leave the metrics
-	a.write(t, "all", func(s string) string { return strings.Replace(s, `, "`+a.euLiv6.addr+`"`, "", 1) })
+	a.write(t, "all", func(c *config.CDN) {
+		c.Spec.Regions.AlwaysOn[1].Endpoints["live.cdn.example.com"] = []string{a.euLive.addr}
+	})
 	if err := a.srv.Reload(a.load(t)); err != nil {
 		t.Fatal(err)
 	}

@@ -10,41 +10,32 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 )
 
-const benchFile = `apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: bench}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com]
-  origin: {dir: .}
-  routing:
-    policy: geo
-    geo:
-      networks:
-        - {cidr: 198.51.100.0/24, location: {lat: 40.7, lon: -74.0}}
-        - {cidr: 203.0.113.0/24, location: {lat: 48.9, lon: 2.4}}
-        - {cidr: 127.0.0.0/8, location: {lat: 48.9, lon: 2.4}}
-  dns:
-    records:
-      - {name: mail, type: A, value: 192.0.2.25}
-  apps:
-    - name: video
-      manifests: .
-      services:
-        - {service: rtmp, hostname: live.cdn.example.com, port: 1935, health: {protocol: tcp}}
-  regions:
-    alwaysOn:
-      - name: us-east-1
-        provider: aws
-        edges: ["127.0.0.2:8080", "127.0.0.4:8080"]
-        endpoints: {live.cdn.example.com: ["127.0.0.12:1935"]}
-      - name: eu-west-1
-        provider: aws
-        edges: ["127.0.0.3:8080"]
-        endpoints: {live.cdn.example.com: ["127.0.0.13:1935"]}
-`
+// benchFile is a CDN of two regions with edges and the video app's rtmp
+// service, answered by the geo policy.
+func benchFile(tb testing.TB) *config.CDN {
+	c := configtest.Minimal()
+	c.Metadata.Name = "bench"
+	c.Spec.Origin = config.Origin{Dir: "."}
+	c.Spec.Routing.Policy = config.PolicyGeo
+	c.Spec.Routing.Geo.Networks = []config.GeoNetwork{
+		configtest.Network("198.51.100.0/24", 40.7, -74.0),
+		configtest.Network("203.0.113.0/24", 48.9, 2.4),
+		configtest.Network("127.0.0.0/8", 48.9, 2.4),
+	}
+	c.Spec.DNS.Records = []config.Record{{Name: "mail", Type: "A", Value: "192.0.2.25"}}
+	c.Spec.Apps = []config.App{{Name: "video", Manifests: ".", Services: []config.AppService{
+		{Service: "rtmp", Hostname: "live.cdn.example.com", Port: 1935, Health: config.AppHealth{Protocol: "tcp"}},
+	}}}
+	us := configtest.Region("us-east-1", "aws", "127.0.0.2:8080", "127.0.0.4:8080")
+	us.Endpoints = map[string][]string{"live.cdn.example.com": {"127.0.0.12:1935"}}
+	eu := configtest.Region("eu-west-1", "aws", "127.0.0.3:8080")
+	eu.Endpoints = map[string][]string{"live.cdn.example.com": {"127.0.0.13:1935"}}
+	c.Spec.Regions.AlwaysOn = []config.Region{us, eu}
+	return configtest.Parse(tb, c)
+}
 
 // discardWriter is a dns.ResponseWriter that packs the response (as the
 // real writer does) and throws it away.
@@ -71,10 +62,7 @@ func (w *discardWriter) Network() string             { return "udp" }
 
 func benchServer(b *testing.B) *Server {
 	b.Helper()
-	cfg, err := config.Parse([]byte(benchFile))
-	if err != nil {
-		b.Fatal(err)
-	}
+	cfg := benchFile(b)
 	s, err := New(cfg, Options{Admin: "off", Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)

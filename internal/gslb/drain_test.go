@@ -10,7 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
-	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 )
 
 // adminDo sends method to path on the admin listener with token (none if
@@ -94,11 +94,7 @@ func TestRouteOutAndIn(t *testing.T) {
 	}
 
 	// A reload of the same file keeps the region out.
-	cfg, err := config.Load(ts.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ts.srv.Reload(cfg); err != nil {
+	if err := ts.srv.Reload(configtest.Parse(t, ts.file)); err != nil {
 		t.Fatal(err)
 	}
 	if got := routes(t, ts); got != "127.0.0.2 127.0.0.2" {

@@ -12,43 +12,31 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 )
 
 func fuzzServer(f *testing.F) *Server {
 	f.Helper()
-	cfg, err := config.Parse([]byte(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: fuzz}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com]
-  origin: {dir: .}
-  routing:
-    policy: latency
-    explore: 0.1
-    geo: {networks: [{cidr: 198.51.100.0/24, location: {lat: 40.7, lon: -74.0}}]}
-  dns:
-    records:
-      - {name: docs, type: CNAME, value: www}
-      - {name: loop1, type: CNAME, value: loop2}
-      - {name: loop2, type: CNAME, value: loop1}
-      - {name: "@", type: TXT, value: hello}
-      - {name: shield, type: CNAME, value: us-east-1.edges}
-  apps:
-    - name: video
-      manifests: .
-      services: [{service: rtmp, hostname: live.cdn.example.com, health: {protocol: tcp}}]
-  regions:
-    alwaysOn:
-      - name: us-east-1
-        provider: aws
-        edges: ["127.0.0.2:8080", "[2001:db8::2]:8080"]
-        endpoints: {live.cdn.example.com: ["127.0.0.12:1935", "[2001:db8::12]:1935"]}
-      - {name: eu-west-1, provider: aws, edges: ["127.0.0.3:8080"]}
-`))
-	if err != nil {
-		f.Fatal(err)
+	c := configtest.Minimal()
+	c.Metadata.Name = "fuzz"
+	c.Spec.Origin = config.Origin{Dir: "."}
+	c.Spec.Routing.Policy = config.PolicyLatency
+	c.Spec.Routing.Explore = 0.1
+	c.Spec.Routing.Geo.Networks = []config.GeoNetwork{configtest.Network("198.51.100.0/24", 40.7, -74.0)}
+	c.Spec.DNS.Records = []config.Record{
+		{Name: "docs", Type: "CNAME", Value: "www"},
+		{Name: "loop1", Type: "CNAME", Value: "loop2"},
+		{Name: "loop2", Type: "CNAME", Value: "loop1"},
+		{Name: "@", Type: "TXT", Value: "hello"},
+		{Name: "shield", Type: "CNAME", Value: "us-east-1.edges"},
 	}
+	c.Spec.Apps = []config.App{{Name: "video", Manifests: ".", Services: []config.AppService{
+		{Service: "rtmp", Hostname: "live.cdn.example.com", Health: config.AppHealth{Protocol: "tcp"}},
+	}}}
+	us := configtest.Region("us-east-1", "aws", "127.0.0.2:8080", "[2001:db8::2]:8080")
+	us.Endpoints = map[string][]string{"live.cdn.example.com": {"127.0.0.12:1935", "[2001:db8::12]:1935"}}
+	c.Spec.Regions.AlwaysOn = []config.Region{us, configtest.Region("eu-west-1", "aws", "127.0.0.3:8080")}
+	cfg := configtest.Parse(f, c)
 	s, err := New(cfg, Options{Admin: "off", Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		f.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 	"github.com/kubecdn/kubecdn/test/e2e"
 )
 
@@ -93,28 +93,13 @@ func switchEdge(t *testing.T, ip string) (*testEdge, *atomic.Bool) {
 
 // startWith runs a Server on the test file (geo policy) with the given
 // edges and health settings, and waits for /readyz.
-func startWith(t *testing.T, health string, o Options, us, eu, eu6 *testEdge) (srv *Server, udp string) {
+func startWith(t *testing.T, health config.Health, o Options, us, eu, eu6 *testEdge) (srv *Server, udp string) {
 	t.Helper()
-	path := writeFile(t, "geo", "1s", "500ms", us, eu, eu6)
-	cfg := loadEdited(t, path, func(s string) string {
-		return strings.Replace(s, "health: {interval: 1s, timeout: 500ms}", "health: "+health, 1)
-	})
-	srv, _, _ = runServer(t, cfg, o)
+	c := testFile(t, "geo", "1s", "500ms", us, eu, eu6)
+	c.Spec.Routing.Health = health
+	srv, _, _ = runServer(t, configtest.Parse(t, c), o)
 	waitReady(t, srv.AdminAddr().String())
 	return srv, srv.UDPAddr().String()
-}
-
-func loadEdited(t *testing.T, path string, edit func(string) string) *config.CDN {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse([]byte(edit(string(b))))
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	return cfg
 }
 
 // TestLateEdgeJoinsAtFirstSuccess: a region whose edge starts after the
@@ -125,7 +110,7 @@ func TestLateEdgeJoinsAtFirstSuccess(t *testing.T) {
 	us, serve := lateEdge(t, "127.0.0.2")
 	eu, eu6 := startEdge(t, "127.0.0.3"), startEdge(t, "[::1]")
 	const interval = 100 * time.Millisecond
-	_, udp := startWith(t, "{interval: 100ms, timeout: 50ms, passAfter: 8}", Options{}, us, eu, eu6)
+	_, udp := startWith(t, config.Health{Interval: config.Duration(100 * time.Millisecond), Timeout: config.Duration(50 * time.Millisecond), PassAfter: 8}, Options{}, us, eu, eu6)
 	newYork := "198.51.100.0/24"
 	if got := joined(query(t, "udp", udp, "www.cdn.example.com.", dns.TypeA, newYork)); got != "127.0.0.3" {
 		t.Fatalf("ready, with us-east-1's edge not started: %q, want eu-west-1's 127.0.0.3", got)
@@ -148,7 +133,7 @@ func TestHealthChangeLogLevels(t *testing.T) {
 	eu, eu6 := startEdge(t, "127.0.0.3"), startEdge(t, "[::1]")
 	var logs e2e.SyncBuffer // the probe goroutines write while the test reads
 	o := Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
-	startWith(t, "{interval: 50ms, timeout: 40ms}", o, us, eu, eu6)
+	startWith(t, config.Health{Interval: config.Duration(50 * time.Millisecond), Timeout: config.Duration(40 * time.Millisecond)}, o, us, eu, eu6)
 	down := `msg="region health changed" region=us-east-1 state=down`
 	back := `msg="region health changed" region=us-east-1 state=up`
 	up.Store(false)

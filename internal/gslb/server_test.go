@@ -3,15 +3,12 @@ package gslb
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +18,7 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 	"github.com/kubecdn/kubecdn/internal/rtt"
 )
 
@@ -53,54 +51,61 @@ func startEdge(t *testing.T, ip string) *testEdge {
 	return &testEdge{srv: srv, addr: l.Addr().String()}
 }
 
-const testFile = `apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: test}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com, video.cdn.example.com]
-  origin: {url: "http://127.0.0.1:1"}
-  routing:
-    policy: %s
-    ttl: 30s
-    health: {interval: %s, timeout: %s}
-    geo:
-      networks:
-        - {cidr: 198.51.100.0/24, location: {lat: 40.7, lon: -74.0}}   # New York
-        - {cidr: 203.0.113.0/24, location: {lat: 48.9, lon: 2.4}}      # Paris
-        - {cidr: 192.0.2.0/24, location: {lat: 1.35, lon: 103.8}}      # Singapore
-        - {cidr: "2001:db8:1::/48", location: {lat: 48.9, lon: 2.4}}    # Paris
-        - {cidr: 127.0.0.0/8, location: {lat: 48.9, lon: 2.4}}         # the tests' resolver: Paris
-  dns:
-    nameservers:
-      - {name: ns1.cdn.example.com, addresses: [192.0.2.53, "2001:db8::53"]}
-      - {name: ns2.example.net}
-    records:
-      - {name: "@", type: TXT, value: "v=spf1 -all"}
-      - {name: "@", type: MX, value: "10 mail.cdn.example.com."}
-      - {name: mail, type: A, value: 192.0.2.25}
-      - {name: docs, type: CNAME, value: www}
-      - {name: out, type: CNAME, value: elsewhere.example.net.}
-      - {name: big, type: TXT, value: %s}
-      - {name: a.b.deep, type: TXT, value: deep}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: aws, edges: ["%s"]}
-      - {name: eu-west-1, provider: aws, edges: ["%s", "%s"]}
-    autoscale:
-      - {name: ap-southeast-1, provider: aws}
-`
+// testFile is the CDN the server tests run: every kind of static record,
+// geo networks on three continents, and three regions, two of them with
+// edges (us: one, eu: two, one of them IPv6).
+func testFile(t *testing.T, policy, interval, timeout string, us, eu, eu6 *testEdge) *config.CDN {
+	c := configtest.Minimal()
+	c.Metadata.Name = "test"
+	c.Spec.Hostnames = []string{"www.cdn.example.com", "video.cdn.example.com"}
+	c.Spec.Origin = config.Origin{URL: "http://127.0.0.1:1"}
+	c.Spec.Routing = config.Routing{
+		Policy: config.Policy(policy),
+		TTL:    configtest.Duration(t, "30s"),
+		Health: config.Health{Interval: configtest.Duration(t, interval), Timeout: configtest.Duration(t, timeout)},
+		Geo: config.Geo{Networks: []config.GeoNetwork{
+			configtest.Network("198.51.100.0/24", 40.7, -74.0), // New York
+			configtest.Network("203.0.113.0/24", 48.9, 2.4),    // Paris
+			configtest.Network("192.0.2.0/24", 1.35, 103.8),    // Singapore
+			configtest.Network("2001:db8:1::/48", 48.9, 2.4),   // Paris
+			configtest.Network("127.0.0.0/8", 48.9, 2.4),       // the tests' resolver: Paris
+		}},
+	}
+	c.Spec.DNS = config.DNS{
+		Nameservers: []config.Nameserver{
+			{Name: "ns1.cdn.example.com", Addresses: []string{"192.0.2.53", "2001:db8::53"}},
+			{Name: "ns2.example.net"},
+		},
+		Records: []config.Record{
+			{Name: "@", Type: "TXT", Value: "v=spf1 -all"},
+			{Name: "@", Type: "MX", Value: "10 mail.cdn.example.com."},
+			{Name: "mail", Type: "A", Value: "192.0.2.25"},
+			{Name: "docs", Type: "CNAME", Value: "www"},
+			{Name: "out", Type: "CNAME", Value: "elsewhere.example.net."},
+			{Name: "big", Type: "TXT", Value: bigTXT()},
+			{Name: "a.b.deep", Type: "TXT", Value: "deep"},
+		},
+	}
+	c.Spec.Regions = config.Regions{
+		AlwaysOn: []config.Region{
+			configtest.Region("us-east-1", "aws", us.addr),
+			configtest.Region("eu-west-1", "aws", eu.addr, eu6.addr),
+		},
+		Autoscale: []config.Region{configtest.Region("ap-southeast-1", "aws")},
+	}
+	return c
+}
 
 type testSetup struct {
-	srv     *Server
-	us, eu  *testEdge
-	eu6     *testEdge
-	udp     string
-	tcp     string
-	admin   string
-	cancel  context.CancelFunc
-	done    chan error
-	cfgPath string
+	srv    *Server
+	us, eu *testEdge
+	eu6    *testEdge
+	udp    string
+	tcp    string
+	admin  string
+	cancel context.CancelFunc
+	done   chan error
+	file   *config.CDN // the file the server was started with
 }
 
 func bigTXT() string {
@@ -108,31 +113,17 @@ func bigTXT() string {
 	for i := 0; i < 12; i++ {
 		parts = append(parts, `"`+strings.Repeat(string(rune('a'+i)), 200)+`"`)
 	}
-	return "'" + strings.Join(parts, " ") + "'"
+	return strings.Join(parts, " ")
 }
 
-func writeFile(t *testing.T, policy, interval, timeout string, us, eu, eu6 *testEdge) string {
-	t.Helper()
-	body := fmt.Sprintf(testFile, policy, interval, timeout, bigTXT(), us.addr, eu.addr, eu6.addr)
-	path := filepath.Join(t.TempDir(), "kubecdn.yaml")
-	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func start(t *testing.T, policy string, interval, timeout string, o Options, edits ...func(string) string) *testSetup {
+func start(t *testing.T, policy string, interval, timeout string, o Options, edits ...func(*config.CDN)) *testSetup {
 	t.Helper()
 	ts := &testSetup{us: startEdge(t, "127.0.0.2"), eu: startEdge(t, "127.0.0.3"), eu6: startEdge(t, "[::1]")}
-	ts.cfgPath = writeFile(t, policy, interval, timeout, ts.us, ts.eu, ts.eu6)
+	ts.file = testFile(t, policy, interval, timeout, ts.us, ts.eu, ts.eu6)
 	for _, edit := range edits {
-		b, _ := os.ReadFile(ts.cfgPath)
-		os.WriteFile(ts.cfgPath, []byte(edit(string(b))), 0o644)
+		edit(ts.file)
 	}
-	cfg, err := config.Load(ts.cfgPath)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
+	cfg := configtest.Load(t, t.TempDir(), ts.file)
 	ts.srv, ts.cancel, ts.done = runServer(t, cfg, o)
 	ts.udp, ts.tcp, ts.admin = ts.srv.UDPAddr().String(), ts.srv.TCPAddr().String(), ts.srv.AdminAddr().String()
 	waitReady(t, ts.admin)
@@ -620,13 +611,8 @@ func TestReload(t *testing.T) {
 		}
 	}()
 	for i := 0; i < 5; i++ {
-		b, _ := os.ReadFile(ts.cfgPath)
-		b = []byte(strings.Replace(string(b), "policy: geo", "policy: failover", 1))
-		cfg, err := config.Parse(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ts.srv.Reload(cfg); err != nil {
+		ts.file.Spec.Routing.Policy = config.PolicyFailover
+		if err := ts.srv.Reload(configtest.Parse(t, ts.file)); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(30 * time.Millisecond)
@@ -647,8 +633,9 @@ func TestReload(t *testing.T) {
 
 func TestRRLOverUDP(t *testing.T) {
 	// a frozen clock: the buckets never refill while dropped queries time out
-	ts := start(t, "geo", "1s", "500ms", Options{Now: func() time.Time { return testNow }}, func(s string) string {
-		return strings.Replace(s, "  dns:\n", "  dns:\n    rrl: {rate: 5rps, slip: 2}\n", 1)
+	ts := start(t, "geo", "1s", "500ms", Options{Now: func() time.Time { return testNow }}, func(c *config.CDN) {
+		slip := 2
+		c.Spec.DNS.RRL = config.RRL{Rate: 5, Slip: &slip}
 	})
 	// send 30 queries at once on one socket, then collect what comes back
 	conn, err := net.Dial("udp", ts.udp)

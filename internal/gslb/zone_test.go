@@ -7,26 +7,19 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 )
 
 func TestZoneNameserversFromRegions(t *testing.T) {
-	cfg, err := config.Parse([]byte(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: z}
-spec:
-  zone: CDN.example.com.
-  hostnames: [www.cdn.example.com]
-  origin: {dir: .}
-  dns: {soa: {email: ops.team@example.com}}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: aws, dns: "127.0.0.2:5353"}
-      - {name: eu-west-1, provider: aws, dns: "2001:db8::53"}
-      - {name: us-west-2, provider: aws}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := configtest.Minimal()
+	c.Metadata.Name = "z"
+	c.Spec.Zone = "CDN.example.com."
+	c.Spec.Origin = config.Origin{Dir: "."}
+	c.Spec.DNS.SOA.Email = "ops.team@example.com"
+	east, eu := configtest.Region("us-east-1", "aws"), configtest.Region("eu-west-1", "aws")
+	east.DNS, eu.DNS = "127.0.0.2:5353", "2001:db8::53"
+	c.Spec.Regions.AlwaysOn = []config.Region{east, eu, configtest.Region("us-west-2", "aws")}
+	cfg := configtest.Parse(t, c)
 	z, err := buildZone(cfg, testNow)
 	if err != nil {
 		t.Fatal(err)
@@ -53,29 +46,18 @@ spec:
 }
 
 func TestZoneRoutedNames(t *testing.T) {
-	cfg, err := config.Parse([]byte(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: z}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com]
-  origin: {dir: .}
-  apps:
-    - name: video
-      manifests: .
-      services:
-        - {service: rtmp, hostname: Live.CDN.example.com, health: {protocol: tcp}}
-        - {service: web, hostname: app.cdn.example.com}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: aws, edges: ["127.0.0.2"]}
-      - {name: eu-west-1, provider: aws}
-    autoscale:
-      - {name: ap-southeast-1, provider: aws, edges: ["127.0.0.4"]}
-`))
-	if err != nil {
-		t.Fatal(err)
+	c := configtest.Minimal()
+	c.Metadata.Name = "z"
+	c.Spec.Origin = config.Origin{Dir: "."}
+	c.Spec.Apps = []config.App{{Name: "video", Manifests: ".", Services: []config.AppService{
+		{Service: "rtmp", Hostname: "Live.CDN.example.com", Health: config.AppHealth{Protocol: "tcp"}},
+		{Service: "web", Hostname: "app.cdn.example.com"},
+	}}}
+	c.Spec.Regions = config.Regions{
+		AlwaysOn:  []config.Region{configtest.Region("us-east-1", "aws", "127.0.0.2"), configtest.Region("eu-west-1", "aws")},
+		Autoscale: []config.Region{configtest.Region("ap-southeast-1", "aws", "127.0.0.4")},
 	}
+	cfg := configtest.Parse(t, c)
 	z, err := buildZone(cfg, testNow)
 	if err != nil {
 		t.Fatal(err)

@@ -15,31 +15,36 @@ import (
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 )
 
-func mustParse(t *testing.T, y string) *config.CDN {
-	t.Helper()
-	c, err := config.Parse([]byte(y))
-	if err != nil {
-		t.Fatalf("parse: %v", err)
-	}
+// localCDN is a valid file for zone cdn.test whose origin nobody answers;
+// its regions are the given ones, all on provider local.
+func localCDN(alwaysOn, autoscale []config.Region) *config.CDN {
+	c := configtest.Minimal()
+	c.Metadata.Name = "t"
+	c.Spec.Zone = "cdn.test"
+	c.Spec.Hostnames = []string{"www.cdn.test"}
+	c.Spec.Origin = config.Origin{URL: "http://127.0.0.1:1"}
+	c.Spec.Regions = config.Regions{AlwaysOn: alwaysOn, Autoscale: autoscale}
 	return c
 }
 
-const threeRegions = `apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: t}
-spec:
-  zone: cdn.test
-  hostnames: [www.cdn.test]
-  origin: {url: "http://127.0.0.1:1"}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: local}
-      - {name: us-west-2, provider: local, parent: us-east-1, edges: ["127.0.0.3:18080"]}
-    autoscale:
-      - {name: eu-west-1, provider: local}
-`
+// threeRegions: us-east-1 with assigned addresses, us-west-2 (shielded by
+// us-east-1) with an explicit edge on edgePort, eu-west-1 to autoscale.
+func threeRegions(t *testing.T, edgePort string) *config.CDN {
+	west := configtest.Region("us-west-2", "local", "127.0.0.3:"+edgePort)
+	west.Parent = "us-east-1"
+	return configtest.Parse(t, localCDN(
+		[]config.Region{configtest.Region("us-east-1", "local"), west},
+		[]config.Region{configtest.Region("eu-west-1", "local")}))
+}
+
+// fastHealth probes every 200ms and turns within two probes, so the tests
+// see a region go down and come back in well under a second.
+func fastHealth(t *testing.T) config.Health {
+	return config.Health{Interval: configtest.Duration(t, "200ms"), Timeout: configtest.Duration(t, "100ms"), FailAfter: 2, PassAfter: 1}
+}
 
 func TestPlanLayout(t *testing.T) {
 	example, err := config.Parse(Example())
@@ -61,17 +66,17 @@ func TestPlanLayout(t *testing.T) {
 				"eu-west-1": {{"127.0.0.4:8080", "127.0.0.4:9090"}},
 			},
 			wantState: map[string]string{"us-east-1": StateOpen, "us-west-2": StateOpen, "eu-west-1": StateClosed}},
-		{name: "assigned skip explicit IPs, two edges each", cfg: mustParse(t, threeRegions), o: PlanOptions{EdgesPerRegion: 2},
+		{name: "assigned skip explicit IPs, two edges each", cfg: threeRegions(t, "18080"), o: PlanOptions{EdgesPerRegion: 2},
 			want: map[string][]EdgeAddrs{
 				"us-east-1": {{"127.0.0.2:8080", "127.0.0.2:9090"}, {"127.0.0.2:8081", "127.0.0.2:9091"}},
 				"us-west-2": {{"127.0.0.3:18080", "127.0.0.3:19090"}},
 				"eu-west-1": {{"127.0.0.4:8080", "127.0.0.4:9090"}, {"127.0.0.4:8081", "127.0.0.4:9091"}},
 			}},
-		{name: "admin port below when above 65535", cfg: mustParse(t, strings.Replace(threeRegions, "18080", "65000", 1)),
+		{name: "admin port below when above 65535", cfg: threeRegions(t, "65000"),
 			want: map[string][]EdgeAddrs{"us-west-2": {{"127.0.0.3:65000", "127.0.0.3:63990"}}}},
-		{name: "control on an edge address", cfg: mustParse(t, threeRegions), o: PlanOptions{Control: "127.0.0.2:8080"},
+		{name: "control on an edge address", cfg: threeRegions(t, "18080"), o: PlanOptions{Control: "127.0.0.2:8080"},
 			wantErr: "127.0.0.2:8080: used twice, by us-east-1 edge and by control API and status page"},
-		{name: "too many edges", cfg: mustParse(t, threeRegions), o: PlanOptions{EdgesPerRegion: 17}, wantErr: "more than 16"},
+		{name: "too many edges", cfg: threeRegions(t, "18080"), o: PlanOptions{EdgesPerRegion: 17}, wantErr: "more than 16"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,7 +109,7 @@ func TestPlanLayout(t *testing.T) {
 }
 
 func TestDNSConfigClosedRegionsHaveNoEdges(t *testing.T) {
-	cfg := mustParse(t, threeRegions)
+	cfg := threeRegions(t, "18080")
 	l, err := PlanLayout(cfg, PlanOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -234,21 +239,10 @@ type closableListener struct {
 func TestUpRegionsDownUpAndRestart(t *testing.T) {
 	ipA, ipB := "127.0.0.52", "127.0.0.53"
 	pa, pb := freeEdgePort(t, ipA), freeEdgePort(t, ipB)
-	y := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: t}
-spec:
-  zone: cdn.test
-  hostnames: [www.cdn.test]
-  origin: {url: "http://127.0.0.1:1"}
-  routing: {policy: geo, health: {interval: 200ms, timeout: 100ms, failAfter: 2, passAfter: 1}}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: local, edges: ["%s:%d"]}
-    autoscale:
-      - {name: eu-west-1, provider: local, edges: ["%s:%d"]}
-`, ipA, pa, ipB, pb)
-	cfg := mustParse(t, y)
+	c := localCDN([]config.Region{configtest.Region("us-east-1", "local", fmt.Sprintf("%s:%d", ipA, pa))},
+		[]config.Region{configtest.Region("eu-west-1", "local", fmt.Sprintf("%s:%d", ipB, pb))})
+	c.Spec.Routing = config.Routing{Policy: config.PolicyGeo, Health: fastHealth(t)}
+	cfg := configtest.Parse(t, c)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	u, err := New(cfg, Options{

@@ -14,6 +14,8 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 	"github.com/kubecdn/kubecdn/internal/statuspage"
 )
 
@@ -43,27 +45,12 @@ func demandOf(t *testing.T, admin string) map[string]uint64 {
 func TestStatusPageLookupsAreNoDemand(t *testing.T) {
 	ipA, ipB := "127.0.0.56", "127.0.0.57"
 	pa, pb := freeEdgePort(t, ipA), freeEdgePort(t, ipB)
-	y := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: t}
-spec:
-  zone: cdn.test
-  hostnames: [www.cdn.test]
-  origin: {url: "http://127.0.0.1:1"}
-  routing:
-    policy: geo
-    health: {interval: 200ms, timeout: 100ms, failAfter: 2, passAfter: 1}
-    geo:
-      networks:
-        - {cidr: 192.0.2.0/24, location: {lat: 40.7, lon: -74.0}, label: New York}
-        - {cidr: 203.0.113.0/24, location: {lat: 53.3, lon: -6.3}, label: Dublin}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: local, edges: ["%s:%d"]}
-    autoscale:
-      - {name: eu-west-1, provider: local, edges: ["%s:%d"]}
-`, ipA, pa, ipB, pb)
-	u, err := New(mustParse(t, y), Options{
+	c := localCDN([]config.Region{configtest.Region("us-east-1", "local", fmt.Sprintf("%s:%d", ipA, pa))},
+		[]config.Region{configtest.Region("eu-west-1", "local", fmt.Sprintf("%s:%d", ipB, pb))})
+	newYork, dublin := configtest.Network("192.0.2.0/24", 40.7, -74.0), configtest.Network("203.0.113.0/24", 53.3, -6.3)
+	newYork.Label, dublin.Label = "New York", "Dublin"
+	c.Spec.Routing = config.Routing{Policy: config.PolicyGeo, Health: fastHealth(t), Geo: config.Geo{Networks: []config.GeoNetwork{newYork, dublin}}}
+	u, err := New(configtest.Parse(t, c), Options{
 		PlanOptions: PlanOptions{DNS: freeTCP(t, "127.0.0.1"), DNSAdmin: freeTCP(t, "127.0.0.1"),
 			Control: freeTCP(t, "127.0.0.1")},
 		AdminToken: "tok", TokenFile: t.TempDir() + "/token",
@@ -121,8 +108,8 @@ spec:
 	m.SetEdns0(1232, false)
 	p := netip.MustParsePrefix("203.0.113.0/24")
 	m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: p.Addr().AsSlice()})
-	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
-	if _, _, err := c.Exchange(m, lay.DNS); err != nil {
+	dc := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	if _, _, err := dc.Exchange(m, lay.DNS); err != nil {
 		t.Fatal(err)
 	}
 	if after := demandOf(t, lay.DNSAdmin); after["eu-west-1"] != before["eu-west-1"]+1 {

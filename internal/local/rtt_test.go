@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 )
 
 // TestUpUringHitsFeedRTT: under up, the connections the edge serves from
@@ -68,20 +71,10 @@ func TestUpUringHitsFeedRTT(t *testing.T) {
 // up and its dns's admin address; up stops when the test ends.
 func startLatencyUp(t *testing.T, edgeAddr string, interval time.Duration) (*Up, string) {
 	t.Helper()
-	y := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: t}
-spec:
-  zone: cdn.test
-  hostnames: [www.cdn.test]
-  origin: {url: "http://127.0.0.1:1"}
-  routing: {policy: latency, health: {interval: 200ms, timeout: 100ms, failAfter: 2, passAfter: 1}}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: local, edges: ["%s"]}
-`, edgeAddr)
+	c := localCDN([]config.Region{configtest.Region("us-east-1", "local", edgeAddr)}, nil)
+	c.Spec.Routing = config.Routing{Policy: config.PolicyLatency, Health: fastHealth(t)}
 	dnsAdmin := freeTCP(t, "127.0.0.1")
-	u, err := New(mustParse(t, y), Options{
+	u, err := New(configtest.Parse(t, c), Options{
 		PlanOptions: PlanOptions{Demo: true, DNS: freeTCP(t, "127.0.0.1"), DNSAdmin: dnsAdmin,
 			Control: freeTCP(t, "127.0.0.1"), OriginAddr: freeTCP(t, "127.0.0.1")},
 		DemoLargeSize: 1 << 20, TokenFile: t.TempDir() + "/token",

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 	"github.com/kubecdn/kubecdn/internal/kubetest"
 	"github.com/kubecdn/kubecdn/internal/publish/route53/route53fake"
 	"github.com/kubecdn/kubecdn/test/e2e"
@@ -60,22 +62,14 @@ func TestDeployWithRoute53(t *testing.T) {
 		"AWS_SECRET_ACCESS_KEY=" + route53fake.DefaultSecretAccessKey,
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
 	}
-	file := filepath.Join(dir, "kubecdn.yaml")
-	write := func(extra string) {
-		t.Helper()
-		cdn := cdnHead + fmt.Sprintf(`  publish:
-    provider: route53
-    route53: {hostedZoneID: %s, endpoint: %s}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: aws, cluster: {kubeconfig: %s, context: us-east-1}}
-      - {name: eu-west-1, provider: gcp, cluster: {kubeconfig: %s, context: eu-west-1}}
-%s`, fake.ZoneID(), fake.URL, kubeconfig, kubeconfig, extra)
-		if err := os.WriteFile(file, []byte(cdn), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	cdn := configtest.Minimal()
+	cdn.Spec.Routing = config.Routing{Policy: config.PolicyLatency, TTL: configtest.Duration(t, "30s")}
+	cdn.Spec.Publish = config.Publish{Provider: config.PublishRoute53, Route53: &config.Route53{HostedZoneID: fake.ZoneID(), Endpoint: fake.URL}}
+	cdn.Spec.Regions.AlwaysOn = []config.Region{
+		configtest.ClusterRegion("us-east-1", "aws", kubeconfig, "us-east-1"),
+		configtest.ClusterRegion("eu-west-1", "gcp", kubeconfig, "eu-west-1"),
 	}
-	write("")
+	file := configtest.Write(t, dir, cdn)
 	ctx := context.Background()
 
 	// A bad file is refused with the field named, before anything changes.

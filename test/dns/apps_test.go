@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 )
 
 // rtmpListener is a stand-in for a video server's RTMP port: a TCP
@@ -40,38 +43,29 @@ func rtmpListener(t *testing.T, ip string) net.Listener {
 	return l
 }
 
-const appsCDNFile = `apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: e2e-apps}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com]
-  origin: {dir: ./public}
-  routing:
-    policy: geo
-    geo:
-      networks:
-        - {cidr: 198.51.100.0/24, location: {lat: 40.7, lon: -74.0}}
-        - {cidr: 203.0.113.0/24, location: {lat: 48.9, lon: 2.4}}
-  dns:
-    nameservers: [{name: ns1.cdn.example.com, addresses: [192.0.2.53]}]
-  apps:
-    - name: video
-      manifests: ./video
-      services:
-        - {service: rtmp, hostname: live.cdn.example.com, port: 1935, health: {protocol: tcp}}
-  regions:
-    alwaysOn:
-      - name: us-east-1
-        provider: aws
-        edges: ["%s"]
-        endpoints: {live.cdn.example.com: ["%s"]}
-      - name: eu-west-1
-        provider: aws
-        parent: us-east-1
-        edges: ["%s"]
-        endpoints: {live.cdn.example.com: ["%s"]}
-`
+// appsCDNFile is a CDN of two regions, each with one edge and an endpoint
+// of the video app's rtmp service, routed by geo (New York and Paris).
+func appsCDNFile(usEdge, usLive, euEdge, euLive string) *config.CDN {
+	c := configtest.Minimal()
+	c.Metadata.Name = "e2e-apps"
+	c.Spec.Origin = config.Origin{Dir: "./public"}
+	c.Spec.Routing.Policy = config.PolicyGeo
+	c.Spec.Routing.Geo.Networks = []config.GeoNetwork{
+		configtest.Network("198.51.100.0/24", 40.7, -74.0),
+		configtest.Network("203.0.113.0/24", 48.9, 2.4),
+	}
+	c.Spec.DNS.Nameservers = []config.Nameserver{{Name: "ns1.cdn.example.com", Addresses: []string{"192.0.2.53"}}}
+	c.Spec.Apps = []config.App{{Name: "video", Manifests: "./video", Services: []config.AppService{
+		{Service: "rtmp", Hostname: "live.cdn.example.com", Port: 1935, Health: config.AppHealth{Protocol: "tcp"}},
+	}}}
+	us := configtest.Region("us-east-1", "aws", usEdge)
+	us.Endpoints = map[string][]string{"live.cdn.example.com": {usLive}}
+	eu := configtest.Region("eu-west-1", "aws", euEdge)
+	eu.Parent = "us-east-1"
+	eu.Endpoints = map[string][]string{"live.cdn.example.com": {euLive}}
+	c.Spec.Regions.AlwaysOn = []config.Region{us, eu}
+	return c
+}
 
 var anyAddrRe = regexp.MustCompile(`(?m)^\S+\s+\d+\s+IN\s+(?:A|AAAA)\s+(\S+)$`)
 
@@ -102,11 +96,7 @@ func TestAppServiceAndRegionNames(t *testing.T) {
 	_, usEdge := startEdge(t, "127.0.0.2")
 	_, euEdge := startEdge(t, "127.0.0.3")
 	usLive, euLive := rtmpListener(t, "127.0.0.12"), rtmpListener(t, "127.0.0.13")
-	file := filepath.Join(dir, "kubecdn.yaml")
-	body := fmt.Sprintf(appsCDNFile, usEdge, usLive.Addr(), euEdge, euLive.Addr())
-	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := configtest.Write(t, dir, appsCDNFile(usEdge, usLive.Addr().String(), euEdge, euLive.Addr().String()))
 	port := fmt.Sprint(freePort(t))
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -10,7 +10,6 @@ package dns_test
 import (
 	"context"
 	"fmt"
-	"github.com/kubecdn/kubecdn/test/e2e"
 	"io"
 	"net"
 	"net/http"
@@ -23,6 +22,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
+	"github.com/kubecdn/kubecdn/test/e2e"
 )
 
 func tool(t *testing.T, name, pkg string) string { return e2e.NeedTool(t, name, pkg) }
@@ -76,28 +79,22 @@ func startEdge(t *testing.T, ip string) (*httptest.Server, string) {
 	return srv, l.Addr().String()
 }
 
-const cdnFile = `apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: e2e}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com]
-  origin: {dir: ./public}
-  routing:
-    policy: %s
-    geo:
-      networks:
-        - {cidr: 198.51.100.0/24, location: {lat: 40.7, lon: -74.0}}
-        - {cidr: 203.0.113.0/24, location: {lat: 48.9, lon: 2.4}}
-  dns:
-    nameservers: [{name: ns1.cdn.example.com, addresses: [192.0.2.53]}]
-    records:
-      - {name: big, type: TXT, value: '%s'}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: aws, edges: ["%s"]}
-      - {name: eu-west-1, provider: aws, edges: ["%s"]}
-`
+// cdnFile is a CDN of two regions with one edge each, New York and Paris
+// located for geo, and a TXT record too big for a UDP answer.
+func cdnFile(policy, bigTXT, usEdge, euEdge string) *config.CDN {
+	c := configtest.Minimal()
+	c.Metadata.Name = "e2e"
+	c.Spec.Origin = config.Origin{Dir: "./public"}
+	c.Spec.Routing.Policy = config.Policy(policy)
+	c.Spec.Routing.Geo.Networks = []config.GeoNetwork{
+		configtest.Network("198.51.100.0/24", 40.7, -74.0),
+		configtest.Network("203.0.113.0/24", 48.9, 2.4),
+	}
+	c.Spec.DNS.Nameservers = []config.Nameserver{{Name: "ns1.cdn.example.com", Addresses: []string{"192.0.2.53"}}}
+	c.Spec.DNS.Records = []config.Record{{Name: "big", Type: "TXT", Value: bigTXT}}
+	c.Spec.Regions.AlwaysOn = []config.Region{configtest.Region("us-east-1", "aws", usEdge), configtest.Region("eu-west-1", "aws", euEdge)}
+	return c
+}
 
 // dnsToken is the admin token startDNS gives the dns (the edges' rtt
 // reports must carry it).
@@ -116,8 +113,8 @@ func (e *env) write(t *testing.T, policy string) {
 	for i := 0; i < 8; i++ {
 		parts = append(parts, `"`+strings.Repeat(string(rune('a'+i)), 200)+`"`)
 	}
-	body := fmt.Sprintf(cdnFile, policy, strings.Join(parts, " "), e.usAddr, e.euAddr)
-	if err := os.WriteFile(e.file, []byte(body), 0o644); err != nil {
+	body := configtest.YAML(t, cdnFile(policy, strings.Join(parts, " "), e.usAddr, e.euAddr))
+	if err := os.WriteFile(e.file, body, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,7 +1,6 @@
 package dns_test
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 )
 
 // metric returns the line of the dns's /metrics that starts with series,
@@ -100,9 +102,9 @@ func TestLateRegionAnsweredOnceReady(t *testing.T) {
 	e.usAddr = l.Addr().String()
 	e.eu, e.euAddr = startEdge(t, "127.0.0.3")
 	const interval = 250 * time.Millisecond
-	body := fmt.Sprintf(cdnFile, "geo", `"x"`, e.usAddr, e.euAddr)
-	body = strings.Replace(body, "    policy: geo\n", fmt.Sprintf("    policy: geo\n    health: {interval: %v, timeout: 200ms, passAfter: 6}\n", interval), 1)
-	if err := os.WriteFile(e.file, []byte(body), 0o644); err != nil {
+	c := cdnFile("geo", `"x"`, e.usAddr, e.euAddr)
+	c.Spec.Routing.Health = config.Health{Interval: config.Duration(interval), Timeout: config.Duration(200 * time.Millisecond), PassAfter: 6}
+	if err := os.WriteFile(e.file, configtest.YAML(t, c), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	e.start(t) // returns once /readyz says ready

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
 )
 
 // adminCall sends method to path on the dns's admin listener with the
@@ -92,8 +93,8 @@ func TestRouteOutThroughReloads(t *testing.T) {
 	if got := answers(); got != "127.0.0.2 127.0.0.2" {
 		t.Errorf("after SIGHUP: %q, want eu-west-1 still out", got)
 	}
-	changed := fmt.Sprintf(cdnFile, "geo", `"changed"`, e.usAddr, e.euAddr)
-	if err := os.WriteFile(e.file, []byte(changed), 0o644); err != nil {
+	changed := configtest.YAML(t, cdnFile("geo", `"changed"`, e.usAddr, e.euAddr))
+	if err := os.WriteFile(e.file, changed, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	e.waitMetric(t, ok, "2", "a file change")

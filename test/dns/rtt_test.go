@@ -2,22 +2,19 @@ package dns_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/rtt"
-	"github.com/kubecdn/kubecdn/test/e2e"
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // postRTT POSTs body to the dns's /v1/rtt with token (none if empty) and
@@ -164,25 +161,12 @@ func TestEdgeReportsToTheDNSWithTheToken(t *testing.T) {
 			e := startDNS(t)
 			origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
 			defer origin.Close()
-			listen, admin := e2e.FreeAddr(t), e2e.FreeAddr(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, e.bin, "edge", "--listen", listen, "--admin", admin, "--origin", origin.URL,
-				"--region", "us-east-1", "--rtt-report", "http://"+e.admin+"/v1/rtt")
-			cmd.Env = append(os.Environ(), "KUBECDN_ADMIN_TOKEN="+tt.token)
-			logs := &e2e.SyncBuffer{}
-			cmd.Stderr = logs
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				if t.Failed() {
-					t.Logf("kubecdn edge log:\n%s", logs.String())
-				}
-			}()
+			edge := edgetest.Binary{Path: e.bin}.Start(t, edgetest.Options{Origin: origin.URL,
+				Args: []string{"--region", "us-east-1", "--rtt-report", "http://" + e.admin + "/v1/rtt"},
+				Env:  []string{"KUBECDN_ADMIN_TOKEN=" + tt.token}})
 			deadline := time.Now().Add(10 * time.Second)
 			for {
-				resp, err := http.Get("http://" + listen + "/page")
+				resp, err := http.Get(edge.URL() + "/page")
 				if err == nil {
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
@@ -195,8 +179,7 @@ func TestEdgeReportsToTheDNSWithTheToken(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
+			edge.Stop(10 * time.Second)
 			got := func() string {
 				resp, err := http.Get("http://" + e.admin + "/metrics")
 				if err != nil {
@@ -211,8 +194,8 @@ func TestEdgeReportsToTheDNSWithTheToken(t *testing.T) {
 			if ok != tt.wantOK || refused == tt.wantOK {
 				t.Errorf("report taken %v refused %v, want taken %v", ok, refused, tt.wantOK)
 			}
-			if !tt.wantOK && !strings.Contains(logs.String(), "admin token") {
-				t.Errorf("the edge's log does not say its report was refused for the token:\n%s", logs.String())
+			if !tt.wantOK && !strings.Contains(edge.Output(), "admin token") {
+				t.Errorf("the edge's log does not say its report was refused for the token:\n%s", edge.Output())
 			}
 		})
 	}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // TestCoalescing sends 1000 concurrent requests for one cold URL whose origin
@@ -23,7 +25,7 @@ func TestCoalescing(t *testing.T) {
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body)
 	})
-	e := startEdge(t, edgeOpts{origin: o.URL})
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL})
 	// One connection per request, all opened up front, so the 1000 requests
 	// are really in flight together.
 	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
@@ -40,7 +42,7 @@ func TestCoalescing(t *testing.T) {
 	for range n {
 		wg.Go(func() {
 			<-start
-			resp, err := c.Get(e.url() + "/cold")
+			resp, err := c.Get(e.URL() + "/cold")
 			if err != nil {
 				bad.Add(1)
 				firstErr.CompareAndSwap(nil, err.Error())
@@ -86,7 +88,7 @@ func TestCoalescingStreams(t *testing.T) {
 		secondHalf.Store(time.Now().UnixNano())
 		w.Write(body[size/2:])
 	})
-	e := startEdge(t, edgeOpts{origin: o.URL})
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL})
 	c := newClient()
 
 	type timing struct {
@@ -96,7 +98,7 @@ func TestCoalescingStreams(t *testing.T) {
 	}
 	fetch := func() timing {
 		var tm timing
-		resp, err := c.Get(e.url() + "/slow")
+		resp, err := c.Get(e.URL() + "/slow")
 		if err != nil {
 			tm.err = err
 			return tm
@@ -164,8 +166,8 @@ func TestCoalescingLeaderLeaves(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		w.Write(body[size/2:])
 	})
-	e := startEdge(t, edgeOpts{origin: o.URL})
-	leader, err := newClient().Get(e.url() + "/leave")
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL})
+	leader, err := newClient().Get(e.URL() + "/leave")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +177,7 @@ func TestCoalescingLeaderLeaves(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]result, 5)
 	for i := range results {
-		wg.Go(func() { results[i] = get(t, newClient(), e.url(), "/leave", "") })
+		wg.Go(func() { results[i] = get(t, newClient(), e.URL(), "/leave", "") })
 	}
 	time.Sleep(100 * time.Millisecond)
 	leader.Body.Close() // the leader goes away mid-body
@@ -185,7 +187,7 @@ func TestCoalescingLeaderLeaves(t *testing.T) {
 			t.Errorf("waiter %d after the leader left: %d, %d bytes, err %v", i, r.status, len(r.body), r.err)
 		}
 	}
-	if r := get(t, newClient(), e.url(), "/leave", ""); !r.hit() || !bytes.Equal(r.body, body) {
+	if r := get(t, newClient(), e.URL(), "/leave", ""); !r.hit() || !bytes.Equal(r.body, body) {
 		t.Errorf("after the fill: %q, %d bytes", r.cacheStatus(), len(r.body))
 	}
 	if got := o.count("/leave"); got != 1 {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kubecdn/kubecdn/test/e2e"
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // TestCrashRestart kills the edge with SIGKILL under load, 20 times, and
@@ -47,7 +48,7 @@ func TestCrashRestart(t *testing.T) {
 			dir := t.TempDir()
 			listen, admin := e2e.FreeAddr(t), e2e.FreeAddr(t)
 			args := []string{"--hostname", host, "--slice", "256KiB", "--memory", "8MiB", "--disk", "1GiB", "--io-uring", mode}
-			opts := edgeOpts{origin: o.URL, cacheDir: dir, listen: listen, admin: admin, args: args}
+			opts := edgetest.Options{Origin: o.URL, CacheDir: dir, Listen: listen, Admin: admin, Args: args}
 			var wrong, checked atomic.Int64
 			// check compares a complete 2xx response with the origin's
 			// bytes: the whole object for a 200, from..to for a 206.
@@ -67,17 +68,17 @@ func TestCrashRestart(t *testing.T) {
 				}
 			}
 			rng := rand.New(rand.NewPCG(1, 2))
-			e := launchEdge(t, opts)
+			e := kubecdn.Launch(t, opts)
 			for i := range restarts {
-				if err := waitReadyz(e, 10*time.Second); err != nil {
-					t.Fatalf("restart %d: %v\n%s", i, err, tail(e.out.String(), 3000))
+				if err := e.WaitReadyz(10 * time.Second); err != nil {
+					t.Fatalf("restart %d: %v\n%s", i, err, tail(e.Output(), 3000))
 				}
 				if i > 0 {
 					// The first request after the restart.
 					p := paths[rng.IntN(objects)]
-					r, err := fetchOnce(e.url(), p, host, "")
+					r, err := fetchOnce(e.URL(), p, host, "")
 					if err != nil || r.status != http.StatusOK || r.err != nil {
-						t.Fatalf("restart %d: first request %s: %v, status %d, body error %v\n%s", i, p, err, r.status, r.err, tail(e.out.String(), 3000))
+						t.Fatalf("restart %d: first request %s: %v, status %d, body error %v\n%s", i, p, err, r.status, r.err, tail(e.Output(), 3000))
 					}
 					check("first request", p, r, 0, 0)
 				}
@@ -98,7 +99,7 @@ func TestCrashRestart(t *testing.T) {
 								to = min(size-1, from+crng.IntN(600<<10))
 								rng = fmt.Sprintf("bytes=%d-%d", from, to)
 							}
-							r, err := fetchOnce(e.url(), p, host, rng)
+							r, err := fetchOnce(e.URL(), p, host, rng)
 							if err == nil {
 								check("under load", p, r, from, to)
 							}
@@ -106,24 +107,24 @@ func TestCrashRestart(t *testing.T) {
 					}(uint64(c))
 				}
 				time.Sleep(time.Duration(100+rng.IntN(300)) * time.Millisecond)
-				e.kill()
+				e.Kill()
 				cancel()
 				wg.Wait()
-				e = launchEdge(t, opts)
+				e = kubecdn.Launch(t, opts)
 			}
-			if err := waitReadyz(e, 10*time.Second); err != nil {
-				t.Fatalf("last restart: %v\n%s", err, tail(e.out.String(), 3000))
+			if err := e.WaitReadyz(10 * time.Second); err != nil {
+				t.Fatalf("last restart: %v\n%s", err, tail(e.Output(), 3000))
 			}
 			// Every object, whole and a range of it, after all the crashes.
 			for _, p := range paths {
 				size := sizeOf(p, maxSize)
-				r, err := fetchOnce(e.url(), p, host, "")
+				r, err := fetchOnce(e.URL(), p, host, "")
 				if err != nil || r.status != http.StatusOK || r.err != nil {
 					t.Errorf("%s after the crashes: %v, status %d, body error %v", p, err, r.status, r.err)
 				}
 				check("after the crashes", p, r, 0, size-1)
 				from := size / 3
-				r, err = fetchOnce(e.url(), p, host, fmt.Sprintf("bytes=%d-", from))
+				r, err = fetchOnce(e.URL(), p, host, fmt.Sprintf("bytes=%d-", from))
 				if err != nil || r.status != http.StatusPartialContent || r.err != nil {
 					t.Errorf("%s range after the crashes: %v, status %d, body error %v", p, err, r.status, r.err)
 				}
@@ -154,13 +155,13 @@ func TestStartWhileAddressHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	e := launchEdge(t, edgeOpts{origin: o.URL, listen: listen, args: []string{"--hostname", host}})
+	e := kubecdn.Launch(t, edgetest.Options{Origin: o.URL, Listen: listen, Args: []string{"--hostname", host}})
 	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 	for end := time.Now().Add(700 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if !e.alive() {
-			t.Fatalf("the edge exited while its address was held: %v\n%s", e.err, e.out.String())
+		if !e.Alive() {
+			t.Fatalf("the edge exited while its address was held: %v\n%s", e.Err(), e.Output())
 		}
-		if resp, err := c.Get(e.adminURL() + "/readyz"); err == nil {
+		if resp, err := c.Get(e.AdminURL() + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				t.Fatal("/readyz ready while another socket holds the listen address")
@@ -168,38 +169,17 @@ func TestStartWhileAddressHeld(t *testing.T) {
 		}
 	}
 	held.Close()
-	if err := waitReadyz(e, 15*time.Second); err != nil {
-		t.Fatalf("%v\n%s", err, e.out.String())
+	if err := e.WaitReadyz(15 * time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, e.Output())
 	}
 	p := "/first"
-	r, err := fetchOnce(e.url(), p, host, "")
+	r, err := fetchOnce(e.URL(), p, host, "")
 	if err != nil || r.status != http.StatusOK || !bytes.Equal(r.body, content(p, sizeOf(p, 64<<10))) {
 		t.Fatalf("first request: %v, status %d, %d bytes", err, r.status, len(r.body))
 	}
-	if out := e.out.String(); !strings.Contains(out, "listen address still in use") || !strings.Contains(out, "listen address free again") {
+	if out := e.Output(); !strings.Contains(out, "listen address still in use") || !strings.Contains(out, "listen address free again") {
 		t.Errorf("no log lines about the wait:\n%s", out)
 	}
-}
-
-// waitReadyz polls the admin listener's /readyz until it answers 200, as a
-// load balancer's readiness probe would; the edge must not exit meanwhile.
-func waitReadyz(e *edgeProc, limit time.Duration) error {
-	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if !e.alive() {
-			return fmt.Errorf("edge exited: %v", e.err)
-		}
-		resp, err := c.Get(e.adminURL() + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return fmt.Errorf("/readyz not ready within %v", limit)
 }
 
 // fetchOnce GETs base+path on a new connection (nothing kept alive across a

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // The differential test puts the edge in front of origins of every kind the
@@ -398,12 +400,12 @@ func TestDifferential(t *testing.T) {
 			if v.uring != "" {
 				args = append(args, "--io-uring", v.uring)
 			}
-			o := edgeOpts{origin: d.URL, args: args}
+			o := edgetest.Options{Origin: d.URL, Args: args}
 			if v.disk {
-				o.cacheDir = t.TempDir()
+				o.CacheDir = t.TempDir()
 			}
-			e := startEdge(t, o)
-			if v.uring == "" && strings.Contains(e.out.String(), "without io_uring") {
+			e := kubecdn.Start(t, o)
+			if v.uring == "" && strings.Contains(e.Output(), "without io_uring") {
 				t.Logf("io_uring is not available here: this variant runs without it")
 			}
 			// Every kind at once, as one edge would see them; the
@@ -415,7 +417,7 @@ func TestDifferential(t *testing.T) {
 			var wg sync.WaitGroup
 			for i, k := range diffKinds {
 				runs[i] = &diffRun{
-					kind: k, variant: v, edge: e.url(), seed: seed, objects: objects,
+					kind: k, variant: v, edge: e.URL(), seed: seed, objects: objects,
 					client: &http.Client{Transport: &http.Transport{
 						Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 16,
 					}},

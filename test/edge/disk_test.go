@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // contentOrigin serves content(path, sizeOf(path, max)) for every path,
@@ -34,27 +36,27 @@ func TestRestartKeepsDiskTier(t *testing.T) {
 	o := contentOrigin(t, 3<<20)
 	dir := t.TempDir()
 	args := []string{"--hostname", host, "--slice", "256KiB", "--memory", "64MiB", "--disk", "1GiB"}
-	e := startEdge(t, edgeOpts{origin: o.URL, cacheDir: dir, args: args})
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL, CacheDir: dir, Args: args})
 	c := newClient()
 	var paths []string
 	for i := range 20 {
 		paths = append(paths, fmt.Sprintf("/restart/%d", i))
 	}
 	for _, p := range paths {
-		r := get(t, c, e.url(), p, host)
+		r := get(t, c, e.URL(), p, host)
 		if r.status != 200 || !bytes.Equal(r.body, content(p, sizeOf(p, 3<<20))) {
 			t.Fatalf("%s: first fetch: %d, %d bytes", p, r.status, len(r.body))
 		}
 	}
-	if err := e.stop(15 * time.Second); err != nil {
+	if err := e.Stop(15 * time.Second); err != nil {
 		t.Fatalf("SIGTERM: exit %v, want 0", err)
 	}
 	o.Close()
 	before := len(o.requests(""))
 
-	e2 := startEdge(t, edgeOpts{origin: o.URL, cacheDir: dir, args: args})
+	e2 := kubecdn.Start(t, edgetest.Options{Origin: o.URL, CacheDir: dir, Args: args})
 	for _, p := range paths {
-		r := get(t, c, e2.url(), p, host)
+		r := get(t, c, e2.URL(), p, host)
 		if r.status != 200 || r.err != nil {
 			t.Errorf("%s after restart: status %d, err %v, Cache-Status %q", p, r.status, r.err, r.cacheStatus())
 			continue
@@ -72,7 +74,7 @@ func TestRestartKeepsDiskTier(t *testing.T) {
 	// A range inside a sliced object, from disk.
 	p := paths[0]
 	want := content(p, sizeOf(p, 3<<20))
-	r := get(t, c, e2.url(), p, host, "Range", "bytes=1000-1999")
+	r := get(t, c, e2.URL(), p, host, "Range", "bytes=1000-1999")
 	if r.status != http.StatusPartialContent || !bytes.Equal(r.body, want[1000:2000]) {
 		t.Errorf("range after restart: %d, %d bytes", r.status, len(r.body))
 	}
@@ -81,10 +83,10 @@ func TestRestartKeepsDiskTier(t *testing.T) {
 	if n := purgeOK(t, e2, `{"prefixes":["http://www.example.com/restart/1"]}`); n != 11 {
 		t.Errorf("prefix purge after restart: purged %d, want 11", n)
 	}
-	if r := get(t, c, e2.url(), "/restart/15", host); r.status == 200 && r.hit() {
+	if r := get(t, c, e2.URL(), "/restart/15", host); r.status == 200 && r.hit() {
 		t.Errorf("/restart/15 still a hit after its purge")
 	}
-	if r := get(t, c, e2.url(), "/restart/2", host); !r.hit() {
+	if r := get(t, c, e2.URL(), "/restart/2", host); !r.hit() {
 		t.Errorf("/restart/2 not a hit after purging another prefix: %q", r.cacheStatus())
 	}
 }
@@ -105,7 +107,7 @@ func TestCrashSafety(t *testing.T) {
 		paths []string
 	)
 	for round := range 5 {
-		e := startEdge(t, edgeOpts{origin: o.URL, cacheDir: dir, args: args})
+		e := kubecdn.Start(t, edgetest.Options{Origin: o.URL, CacheDir: dir, Args: args})
 		c := newClient()
 		var next atomic.Int64
 		stop := make(chan struct{})
@@ -122,7 +124,7 @@ func TestCrashSafety(t *testing.T) {
 					mu.Lock()
 					paths = append(paths, p)
 					mu.Unlock()
-					req, _ := http.NewRequest(http.MethodGet, e.url()+p, nil)
+					req, _ := http.NewRequest(http.MethodGet, e.URL()+p, nil)
 					req.Host = host
 					resp, err := c.Do(req)
 					if err != nil {
@@ -134,23 +136,23 @@ func TestCrashSafety(t *testing.T) {
 			})
 		}
 		time.Sleep(time.Duration(150+rng.IntN(350)) * time.Millisecond)
-		e.kill()
+		e.Kill()
 		close(stop)
 		wg.Wait()
 	}
 	t.Logf("%d objects requested over 5 killed runs", len(paths))
 
-	check := func(e *edgeProc, originUp bool) (hits int) {
+	check := func(e *edgetest.Edge, originUp bool) (hits int) {
 		c := newClient()
 		for _, p := range paths {
-			req, _ := http.NewRequest(http.MethodGet, e.url()+p, nil)
+			req, _ := http.NewRequest(http.MethodGet, e.URL()+p, nil)
 			req.Host = host
 			resp, err := c.Do(req)
 			if err != nil {
 				// With the origin down, a sliced object whose slices were
 				// never stored cannot be finished: the edge aborts the
 				// connection (before or after the header). Not corrupt.
-				if originUp || !e.alive() {
+				if originUp || !e.Alive() {
 					t.Errorf("%s: request failed: %v", p, err)
 				}
 				continue
@@ -182,7 +184,7 @@ func TestCrashSafety(t *testing.T) {
 	// First with the origin unreachable: everything served comes from disk.
 	down := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {})
 	down.Close()
-	e := startEdge(t, edgeOpts{origin: down.URL, cacheDir: dir, args: args})
+	e := kubecdn.Start(t, edgetest.Options{Origin: down.URL, CacheDir: dir, Args: args})
 	start := time.Now()
 	hits := check(e, false)
 	t.Logf("check took %v", time.Since(start))
@@ -190,13 +192,13 @@ func TestCrashSafety(t *testing.T) {
 	if hits == 0 {
 		t.Errorf("nothing survived the kills: the test proves nothing")
 	}
-	if err := e.stop(15 * time.Second); err != nil {
+	if err := e.Stop(15 * time.Second); err != nil {
 		t.Errorf("SIGTERM: %v", err)
 	}
 	// Then with the origin up: every object is served, whole and right.
-	e = startEdge(t, edgeOpts{origin: o.URL, cacheDir: dir, args: args})
+	e = kubecdn.Start(t, edgetest.Options{Origin: o.URL, CacheDir: dir, Args: args})
 	start = time.Now()
 	check(e, true)
 	t.Logf("check took %v", time.Since(start))
-	e.mustBeHealthy(t)
+	e.MustBeHealthy(t)
 }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // The fault tests take the origin away in the three ways it goes away in
@@ -193,12 +195,12 @@ func TestFaultStale(t *testing.T) {
 			const path = "/page"
 			o := newFaultOrigin(t, map[string]int{path: 32 << 10})
 			o.maxAge.Store(1)
-			e := launchEdge(t, edgeOpts{origin: o.srv.URL, args: tc.args})
-			if err := e.waitReady(10 * time.Second); err != nil {
-				t.Fatalf("edge with %v did not start: %v\n%s", tc.args, err, tail(e.out.String(), 2000))
+			e := kubecdn.Launch(t, edgetest.Options{Origin: o.srv.URL, Args: tc.args})
+			if err := e.WaitReady(10 * time.Second); err != nil {
+				t.Fatalf("edge with %v did not start: %v\n%s", tc.args, err, tail(e.Output(), 2000))
 			}
 			v1 := o.body(path, 0)
-			if r := timedGet(t, e.url()+path, 5*time.Second); r.status != 200 || !bytes.Equal(r.body, v1) {
+			if r := timedGet(t, e.URL()+path, 5*time.Second); r.status != 200 || !bytes.Equal(r.body, v1) {
 				t.Fatalf("priming: %s", r.describe())
 			}
 			time.Sleep(1500 * time.Millisecond) // past max-age=1: stale
@@ -209,7 +211,7 @@ func TestFaultStale(t *testing.T) {
 			o.setMode(tc.mode)
 			t0 := time.Now()
 			for i := range 2 {
-				r := timedGet(t, e.url()+path, 10*time.Second)
+				r := timedGet(t, e.URL()+path, 10*time.Second)
 				switch {
 				case r.noReply != nil || r.err != nil || r.status != 200:
 					t.Fatalf("request %d, origin %s, object stale in cache: %s; want the stale copy within %v", i, tc.mode, r.describe(), tc.limit)
@@ -237,7 +239,7 @@ func TestFaultStale(t *testing.T) {
 			// version is in the cache, served fresh.
 			time.Sleep(time.Until(t0.Add(faultSlowBy + 500*time.Millisecond)))
 			v2 := o.body(path, 1)
-			r := timedGet(t, e.url()+path, 5*time.Second)
+			r := timedGet(t, e.URL()+path, 5*time.Second)
 			if r.status != 200 || !bytes.Equal(r.body, v2) || !r.hit() {
 				t.Errorf("after the slow origin answered (%v after the stale copy): %s, new version %v; want a hit on the new version: the background fetch did not refresh the cache",
 					faultSlowBy, r.describe(), bytes.Equal(r.body, v2))
@@ -264,11 +266,11 @@ func TestFaultUncached(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			o := newFaultOrigin(t, map[string]int{"/never": 1 << 20})
-			e := startEdge(t, edgeOpts{origin: o.srv.URL, args: tc.args})
+			e := kubecdn.Start(t, edgetest.Options{Origin: o.srv.URL, Args: tc.args})
 			o.setMode(tc.mode)
-			r := timedGet(t, e.url()+"/never", tc.limit+3*time.Second)
+			r := timedGet(t, e.URL()+"/never", tc.limit+3*time.Second)
 			cleanGatewayError(t, fmt.Sprintf("uncached object, origin %s", tc.mode), r, tc.limit)
-			r = timedGet(t, e.url()+"/never", tc.limit+3*time.Second, "Range", "bytes=500000-")
+			r = timedGet(t, e.URL()+"/never", tc.limit+3*time.Second, "Range", "bytes=500000-")
 			cleanGatewayError(t, fmt.Sprintf("range of an uncached object, origin %s", tc.mode), r, tc.limit)
 		})
 	}
@@ -300,9 +302,9 @@ func TestFaultSlicedPartlyCached(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			o := newFaultOrigin(t, map[string]int{"/video.bin": size, "/whole.bin": whole})
-			e := startEdge(t, edgeOpts{origin: o.srv.URL, args: append([]string{"--slice", "1MiB"}, tc.args...)})
+			e := kubecdn.Start(t, edgetest.Options{Origin: o.srv.URL, Args: append([]string{"--slice", "1MiB"}, tc.args...)})
 			video, wholeBody := o.body("/video.bin", 0), o.body("/whole.bin", 0)
-			u := e.url() + "/video.bin"
+			u := e.URL() + "/video.bin"
 			// Slices 0 and 2 of the video in cache, the rest not.
 			for _, rng := range [][2]int{{0, 99}, {2*S + 5, 2*S + 99}} {
 				r := timedGet(t, u, 10*time.Second, "Range", fmt.Sprintf("bytes=%d-%d", rng[0], rng[1]))
@@ -312,7 +314,7 @@ func TestFaultSlicedPartlyCached(t *testing.T) {
 			}
 			// The other object whole, twice: the second is a hit.
 			for i := range 2 {
-				r := timedGet(t, e.url()+"/whole.bin", 10*time.Second)
+				r := timedGet(t, e.URL()+"/whole.bin", 10*time.Second)
 				if r.status != 200 || r.err != nil || !bytes.Equal(r.body, wholeBody) {
 					t.Fatalf("priming the whole object (%d): %s", i, r.describe())
 				}
@@ -325,7 +327,7 @@ func TestFaultSlicedPartlyCached(t *testing.T) {
 			if r.status != http.StatusPartialContent || r.err != nil || !bytes.Equal(r.body, video[2*S+10:2*S+5001]) || r.took > tc.limit {
 				t.Errorf("%s", what("range inside cached slice 2: "+r.describe()+"; want 206 with the cached bytes at once"))
 			}
-			r = timedGet(t, e.url()+"/whole.bin", tc.limit+3*time.Second)
+			r = timedGet(t, e.URL()+"/whole.bin", tc.limit+3*time.Second)
 			if r.status != 200 || r.err != nil || !bytes.Equal(r.body, wholeBody) || r.took > tc.limit {
 				t.Errorf("%s", what("whole GET of a fully cached sliced object: "+r.describe()+"; want 200 and every byte"))
 			}
@@ -357,7 +359,7 @@ func TestFaultSlicedPartlyCached(t *testing.T) {
 			} else {
 				cleanGatewayError(t, what("whole GET of a partly cached object"), r, tc.limit)
 			}
-			e.mustBeHealthy(t)
+			e.MustBeHealthy(t)
 		})
 	}
 }

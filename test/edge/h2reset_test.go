@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/certs/certstest"
 	"github.com/kubecdn/kubecdn/test/e2e"
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // TestH2RapidResetClosesConnection performs the HTTP/2 rapid reset attack
@@ -52,7 +53,7 @@ func rapidReset(t *testing.T, batch int, gap time.Duration) {
 	dir := t.TempDir()
 	certFile, keyFile := ca.Issue(t, []string{"www.test"}, time.Time{}, time.Time{}).Write(t, dir, "edge")
 	tlsAddr := e2e.FreeAddr(t)
-	e := startEdge(t, edgeOpts{origin: o.URL, args: []string{"--tls-listen", tlsAddr, "--tls-cert", certFile, "--tls-key", keyFile}})
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL, Args: []string{"--tls-listen", tlsAddr, "--tls-cert", certFile, "--tls-key", keyFile}})
 
 	tc, err := tls.Dial("tcp", tlsAddr, &tls.Config{RootCAs: ca.Pool(), NextProtos: []string{"h2"}, ServerName: "www.test"})
 	if err != nil {
@@ -150,8 +151,8 @@ func rapidReset(t *testing.T, batch int, gap time.Duration) {
 	}
 	// ENHANCE_YOUR_CALM is Go's own rapid-reset guard, which may act
 	// first on a fast machine; the edge's guard sends NO_ERROR and logs.
-	if goAway && goAwayCode == http2.ErrCodeNo && !strings.Contains(e.out.String(), "resets streams") {
+	if goAway && goAwayCode == http2.ErrCodeNo && !strings.Contains(e.Output(), "resets streams") {
 		t.Errorf("the edge did not log the connection it closed")
 	}
-	e.mustBeHealthy(t)
+	e.MustBeHealthy(t)
 }

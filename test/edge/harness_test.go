@@ -14,191 +14,34 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
-	"fmt"
-	"github.com/kubecdn/kubecdn/test/e2e"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/e2e"
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
-// adminToken is the bearer token every edge of these tests is started with.
-const adminToken = "e2e-secret-token"
+// kubecdn is the binary under test, built once by TestMain (set once, read
+// only); kubecdn.Start runs an edge of it.
+var kubecdn edgetest.Binary
 
-// hopKey is the hop key every edge of these tests shares (as a region's
-// edges do): they authenticate their requests to each other with it.
-const hopKey = "e2e-hop-key-shared-by-the-region"
+func TestMain(m *testing.M) { edgetest.Main(m, &kubecdn) }
 
-// binPath is the kubecdn binary built by TestMain (set once, read only).
-var binPath string
-
-func TestMain(m *testing.M) { e2e.Main(m, &binPath) }
-
-// edgeOpts describe one edge process. Empty addresses mean free ports.
-type edgeOpts struct {
-	origin   string
-	cacheDir string
-	listen   string
-	admin    string
-	args     []string // more flags
-	env      []string // more environment
-	noOrigin bool     // do not pass --origin (it comes from --config)
-}
-
-// edgeProc is a running `kubecdn edge`.
-type edgeProc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	listen string // host:port of the public listener
-	admin  string
-	out    *e2e.SyncBuffer
-	exited chan struct{}
-	err    error // the Wait error, once exited is closed
-}
-
-// url is the public base URL, e.g. http://127.0.0.1:1234.
-func (e *edgeProc) url() string { return "http://" + e.listen }
-
-func (e *edgeProc) adminURL() string { return "http://" + e.admin }
-
-// startEdge starts an edge and waits until its public health path answers.
-func startEdge(t *testing.T, o edgeOpts) *edgeProc {
-	t.Helper()
-	e := launchEdge(t, o)
-	if err := e.waitReady(10 * time.Second); err != nil {
-		t.Fatalf("edge not ready: %v\n%s", err, e.out.String())
-	}
-	return e
-}
-
-// launchEdge starts an edge without waiting for it.
-func launchEdge(t *testing.T, o edgeOpts) *edgeProc {
-	t.Helper()
-	if o.listen == "" {
-		o.listen = e2e.FreeAddr(t)
-	}
-	if o.admin == "" {
-		o.admin = e2e.FreeAddr(t)
-	}
-	args := []string{"edge", "--listen", o.listen, "--admin", o.admin}
-	if !o.noOrigin {
-		args = append(args, "--origin", o.origin)
-	}
-	if o.cacheDir != "" {
-		args = append(args, "--cache-dir", o.cacheDir)
-	}
-	args = append(args, o.args...)
-	cmd := exec.Command(binPath, args...)
-	cmd.Env = append(append(os.Environ(), "KUBECDN_ADMIN_TOKEN="+adminToken, "KUBECDN_HOP_KEY="+hopKey), o.env...)
-	out := &e2e.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting edge: %v", err)
-	}
-	e := &edgeProc{t: t, cmd: cmd, listen: o.listen, admin: o.admin, out: out, exited: make(chan struct{})}
-	go func() {
-		e.err = cmd.Wait()
-		close(e.exited)
-	}()
-	t.Cleanup(func() {
-		if e.alive() {
-			_ = cmd.Process.Kill()
-			<-e.exited
-		}
-		if t.Failed() {
-			t.Logf("edge %s output (tail):\n%s", e.listen, tail(out.String(), 4000))
-		}
-	})
-	return e
-}
-
+// tail is the last n bytes of s.
 func tail(s string, n int) string {
 	if len(s) > n {
 		return "..." + s[len(s)-n:]
 	}
 	return s
-}
-
-func (e *edgeProc) alive() bool {
-	select {
-	case <-e.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// waitReady polls the reserved health path until it answers 200.
-func (e *edgeProc) waitReady(limit time.Duration) error {
-	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if !e.alive() {
-			return fmt.Errorf("edge exited: %v", e.err)
-		}
-		resp, err := c.Get(e.url() + "/.well-known/kubecdn/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return errors.New("health path did not answer 200 in time")
-}
-
-// signal sends sig to the edge.
-func (e *edgeProc) signal(sig os.Signal) {
-	e.t.Helper()
-	if err := e.cmd.Process.Signal(sig); err != nil {
-		e.t.Fatalf("signal %v: %v", sig, err)
-	}
-}
-
-// stop sends SIGTERM and waits for the exit; it returns the Wait error.
-func (e *edgeProc) stop(limit time.Duration) error {
-	e.t.Helper()
-	e.signal(syscall.SIGTERM)
-	select {
-	case <-e.exited:
-		return e.err
-	case <-time.After(limit):
-		e.t.Fatalf("edge did not exit within %v of SIGTERM", limit)
-		return nil
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (e *edgeProc) kill() {
-	_ = e.cmd.Process.Kill()
-	<-e.exited
-}
-
-// health checks the edge still answers its reserved health path.
-func (e *edgeProc) mustBeHealthy(t *testing.T) {
-	t.Helper()
-	if !e.alive() {
-		t.Fatalf("edge process died: %v", e.err)
-	}
-	resp, err := newClient().Get(e.url() + "/.well-known/kubecdn/health")
-	if err != nil {
-		t.Fatalf("health after abuse: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("health after abuse: status %d", resp.StatusCode)
-	}
 }
 
 // newClient is an HTTP client that never uses a proxy and never compresses.
@@ -421,9 +264,9 @@ func curl(t *testing.T, args ...string) []byte {
 
 // purge posts a purge body to the admin API with the given Authorization
 // header value (none if empty).
-func purge(t *testing.T, e *edgeProc, auth, body string) (int, string) {
+func purge(t *testing.T, e *edgetest.Edge, auth, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.adminURL()+"/v1/purge", strings.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, e.AdminURL()+"/v1/purge", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if auth != "" {
 		req.Header.Set("Authorization", auth)

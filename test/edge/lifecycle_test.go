@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"github.com/kubecdn/kubecdn/test/e2e"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/e2e"
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // TestReloadOnSIGHUP changes the origin in the --config file and sends
@@ -40,14 +42,14 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		return fmt.Sprintf("listen: %s\nadmin: %s\norigin: %s\nhostnames: [www.example.com]\n", listen, admin, origin)
 	}
 	write(good(one.URL))
-	e := startEdge(t, edgeOpts{listen: listen, admin: admin, noOrigin: true, args: []string{"--config", cfg}})
+	e := kubecdn.Start(t, edgetest.Options{Listen: listen, Admin: admin, Args: []string{"--config", cfg}})
 
 	// A client with one kept-alive connection, and a raw connection.
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, MaxConnsPerHost: 1}}
 	var reused, fresh int
 	fetch := func() string {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, e.url()+"/which", nil)
+		req, _ := http.NewRequest(http.MethodGet, e.URL()+"/which", nil)
 		req.Host = "www.example.com"
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 			GotConn: func(i httptrace.GotConnInfo) {
@@ -92,7 +94,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 
 	write(good(two.URL))
-	e.signal(syscall.SIGHUP)
+	e.Signal(syscall.SIGHUP)
 	deadline := time.Now().Add(3 * time.Second)
 	for fetch() != "200 two" {
 		if time.Now().After(deadline) {
@@ -118,10 +120,10 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	for _, b := range bad {
 		write(b.body)
-		e.signal(syscall.SIGHUP)
+		e.Signal(syscall.SIGHUP)
 		time.Sleep(150 * time.Millisecond)
-		if !e.alive() {
-			t.Fatalf("%s: the edge exited on a bad reload: %v", b.name, e.err)
+		if !e.Alive() {
+			t.Fatalf("%s: the edge exited on a bad reload: %v", b.name, e.Err())
 		}
 		if got := fetch(); got != "200 two" {
 			t.Errorf("%s: after a refused reload: %q, want the old configuration (200 two)", b.name, got)
@@ -130,7 +132,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if got := rawFetch(); got != "200 two" {
 		t.Errorf("raw connection after bad reloads: %q", got)
 	}
-	if n := bytes.Count([]byte(e.out.String()), []byte("reload refused")); n != len(bad) {
+	if n := bytes.Count([]byte(e.Output()), []byte("reload refused")); n != len(bad) {
 		t.Errorf("the log says %q %d times, want %d", "reload refused", n, len(bad))
 	}
 	if n := one.count("/which"); n != oneAfter {
@@ -152,8 +154,8 @@ func TestGracefulShutdown(t *testing.T) {
 		w.Write(body[size/2:])
 	})
 	for _, path := range []string{"/slow", "/slow?cacheable=no"} {
-		e := startEdge(t, edgeOpts{origin: o.URL})
-		resp, err := newClient().Get(e.url() + path)
+		e := kubecdn.Start(t, edgetest.Options{Origin: o.URL})
+		resp, err := newClient().Get(e.URL() + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,10 +163,10 @@ func TestGracefulShutdown(t *testing.T) {
 		if _, err := io.ReadFull(resp.Body, got[:1024]); err != nil {
 			t.Fatalf("first bytes: %v", err)
 		}
-		e.signal(syscall.SIGTERM)
+		e.Signal(syscall.SIGTERM)
 		time.Sleep(200 * time.Millisecond)
 		// New connections are no longer accepted while draining.
-		if c, err := net.DialTimeout("tcp", e.listen, time.Second); err == nil {
+		if c, err := net.DialTimeout("tcp", e.Listen, time.Second); err == nil {
 			c.Close()
 			t.Errorf("%s: the listener still accepts connections after SIGTERM", path)
 		}
@@ -174,9 +176,9 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Errorf("%s: in-flight response after SIGTERM: err %v, equal %v", path, err, bytes.Equal(got, body))
 		}
 		select {
-		case <-e.exited:
-			if e.err != nil {
-				t.Errorf("%s: exit after SIGTERM: %v, want 0", path, e.err)
+		case <-e.Exited():
+			if e.Err() != nil {
+				t.Errorf("%s: exit after SIGTERM: %v, want 0", path, e.Err())
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s: edge still running 10 s after SIGTERM", path)

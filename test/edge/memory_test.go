@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // memTier is the memory tier of the memory test's edge, and memOverhead what
@@ -44,8 +46,8 @@ func TestMemoryBoundedByTier(t *testing.T) {
 		w.Header().Set("Surrogate-Key", "all")
 		w.Write(body)
 	})
-	e := startEdge(t, edgeOpts{origin: o.URL, args: []string{"--memory", "64MiB"}})
-	pid := e.cmd.Process.Pid
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL, Args: []string{"--memory", "64MiB"}})
+	pid := e.Pid()
 
 	// Each phase sends n requests whose queries are unique and keyLen long.
 	phases := []struct {
@@ -73,7 +75,7 @@ func TestMemoryBoundedByTier(t *testing.T) {
 					n := seq.Add(1)
 					q := fmt.Sprintf("?n=%d&pad=", n)
 					q += strings.Repeat("x", max(0, ph.keyLen-len(q)))
-					resp, err := c.Get(e.url() + "/obj" + q)
+					resp, err := c.Get(e.URL() + "/obj" + q)
 					if err != nil {
 						failed.Add(1)
 						continue
@@ -103,24 +105,24 @@ func TestMemoryBoundedByTier(t *testing.T) {
 	if peak > memTier+memOverhead {
 		t.Errorf("peak resident memory %d MiB exceeds the tier (%d MiB) plus %d MiB", peak>>20, memTier>>20, memOverhead>>20)
 	}
-	if got, want := metricValue(t, e, "kubecdn_edge_long_keys_total"), float64(phases[0].n); got != want {
+	if got, want := e.Metric(t, "kubecdn_edge_long_keys_total"), float64(phases[0].n); got != want {
 		t.Errorf("kubecdn_edge_long_keys_total = %v, want %v (one per request over the cap)", got, want)
 	}
-	if got := metricValue(t, e, "kubecdn_edge_memory_tier_bytes"); got > memTier {
+	if got := e.Metric(t, "kubecdn_edge_memory_tier_bytes"); got > memTier {
 		t.Errorf("memory tier holds %v bytes, more than its %d", got, memTier)
 	}
 	// A long key is served but never stored: asking again goes upstream.
 	before := o.count("/obj")
 	long := "/obj?again=" + strings.Repeat("y", 16<<10)
 	for range 2 {
-		if r := get(t, c, e.url(), long, ""); r.status != http.StatusOK || r.hit() {
+		if r := get(t, c, e.URL(), long, ""); r.status != http.StatusOK || r.hit() {
 			t.Fatalf("long key: status %d, Cache-Status %q; want 200 and no hit", r.status, r.cacheStatus())
 		}
 	}
 	if got := o.count("/obj") - before; got != 2 {
 		t.Errorf("origin saw %d requests for a long key asked twice, want 2 (never stored)", got)
 	}
-	e.mustBeHealthy(t)
+	e.MustBeHealthy(t)
 }
 
 // procMemory reads the resident set size and its peak (VmRSS, VmHWM) of a
@@ -149,28 +151,4 @@ func procMemory(t *testing.T, pid int) (rss, hwm int64) {
 		}
 	}
 	return rss, hwm
-}
-
-// metricValue scrapes the edge's admin /metrics and returns the value of a
-// metric without labels (0 when absent).
-func metricValue(t *testing.T, e *edgeProc, name string) float64 {
-	t.Helper()
-	resp, err := newClient().Get(e.adminURL() + "/metrics")
-	if err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
-		if ok && k == name {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %q: %v", name, v, err)
-			}
-			return f
-		}
-	}
-	return 0
 }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // trap is a loopback server that counts every connection made to it: the
@@ -46,27 +48,27 @@ func TestNeverOpenProxy(t *testing.T) {
 	proxyTrap, proxyConns := trap(t)
 	// Were the edge to honour proxy variables, everything would go here.
 	proxyEnv := []string{"HTTP_PROXY=" + proxyTrap.URL, "http_proxy=" + proxyTrap.URL, "HTTPS_PROXY=" + proxyTrap.URL, "https_proxy=" + proxyTrap.URL, "NO_PROXY=", "no_proxy="}
-	open := startEdge(t, edgeOpts{origin: o.URL, env: proxyEnv})
-	named := startEdge(t, edgeOpts{origin: o.URL, env: proxyEnv, args: []string{"--hostname", "www.example.com"}})
+	open := kubecdn.Start(t, edgetest.Options{Origin: o.URL, Env: proxyEnv})
+	named := kubecdn.Start(t, edgetest.Options{Origin: o.URL, Env: proxyEnv, Args: []string{"--hostname", "www.example.com"}})
 	evilHost := strings.TrimPrefix(evil.URL, "http://")
 
 	t.Run("absolute-form", func(t *testing.T) {
 		cases := []struct {
 			name string
-			e    *edgeProc
+			e    *edgetest.Edge
 			req  string
 			path string // the path our origin sees if the edge serves it
 		}{
 			{"loopback host, no hostnames", open, "GET " + evil.URL + "/steal HTTP/1.1\r\nHost: " + evilHost + "\r\n\r\n", "/steal"},
 			{"name, no hostnames", open, "GET http://evil.example/steal2 HTTP/1.1\r\nHost: evil.example\r\n\r\n", "/steal2"},
-			{"name, Host differs", open, "GET http://evil.example/steal3 HTTP/1.1\r\nHost: " + open.listen + "\r\n\r\n", "/steal3"},
+			{"name, Host differs", open, "GET http://evil.example/steal3 HTTP/1.1\r\nHost: " + open.Listen + "\r\n\r\n", "/steal3"},
 			{"https scheme", open, "GET https://evil.example/steal4 HTTP/1.1\r\nHost: evil.example\r\n\r\n", "/steal4"},
 			{"loopback host, hostnames set", named, "GET " + evil.URL + "/steal5 HTTP/1.1\r\nHost: " + evilHost + "\r\n\r\n", ""},
 			{"name, hostnames set", named, "GET http://evil.example/steal6 HTTP/1.1\r\nHost: www.example.com\r\n\r\n", ""},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				raw := rawExchange(t, tc.e.listen, []byte(tc.req), 3*time.Second)
+				raw := rawExchange(t, tc.e.Listen, []byte(tc.req), 3*time.Second)
 				codes := statuses(raw)
 				if len(codes) != 1 {
 					t.Fatalf("want one response, got %v: %q", codes, raw)
@@ -90,7 +92,7 @@ func TestNeverOpenProxy(t *testing.T) {
 
 	t.Run("CONNECT", func(t *testing.T) {
 		for _, target := range []string{evilHost, "evil.example:443"} {
-			raw := rawExchange(t, open.listen, []byte("CONNECT "+target+" HTTP/1.1\r\nHost: "+target+"\r\n\r\n"), 3*time.Second)
+			raw := rawExchange(t, open.Listen, []byte("CONNECT "+target+" HTTP/1.1\r\nHost: "+target+"\r\n\r\n"), 3*time.Second)
 			if codes := statuses(raw); len(codes) != 1 || codes[0] != http.StatusMethodNotAllowed {
 				t.Errorf("CONNECT %s: got %v, want [405]: %q", target, codes, raw)
 			}
@@ -99,11 +101,11 @@ func TestNeverOpenProxy(t *testing.T) {
 
 	t.Run("unknown Host", func(t *testing.T) {
 		c := newClient()
-		if r := get(t, c, named.url(), "/known", "www.example.com"); r.status != 200 || string(r.body) != "origin /known" {
+		if r := get(t, c, named.URL(), "/known", "www.example.com"); r.status != 200 || string(r.body) != "origin /known" {
 			t.Fatalf("configured hostname: %d %q", r.status, r.body)
 		}
 		for _, h := range []string{"other.example", "www.example.com.evil", "127.0.0.1", "evil.example:80"} {
-			r := get(t, c, named.url(), "/unknown", h)
+			r := get(t, c, named.URL(), "/unknown", h)
 			if r.status != http.StatusMisdirectedRequest {
 				t.Errorf("Host %q: status %d, want 421", h, r.status)
 			}
@@ -115,11 +117,11 @@ func TestNeverOpenProxy(t *testing.T) {
 			t.Errorf("origin saw %d requests for an unknown Host", n)
 		}
 		// A cached object (the fast path for hits) is refused just the same.
-		if r := get(t, c, named.url(), "/known", "www.example.com"); !r.hit() {
+		if r := get(t, c, named.URL(), "/known", "www.example.com"); !r.hit() {
 			t.Fatalf("/known not cached: %q", r.cacheStatus())
 		}
 		for _, h := range []string{"other.example", "WWW.EXAMPLE.COM.", "www.example.com:80"} {
-			raw := rawExchange(t, named.listen, []byte("GET /known HTTP/1.1\r\nHost: "+h+"\r\n\r\n"), 2*time.Second)
+			raw := rawExchange(t, named.Listen, []byte("GET /known HTTP/1.1\r\nHost: "+h+"\r\n\r\n"), 2*time.Second)
 			codes := statuses(raw)
 			want := http.StatusMisdirectedRequest
 			if h != "other.example" {
@@ -133,13 +135,13 @@ func TestNeverOpenProxy(t *testing.T) {
 
 	t.Run("pipelined", func(t *testing.T) {
 		c := newClient()
-		get(t, c, open.url(), "/hot", "")
-		if r := get(t, c, open.url(), "/hot", ""); !r.hit() {
+		get(t, c, open.URL(), "/hot", "")
+		if r := get(t, c, open.URL(), "/hot", ""); !r.hit() {
 			t.Fatalf("/hot not cached: %q", r.cacheStatus())
 		}
 		hot := "GET /hot HTTP/1.1\r\nHost: x\r\n\r\n"
 		head := "HEAD /hot HTTP/1.1\r\nHost: x\r\n\r\n"
-		raw := rawExchange(t, open.listen, []byte(hot+head+hot+"GET /hot HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"+hot), 3*time.Second)
+		raw := rawExchange(t, open.Listen, []byte(hot+head+hot+"GET /hot HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"+hot), 3*time.Second)
 		// ReadResponse cannot tell a HEAD answer has no body: count
 		// status lines instead.
 		if n := bytes.Count(raw, []byte("HTTP/1.1 200 OK\r\n")); n != 4 {
@@ -150,7 +152,7 @@ func TestNeverOpenProxy(t *testing.T) {
 		}
 		// A hit first (the fast path), then a smuggling attempt on the same
 		// connection, handed over mid-connection.
-		raw = rawExchange(t, open.listen, []byte(hot+"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 38\r\n\r\nGET /smuggled/p1 HTTP/1.1\r\nHost: x\r\n\r\n"), 3*time.Second)
+		raw = rawExchange(t, open.Listen, []byte(hot+"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 38\r\n\r\nGET /smuggled/p1 HTTP/1.1\r\nHost: x\r\n\r\n"), 3*time.Second)
 		if codes := statuses(raw); len(codes) != 2 || codes[0] != 200 || codes[1] != http.StatusBadRequest {
 			t.Errorf("hit then two Content-Length: %v, want [200 400]", codes)
 		}
@@ -187,7 +189,7 @@ func TestNeverOpenProxy(t *testing.T) {
 		for i, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				req := strings.ReplaceAll(tc.req, "{case}", fmt.Sprint(i))
-				raw := rawExchange(t, open.listen, []byte(req), 3*time.Second)
+				raw := rawExchange(t, open.Listen, []byte(req), 3*time.Second)
 				codes := statuses(raw)
 				// RFC 9112 §6.1: an unknown transfer coding may get 501.
 				ok501 := strings.Contains(tc.name, "501") && len(codes) > 0 && codes[0] == http.StatusNotImplemented
@@ -216,7 +218,7 @@ func TestNeverOpenProxy(t *testing.T) {
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				raw := rawExchange(t, open.listen, []byte(tc.req), 3*time.Second)
+				raw := rawExchange(t, open.Listen, []byte(tc.req), 3*time.Second)
 				if codes := statuses(raw); len(codes) != 1 || codes[0] != http.StatusRequestHeaderFieldsTooLarge {
 					t.Errorf("got %v, want [431]: %q", codes, first(raw, 200))
 				}
@@ -252,7 +254,7 @@ func TestNeverOpenProxy(t *testing.T) {
 			inputs = append(inputs, b)
 		}
 		for i, in := range inputs {
-			raw := rawGarbage(t, open.listen, in)
+			raw := rawGarbage(t, open.Listen, in)
 			for _, code := range statuses(raw) {
 				// Some of these are legal enough to be served from our
 				// origin (GET *, GET //x): anything but a 5xx crash page.
@@ -260,8 +262,8 @@ func TestNeverOpenProxy(t *testing.T) {
 					t.Errorf("input %d (%q): status %d", i, first(in, 40), code)
 				}
 			}
-			if !open.alive() {
-				t.Fatalf("edge died on input %d (%q): %v", i, first(in, 40), open.err)
+			if !open.Alive() {
+				t.Fatalf("edge died on input %d (%q): %v", i, first(in, 40), open.Err())
 			}
 		}
 	})
@@ -269,7 +271,7 @@ func TestNeverOpenProxy(t *testing.T) {
 	// A request half-sent and abandoned must not hurt either.
 	t.Run("abandoned", func(t *testing.T) {
 		for range 20 {
-			c, err := net.Dial("tcp", open.listen)
+			c, err := net.Dial("tcp", open.Listen)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -278,8 +280,8 @@ func TestNeverOpenProxy(t *testing.T) {
 		}
 	})
 
-	open.mustBeHealthy(t)
-	named.mustBeHealthy(t)
+	open.MustBeHealthy(t)
+	named.MustBeHealthy(t)
 	time.Sleep(50 * time.Millisecond)
 	if n := evilConns.Load(); n != 0 {
 		t.Errorf("the other host was contacted %d times", n)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // purgeOrigin serves cacheable objects; /t/... carry tags.
@@ -42,9 +44,9 @@ func warm(t *testing.T, base, host string, paths ...string) {
 }
 
 // purgeOK purges with the right token and returns the purged count.
-func purgeOK(t *testing.T, e *edgeProc, req string) int {
+func purgeOK(t *testing.T, e *edgetest.Edge, req string) int {
 	t.Helper()
-	code, body := purge(t, e, "Bearer "+adminToken, req)
+	code, body := purge(t, e, "Bearer "+edgetest.AdminToken, req)
 	if code != http.StatusOK {
 		t.Fatalf("purge: status %d: %s", code, body)
 	}
@@ -61,26 +63,26 @@ func purgeOK(t *testing.T, e *edgeProc, req string) int {
 // by URL, prefix and tag, hard and soft.
 func TestPurge(t *testing.T) {
 	o := purgeOrigin(t)
-	e := startEdge(t, edgeOpts{origin: o.URL, args: []string{"--hostname", "www.example.com"}})
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL, Args: []string{"--hostname", "www.example.com"}})
 	const host = "www.example.com"
 	c := newClient()
 
 	t.Run("token", func(t *testing.T) {
-		warm(t, e.url(), host, "/a")
+		warm(t, e.URL(), host, "/a")
 		body := `{"urls":["http://www.example.com/a"]}`
-		for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer wrong", "Bearer " + adminToken + "x", "Basic " + adminToken, "bearer" + adminToken, adminToken} {
+		for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer wrong", "Bearer " + edgetest.AdminToken + "x", "Basic " + edgetest.AdminToken, "bearer" + edgetest.AdminToken, edgetest.AdminToken} {
 			code, resp := purge(t, e, auth, body)
 			if code != http.StatusUnauthorized {
 				t.Errorf("Authorization %q: status %d (%s), want 401", auth, code, resp)
 			}
 		}
-		if r := get(t, c, e.url(), "/a", host); !r.hit() {
+		if r := get(t, c, e.URL(), "/a", host); !r.hit() {
 			t.Fatalf("an unauthorized purge removed the object: %q", r.cacheStatus())
 		}
 		if n := purgeOK(t, e, body); n != 1 {
 			t.Errorf("purged %d, want 1", n)
 		}
-		r := get(t, c, e.url(), "/a", host)
+		r := get(t, c, e.URL(), "/a", host)
 		if r.hit() || r.fwd() == "" || string(r.body) != "body of /a" {
 			t.Errorf("after purge: Cache-Status %q body %q, want a miss with fwd=", r.cacheStatus(), r.body)
 		}
@@ -108,7 +110,7 @@ func TestPurge(t *testing.T) {
 			{`{"soft":"yes","urls":["http://www.example.com/a"]}`, "soft"},
 		}
 		for _, tc := range cases {
-			code, resp := purge(t, e, "Bearer "+adminToken, tc.body)
+			code, resp := purge(t, e, "Bearer "+edgetest.AdminToken, tc.body)
 			if code != http.StatusBadRequest || !strings.Contains(resp, tc.want) {
 				t.Errorf("body %s: %d %q, want 400 naming %q", tc.body, code, strings.TrimSpace(resp), tc.want)
 			}
@@ -116,7 +118,7 @@ func TestPurge(t *testing.T) {
 	})
 
 	t.Run("wrong method and path", func(t *testing.T) {
-		resp, err := c.Get(e.adminURL() + "/v1/purge")
+		resp, err := c.Get(e.AdminURL() + "/v1/purge")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,9 +127,9 @@ func TestPurge(t *testing.T) {
 			t.Errorf("GET /v1/purge: %d, want 4xx", resp.StatusCode)
 		}
 		// The purge API is not on the public listener.
-		req, _ := http.NewRequest(http.MethodPost, e.url()+"/v1/purge", strings.NewReader(`{"tags":["common"]}`))
+		req, _ := http.NewRequest(http.MethodPost, e.URL()+"/v1/purge", strings.NewReader(`{"tags":["common"]}`))
 		req.Host = host
-		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Authorization", "Bearer "+edgetest.AdminToken)
 		resp, err = c.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -139,26 +141,26 @@ func TestPurge(t *testing.T) {
 	})
 
 	t.Run("prefix", func(t *testing.T) {
-		warm(t, e.url(), host, "/p/a", "/p/b", "/p/c/d", "/q/a", "/pp")
+		warm(t, e.URL(), host, "/p/a", "/p/b", "/p/c/d", "/q/a", "/pp")
 		n := purgeOK(t, e, `{"prefixes":["http://www.example.com/p/"]}`)
 		if n != 3 {
 			t.Errorf("purged %d, want 3", n)
 		}
 		for _, p := range []string{"/p/a", "/p/b", "/p/c/d"} {
-			if r := get(t, c, e.url(), p, host); r.hit() {
+			if r := get(t, c, e.URL(), p, host); r.hit() {
 				t.Errorf("%s: still a hit after its prefix was purged", p)
 			}
 		}
 		for _, p := range []string{"/q/a", "/pp"} {
-			if r := get(t, c, e.url(), p, host); !r.hit() {
+			if r := get(t, c, e.URL(), p, host); !r.hit() {
 				t.Errorf("%s: purged by a prefix that does not cover it: %q", p, r.cacheStatus())
 			}
 		}
 	})
 
 	t.Run("tag", func(t *testing.T) {
-		warm(t, e.url(), host, "/t/1", "/t/2", "/t/3")
-		r := get(t, c, e.url(), "/t/1", host)
+		warm(t, e.URL(), host, "/t/1", "/t/2", "/t/3")
+		r := get(t, c, e.URL(), "/t/1", host)
 		if r.header.Get("Surrogate-Key") != "" || r.header.Get("Cache-Tag") != "" {
 			t.Errorf("tags leaked to the client: %v", r.header)
 		}
@@ -167,11 +169,11 @@ func TestPurge(t *testing.T) {
 			t.Errorf("purged %d by tag, want 2", n)
 		}
 		for _, p := range []string{"/t/1", "/t/2"} {
-			if r := get(t, c, e.url(), p, host); r.hit() || string(r.body) != "body of "+p {
+			if r := get(t, c, e.URL(), p, host); r.hit() || string(r.body) != "body of "+p {
 				t.Errorf("%s: after tag purge: %q %q", p, r.cacheStatus(), r.body)
 			}
 		}
-		if r := get(t, c, e.url(), "/t/3", host); !r.hit() {
+		if r := get(t, c, e.URL(), "/t/3", host); !r.hit() {
 			t.Errorf("/t/3 purged by a tag it does not carry: %q", r.cacheStatus())
 		}
 		// The refetched objects carry their tags again.
@@ -181,13 +183,13 @@ func TestPurge(t *testing.T) {
 	})
 
 	t.Run("soft", func(t *testing.T) {
-		warm(t, e.url(), host, "/s")
+		warm(t, e.URL(), host, "/s")
 		n := purgeOK(t, e, `{"urls":["http://www.example.com/s"],"soft":true}`)
 		if n != 1 {
 			t.Errorf("soft purge touched %d, want 1", n)
 		}
 		before := o.count("/s")
-		r := get(t, c, e.url(), "/s", host)
+		r := get(t, c, e.URL(), "/s", host)
 		if r.status != 200 || string(r.body) != "body of /s" || r.hit() {
 			t.Fatalf("after soft purge: %d %q %q", r.status, r.body, r.cacheStatus())
 		}
@@ -195,7 +197,7 @@ func TestPurge(t *testing.T) {
 		if len(reqs) != before+1 || reqs[len(reqs)-1].header.Get("If-None-Match") != `"v1"` {
 			t.Errorf("soft purge: the next request did not revalidate with the stored ETag")
 		}
-		if r := get(t, c, e.url(), "/s", host); !r.hit() {
+		if r := get(t, c, e.URL(), "/s", host); !r.hit() {
 			t.Errorf("after revalidation: not a hit: %q", r.cacheStatus())
 		}
 	})

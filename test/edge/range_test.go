@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // curlGet runs `curl -r rng` against url with Host host and returns the
@@ -63,11 +65,11 @@ func TestRangeSlices(t *testing.T) {
 		w.Header().Set("Content-Type", "video/mp4")
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(big))
 	})
-	e := startEdge(t, edgeOpts{origin: o.URL, args: []string{"--slice", "1MiB", "--memory", "256MiB"}})
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL, Args: []string{"--slice", "1MiB", "--memory", "256MiB"}})
 
 	// A seek across the boundary of slices 31 and 32.
 	a, b := int64(32*slice-1000), int64(32*slice+5000)
-	code, h, body := curlGet(t, e.url()+"/big.mp4", host, fmt.Sprintf("%d-%d", a, b))
+	code, h, body := curlGet(t, e.URL()+"/big.mp4", host, fmt.Sprintf("%d-%d", a, b))
 	if code != http.StatusPartialContent {
 		t.Fatalf("status %d, want 206 (headers %v)", code, h)
 	}
@@ -104,7 +106,7 @@ func TestRangeSlices(t *testing.T) {
 	// Another range in slices already cached: no origin request at all.
 	before := o.count("/big.mp4")
 	a, b = 31*slice+10, 32*slice+10
-	code, h, body = curlGet(t, e.url()+"/big.mp4", host, fmt.Sprintf("%d-%d", a, b))
+	code, h, body = curlGet(t, e.URL()+"/big.mp4", host, fmt.Sprintf("%d-%d", a, b))
 	if code != http.StatusPartialContent || !bytes.Equal(body, big[a:b+1]) || !strings.Contains(h.Get("Cache-Status"), "hit") {
 		t.Errorf("cached range: %d, %d bytes, Cache-Status %q", code, len(body), h.Get("Cache-Status"))
 	}
@@ -113,7 +115,7 @@ func TestRangeSlices(t *testing.T) {
 	}
 
 	// A suffix range: the last 100 bytes, one more slice.
-	code, h, body = curlGet(t, e.url()+"/big.mp4", host, "-100")
+	code, h, body = curlGet(t, e.URL()+"/big.mp4", host, "-100")
 	if code != http.StatusPartialContent || !bytes.Equal(body, big[size-100:]) ||
 		h.Get("Content-Range") != fmt.Sprintf("bytes %d-%d/%d", size-100, size-1, size) {
 		t.Errorf("suffix range: %d, %d bytes, Content-Range %q", code, len(body), h.Get("Content-Range"))
@@ -124,7 +126,7 @@ func TestRangeSlices(t *testing.T) {
 
 	// Unsatisfiable ranges: 416 with bytes */SIZE, cached and cold.
 	for _, path := range []string{"/big.mp4", "/cold.mp4"} {
-		code, h, _ = curlGet(t, e.url()+path, host, fmt.Sprintf("%d-", size))
+		code, h, _ = curlGet(t, e.URL()+path, host, fmt.Sprintf("%d-", size))
 		if code != http.StatusRequestedRangeNotSatisfiable || h.Get("Content-Range") != fmt.Sprintf("bytes */%d", size) {
 			t.Errorf("%s: range past the end: %d, Content-Range %q, want 416 and bytes */%d", path, code, h.Get("Content-Range"), size)
 		}
@@ -132,7 +134,7 @@ func TestRangeSlices(t *testing.T) {
 
 	// A HEAD of the whole object says its length without fetching it.
 	before = o.count("/big.mp4")
-	req, _ := http.NewRequest(http.MethodHead, e.url()+"/big.mp4", nil)
+	req, _ := http.NewRequest(http.MethodHead, e.URL()+"/big.mp4", nil)
 	req.Host = host
 	resp, err := newClient().Do(req)
 	if err != nil {
@@ -147,7 +149,7 @@ func TestRangeSlices(t *testing.T) {
 	}
 
 	// The whole object: the missing slices are fetched once each.
-	r := get(t, newClient(), e.url(), "/big.mp4", host)
+	r := get(t, newClient(), e.URL(), "/big.mp4", host)
 	if r.status != 200 || r.err != nil || !bytes.Equal(r.body, big) {
 		t.Errorf("whole object: %d, %d bytes, err %v", r.status, len(r.body), r.err)
 	}
@@ -178,12 +180,12 @@ func TestRangeObjectChanges(t *testing.T) {
 		w.Header().Set("ETag", tag)
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 	})
-	e := startEdge(t, edgeOpts{origin: o.URL, args: []string{"--slice", "1MiB"}})
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL, Args: []string{"--slice", "1MiB"}})
 	c := newClient()
 
 	// Cache slice 2 of version 1.
 	a, b := int64(2*slice+100), int64(2*slice+200)
-	r := get(t, c, e.url(), "/obj", "", "Range", fmt.Sprintf("bytes=%d-%d", a, b))
+	r := get(t, c, e.URL(), "/obj", "", "Range", fmt.Sprintf("bytes=%d-%d", a, b))
 	if r.status != http.StatusPartialContent || !bytes.Equal(r.body, v1[a:b+1]) {
 		t.Fatalf("first range: %d, %d bytes", r.status, len(r.body))
 	}
@@ -204,7 +206,7 @@ func TestRangeObjectChanges(t *testing.T) {
 	}
 	a, b = 2*slice+10, 4*slice-10
 	for i := range 3 {
-		req, _ := http.NewRequest(http.MethodGet, e.url()+"/obj", nil)
+		req, _ := http.NewRequest(http.MethodGet, e.URL()+"/obj", nil)
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", a, b))
 		resp, err := c.Do(req)
 		if err != nil {
@@ -225,11 +227,11 @@ func TestRangeObjectChanges(t *testing.T) {
 		}
 	}
 	// Once the edge noticed, it serves the new version, whole and right.
-	r = get(t, c, e.url(), "/obj", "")
+	r = get(t, c, e.URL(), "/obj", "")
 	if r.status != 200 || r.err != nil || !bytes.Equal(r.body, v2) {
 		t.Errorf("whole object after the change: %d, %d bytes, err %v, equal v1 %v", r.status, len(r.body), r.err, bytes.Equal(r.body, v1))
 	}
-	r = get(t, c, e.url(), "/obj", "", "Range", fmt.Sprintf("bytes=%d-%d", a, b))
+	r = get(t, c, e.URL(), "/obj", "", "Range", fmt.Sprintf("bytes=%d-%d", a, b))
 	if r.status != http.StatusPartialContent || !bytes.Equal(r.body, v2[a:b+1]) {
 		t.Errorf("range after the change: %d, %d bytes, equal v1 %v", r.status, len(r.body), bytes.Equal(r.body, v1[a:b+1]))
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kubecdn/kubecdn/test/e2e"
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // TestREADMEOrigin runs the README's own edge example the way a new user
@@ -53,8 +54,8 @@ func TestREADMEOrigin(t *testing.T) {
 			t.Run(v.name, func(t *testing.T) {
 				curlBin, tmp := curlPath(t), t.TempDir()
 				for i := range v.tries {
-					e := startEdge(t, edgeOpts{origin: origin, args: v.args(t)})
-					got, code, stderr, err := curlDownload(curlBin, filepath.Join(tmp, strconv.Itoa(i)), e.url()+"/big.bin")
+					e := kubecdn.Start(t, edgetest.Options{Origin: origin, Args: v.args(t)})
+					got, code, stderr, err := curlDownload(curlBin, filepath.Join(tmp, strconv.Itoa(i)), e.URL()+"/big.bin")
 					switch {
 					case err != nil:
 						t.Fatalf("try %d: %v", i, err)
@@ -65,7 +66,7 @@ func TestREADMEOrigin(t *testing.T) {
 						t.Errorf("try %d: curl succeeded but %d bytes, equal to the file %v (first difference at %d)",
 							i, len(got), bytes.Equal(got, big), commonPrefix(got, big))
 					}
-					e.kill()
+					e.Kill()
 				}
 			})
 		}
@@ -75,11 +76,11 @@ func TestREADMEOrigin(t *testing.T) {
 		// A video player: the start of bytes=0-, hang up, then a seek far
 		// into the file on a new connection.
 		for i, off := range []int{10753163, 23456789, 41000000} {
-			e := startEdge(t, edgeOpts{origin: origin})
-			if n, err := readAndHangUp(e.url()+"/big.bin", "bytes=0-", 64<<10); err != nil {
+			e := kubecdn.Start(t, edgetest.Options{Origin: origin})
+			if n, err := readAndHangUp(e.URL()+"/big.bin", "bytes=0-", 64<<10); err != nil {
 				t.Errorf("try %d: the start of bytes=0-: %v (after %d bytes)", i, err, n)
 			}
-			r := timedGet(t, e.url()+"/big.bin", 30*time.Second, "Range", fmt.Sprintf("bytes=%d-", off))
+			r := timedGet(t, e.URL()+"/big.bin", 30*time.Second, "Range", fmt.Sprintf("bytes=%d-", off))
 			want := fmt.Sprintf("bytes %d-%d/%d", off, bigSize-1, bigSize)
 			switch {
 			case r.noReply != nil || r.err != nil:
@@ -89,7 +90,7 @@ func TestREADMEOrigin(t *testing.T) {
 			case !bytes.Equal(r.body, big[off:]):
 				t.Errorf("try %d: seek to bytes=%d-: wrong bytes (%d, first difference at %d)", i, off, len(r.body), commonPrefix(r.body, big[off:]))
 			}
-			e.kill()
+			e.Kill()
 		}
 	})
 
@@ -97,7 +98,7 @@ func TestREADMEOrigin(t *testing.T) {
 		// 20 connections at once, each a random range of the cold file.
 		seed := diffSeed(t)
 		for try := range 2 {
-			e := startEdge(t, edgeOpts{origin: origin})
+			e := kubecdn.Start(t, edgetest.Options{Origin: origin})
 			r := rand.New(rand.NewPCG(seed, uint64(try)))
 			// Each connection starts up to 300 ms after the first, as a
 			// browser's or a player's do, so some join the fill early,
@@ -116,7 +117,7 @@ func TestREADMEOrigin(t *testing.T) {
 			for i, j := range jobs {
 				wg.Go(func() {
 					time.Sleep(j.delay)
-					res := timedGet(t, e.url()+"/big.bin", 30*time.Second, "Range", fmt.Sprintf("bytes=%d-%d", j.a, j.b))
+					res := timedGet(t, e.URL()+"/big.bin", 30*time.Second, "Range", fmt.Sprintf("bytes=%d-%d", j.a, j.b))
 					switch {
 					case res.noReply != nil || res.err != nil || res.status != http.StatusPartialContent:
 						errs[i] = res.describe()
@@ -136,7 +137,7 @@ func TestREADMEOrigin(t *testing.T) {
 				}
 			}
 			t.Logf("try %d: %d of %d cold random ranges wrong", try, bad, len(jobs))
-			e.kill()
+			e.Kill()
 		}
 	})
 
@@ -159,8 +160,8 @@ func TestREADMEOrigin(t *testing.T) {
 			t.Fatalf("ffmpeg on the file itself: exit %d: %s", code, stderr)
 		}
 		for i := range 4 {
-			e := startEdge(t, edgeOpts{origin: origin})
-			got, code, stderr := ffmpegFrame(t, ffmpeg, e.url()+"/video.mp4")
+			e := kubecdn.Start(t, edgetest.Options{Origin: origin})
+			got, code, stderr := ffmpegFrame(t, ffmpeg, e.URL()+"/video.mp4")
 			switch {
 			case code != 0 || strings.Contains(stderr, "partial file"):
 				t.Errorf("try %d: ffmpeg -ss 30 on a cold edge: exit %d: %s", i, code, tail(ffmpegErrors(stderr), 600))
@@ -173,7 +174,7 @@ func TestREADMEOrigin(t *testing.T) {
 			for _, rng := range unanswered(stderr) {
 				t.Errorf("try %d: ffmpeg's request with Range: %s got no response at all (empty reply); ffmpeg retried", i, rng)
 			}
-			e.kill()
+			e.Kill()
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kubecdn/kubecdn/test/e2e"
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // These tests perform the attacks of issue 18 against the edge binary: each
@@ -39,11 +40,11 @@ func echoOrigin(t *testing.T) *origin {
 func TestClientCannotClaimToBeAnEdge(t *testing.T) {
 	const host = "www.test"
 	o := echoOrigin(t)
-	e := startEdge(t, edgeOpts{origin: o.URL, args: []string{"--hostname", host}})
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL, Args: []string{"--hostname", host}})
 	c := newClient()
 	for _, hop := range []string{"child", "peer", "child; t=1767225600; mac=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"} {
 		path := "/page-" + strings.Fields(strings.ReplaceAll(hop, ";", " "))[0]
-		attack := get(t, c, e.url(), path, host, "Kubecdn-Hop", hop,
+		attack := get(t, c, e.URL(), path, host, "Kubecdn-Hop", hop,
 			"X-Forwarded-Host", "evil.example", "X-Forwarded-Proto", "https", "X-Forwarded-For", "203.0.113.66")
 		if attack.status != 200 {
 			t.Fatalf("hop %q: attack request: %d %q", hop, attack.status, attack.body)
@@ -60,7 +61,7 @@ func TestClientCannotClaimToBeAnEdge(t *testing.T) {
 			t.Errorf("hop %q: origin told host=%q proto=%q for=%q, want the edge's own %q http 127.0.0.1",
 				hop, h.Get("X-Forwarded-Host"), h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-For"), host)
 		}
-		clean := get(t, c, e.url(), path, host)
+		clean := get(t, c, e.URL(), path, host)
 		if !clean.hit() || strings.Contains(string(clean.body), "evil") || strings.Contains(string(clean.body), "203.0.113.66") {
 			t.Errorf("hop %q: a clean client got %q (%s): the cache was poisoned", hop, clean.body, clean.cacheStatus())
 		}
@@ -86,9 +87,9 @@ func TestEdgesTrustEachOtherWithTheHopKey(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := echoOrigin(t)
-			parent := startEdge(t, edgeOpts{origin: o.URL})
-			child := startEdge(t, edgeOpts{origin: o.URL, args: []string{"--parent", parent.url()}, env: tc.childEnv})
-			r := get(t, client, child.url(), "/shielded", host)
+			parent := kubecdn.Start(t, edgetest.Options{Origin: o.URL})
+			child := kubecdn.Start(t, edgetest.Options{Origin: o.URL, Args: []string{"--parent", parent.URL()}, Env: tc.childEnv})
+			r := get(t, client, child.URL(), "/shielded", host)
 			if r.status != 200 {
 				t.Fatalf("through the parent: %d %q", r.status, r.body)
 			}
@@ -102,7 +103,7 @@ func TestEdgesTrustEachOtherWithTheHopKey(t *testing.T) {
 			}
 			// The parent passes the tags on only to an edge it trusts, so
 			// only then can the child purge by tag.
-			code, body := purge(t, child, "Bearer "+adminToken, `{"tags":["page-tag"]}`)
+			code, body := purge(t, child, "Bearer "+edgetest.AdminToken, `{"tags":["page-tag"]}`)
 			if purged := strings.Contains(body, `"purged":1`); code != 200 || purged != tc.wantTagged {
 				t.Errorf("child purge by tag: %d %s, want purged=%v", code, body, tc.wantTagged)
 			}
@@ -131,23 +132,23 @@ func TestStaleIfErrorSparesPersonalPages(t *testing.T) {
 			fmt.Fprint(w, "an asset")
 		}
 	})
-	e := startEdge(t, edgeOpts{origin: o.URL})
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL})
 	c := newClient()
 	for _, p := range []string{"/account", "/no-lifetime", "/asset"} {
-		if r := get(t, c, e.url(), p, ""); r.status != 200 {
+		if r := get(t, c, e.URL(), p, ""); r.status != 200 {
 			t.Fatalf("%s: %d", p, r.status)
 		}
 	}
 	time.Sleep(1200 * time.Millisecond) // the asset expires
 	fail.Store(true)
 	for _, p := range []string{"/account", "/no-lifetime"} {
-		r := get(t, c, e.url(), p, "")
+		r := get(t, c, e.URL(), p, "")
 		if r.status == 200 || strings.Contains(string(r.body), "alice") || r.header.Get("Set-Cookie") != "" {
 			t.Errorf("%s with the origin failing: %d %q Set-Cookie %q (%s): another client's page", p, r.status, r.body, r.header.Get("Set-Cookie"), r.cacheStatus())
 		}
 	}
 	// Content with a lifetime still flows while the origin is down.
-	if r := get(t, c, e.url(), "/asset", ""); r.status != 200 || string(r.body) != "an asset" || csParam(r.cacheStatus(), "detail") != "stale-if-error" {
+	if r := get(t, c, e.URL(), "/asset", ""); r.status != 200 || string(r.body) != "an asset" || csParam(r.cacheStatus(), "detail") != "stale-if-error" {
 		t.Errorf("asset with the origin failing: %d %q (%s)", r.status, r.body, r.cacheStatus())
 	}
 }
@@ -160,13 +161,13 @@ func TestSlowBodiesHoldNoOriginConnection(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "got %d bytes", len(b))
 	})
-	e := startEdge(t, edgeOpts{origin: o.URL})
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL})
 	before := o.conns.Load()
 	var wg sync.WaitGroup
 	answers := make([]string, n)
 	stop := make(chan struct{})
 	for i := range n {
-		conn, err := net.DialTimeout("tcp", e.listen, 2*time.Second)
+		conn, err := net.DialTimeout("tcp", e.Listen, 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +223,7 @@ func TestSlowBodiesHoldNoOriginConnection(t *testing.T) {
 		t.Errorf("slow bodies opened %d origin connections", got)
 	}
 	// An honest upload still goes through.
-	req, _ := http.NewRequest(http.MethodPost, e.url()+"/upload", bytes.NewReader(bytes.Repeat([]byte("y"), 3<<20)))
+	req, _ := http.NewRequest(http.MethodPost, e.URL()+"/upload", bytes.NewReader(bytes.Repeat([]byte("y"), 3<<20)))
 	resp, err := newClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +233,7 @@ func TestSlowBodiesHoldNoOriginConnection(t *testing.T) {
 	if resp.StatusCode != 200 || string(b) != fmt.Sprintf("got %d bytes", 3<<20) {
 		t.Errorf("3 MiB upload: %d %q", resp.StatusCode, b)
 	}
-	e.mustBeHealthy(t)
+	e.MustBeHealthy(t)
 }
 
 // TestDotSegmentsStayUnderTheBase: "/../secret" reached an origin with a
@@ -242,9 +243,9 @@ func TestDotSegmentsStayUnderTheBase(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprintf(w, "path %s", r.URL.RequestURI())
 	})
-	e := startEdge(t, edgeOpts{origin: o.URL + "/base"})
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL + "/base"})
 	for _, target := range []string{"/../secret", "/%2e%2e/secret", "/%2E%2e/secret", "/a/../../secret", "/./secret", "/x/..%2fsecret"} {
-		raw := rawExchange(t, e.listen, []byte("GET "+target+" HTTP/1.1\r\nHost: www.test\r\nConnection: close\r\n\r\n"), 5*time.Second)
+		raw := rawExchange(t, e.Listen, []byte("GET "+target+" HTTP/1.1\r\nHost: www.test\r\nConnection: close\r\n\r\n"), 5*time.Second)
 		if codes := statuses(raw); len(codes) != 1 {
 			t.Errorf("%s: answers %v", target, codes)
 		}
@@ -277,12 +278,12 @@ func TestDotSegmentsOnTheFastPath(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		fmt.Fprintf(w, "path %s", r.URL.RequestURI())
 	})
-	e := startEdge(t, edgeOpts{origin: o.URL})
+	e := kubecdn.Start(t, edgetest.Options{Origin: o.URL})
 	c := newClient()
 	for range 2 {
-		get(t, c, e.url(), "/b/x", "www.test")
+		get(t, c, e.URL(), "/b/x", "www.test")
 	}
-	raw := rawExchange(t, e.listen, []byte("GET /b/x HTTP/1.1\r\nHost: www.test\r\n\r\nGET /a/../b/x HTTP/1.1\r\nHost: www.test\r\n\r\nGET /b/%2e/x HTTP/1.1\r\nHost: www.test\r\nConnection: close\r\n\r\n"), 5*time.Second)
+	raw := rawExchange(t, e.Listen, []byte("GET /b/x HTTP/1.1\r\nHost: www.test\r\n\r\nGET /a/../b/x HTTP/1.1\r\nHost: www.test\r\n\r\nGET /b/%2e/x HTTP/1.1\r\nHost: www.test\r\nConnection: close\r\n\r\n"), 5*time.Second)
 	if codes := statuses(raw); len(codes) != 3 || bytes.Count(raw, []byte("path /b/x")) != 3 {
 		t.Errorf("answers %v:\n%s", codes, raw)
 	}
@@ -307,14 +308,14 @@ func TestForwardingFieldsDropped(t *testing.T) {
 		fmt.Fprintf(&req, "%s: evil.example\r\n", n)
 	}
 	req.WriteString("Connection: close\r\n\r\n")
-	var passing *edgeProc
+	var passing *edgetest.Edge
 	for i, args := range [][]string{nil, {"--pass-header", "X-Forwarded-Prefix", "--pass-header", "X_Forwarded_Host"}} {
-		ed := startEdge(t, edgeOpts{origin: o.URL, args: args})
+		ed := kubecdn.Start(t, edgetest.Options{Origin: o.URL, Args: args})
 		if i == 1 {
 			passing = ed
 		}
 		before := len(o.requests("/fields"))
-		if codes := statuses(rawExchange(t, ed.listen, req.Bytes(), 5*time.Second)); len(codes) != 1 || codes[0] != 200 {
+		if codes := statuses(rawExchange(t, ed.Listen, req.Bytes(), 5*time.Second)); len(codes) != 1 || codes[0] != 200 {
 			t.Fatalf("answers %v", codes)
 		}
 		reqs := o.requests("/fields")
@@ -334,7 +335,7 @@ func TestForwardingFieldsDropped(t *testing.T) {
 				}
 			}
 			if got != want {
-				t.Errorf("edge %s: %s reached the origin: %v, want %v", ed.listen, n, got, want)
+				t.Errorf("edge %s: %s reached the origin: %v, want %v", ed.Listen, n, got, want)
 			}
 		}
 	}
@@ -345,7 +346,7 @@ func TestForwardingFieldsDropped(t *testing.T) {
 func TestOriginHostPreserveNeedsHostnames(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, "edge", "--listen", e2e.FreeAddr(t), "--admin", e2e.FreeAddr(t), "--origin", "http://127.0.0.1:9", "--origin-host", "preserve")
+	cmd := exec.CommandContext(ctx, kubecdn.Path, "edge", "--listen", e2e.FreeAddr(t), "--admin", e2e.FreeAddr(t), "--origin", "http://127.0.0.1:9", "--origin-host", "preserve")
 	b, err := cmd.CombinedOutput()
 	out := string(b)
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(out, "originHost") {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // TestStaleIfError checks that cached content keeps flowing when the origin
@@ -35,15 +37,15 @@ func TestStaleIfError(t *testing.T) {
 				w.Header().Set("ETag", `"s1"`)
 				fmt.Fprint(w, "the good body")
 			})
-			e := startEdge(t, edgeOpts{origin: o.URL})
+			e := kubecdn.Start(t, edgetest.Options{Origin: o.URL})
 			c := newClient()
-			if r := get(t, c, e.url(), "/page", ""); r.status != 200 || string(r.body) != "the good body" {
+			if r := get(t, c, e.URL(), "/page", ""); r.status != 200 || string(r.body) != "the good body" {
 				t.Fatalf("first fetch: %d %q", r.status, r.body)
 			}
 			time.Sleep(1500 * time.Millisecond) // expire
 			tc.break_(o, &fail)
 			for i := range 3 {
-				r := get(t, c, e.url(), "/page", "")
+				r := get(t, c, e.URL(), "/page", "")
 				if r.status != 200 || string(r.body) != "the good body" {
 					t.Fatalf("request %d with the origin broken: %d %q (Cache-Status %q)", i, r.status, r.body, r.cacheStatus())
 				}
@@ -52,14 +54,14 @@ func TestStaleIfError(t *testing.T) {
 				}
 			}
 			// An object never cached cannot be served stale: the error shows.
-			if r := get(t, c, e.url(), "/never-cached", ""); r.status < 500 {
+			if r := get(t, c, e.URL(), "/never-cached", ""); r.status < 500 {
 				t.Errorf("uncached object with the origin broken: status %d", r.status)
 			}
 			// Once the origin is back, fresh content is fetched again.
 			if tc.name != "origin down" {
 				fail.Store(0)
 				before := o.count("/page")
-				r := get(t, c, e.url(), "/page", "")
+				r := get(t, c, e.URL(), "/page", "")
 				if r.status != 200 || csParam(r.cacheStatus(), "detail") == "stale-if-error" || o.count("/page") != before+1 {
 					t.Errorf("origin back: %d %q, origin asked %d times", r.status, r.cacheStatus(), o.count("/page")-before)
 				}

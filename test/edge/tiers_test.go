@@ -2,12 +2,14 @@ package edge_test
 
 import (
 	"fmt"
-	"github.com/kubecdn/kubecdn/test/e2e"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/e2e"
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 // cdnLoop returns the Cdn-Loop entries (ids) an origin request carried.
@@ -40,13 +42,13 @@ func TestPeers(t *testing.T) {
 	for _, a := range addrs {
 		urls = append(urls, "http://"+a)
 	}
-	var edges []*edgeProc
+	var edges []*edgetest.Edge
 	for i, a := range addrs {
-		edges = append(edges, launchEdge(t, edgeOpts{origin: o.URL, listen: a,
-			args: []string{"--peers", strings.Join(urls, ","), "--self", urls[i]}}))
+		edges = append(edges, kubecdn.Launch(t, edgetest.Options{Origin: o.URL, Listen: a,
+			Args: []string{"--peers", strings.Join(urls, ","), "--self", urls[i]}}))
 	}
 	for _, e := range edges {
-		if err := e.waitReady(10 * time.Second); err != nil {
+		if err := e.WaitReady(10 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -55,7 +57,7 @@ func TestPeers(t *testing.T) {
 	for k := range 9 {
 		path := fmt.Sprintf("/peer/%d", k)
 		for i, e := range edges {
-			r := get(t, c, e.url(), path, host)
+			r := get(t, c, e.URL(), path, host)
 			if r.status != 200 || string(r.body) != "content of "+path {
 				t.Fatalf("%s from edge %d: %d %q", path, i, r.status, r.body)
 			}
@@ -88,14 +90,14 @@ func TestPeers(t *testing.T) {
 	if victim < 0 {
 		t.Fatalf("no owner among %v (Cdn-Loop ids: %v)", addrs, owners)
 	}
-	edges[victim].kill()
+	edges[victim].Kill()
 	for k := range 15 {
 		path := fmt.Sprintf("/after-kill/%d", k)
 		for i, e := range edges {
 			if i == victim {
 				continue
 			}
-			r := get(t, c, e.url(), path, host)
+			r := get(t, c, e.URL(), path, host)
 			if r.status != 200 || string(r.body) != "content of "+path {
 				t.Errorf("%s from edge %d with edge %d dead: %d %q", path, i, victim, r.status, r.body)
 			}
@@ -110,7 +112,7 @@ func TestPeers(t *testing.T) {
 			if i == victim {
 				continue
 			}
-			if r := get(t, c, e.url(), path, host); r.status != 200 || string(r.body) != "content of "+path {
+			if r := get(t, c, e.URL(), path, host); r.status != 200 || string(r.body) != "content of "+path {
 				t.Errorf("%s (owned by the dead edge) from edge %d: %d %q", path, i, r.status, r.body)
 			}
 		}
@@ -122,11 +124,11 @@ func TestPeers(t *testing.T) {
 func TestParent(t *testing.T) {
 	const host = "www.example.com"
 	o := namedOrigin(t)
-	parent := startEdge(t, edgeOpts{origin: o.URL})
-	child := startEdge(t, edgeOpts{origin: o.URL, args: []string{"--parent", parent.url()}})
+	parent := kubecdn.Start(t, edgetest.Options{Origin: o.URL})
+	child := kubecdn.Start(t, edgetest.Options{Origin: o.URL, Args: []string{"--parent", parent.URL()}})
 	c := newClient()
 
-	r := get(t, c, child.url(), "/shielded", host)
+	r := get(t, c, child.URL(), "/shielded", host)
 	if r.status != 200 || string(r.body) != "content of /shielded" {
 		t.Fatalf("through the parent: %d %q", r.status, r.body)
 	}
@@ -134,35 +136,35 @@ func TestParent(t *testing.T) {
 	if len(reqs) != 1 {
 		t.Fatalf("origin saw %d requests, want 1", len(reqs))
 	}
-	if loop := cdnLoop(reqs[0]); len(loop) != 2 || loop[0] != child.listen || loop[1] != parent.listen {
-		t.Errorf("origin request's Cdn-Loop %v, want [child parent] = [%s %s]", loop, child.listen, parent.listen)
+	if loop := cdnLoop(reqs[0]); len(loop) != 2 || loop[0] != child.Listen || loop[1] != parent.Listen {
+		t.Errorf("origin request's Cdn-Loop %v, want [child parent] = [%s %s]", loop, child.Listen, parent.Listen)
 	}
 	// The parent cached it on the way.
-	if r := get(t, c, parent.url(), "/shielded", host); !r.hit() {
+	if r := get(t, c, parent.URL(), "/shielded", host); !r.hit() {
 		t.Errorf("parent did not cache what it fetched for the child: %q", r.cacheStatus())
 	}
 	// A second child miss is served by the parent's cache.
-	child2 := startEdge(t, edgeOpts{origin: o.URL, args: []string{"--parent", parent.url()}})
-	if r := get(t, c, child2.url(), "/shielded", host); r.status != 200 || o.count("/shielded") != 1 {
+	child2 := kubecdn.Start(t, edgetest.Options{Origin: o.URL, Args: []string{"--parent", parent.URL()}})
+	if r := get(t, c, child2.URL(), "/shielded", host); r.status != 200 || o.count("/shielded") != 1 {
 		t.Errorf("second child: %d, origin count %d", r.status, o.count("/shielded"))
 	}
 	// Parent down: the child goes to the origin.
-	parent.kill()
-	if r := get(t, c, child.url(), "/parent-down", host); r.status != 200 || string(r.body) != "content of /parent-down" {
+	parent.Kill()
+	if r := get(t, c, child.URL(), "/parent-down", host); r.status != 200 || string(r.body) != "content of /parent-down" {
 		t.Errorf("parent down: %d %q", r.status, r.body)
 	}
 
 	t.Run("loop", func(t *testing.T) {
 		aAddr, bAddr := e2e.FreeAddr(t), e2e.FreeAddr(t)
-		a := launchEdge(t, edgeOpts{origin: o.URL, listen: aAddr, args: []string{"--parent", "http://" + bAddr}})
-		b := launchEdge(t, edgeOpts{origin: o.URL, listen: bAddr, args: []string{"--parent", "http://" + aAddr}})
-		for _, e := range []*edgeProc{a, b} {
-			if err := e.waitReady(10 * time.Second); err != nil {
+		a := kubecdn.Launch(t, edgetest.Options{Origin: o.URL, Listen: aAddr, Args: []string{"--parent", "http://" + bAddr}})
+		b := kubecdn.Launch(t, edgetest.Options{Origin: o.URL, Listen: bAddr, Args: []string{"--parent", "http://" + aAddr}})
+		for _, e := range []*edgetest.Edge{a, b} {
+			if err := e.WaitReady(10 * time.Second); err != nil {
 				t.Fatal(err)
 			}
 		}
 		// A request that already passed through A is refused by A.
-		req, _ := http.NewRequest(http.MethodGet, a.url()+"/looped", nil)
+		req, _ := http.NewRequest(http.MethodGet, a.URL()+"/looped", nil)
 		req.Header.Set("Cdn-Loop", "other, "+aAddr)
 		resp, err := c.Do(req)
 		if err != nil {
@@ -178,7 +180,7 @@ func TestParent(t *testing.T) {
 		// an endless chain of requests.
 		c2 := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
 		start := time.Now()
-		resp, err = c2.Get(a.url() + "/loop")
+		resp, err = c2.Get(a.URL() + "/loop")
 		if err != nil {
 			t.Fatalf("A->B->A: %v (after %v)", err, time.Since(start))
 		}
@@ -195,8 +197,8 @@ func TestParent(t *testing.T) {
 			t.Errorf("origin saw %d requests for one looping request", n)
 		}
 		time.Sleep(200 * time.Millisecond)
-		for _, e := range []*edgeProc{a, b} {
-			e.mustBeHealthy(t)
+		for _, e := range []*edgetest.Edge{a, b} {
+			e.MustBeHealthy(t)
 		}
 	})
 }

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/ops"
 	"github.com/kubecdn/kubecdn/internal/ops/opstest"
@@ -111,20 +113,19 @@ func TestStatusPageInChromium(t *testing.T) {
 		time.Sleep(interval)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(startBrowser(t, bin), 45*time.Second)
 	defer cancel()
-	br := startBrowser(t, bin)
-	if err := br.open(ctx, srv.URL+"/"); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
 		t.Fatal(err)
 	}
 	// Two events over SSE: the second arrives by itself, an Interval later.
-	if err := br.waitFor(ctx, `document.body.dataset.transport === "sse" && +document.body.dataset.updates >= 2`); err != nil {
-		var state string
-		br.eval(ctx, `document.body.dataset.transport + " " + document.body.dataset.updates`, &state)
-		t.Fatalf("%v (transport and updates: %s)", err, state)
+	updated := `document.body.dataset.transport === "sse" && +document.body.dataset.updates >= 2`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](updated, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(0))); err != nil {
+		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.dataset.transport + " " + document.body.dataset.updates`))
+		t.Fatalf("waiting for %s: %v (transport and updates: %s)", updated, err, state)
 	}
-	var dom string
-	if err := br.eval(ctx, "document.documentElement.outerHTML", &dom); err != nil {
+	dom, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
@@ -159,7 +160,11 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	shot := filepath.Join(dir, "statuspage.png")
 	os.Remove(shot)
-	if err := br.screenshot(ctx, shot); err != nil {
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(shot)

@@ -11,23 +11,22 @@ package tls_test
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"github.com/kubecdn/kubecdn/test/e2e"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/e2e"
+	"github.com/kubecdn/kubecdn/test/edgetest"
 
 	"github.com/kubecdn/kubecdn/internal/certs/certstest"
 )
 
-// binPath is the kubecdn binary built by TestMain (set once, read only).
-var binPath string
+// kubecdn is the binary under test, built once by TestMain (set once, read
+// only); kubecdn.Start runs an edge of it.
+var kubecdn edgetest.Binary
 
-func TestMain(m *testing.M) { e2e.Main(m, &binPath) }
+func TestMain(m *testing.M) { edgetest.Main(m, &kubecdn) }
 
 // needTool skips when a command-line tool is missing, unless CI=true.
 func needTool(t *testing.T, name string) string { return e2e.NeedTool(t, name, name) }
@@ -60,102 +59,15 @@ func (p *pki) certArgs(hosts ...string) []string {
 	return out
 }
 
-// edgeProc is a running `kubecdn edge` with an HTTPS listener.
-type edgeProc struct {
-	t                  *testing.T
-	cmd                *exec.Cmd
-	listen, tls, admin string
-	out                *e2e.SyncBuffer
-	exited             chan struct{}
-	err                error
-}
-
-func launchEdge(t *testing.T, origin string, args ...string) *edgeProc {
-	t.Helper()
-	e := &edgeProc{t: t, listen: e2e.FreeAddr(t), tls: e2e.FreeAddr(t), admin: e2e.FreeAddr(t), out: &e2e.SyncBuffer{}, exited: make(chan struct{})}
-	all := append([]string{"edge", "--listen", e.listen, "--admin", e.admin, "--tls-listen", e.tls, "--origin", origin}, args...)
-	e.cmd = exec.Command(binPath, all...)
-	e.cmd.Env = append(os.Environ(), "KUBECDN_ADMIN_TOKEN=e2e")
-	e.cmd.Stdout, e.cmd.Stderr = e.out, e.out
-	if err := e.cmd.Start(); err != nil {
-		t.Fatalf("starting edge: %v", err)
-	}
-	go func() {
-		e.err = e.cmd.Wait()
-		close(e.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-e.exited:
-		default:
-			_ = e.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-e.exited:
-			case <-time.After(10 * time.Second):
-				_ = e.cmd.Process.Kill()
-				<-e.exited
-			}
-		}
-		if t.Failed() {
-			t.Logf("edge output:\n%s", e.out.String())
-		}
-	})
-	return e
-}
-
-// startEdge launches an edge and waits until its HTTPS listener accepts.
-func startEdge(t *testing.T, origin string, args ...string) *edgeProc {
-	t.Helper()
-	e := launchEdge(t, origin, args...)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-e.exited:
-			t.Fatalf("edge exited: %v\n%s", e.err, e.out.String())
-		default:
-		}
-		c, err := net.DialTimeout("tcp", e.tls, time.Second)
-		if err == nil {
-			c.Close()
-			return e
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("edge HTTPS listener not up: %v\n%s", err, e.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// waitExit waits for the edge to exit by itself and returns its exit code.
-func (e *edgeProc) waitExit(limit time.Duration) (int, error) {
-	select {
-	case <-e.exited:
-	case <-time.After(limit):
-		return 0, errors.New("edge still running")
-	}
-	var ee *exec.ExitError
-	if errors.As(e.err, &ee) {
-		return ee.ExitCode(), nil
-	}
-	return 0, e.err
-}
-
-func (e *edgeProc) signal(sig os.Signal) {
-	e.t.Helper()
-	if err := e.cmd.Process.Signal(sig); err != nil {
-		e.t.Fatalf("signal: %v", err)
-	}
-}
-
 // client is an HTTPS client trusting p's CA, with SNI sni, that connects to
 // the edge whatever the URL's host.
-func (p *pki) client(e *edgeProc, sni string, h2 bool) *http.Client {
+func (p *pki) client(e *edgetest.Edge, sni string, h2 bool) *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	tr := &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: p.ca.Pool(), ServerName: sni},
 		ForceAttemptHTTP2: h2,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, e.tls)
+			return d.DialContext(ctx, network, e.TLS)
 		},
 	}
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

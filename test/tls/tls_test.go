@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/edgetest"
 )
 
 func origin(t *testing.T) *httptest.Server {
@@ -42,7 +44,7 @@ func get(t *testing.T, c *http.Client, url, host string) (*http.Response, string
 
 func TestGoClient(t *testing.T) {
 	p := newPKI(t, "www.example.com", "img.example.com")
-	e := startEdge(t, origin(t).URL, append(p.certArgs("www.example.com", "img.example.com"), "--hsts-max-age", "1h")...)
+	e := kubecdn.Start(t, edgetest.Options{Origin: origin(t).URL, TLS: true, Args: append(p.certArgs("www.example.com", "img.example.com"), "--hsts-max-age", "1h")})
 	t.Run("sni selects the certificate", func(t *testing.T) {
 		for _, host := range []string{"www.example.com", "img.example.com"} {
 			resp, body := get(t, p.client(e, host, true), "https://"+host+"/p", host)
@@ -58,7 +60,7 @@ func TestGoClient(t *testing.T) {
 		}
 	})
 	t.Run("tls 1.1 refused", func(t *testing.T) {
-		c, err := tls.Dial("tcp", e.tls, &tls.Config{RootCAs: p.ca.Pool(), ServerName: "www.example.com", MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+		c, err := tls.Dial("tcp", e.TLS, &tls.Config{RootCAs: p.ca.Pool(), ServerName: "www.example.com", MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 		if err == nil {
 			c.Close()
 			t.Fatal("TLS 1.1 handshake succeeded")
@@ -69,7 +71,7 @@ func TestGoClient(t *testing.T) {
 			cfg := &tls.Config{RootCAs: p.ca.Pool(), ServerName: "www.example.com", MaxVersion: v, ClientSessionCache: tls.NewLRUClientSessionCache(4)}
 			var resumed []bool
 			for range 2 {
-				c, err := tls.Dial("tcp", e.tls, cfg)
+				c, err := tls.Dial("tcp", e.TLS, cfg)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -89,8 +91,8 @@ func TestGoClient(t *testing.T) {
 func TestCurlHTTP2CacheHit(t *testing.T) {
 	curl := needTool(t, "curl")
 	p := newPKI(t, "www.example.com")
-	e := startEdge(t, origin(t).URL, p.certArgs("www.example.com")...)
-	_, port, _ := net.SplitHostPort(e.tls)
+	e := kubecdn.Start(t, edgetest.Options{Origin: origin(t).URL, TLS: true, Args: p.certArgs("www.example.com")})
+	_, port, _ := net.SplitHostPort(e.TLS)
 	url := "https://www.example.com:" + port + "/c.txt"
 	var heads []string
 	for range 2 {
@@ -114,10 +116,10 @@ func TestCurlHTTP2CacheHit(t *testing.T) {
 func TestOpenSSLClient(t *testing.T) {
 	openssl := needTool(t, "openssl")
 	p := newPKI(t, "www.example.com", "img.example.com")
-	e := startEdge(t, origin(t).URL, p.certArgs("www.example.com", "img.example.com")...)
+	e := kubecdn.Start(t, edgetest.Options{Origin: origin(t).URL, TLS: true, Args: p.certArgs("www.example.com", "img.example.com")})
 	sess := p.dir + "/sess.pem"
 	run := func(args ...string) string {
-		cmd := exec.Command(openssl, append([]string{"s_client", "-connect", e.tls, "-CAfile", p.caFile}, args...)...)
+		cmd := exec.Command(openssl, append([]string{"s_client", "-connect", e.TLS, "-CAfile", p.caFile}, args...)...)
 		cmd.Stdin = strings.NewReader("GET /.well-known/kubecdn/health HTTP/1.1\r\nHost: img.example.com\r\nConnection: close\r\n\r\n")
 		out, _ := cmd.CombinedOutput()
 		return string(out)
@@ -139,9 +141,9 @@ func TestOpenSSLClient(t *testing.T) {
 
 func TestReloadKeepsGoodCertificate(t *testing.T) {
 	p := newPKI(t, "www.example.com")
-	e := startEdge(t, origin(t).URL, p.certArgs("www.example.com")...)
+	e := kubecdn.Start(t, edgetest.Options{Origin: origin(t).URL, TLS: true, Args: p.certArgs("www.example.com")})
 	serial := func() string {
-		c, err := tls.Dial("tcp", e.tls, &tls.Config{RootCAs: p.ca.Pool(), ServerName: "www.example.com"})
+		c, err := tls.Dial("tcp", e.TLS, &tls.Config{RootCAs: p.ca.Pool(), ServerName: "www.example.com"})
 		if err != nil {
 			t.Fatalf("handshake: %v", err)
 		}
@@ -151,15 +153,15 @@ func TestReloadKeepsGoodCertificate(t *testing.T) {
 	first := serial()
 	certFile := p.files["www.example.com"][0]
 	os.WriteFile(certFile, []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"), 0o644)
-	e.signal(syscall.SIGHUP)
+	e.Signal(syscall.SIGHUP)
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(e.out.String(), "still serving the previous certificate for www.example.com") {
+	for !strings.Contains(e.Output(), "still serving the previous certificate for www.example.com") {
 		if time.Now().After(deadline) {
-			t.Fatalf("no reload error naming the file and hostname:\n%s", e.out.String())
+			t.Fatalf("no reload error naming the file and hostname:\n%s", e.Output())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !strings.Contains(e.out.String(), certFile) {
+	if !strings.Contains(e.Output(), certFile) {
 		t.Errorf("reload error does not name %s", certFile)
 	}
 	if got := serial(); got != first {
@@ -168,7 +170,7 @@ func TestReloadKeepsGoodCertificate(t *testing.T) {
 	// A good certificate replaces it on the next reload.
 	leaf := p.ca.Issue(t, []string{"www.example.com"}, time.Time{}, time.Time{})
 	leaf.Write(t, p.dir, "www.example.com")
-	e.signal(syscall.SIGHUP)
+	e.Signal(syscall.SIGHUP)
 	deadline = time.Now().Add(5 * time.Second)
 	for serial() != leaf.Cert.SerialNumber.String() {
 		if time.Now().After(deadline) {
@@ -181,12 +183,12 @@ func TestReloadKeepsGoodCertificate(t *testing.T) {
 func TestBadCertificateStopsStart(t *testing.T) {
 	p := newPKI(t, "www.example.com", "img.example.com")
 	// img's certificate with www's key.
-	e := launchEdge(t, origin(t).URL, "--tls-cert", p.files["img.example.com"][0], "--tls-key", p.files["www.example.com"][1])
-	code, err := e.waitExit(10 * time.Second)
+	e := kubecdn.Launch(t, edgetest.Options{Origin: origin(t).URL, TLS: true, Args: []string{"--tls-cert", p.files["img.example.com"][0], "--tls-key", p.files["www.example.com"][1]}})
+	code, err := e.WaitExit(10 * time.Second)
 	if err != nil || code == 0 {
 		t.Fatalf("edge with a mismatched key: exit %d, %v", code, err)
 	}
-	out := e.out.String()
+	out := e.Output()
 	for _, want := range []string{p.files["img.example.com"][0], "img.example.com", "does not match"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("start error does not mention %q:\n%s", want, out)
@@ -217,7 +219,7 @@ func TestHTTPSOrigin(t *testing.T) {
 		{"untrusted", newOrigin(stranger), 502},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := startEdge(t, tc.origin.URL, append(p.certArgs("www.example.com"), "--origin-ca", p.caFile, "--stale-if-error", "0")...)
+			e := kubecdn.Start(t, edgetest.Options{Origin: tc.origin.URL, TLS: true, Args: append(p.certArgs("www.example.com"), "--origin-ca", p.caFile, "--stale-if-error", "0")})
 			resp, body := get(t, p.client(e, "www.example.com", true), "https://www.example.com/o", "www.example.com")
 			if resp.StatusCode != tc.want {
 				t.Errorf("status %d (%q), want %d", resp.StatusCode, body, tc.want)
@@ -228,13 +230,13 @@ func TestHTTPSOrigin(t *testing.T) {
 
 func TestHTTPSRedirect(t *testing.T) {
 	p := newPKI(t, "www.example.com")
-	e := startEdge(t, origin(t).URL, append(p.certArgs("www.example.com"), "--https-redirect", "www.example.com", "--https-port", "443")...)
+	e := kubecdn.Start(t, edgetest.Options{Origin: origin(t).URL, TLS: true, Args: append(p.certArgs("www.example.com"), "--https-redirect", "www.example.com", "--https-port", "443")})
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, _ := get(t, c, "http://"+e.listen+"/r?x=1", "www.example.com")
+	resp, _ := get(t, c, "http://"+e.Listen+"/r?x=1", "www.example.com")
 	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != "https://www.example.com/r?x=1" {
 		t.Errorf("got %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	resp, _ = get(t, c, "http://"+e.listen+"/r", "other.example.com")
+	resp, _ = get(t, c, "http://"+e.Listen+"/r", "other.example.com")
 	if resp.StatusCode != 200 {
 		t.Errorf("a host without redirect: %d", resp.StatusCode)
 	}

@@ -13,17 +13,19 @@ package up_test
 import (
 	"context"
 	"fmt"
-	"github.com/kubecdn/kubecdn/test/e2e"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/config/configtest"
+	"github.com/kubecdn/kubecdn/test/e2e"
 )
 
 // binPath is the kubecdn binary built by TestMain (set once, read only).
@@ -101,32 +103,23 @@ func newTestCDN(t *testing.T) *testCDN {
 	c.control = fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
 	c.origin = fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
 	pc := freeEdgePort(t, "127.0.0.64")
-	y := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: up-e2e}
-spec:
-  zone: cdn.test
-  hostnames: [%s]
-  origin: {url: "http://%s"}
-  routing:
-    policy: geo
-    ttl: 5s
-    geo:
-      networks:
-        - {cidr: 192.0.2.0/24, location: {lat: 40.7, lon: -74.0}}
-        - {cidr: 198.51.100.0/24, location: {lat: 37.8, lon: -122.4}}
-        - {cidr: 203.0.113.0/24, location: {lat: 53.3, lon: -6.3}}
-  regions:
-    alwaysOn:
-      - {name: us-east-1, provider: local, edges: ["%s"]}
-      - {name: us-west-2, provider: local, parent: us-east-1, edges: ["%s"]}
-    autoscale:
-      - {name: eu-west-1, provider: local, edges: ["127.0.0.64:%d"]}
-`, hostname, c.origin, c.east, c.west, pc)
-	c.file = filepath.Join(c.dir, "kubecdn.yaml")
-	if err := os.WriteFile(c.file, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
+	cdn := configtest.Minimal()
+	cdn.Metadata.Name = "up-e2e"
+	cdn.Spec.Zone = "cdn.test"
+	cdn.Spec.Hostnames = []string{hostname}
+	cdn.Spec.Origin = config.Origin{URL: "http://" + c.origin}
+	cdn.Spec.Routing = config.Routing{Policy: config.PolicyGeo, TTL: configtest.Duration(t, "5s"), Geo: config.Geo{Networks: []config.GeoNetwork{
+		configtest.Network("192.0.2.0/24", 40.7, -74.0),     // New York
+		configtest.Network("198.51.100.0/24", 37.8, -122.4), // San Francisco
+		configtest.Network("203.0.113.0/24", 53.3, -6.3),    // Dublin
+	}}}
+	west := configtest.Region("us-west-2", "local", c.west)
+	west.Parent = "us-east-1"
+	cdn.Spec.Regions = config.Regions{
+		AlwaysOn:  []config.Region{configtest.Region("us-east-1", "local", c.east), west},
+		Autoscale: []config.Region{configtest.Region("eu-west-1", "local", fmt.Sprintf("127.0.0.64:%d", pc))},
 	}
+	c.file = configtest.Write(t, c.dir, cdn)
 	c.args = []string{"up", "-f", c.file, "--demo", "--dns", c.dns, "--dns-admin", c.dnsAdmin,
 		"--control", c.control, "--origin-addr", c.origin}
 	return c
