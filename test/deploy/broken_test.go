@@ -2,7 +2,6 @@ package deploy_test
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/kubecdn/kubecdn/internal/kubetest"
+	"github.com/kubecdn/kubecdn/test/e2e"
 )
 
 // cdnHead begins the CDN file of every test here, up to the routing.
@@ -58,36 +58,6 @@ func writeRegions(t *testing.T, servers []server) string {
 	return file
 }
 
-// silentListener accepts TCP connections on loopback and never reads or
-// writes a byte: an API server that hangs before HTTP.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // closed by the cleanup
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 // stalledTLSServer completes TLS handshakes and never answers a request:
 // an API server whose HTTP layer hangs.
 func stalledTLSServer(t *testing.T) string {
@@ -112,7 +82,7 @@ func stalledTLSServer(t *testing.T) string {
 func TestDeployGoesOnWithoutBrokenRegions(t *testing.T) {
 	healthy := kubetest.Start(t, "us-east-1")[0]
 	healthy.StartControllers(t, kubetest.Controllers{LoadBalancer: func(ns, name string) string { return "192.0.2.10" }})
-	silent := silentListener(t)
+	silent := e2e.SilentListener(t)
 	stalled := stalledTLSServer(t)
 	file := writeRegions(t, []server{
 		{region: "us-east-1", url: healthy.Server, token: healthy.Token, caData: healthy.CAData},

@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -267,36 +266,6 @@ func fakeContexts(t *testing.T, path string, servers map[string]string) {
 	}
 }
 
-// stalledServer accepts connections and never answers, until the test
-// ends.
-func stalledServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var held []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	return "https://" + ln.Addr().String()
-}
-
 // runCmd runs kubecdn to its end (at most a minute) and returns its stdout,
 // stderr, exit code and how long it took.
 func runCmd(t *testing.T, args ...string) (string, string, int, time.Duration) {
@@ -358,7 +327,7 @@ func TestStatusAndPurgeThroughAPIServers(t *testing.T) {
 	broken := filepath.Join(dir, "broken-kubeconfig")
 	dead := httptest.NewServer(http.NotFoundHandler())
 	dead.Close()
-	fakeContexts(t, broken, map[string]string{"sa-east-1": dead.URL, "ap-south-1": stalledServer(t)})
+	fakeContexts(t, broken, map[string]string{"sa-east-1": dead.URL, "ap-south-1": "https://" + e2e.SilentListener(t)})
 
 	sites := []site{
 		{name: "us-east-1", cluster: clusters[0], edgeIP: podNet + ".10", token: "token-of-us-east-1"},
