@@ -39,6 +39,18 @@ func demandConfig(origin, mode string) Config {
 	}
 }
 
+// demandEdge starts an edge with demandConfig in front of uringOrigin,
+// served in mode; the io_uring mode is skipped where the kernel has none.
+func demandEdge(t *testing.T, mode string) *testEdge {
+	t.Helper()
+	origin, _ := uringOrigin(t)
+	e := startEdge(t, demandConfig(origin, mode))
+	if mode == IOUringAuto && e.uring.Load() == nil {
+		t.Skip("io_uring is not available here")
+	}
+	return e
+}
+
 // dialFrom opens a connection to e's public listener from the loopback
 // address ip.
 func dialFrom(t *testing.T, e *testEdge, ip string) (net.Conn, *bufio.Reader) {
@@ -149,11 +161,7 @@ func waitDemand(t *testing.T, e *testEdge, want map[string][2]uint64) adminapi.E
 func TestDemandByNearestRegion(t *testing.T) {
 	for _, mode := range ioModes {
 		t.Run(mode, func(t *testing.T) {
-			origin, _ := uringOrigin(t)
-			e := startEdge(t, demandConfig(origin, mode))
-			if mode == IOUringAuto && e.uring.Load() == nil {
-				t.Skip("io_uring is not available here")
-			}
+			e := demandEdge(t, mode)
 			if d := demandNow(t, e); len(d.Regions) != 4 || d.Regions[3].Region != "unknown" || d.StartedAt <= 0 {
 				t.Fatalf("a fresh edge's demand %+v, want the file's 3 regions and unknown, all 0", d)
 			}
@@ -227,11 +235,7 @@ func TestDemandWithoutRegions(t *testing.T) {
 func TestHotKeysEndpoint(t *testing.T) {
 	for _, mode := range ioModes {
 		t.Run(mode, func(t *testing.T) {
-			origin, _ := uringOrigin(t)
-			e := startEdge(t, demandConfig(origin, mode))
-			if mode == IOUringAuto && e.uring.Load() == nil {
-				t.Skip("io_uring is not available here")
-			}
+			e := demandEdge(t, mode)
 			// Each object's miss (net/http), then hits on a connection of
 			// their own, which the fast tier answers.
 			for _, path := range []string{"/big/3000", "/b", "/c"} {
@@ -428,11 +432,7 @@ func TestDrain(t *testing.T) {
 		{"net/http", IOUringOff, []string{"Range", "bytes=0-1"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			origin, _ := uringOrigin(t)
-			e := startEdge(t, demandConfig(origin, tt.mode))
-			if tt.mode == IOUringAuto && e.uring.Load() == nil {
-				t.Skip("io_uring is not available here")
-			}
+			e := demandEdge(t, tt.mode)
 			conns := make(chan *trackedConn, 10)
 			client := &http.Client{Transport: &http.Transport{
 				MaxIdleConnsPerHost: 1,

@@ -39,19 +39,9 @@ func benchTierEdge(b *testing.B) *Server {
 // net/http's server calls (accessLogged: counting, and the log when on).
 func BenchmarkServeHitTier1KiB(b *testing.B) {
 	s := benchTierEdge(b)
-	h := s.accessLogged(s)
 	req := httptest.NewRequest(http.MethodGet, "http://www.example.com/obj", nil) // from 192.0.2.1
 	req.Header.Set("User-Agent", "wrk")
-	h.ServeHTTP(&discardWriter{h: http.Header{}}, req)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		w := &discardWriter{h: make(http.Header, 8)}
-		h.ServeHTTP(w, req)
-		if w.code != 200 {
-			b.Fatalf("status %d", w.code)
-		}
-	}
+	benchServe(b, s.accessLogged(s), req)
 }
 
 // BenchmarkFastHitTier1KiB is BenchmarkFastHit1KiB through the fast tier's
