@@ -222,12 +222,26 @@ func TestDemandByNearestRegion(t *testing.T) {
 }
 
 // TestDemandWithoutRegions: an edge told no regions counts every client
-// as unknown.
+// as unknown; and counting does not depend on the access log's sampling
+// (here: errors only), on any tier.
 func TestDemandWithoutRegions(t *testing.T) {
-	origin, _ := uringOrigin(t)
-	e := startEdge(t, Config{Origin: origin})
-	_, body := get(t, e.url+"/x", "Host", "h")
-	waitDemand(t, e, map[string][2]uint64{"unknown": {1, uint64(len(body))}})
+	for _, mode := range ioModes {
+		t.Run(mode, func(t *testing.T) {
+			origin, _ := uringOrigin(t)
+			e, lines := loggedEdge(t, Config{Origin: origin, IOUring: mode, AccessLogSample: -1})
+			_, body := get(t, e.url+"/x", "Host", "h") // a miss: net/http
+			c, br := dialFrom(t, e, "127.0.0.1")
+			for range 2 {
+				if resp, _ := roundTrip(t, c, br, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n"); !strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+					t.Fatalf("not a hit: %q", resp.Header.Get("Cache-Status"))
+				}
+			}
+			waitDemand(t, e, map[string][2]uint64{"unknown": {3, 3 * uint64(len(body))}})
+			if l := lines(); len(l) != 0 {
+				t.Errorf("%d access log lines, want none (errors only)", len(l))
+			}
+		})
+	}
 }
 
 // TestHotKeysEndpoint: the edge names the URLs it served most, with their
