@@ -12,7 +12,8 @@ import (
 // kept-alive connection after its current response, with Connection:
 // close, and closes the idle ones, so clients reconnect where the dns now
 // sends them; the edge serves on meanwhile. net/http does both itself with
-// keep-alives off (HTTP/2 sends GOAWAY); the fast path closes after the
+// keep-alives off (an HTTP/2 connection sends GOAWAY when its next stream
+// ends; an idle one is left to the idle timeout); the fast path closes after the
 // response (serveFast) and closes its idle connections here; the io_uring
 // loop does the same on its own thread (uringServer.shedIdle). A
 // connection that has not had its first request yet is left alone: its
