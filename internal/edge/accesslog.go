@@ -143,12 +143,10 @@ func withUpstreamNote(ctx context.Context, leader *http.Request) context.Context
 }
 
 // accessLogged wraps the net/http tier's handler h so that each request is
-// logged once it ends (a panic that aborts the response included). The
-// health path the dns probes every second is not logged.
+// counted (demand.go) and logged once it ends (a panic that aborts the
+// response included). The health path the dns probes every second is
+// neither.
 func (s *Server) accessLogged(h http.Handler) http.Handler {
-	if s.alog == nil {
-		return h
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == HealthPath {
 			h.ServeHTTP(w, r)
@@ -156,13 +154,18 @@ func (s *Server) accessLogged(h http.Handler) http.Handler {
 		}
 		lw := &logWriter{ResponseWriter: w}
 		note := &lw.up
-		r = r.WithContext(context.WithValue(r.Context(), upstreamNoteKey{}, note))
+		if s.alog != nil {
+			r = r.WithContext(context.WithValue(r.Context(), upstreamNoteKey{}, note))
+		}
 		start := s.now()
 		// Read before the handler, which removes fields a client may not
-		// send on.
+		// send on (the hop field among them).
 		ua, ref := r.Header.Get("User-Agent"), r.Header.Get("Referer")
+		rt := s.rt.Load()
+		fromEdge := r.Header.Get(hopHeader) != "" && s.edgeHop(r, rt) != ""
 		defer func() {
-			if !s.alog.Sample(lw.status) {
+			s.countServed(r, lw, fromEdge, rt)
+			if s.alog == nil || !s.alog.Sample(lw.status) {
 				return
 			}
 			end := s.now()
@@ -316,13 +319,15 @@ func tlsVersionName(v uint16) string {
 	return "0x" + strconv.FormatUint(uint64(v), 16)
 }
 
-// serveFastHitLogged is serveFastHit, logged: br still holds the request
-// (head bytes, not discarded yet), tlsState is the connection's on HTTPS.
+// serveFastHitLogged is serveFastHit, logged and counted (demand.go): br
+// still holds the request (head bytes, not discarded yet), tlsState is the
+// connection's on HTTPS.
 func (s *Server) serveFastHitLogged(x *fastExchange, br *bufio.Reader, tlsState *tls.ConnectionState) bool {
-	if s.alog == nil || !s.alog.Sample(http.StatusOK) {
-		return x.serveHit()
+	logged := s.alog != nil && s.alog.Sample(http.StatusOK)
+	var start time.Time
+	if logged {
+		start = s.now()
 	}
-	start := s.now()
 	if !x.serveHit() {
 		return false
 	}
@@ -330,6 +335,10 @@ func (s *Server) serveFastHitLogged(x *fastExchange, br *bufio.Reader, tlsState 
 		if a, ok := x.c.RemoteAddr().(*net.TCPAddr); ok {
 			x.st.peer = a.AddrPort()
 		}
+	}
+	s.countFast(x.st, x.req.Head)
+	if !logged {
+		return true
 	}
 	raw, _ := br.Peek(x.req.Size)
 	tv := ""

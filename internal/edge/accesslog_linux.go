@@ -6,27 +6,34 @@ import (
 	"net/http"
 	"net/netip"
 	"syscall"
+	"time"
 
 	"github.com/kubecdn/kubecdn/internal/edge/wire"
 )
 
-// serveLogged is serve, logged; raw is the request's header. The loop
-// queues the response and sends it in the same round, so the duration
-// logged is the time to answer, without the send.
+// serveLogged is serve, logged and counted (demand.go); raw is the
+// request's header. The loop queues the response and sends it in the same
+// round, so the duration logged is the time to answer, without the send.
 func (u *uringServer) serveLogged(c *uringConn, req *wire.Request, raw []byte) bool {
 	s := u.s
-	if s.alog == nil || !s.alog.Sample(http.StatusOK) {
-		return u.serve(c, req)
+	logged := s.alog != nil && s.alog.Sample(http.StatusOK)
+	var start time.Time
+	if logged {
+		start = s.now()
 	}
-	start := s.now()
 	if !u.serve(c, req) {
 		return false
 	}
+	c.kept = true
 	if !c.st.peer.IsValid() {
 		// Once per connection: the loop has no net.Conn to ask.
 		if sa, err := syscall.Getpeername(c.fd); err == nil {
 			c.st.peer = sockaddrAddrPort(sa)
 		}
+	}
+	s.countFast(&c.st, req.Head)
+	if !logged {
+		return true
 	}
 	s.logFast(start, &c.st, req, raw[:req.Size], "")
 	return true

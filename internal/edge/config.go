@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/kubecdn/kubecdn/internal/config"
 )
 
 // Config is the edge's validated configuration as a Server runs it. The zero
@@ -144,6 +147,14 @@ type Config struct {
 	AccessLogSample float64
 	// Region names this edge's region in the access log.
 	Region string
+
+	// DemandRegions are the CDN file's regions, in its order, with their
+	// locations; the demand counters (demand.go) label each client with
+	// the nearest, placed by Geo (the file's spec.routing.geo: networks,
+	// and a MaxMind-format database by path). Without them every client
+	// is counted as "unknown". A restart applies a change.
+	DemandRegions []DemandRegion
+	Geo           config.Geo
 }
 
 // DefaultMaxKeyBytes is the default of Config.MaxKeyBytes: far above any
@@ -297,6 +308,7 @@ func (c Config) Validate() error {
 	if c.AccessLogSample > 1 || c.AccessLogSample != c.AccessLogSample {
 		bad("accessLogSample", "%v: want a share from 0 to 1", c.AccessLogSample)
 	}
+	c.validateDemand(bad)
 	if c.MemoryBytes < 0 {
 		bad("memory", "must not be negative")
 	}
@@ -373,4 +385,29 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// validateDemand checks the regions and geo networks the demand counters
+// place clients with (the database is opened when the edge starts).
+func (c Config) validateDemand(bad func(field, format string, args ...any)) {
+	seen := map[string]bool{}
+	for i, r := range c.DemandRegions {
+		f := fmt.Sprintf("demandRegions[%d]", i)
+		switch {
+		case r.Name == "":
+			bad(f, "name required")
+		case seen[r.Name]:
+			bad(f, "%q named twice", r.Name)
+		}
+		seen[r.Name] = true
+	}
+	for i, n := range c.Geo.Networks {
+		f := fmt.Sprintf("geo.networks[%d]", i)
+		if _, err := netip.ParsePrefix(n.CIDR); err != nil {
+			bad(f, "%q is not a network (CIDR)", n.CIDR)
+		}
+		if n.Location == nil {
+			bad(f, "location required")
+		}
+	}
 }

@@ -44,4 +44,12 @@
 //
 // The pure decisions (freshness, keys, ranges) live in internal/httpcache,
 // the tiers in internal/store.
+//
+// # For the autoscaler
+//
+// The admin listener serves what regional autoscaling asks of an edge
+// (adminapi/autoscale.go): demand.go counts requests and bytes by the
+// client's nearest region on every tier, hot.go keeps the URLs served
+// most, warm.go fetches a list of URLs through the miss path, drain.go
+// ends kept-alive connections so clients follow the dns.
 package edge

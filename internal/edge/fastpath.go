@@ -126,6 +126,7 @@ type fastConn struct {
 	fl     *fastListener
 	tlsCfg *tls.Config // nil: plain HTTP
 	busy   atomic.Bool // reading or answering a request
+	kept   atomic.Bool // has answered a request: idle now means kept alive
 	// prefix holds bytes read before the connection came to the fast path
 	// (from the io_uring loop), read before c's own.
 	prefix []byte
@@ -361,11 +362,16 @@ func (s *Server) serveFast(fc *fastConn, c net.Conn, tlsState *tls.ConnectionSta
 				return fastClosed
 			}
 		}
+		// Draining (drain.go): this response is the connection's last.
+		req.Close = req.Close || s.connDrain.Load()
 		x := fastExchange{s: s, bw: bw, c: c, st: &st, req: req, https: tlsState != nil}
 		if !s.serveFastHitLogged(&x, br, tlsState) {
 			return handOver()
 		}
 		br.Discard(req.Size)
+		if !fc.kept.Load() {
+			fc.kept.Store(true)
+		}
 		if req.Close {
 			bw.Flush()
 			return fastClosed
@@ -415,7 +421,8 @@ type fastConnState struct {
 	deadline int64
 	idle     bool
 	idleWait time.Duration
-	peer     netip.AddrPort // the client, once the access log asked
+	peer     netip.AddrPort // the client, once the access log or the demand counters asked
+	nearest  *demandCount   // the client's nearest region's counter, once placed (demand.go)
 	out      fastOut        // the last answer, for the access log (accesslog.go)
 }
 

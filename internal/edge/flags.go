@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+
+	"github.com/kubecdn/kubecdn/internal/config"
 )
 
 // RegisterFlags registers a flag for each setting on fs, writing into s;
@@ -37,6 +40,9 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&s.Pprof, "pprof", s.Pprof, "serve Go's CPU and heap profiles under /debug/pprof/ on the admin listener")
 	fs.StringVar(&s.Region, "region", s.Region, "this edge's region, named in the round-trip times it reports")
 	fs.Var(commaList(&s.RTTReport), "rtt-report", "comma-separated dns admin `URLs` to report client round-trip times to, e.g. http://127.0.0.1:9053/v1/rtt")
+	fs.Func("demand-region", "a region of the CDN file, `NAME[=LAT,LON]`, for the demand counters (repeatable, in the file's order)", listOf(&s.DemandRegions, parseDemandRegion))
+	fs.Func("geo-network", "a client network pinned to a place, `CIDR=LAT,LON`, for the demand counters (repeatable)", listOf(&s.Geo.Networks, parseGeoNetwork))
+	fs.StringVar(&s.Geo.Database, "geo-database", s.Geo.Database, "MaxMind-format database placing clients for the demand counters")
 	fs.StringVar(&s.TLSListen, "tls-listen", s.TLSListen, "public HTTPS address (HTTP/2 and HTTP/1.1), served next to --listen")
 	pairs := &certPairs{s: s}
 	fs.Func("tls-cert", "certificate PEM file (repeatable, paired in order with --tls-key; the first is the default)", pairs.cert)
@@ -207,4 +213,61 @@ func (p *certPairs) at(i int) *TLSCert {
 		p.s.TLSCerts = append(p.s.TLSCerts, TLSCert{})
 	}
 	return &p.s.TLSCerts[i]
+}
+
+// listOf is the flag function of a list setting whose items parse parses:
+// its first use replaces the list (a file's), later ones add.
+func listOf[T any](dst *[]T, parse func(string) (T, error)) func(string) error {
+	fresh := true
+	return func(v string) error {
+		x, err := parse(v)
+		if err != nil {
+			return err
+		}
+		if fresh {
+			*dst, fresh = nil, false
+		}
+		*dst = append(*dst, x)
+		return nil
+	}
+}
+
+// parseDemandRegion reads NAME or NAME=LAT,LON.
+func parseDemandRegion(v string) (DemandRegion, error) {
+	name, at, ok := strings.Cut(v, "=")
+	r := DemandRegion{Name: strings.TrimSpace(name)}
+	if r.Name == "" {
+		return r, fmt.Errorf("%q: want NAME or NAME=LAT,LON", v)
+	}
+	if ok {
+		loc, err := parseLatLon(at)
+		if err != nil {
+			return r, fmt.Errorf("%q: %w", v, err)
+		}
+		r.Location = &loc
+	}
+	return r, nil
+}
+
+// parseGeoNetwork reads CIDR=LAT,LON.
+func parseGeoNetwork(v string) (config.GeoNetwork, error) {
+	cidr, at, ok := strings.Cut(v, "=")
+	if !ok {
+		return config.GeoNetwork{}, fmt.Errorf("%q: want CIDR=LAT,LON", v)
+	}
+	loc, err := parseLatLon(at)
+	if err != nil {
+		return config.GeoNetwork{}, fmt.Errorf("%q: %w", v, err)
+	}
+	return config.GeoNetwork{CIDR: strings.TrimSpace(cidr), Location: &loc}, nil
+}
+
+func parseLatLon(v string) (config.Location, error) {
+	lat, lon, ok := strings.Cut(v, ",")
+	la, err1 := strconv.ParseFloat(strings.TrimSpace(lat), 64)
+	lo, err2 := strconv.ParseFloat(strings.TrimSpace(lon), 64)
+	if !ok || err1 != nil || err2 != nil || la < -90 || la > 90 || lo < -180 || lo > 180 {
+		return config.Location{}, fmt.Errorf("%q is not LAT,LON in degrees", v)
+	}
+	return config.Location{Lat: la, Lon: lo}, nil
 }

@@ -3,7 +3,6 @@ package edge
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,15 +14,11 @@ import (
 // handlePurge serves POST adminapi.PurgePath on the admin listener: an
 // adminapi.PurgeRequest in, an adminapi.PurgeResponse out.
 func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="kubecdn"`)
-		http.Error(w, "unauthorized: a valid bearer token is required", http.StatusUnauthorized)
+	if !s.authorizedOr401(w, r) {
 		return
 	}
 	var req adminapi.PurgeRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := decodeJSON(r, 4<<20, &req); err != nil {
 		http.Error(w, "bad purge request: "+err.Error(), http.StatusBadRequest)
 		return
 	}

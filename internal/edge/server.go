@@ -99,6 +99,14 @@ type Server struct {
 
 	alog     *accesslog.Logger // nil when the access log is off (accesslog.go)
 	alogSink accesslog.Sink
+
+	demand *demand  // requests and bytes by the client's nearest region (demand.go)
+	hot    *hotKeys // the URLs served most (hot.go)
+	// connDrain: end kept-alive connections (drain.go); httpSrvs are the
+	// public net/http servers it turns keep-alives off in.
+	connDrain atomic.Bool
+	srvMu     sync.Mutex
+	httpSrvs  []*http.Server
 }
 
 // liveConfig is the part of the configuration that a reload may change.
@@ -230,7 +238,13 @@ func New(cfg Config, opts Options) (*Server, error) {
 	s.rebuildIndex()
 	s.metrics = newMetrics(s.store.Stats, func() int { return s.waiter.Load().Len() },
 		func() int { return s.uring.Load().connections() })
+	if s.demand, err = newDemand(cfg, s.now()); err != nil {
+		return nil, err
+	}
+	s.demand.register(s.metrics.reg)
+	s.hot = newHotKeys(s.now)
 	if err := s.openAccessLog(cfg, opts.AccessLogStdout); err != nil {
+		s.demand.finder.Close()
 		return nil, err
 	}
 	s.registerCertExpiry()
@@ -369,6 +383,7 @@ func (s *Server) Run(ctx context.Context) error {
 	} else if w != nil {
 		s.waiter.Store(w)
 	}
+	s.addHTTPServer(pub)
 	go func() { errc <- pub.Serve(fl) }()
 	if !s.startUring(rt.cfg, ln, fl, errc) {
 		go func() { errc <- s.acceptLoop(ln, fl, nil) }()
@@ -415,6 +430,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.transport.CloseIdleConnections()
 	s.closeAccessLog()
+	s.demand.finder.Close() // no request is served any more
 	if err := s.store.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
@@ -448,10 +464,16 @@ func (s *Server) startUring(cfg Config, ln net.Listener, fl *fastListener, errc 
 	return true
 }
 
-// AdminHandler serves purge, metrics and health on the admin listener.
+// AdminHandler serves purge, metrics, health and the autoscaler's
+// endpoints (demand, hot keys, warm, drain) on the admin listener.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+adminapi.PurgePath, s.handlePurge)
+	mux.HandleFunc("GET "+adminapi.EdgeDemandPath, s.handleDemand)
+	mux.HandleFunc("GET "+adminapi.HotPath, s.handleHot)
+	mux.HandleFunc("POST "+adminapi.WarmPath, s.handleWarm)
+	mux.HandleFunc("GET "+adminapi.DrainPath, s.handleDrain)
+	mux.HandleFunc("POST "+adminapi.DrainPath, s.handleDrain)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	if s.rt.Load().cfg.Pprof {

@@ -60,6 +60,12 @@ type Settings struct {
 	Region    string   `json:"region"`
 	RTTReport []string `json:"rttReport"`
 
+	// DemandRegions and Geo place clients for the demand counters: the
+	// CDN file's regions and spec.routing.geo, as SetDemandFrom copies
+	// them (render and up).
+	DemandRegions []DemandRegion `json:"demandRegions"`
+	Geo           config.Geo     `json:"geo"`
+
 	TLSListen        string         `json:"tlsListen"`
 	TLSCerts         []TLSCert      `json:"tlsCerts"`
 	TLSCertDirs      []string       `json:"tlsCertDirs"`
@@ -172,6 +178,7 @@ func (s Settings) Config() (Config, error) {
 		HTTPSRedirect: s.HTTPSRedirect, HTTPSPort: s.HTTPSPort, HSTSMaxAge: s.HSTSMaxAge.Std(),
 		OriginCA: s.OriginCA, OriginInsecure: s.OriginInsecure,
 		AccessLog: s.AccessLog, AccessLogSample: s.AccessLogSample, Region: s.Region,
+		DemandRegions: s.DemandRegions, Geo: s.Geo,
 	}
 	if c.StaleIfError == 0 {
 		c.StaleIfError = -1 // "0" in a file or flag turns it off

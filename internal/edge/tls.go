@@ -282,6 +282,7 @@ func (s *Server) serveTLS(ctx context.Context, ln net.Listener, cfg Config, errL
 	// configures HTTP/2 because the config offers "h2".
 	srv.ConnContext = s.tlsConnContext
 	fl := &fastListener{inner: ln, handoff: make(chan net.Conn), closed: make(chan struct{})}
+	s.addHTTPServer(srv)
 	go func() { errc <- srv.Serve(fl) }()
 	go func() { errc <- s.acceptLoop(ln, fl, s.tls.config) }()
 	var names []string

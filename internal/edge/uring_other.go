@@ -20,3 +20,4 @@ func newUringServer(*Server, net.Listener, *fastListener) (*uringServer, error) 
 
 func (u *uringServer) stop()            {}
 func (u *uringServer) connections() int { return 0 }
+func (u *uringServer) wakeUp()          {}

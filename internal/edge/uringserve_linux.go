@@ -97,6 +97,7 @@ type uringConn struct {
 	// hand it to the goroutine fast path with pending.
 	closeAfter, handAfter bool
 	partial               bool  // pending holds part of a request header
+	kept                  bool  // has answered a request: idle now means kept alive
 	since                 int64 // Unix ns: idle since, or the partial header since
 	st                    fastConnState
 }
@@ -156,11 +157,30 @@ func (u *uringServer) stop() {
 		return
 	}
 	if !u.stopping.Swap(true) {
-		u.efdMu.Lock()
-		defer u.efdMu.Unlock()
-		if !u.efdClosed {
-			one := uint64(1)
-			syscall.Write(u.efd, (*[8]byte)(unsafe.Pointer(&one))[:])
+		u.wakeUp()
+	}
+}
+
+// wakeUp makes the loop look at its flags (stopping, the server's drain)
+// now rather than at its next tick.
+func (u *uringServer) wakeUp() {
+	if u == nil {
+		return
+	}
+	u.efdMu.Lock()
+	defer u.efdMu.Unlock()
+	if !u.efdClosed {
+		one := uint64(1)
+		syscall.Write(u.efd, (*[8]byte)(unsafe.Pointer(&one))[:])
+	}
+}
+
+// shedIdle closes the kept-alive connections waiting for their next
+// request, while the server drains (drain.go).
+func (u *uringServer) shedIdle() {
+	for _, c := range u.conns {
+		if c.kept && !c.sending && !c.partial && len(c.pending) == 0 {
+			u.shut(c)
 		}
 	}
 }
@@ -308,6 +328,9 @@ func (u *uringServer) complete(cq wire.CQE) {
 		if !u.stopping.Load() {
 			u.arm(uopWake)
 		}
+		if u.s.connDrain.Load() {
+			u.shedIdle()
+		}
 	case uopTick:
 		u.timeouts()
 		if !u.stopped || len(u.conns) > 0 {
@@ -420,6 +443,8 @@ func (u *uringServer) process(c *uringConn, data []byte) {
 				break
 			}
 		}
+		// Draining (drain.go): this response is the connection's last.
+		req.Close = req.Close || u.s.connDrain.Load()
 		if !ok || !u.serveLogged(c, &req, data) {
 			c.handAfter = true
 			break

@@ -406,10 +406,12 @@ func (u *Up) edgeSettings(r RegionPlan, j int) edge.Settings {
 			s.Disk = units.Size(d.Size)
 		}
 	}
+	s.Region = r.Name // named in its demand report (and rtt feed)
 	if u.cfg.Spec.Routing.Policy == config.PolicyLatency {
 		// The dns learns this region's clients' round-trip times.
-		s.Region, s.RTTReport = r.Name, []string{"http://" + u.lay.DNSAdmin + adminapi.RTTPath}
+		s.RTTReport = []string{"http://" + u.lay.DNSAdmin + adminapi.RTTPath}
 	}
+	s.SetDemandFrom(u.cfg) // demand by the client's nearest region, as the dns places it
 	return s
 }
 

@@ -73,6 +73,9 @@ func (r regionRender) edgeSettings() edge.Settings {
 	if path, size, ok := r.diskTier(); ok {
 		s.CacheDir, s.Disk = path, units.Size(size)
 	}
+	// The file's regions and geo networks, so the edges count demand by
+	// the client's nearest region as the dns does.
+	s.SetDemandFrom(r.cfg)
 	return s
 }
 

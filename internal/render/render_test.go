@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/edge"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
@@ -622,4 +623,7 @@ type edgeFile struct {
 	Disk      string   `json:"disk,omitempty"`
 	Region    string   `json:"region"`
 	RTTReport []string `json:"rttReport,omitempty"`
+	// The file's regions and geo networks, for the demand counters.
+	DemandRegions []edge.DemandRegion `json:"demandRegions"`
+	Geo           config.Geo          `json:"geo"`
 }
