@@ -55,9 +55,10 @@ type autoscaler struct {
 }
 
 // newAutoscaler builds the autoscaler of u's autoscale regions; nil when
-// the file has none.
+// the file has none or sets no spec.autoscale.scaleUpAbove (its autoscale
+// regions are then opened by hand, with `kubecdn region up`).
 func newAutoscaler(u *Up) (*autoscaler, error) {
-	if len(u.cfg.Spec.Regions.Autoscale) == 0 {
+	if len(u.cfg.Spec.Regions.Autoscale) == 0 || u.cfg.Spec.Autoscale.ScaleUpAbove <= 0 {
 		return nil, nil
 	}
 	o := u.o.Autoscale
