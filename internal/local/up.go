@@ -507,13 +507,13 @@ func (u *Up) SetRegion(name string, open bool) (ops.Target, error) {
 	if !ok {
 		return ops.Target{}, fmt.Errorf("%w %q", ErrUnknownRegion, name)
 	}
-	if u.runCtx == nil || u.runCtx.Err() != nil {
-		return ops.Target{}, errors.New("not running")
-	}
 	if open && rr.state == StateClosed && u.as != nil {
 		// The autoscaler owns when an autoscale region opens.
 		return ops.Target{}, fmt.Errorf("%w: %s is an autoscale region; open it with `kubecdn region open %s` (pins it until `kubecdn region release %s`)",
 			ErrAutoscaled, name, name, name)
+	}
+	if u.runCtx == nil || u.runCtx.Err() != nil {
+		return ops.Target{}, errors.New("not running")
 	}
 	switch {
 	case !open && rr.state == StateOpen:
