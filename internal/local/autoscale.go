@@ -227,8 +227,19 @@ func (a *autoscaler) notServing(ctx context.Context, p RegionPlan) string {
 		}
 	}
 	for _, r := range a.u.dns.State().Regions {
-		if r.Name == p.Name && !r.Healthy {
-			return "the dns has not probed its edges healthy yet"
+		if r.Name != p.Name {
+			continue
+		}
+		// An edge not probed yet reads healthy in the state, but the
+		// dns answers with it only from its first passing probe.
+		probed := 0
+		for _, e := range r.Edges {
+			if e.Probed && e.Healthy {
+				probed++
+			}
+		}
+		if !r.Healthy || probed < len(p.Edges) {
+			return fmt.Sprintf("the dns has probed %d of its %d edges healthy", probed, len(p.Edges))
 		}
 	}
 	return ""

@@ -102,6 +102,21 @@ func TestUpAutoscalePinsAndRestart(t *testing.T) {
 	if _, err := u.SetRegion("eu-west-1", true); !errors.Is(err, ErrAutoscaled) {
 		t.Errorf("region up of an autoscale region under the autoscaler: err = %v", err)
 	}
+	waitStatus(t, fmt.Sprintf("http://%s:%d/.well-known/kubecdn/health", ipA, pa), 200) // Run has started
+	// Start returns once the dns has probed the edges healthy, so that
+	// routing the region in answers with it at once; the region stays
+	// out of the answers until then.
+	if err := u.as.Start(ctx, "eu-west-1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range u.dns.State().Regions {
+		if r.Name == "eu-west-1" && (len(r.Edges) != 1 || !r.Edges[0].Probed || !r.Edges[0].Healthy || r.Routed) {
+			t.Errorf("eu-west-1 started: routed %v, its edges in the dns %+v", r.Routed, r.Edges)
+		}
+	}
+	if err := u.as.Stop(ctx, "eu-west-1"); err != nil {
+		t.Fatal(err)
+	}
 	if err := u.as.ctrl.Pin(ctx, "eu-west-1", autoscale.Open); err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +124,7 @@ func TestUpAutoscalePinsAndRestart(t *testing.T) {
 	if !u.dns.Routed("eu-west-1") {
 		t.Error("eu-west-1 open but not routed")
 	}
+
 	waitStatus(t, "http://"+euEdge+"/.well-known/kubecdn/health", 200)
 	v := u.as.views()["eu-west-1"]
 	if v.Pin != "open" || !strings.Contains(v.Decision, "pinned open by an operator") || v.Result != "done" {
