@@ -270,6 +270,7 @@ func writeStatusTable(w io.Writer, s ops.Snapshot, interval time.Duration) {
 		fmt.Sprintf("%d up", t.RegionsUp), "", rate(t.ReqPerSec, t.ReqPerSecSinceStart), fmtPercent(cmp.Or(t.HitRatio, t.HitRatioTotal)),
 		fmtBytes(t.BytesServed), fmtBytes(t.FillBytes))
 	tw.Flush()
+	writeAutoscale(w, s, time.Now())
 	switch {
 	case averaged && interval > 0:
 		fmt.Fprintf(w, "~ no request in the last %v: the average since the edges started\n", interval)
@@ -303,4 +304,42 @@ func fmtBytes(n float64) string {
 	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB"}
 	e := min(int(math.Log(n)/math.Log(1024)), len(units))
 	return fmt.Sprintf("%.1f %s", n/math.Pow(1024, float64(e)), units[e-1])
+}
+
+// writeAutoscale writes a line per autoscale region that an autoscaler
+// reports on: its phase, since when, and its latest decision.
+func writeAutoscale(w io.Writer, s ops.Snapshot, now time.Time) {
+	frozen := ""
+	for _, r := range s.Regions {
+		if r.Autoscale == nil {
+			continue
+		}
+		fmt.Fprintf(w, "autoscale %s: %s\n", r.Region, autoscaleLine(r.Autoscale, now))
+		frozen = cmp.Or(frozen, r.Autoscale.Frozen)
+	}
+	if frozen != "" {
+		fmt.Fprintf(w, "autoscale decisions frozen: %s\n", frozen)
+	}
+}
+
+// autoscaleLine is an autoscale region's phase, since when, pin, why it
+// waits and its latest decision, on one line.
+func autoscaleLine(a *ops.Autoscale, now time.Time) string {
+	b := a.Phase
+	if !a.Since.IsZero() {
+		b += fmt.Sprintf(" since %s (%s ago)", a.Since.Local().Format(time.TimeOnly), now.Sub(a.Since).Round(time.Second))
+	}
+	if a.Pin != "" {
+		b += "; pinned " + a.Pin
+	}
+	if a.Waiting != "" {
+		b += "; " + a.Waiting
+	}
+	if a.Decision != "" {
+		b += "; last decision: " + a.Decision
+		if a.Result != "" {
+			b += " [" + a.Result + "]"
+		}
+	}
+	return b
 }

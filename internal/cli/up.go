@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/local"
@@ -29,6 +30,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	demoFlag := fs.Bool("demo", false, "serve the embedded demo origin instead of the file's origin (always on without -f)")
 	fs.StringVar(&o.TokenFile, "token-file", "", "write the admin token here (default: a new temporary file)")
 	quiet := fs.Bool("quiet", false, "log warnings and errors only")
+	fs.BoolVar(&o.Autoscale.DryRun, "autoscale-dry-run", false, "the autoscaler decides and logs each decision, and opens and closes nothing")
+	fs.StringVar(&o.Autoscale.StateFile, "autoscale-state", "", "where the autoscale regions' states survive a restart (default: beside --token-file, else the user cache dir)")
+	fs.DurationVar(&o.Autoscale.Every, "autoscale-every", time.Second, "how often the autoscaler samples demand")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kubecdn up [-f FILE] [flags]\n\nRuns the whole CDN on this machine: origin, one edge group per region on its own\nloopback IP, the dns and a status page. Ctrl-C stops everything.")
 		fs.PrintDefaults()

@@ -42,7 +42,10 @@ func (u *Up) Banner(w io.Writer) {
 		if r.Parent != "" {
 			rest += "  parent " + r.Parent
 		}
-		if state == StateClosed {
+		switch {
+		case state == StateClosed && u.as != nil:
+			rest += "  (autoscale: opens under load, e.g. kubecdn load --from NETWORK; or kubecdn region open " + r.Name + ")"
+		case state == StateClosed:
 			rest += "  (autoscale; open it: kubecdn region up " + r.Name + ")"
 		}
 		row(r.Name, mid, rest)

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // controlHandler serves the control API on the control listener:
@@ -17,6 +19,7 @@ import (
 //	POST /v1/regions/{name}/up   start them again (or open a closed region)
 //	GET  /v1/token               the edges' admin token, text/plain (loopback clients only)
 //	GET  /healthz                200 while up runs
+//	(and the autoscaler's routes, see autoscaler.handle)
 //	GET  /                       the status page
 func (u *Up) controlHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -31,7 +34,7 @@ func (u *Up) controlHandler() http.Handler {
 			switch {
 			case errors.Is(err, ErrUnknownRegion):
 				writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
-			case errors.As(err, &pe):
+			case errors.As(err, &pe), errors.Is(err, ErrAutoscaled):
 				writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 			case err != nil:
 				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
@@ -51,6 +54,10 @@ func (u *Up) controlHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, u.token)
 	})
+	if u.as != nil {
+		u.as.handle(mux)
+		mux.Handle("GET /metrics", promhttp.HandlerFor(u.as.ctrl.Registry(), promhttp.HandlerOpts{}))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	if u.o.StatusPage != nil {
 		mux.Handle("/", u.o.StatusPage(u))

@@ -75,6 +75,8 @@ type Options struct {
 	RTTReportInterval time.Duration
 	// StatusPage, if set, is served at / of the control listener.
 	StatusPage func(src Source) http.Handler
+	// Autoscale configures the autoscaler of the file's autoscale regions.
+	Autoscale AutoscaleOptions
 }
 
 // Source is what the status page reads: every region as a target.
@@ -102,6 +104,8 @@ type Up struct {
 	regions map[string]*regionRun
 	runCtx  context.Context
 	wg      sync.WaitGroup
+
+	as *autoscaler // nil when the file has no autoscale regions
 }
 
 // regionRun is one region's current state and, while open, its edges.
@@ -212,6 +216,9 @@ func New(cfg *config.CDN, o Options) (*Up, error) {
 		return nil, fmt.Errorf("hop key: %w", err)
 	}
 	u.hopKey = hex.EncodeToString(hk)
+	if u.as, err = newAutoscaler(u); err != nil {
+		return nil, err
+	}
 	ok = true
 	return u, nil
 }
@@ -308,6 +315,13 @@ func (u *Up) Run(ctx context.Context) error {
 		}
 	}
 	u.mu.Unlock()
+	if u.as != nil {
+		u.wg.Add(1)
+		go func() {
+			defer u.wg.Done()
+			u.as.run(ctx)
+		}()
+	}
 
 	var err error
 	select {
@@ -495,50 +509,90 @@ func (u *Up) SetRegion(name string, open bool) (ops.Target, error) {
 	if !ok {
 		return ops.Target{}, fmt.Errorf("%w %q", ErrUnknownRegion, name)
 	}
+	if open && rr.state == StateClosed && u.as != nil {
+		// The autoscaler owns when an autoscale region opens.
+		return ops.Target{}, fmt.Errorf("%w: %s is an autoscale region; open it with `kubecdn region open %s` (pins it until `kubecdn region release %s`)",
+			ErrAutoscaled, name, name, name)
+	}
 	if u.runCtx == nil || u.runCtx.Err() != nil {
 		return ops.Target{}, errors.New("not running")
 	}
 	switch {
 	case !open && rr.state == StateOpen:
-		rr.cancel()
-		<-rr.done
-		rr.cancel, rr.done, rr.state = nil, nil, StateDown
+		u.stopLocked(rr, StateDown)
 		u.log.Info("region down: edges stopped", "region", name)
 	case open && rr.state != StateOpen:
-		var ls []Listener
-		for _, l := range u.lay.Listeners() {
-			if l.Region == name {
-				l.Later = false
-				ls = append(ls, l)
-			}
-		}
-		b, err := bindAll(ls)
-		if err != nil {
+		if err := u.openLocked(rr); err != nil {
 			return ops.Target{}, err
-		}
-		for _, e := range rr.plan.Edges {
-			rr.pre = append(rr.pre, b.tcp[e.Listen], b.tcp[e.Admin])
-		}
-		wasClosed := rr.state == StateClosed
-		u.startLocked(rr)
-		if wasClosed {
-			if err := u.dns.Reload(u.lay.DNSConfig(u.cfg, u.states())); err != nil {
-				u.log.Error("adding the region to the dns", "region", name, "err", err)
-			}
 		}
 		u.log.Info("region up: edges started", "region", name)
 	}
 	return u.targetLocked(rr), nil
 }
 
+// ErrAutoscaled is returned by SetRegion for opening a closed autoscale
+// region while the autoscaler runs.
+var ErrAutoscaled = errors.New("autoscaled region")
+
+// openLocked binds rr's addresses (an address in use is an error and
+// nothing starts) and starts its edges; a region that was closed joins the
+// dns's configuration, so the dns probes its edges. u.mu must be held.
+func (u *Up) openLocked(rr *regionRun) error {
+	if u.runCtx == nil || u.runCtx.Err() != nil {
+		return errors.New("not running")
+	}
+	var ls []Listener
+	for _, l := range u.lay.Listeners() {
+		if l.Region == rr.plan.Name {
+			l.Later = false
+			ls = append(ls, l)
+		}
+	}
+	b, err := bindAll(ls)
+	if err != nil {
+		return err
+	}
+	for _, e := range rr.plan.Edges {
+		rr.pre = append(rr.pre, b.tcp[e.Listen], b.tcp[e.Admin])
+	}
+	wasClosed := rr.state == StateClosed
+	u.startLocked(rr)
+	if wasClosed {
+		if err := u.dns.Reload(u.lay.DNSConfig(u.cfg, u.states())); err != nil {
+			u.log.Error("adding the region to the dns", "region", rr.plan.Name, "err", err)
+		}
+	}
+	return nil
+}
+
+// stopLocked stops rr's edges, waits until every one stopped and its ports
+// are free, and leaves rr in state (StateDown: the dns keeps probing and
+// sees it fail; StateClosed: the dns forgets its edges). u.mu must be held.
+func (u *Up) stopLocked(rr *regionRun, state string) {
+	if rr.cancel != nil {
+		rr.cancel()
+		<-rr.done
+	}
+	wasClosed := rr.state == StateClosed
+	rr.cancel, rr.done, rr.state = nil, nil, state
+	if (state == StateClosed) != wasClosed {
+		if err := u.dns.Reload(u.lay.DNSConfig(u.cfg, u.states())); err != nil {
+			u.log.Error("taking the region's edges out of the dns", "region", rr.plan.Name, "err", err)
+		}
+	}
+}
+
 // Regions lists every region as an ops.Target (the status page's Source
 // and GET /v1/regions).
 func (u *Up) Regions(context.Context) ([]ops.Target, error) {
+	views := u.as.views() // before u.mu: the autoscaler's lock is its own
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	var out []ops.Target
 	for _, name := range u.order() {
-		out = append(out, u.targetLocked(u.regions[name]))
+		t := u.targetLocked(u.regions[name])
+		t.Autoscale = views[name]
+		out = append(out, t)
 	}
 	return out, nil
 }

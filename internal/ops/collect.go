@@ -63,6 +63,7 @@ type RegionStatus struct {
 	Demand              *Demand      `json:"demand"`    // clients nearest to this region
 	EdgeStatus          []EdgeStatus `json:"edgeStatus"`
 	Errors              []string     `json:"errors"`
+	Autoscale           *Autoscale   `json:"autoscale,omitempty"` // from the Target
 
 	interval   *EdgeCounters // growth over the interval, for the totals
 	cumulative *EdgeCounters // since the edges started, for the totals
@@ -408,7 +409,8 @@ func value(m *dto.Metric) float64 {
 // buildRegion turns the scrapes of one region's edges, the previous
 // samples and the dns's view of the region into its status.
 func buildRegion(t Target, scr []edgeScrape, prev map[string]sample, reg *adminapi.RegionState) RegionStatus {
-	rs := RegionStatus{Region: t.Region, State: t.State, Edges: len(t.Admin), EdgeStatus: []EdgeStatus{}, Errors: []string{}}
+	rs := RegionStatus{Region: t.Region, State: t.State, Edges: len(t.Admin), EdgeStatus: []EdgeStatus{}, Errors: []string{},
+		Autoscale: t.Autoscale}
 	if t.Error != "" {
 		rs.Errors = append(rs.Errors, t.Region+": "+t.Error)
 	}

@@ -7,6 +7,8 @@
 // pure functions in compute.go; collect.go and purge.go are the I/O.
 package ops
 
+import "time"
+
 // Region states as the operator tools report them.
 const (
 	StateOpen   = "open"   // serving
@@ -25,4 +27,23 @@ type Target struct {
 	// Kubernetes API server did not answer); the region is then shown as
 	// unreachable and nothing of it is asked.
 	Error string `json:"error,omitempty"`
+	// Autoscale is the autoscaler's view of an autoscale region, where an
+	// autoscaler runs beside the control API (kubecdn up).
+	Autoscale *Autoscale `json:"autoscale,omitempty"`
+}
+
+// Autoscale is where an autoscale region is in its life cycle, since when,
+// and why: what status and the status page show of the autoscaler.
+type Autoscale struct {
+	Phase string    `json:"phase"` // closed, opening, warming, open, draining
+	Since time.Time `json:"since"` // zero: never changed
+	Pin   string    `json:"pin,omitempty"`
+	// Decision is the region's latest decision with its inputs, and
+	// Result how it went ("done", "failed: …", "dry run", "" in flight).
+	Decision string `json:"decision,omitempty"`
+	Result   string `json:"result,omitempty"`
+	// Waiting says why the region is not moving (cooldown, backoff, …);
+	// Frozen why no decision is made at all (paused, a source missing).
+	Waiting string `json:"waiting,omitempty"`
+	Frozen  string `json:"frozen,omitempty"`
 }

@@ -108,6 +108,16 @@
     var pub = (r.edgeStatus || []).map(function (e) { return e.public || e.admin; }).join(" ");
     foot.appendChild(el("span", "", pub));
     c.appendChild(foot);
+    var a = r.autoscale;
+    if (a) {
+      // The autoscaler's phase, since when and why (kubecdn up).
+      var at = "autoscale: " + a.phase + (a.since && a.since.indexOf("0001-") !== 0 ? " since " + new Date(a.since).toLocaleTimeString() : "") +
+        (a.pin ? ", pinned " + a.pin : "") + (a.waiting ? "; " + a.waiting : "") + (a.frozen ? "; frozen: " + a.frozen : "") +
+        (a.decision ? "; last: " + a.decision + (a.result ? " [" + a.result + "]" : "") : "");
+      var af = el("div", "card-foot", at);
+      af.setAttribute("data-field", "autoscale");
+      c.appendChild(af);
+    }
 
     if (r.errors && r.errors.length) {
       var ul = el("ul", "card-errors");
