@@ -149,6 +149,7 @@ func Run(ctx context.Context, cfg *config.CDN, o Options) error {
 			return // the Lease is released; a replica tries again
 		}
 		current.Store(ctrl)
+		defer current.Store(nil) // a standby reports no phases it does not decide
 		_ = ctrl.Run(ctx)
 	}
 	if o.DryRun || o.StateFile != "" {
