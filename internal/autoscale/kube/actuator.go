@@ -188,17 +188,7 @@ func (a *Actuator) hidden(subject string, show bool) func(string) bool {
 	}
 }
 
-func (a *Actuator) phase(region string) autoscale.Phase {
-	if a.Phase != nil {
-		return a.Phase(region)
-	}
-	for _, r := range a.CDN.Spec.Regions.AlwaysOn {
-		if r.Name == region {
-			return autoscale.Open
-		}
-	}
-	return autoscale.Closed
-}
+func (a *Actuator) phase(region string) autoscale.Phase { return phaseOf(a.CDN, a.Phase, region) }
 
 // mustAnswer reports whether a region that cannot be reached fails a step
 // that needs every dns replica: always-on regions, the subject, and any

@@ -146,3 +146,17 @@ func ClusterConfig(cfg *config.CDN, kubeconfig, inCluster string) (func(config.C
 		return deploy.RESTConfig(c)
 	}, nil
 }
+
+// phaseOf is where hook says region is; without a hook, always-on regions
+// are open and autoscale ones closed.
+func phaseOf(cfg *config.CDN, hook func(string) autoscale.Phase, region string) autoscale.Phase {
+	if hook != nil {
+		return hook(region)
+	}
+	for _, r := range cfg.Spec.Regions.AlwaysOn {
+		if r.Name == region {
+			return autoscale.Open
+		}
+	}
+	return autoscale.Closed
+}

@@ -51,17 +51,7 @@ type look struct {
 
 var _ autoscale.Source = (*Source)(nil)
 
-func (s *Source) phase(region string) autoscale.Phase {
-	if s.Phase != nil {
-		return s.Phase(region)
-	}
-	for _, r := range s.CDN.Spec.Regions.AlwaysOn {
-		if r.Name == region {
-			return autoscale.Open
-		}
-	}
-	return autoscale.Closed
-}
+func (s *Source) phase(region string) autoscale.Phase { return phaseOf(s.CDN, s.Phase, region) }
 
 // Sample reads every dns replica and edge once and sums.
 func (s *Source) Sample(ctx context.Context) (autoscale.Sample, error) {

@@ -1,19 +1,17 @@
 package kube
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
+	"github.com/kubecdn/kubecdn/internal/autoscale"
 )
 
 // maxAnswer bounds what is read of one admin answer (a hot-key list of the
@@ -153,38 +151,12 @@ func servedFor(d adminapi.EdgeDemand, region string) bool {
 // call sends one admin request (body as JSON, if any) and decodes a 200
 // answer into out; the caller's context bounds it.
 func call(ctx context.Context, c *http.Client, method, target string, body, out any) error {
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, target, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.Do(req)
-	if ue := (*url.Error)(nil); errors.As(err, &ue) {
-		err = ue.Err // the caller names the edge
-	}
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return fmt.Errorf("reading the answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("decoding the answer: %w", err)
-	}
-	return nil
+	return autoscale.AdminClient{Client: c, Limit: maxAnswer}.Do(ctx, method, target, b, out)
 }
