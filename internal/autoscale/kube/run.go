@@ -114,17 +114,6 @@ func Run(ctx context.Context, cfg *config.CDN, o Options) error {
 	if err != nil {
 		return err
 	}
-	home := cfg.Spec.Regions.AlwaysOn[0]
-	cs, err := clientsetFor(o.RESTConfig, home.Cluster, 10*time.Second)
-	if err != nil {
-		return fmt.Errorf("region %s (the autoscaler's state and lease): %w", home.Name, err)
-	}
-	ns := namespaceOf(o.Deploy.Render)
-	var store autoscale.Store = autoscale.KubeStore{Client: cs, Namespace: ns, Name: StateName}
-	if o.StateFile != "" {
-		store = autoscale.FileStore{Path: o.StateFile}
-	}
-
 	var current atomic.Pointer[autoscale.Controller]
 	leader := prometheus.NewGauge(prometheus.GaugeOpts{Name: "kubecdn_autoscale_leader",
 		Help: "1 while this autoscaler replica leads (decides and acts), 0 while it stands by."})
@@ -132,39 +121,64 @@ func Run(ctx context.Context, cfg *config.CDN, o Options) error {
 		stop := serveMetrics(o.Metrics, &current, leader)
 		defer stop()
 	}
-
-	// lead runs one term: a fresh controller that loads the state the last
-	// leader saved.
-	lead := func(ctx context.Context) {
-		leader.Set(1)
-		defer leader.Set(0)
-		if o.Leading != nil {
-			o.Leading(true)
-			defer o.Leading(false)
-		}
-		o.Log.Info("autoscaler leading", "identity", o.Identity)
-		ctrl := newController(cfg, o, reach, store)
-		if err := ctrl.Load(ctx, autoscale.RegionsOf(cfg)); err != nil {
-			o.Log.Error("autoscaler cannot start", "err", err)
-			return // the Lease is released; a replica tries again
-		}
-		current.Store(ctrl)
-		defer current.Store(nil) // a standby reports no phases it does not decide
-		_ = ctrl.Run(ctx)
-	}
-	if o.DryRun || o.StateFile != "" {
-		for ctx.Err() == nil {
-			lead(ctx)
-			if ctx.Err() == nil {
-				select { // Load failed: try again, bounded by ctx
-				case <-ctx.Done():
-				case <-time.After(o.Every):
-				}
+	// lead makes one term's runner: a fresh controller that loads the
+	// state the last leader saved in store.
+	lead := func(store autoscale.Store) func(context.Context) {
+		return func(ctx context.Context) {
+			leader.Set(1)
+			defer leader.Set(0)
+			if o.Leading != nil {
+				o.Leading(true)
+				defer o.Leading(false)
 			}
+			o.Log.Info("autoscaler leading", "identity", o.Identity)
+			ctrl := newController(cfg, o, reach, store)
+			if err := ctrl.Load(ctx, autoscale.RegionsOf(cfg)); err != nil {
+				o.Log.Error("autoscaler cannot start", "err", err)
+				return // the Lease is released; a replica tries again
+			}
+			current.Store(ctrl)
+			defer current.Store(nil) // a standby reports no phases it does not decide
+			_ = ctrl.Run(ctx)
 		}
-		return nil
 	}
-	return autoscale.Lead(ctx, cs, ns, LeaseName, o.Identity, lead)
+	if o.StateFile != "" {
+		return runTerms(ctx, o, lead(autoscale.FileStore{Path: o.StateFile}))
+	}
+	// A pod keeps running (and ready) while its kubeconfig is missing or
+	// wrong, saying so, rather than crash-looping and holding every
+	// deploy on its rollout; it starts once the Secret is there.
+	home := cfg.Spec.Regions.AlwaysOn[0]
+	cs, err := clientsetFor(o.RESTConfig, home.Cluster, 10*time.Second)
+	for err != nil {
+		o.Log.Error("autoscaler cannot reach the region of its state and lease", "region", home.Name, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(max(o.Every, 30*time.Second)):
+		}
+		cs, err = clientsetFor(o.RESTConfig, home.Cluster, 10*time.Second)
+	}
+	ns := namespaceOf(o.Deploy.Render)
+	run := lead(autoscale.KubeStore{Client: cs, Namespace: ns, Name: StateName})
+	if o.DryRun {
+		return runTerms(ctx, o, run)
+	}
+	return autoscale.Lead(ctx, cs, ns, LeaseName, o.Identity, run)
+}
+
+// runTerms runs terms one after the other without a Lease (a state file,
+// or a dry run) until ctx ends; a term that could not start is tried
+// again after o.Every.
+func runTerms(ctx context.Context, o Options, term func(context.Context)) error {
+	for ctx.Err() == nil {
+		term(ctx)
+		select {
+		case <-ctx.Done():
+		case <-time.After(o.Every):
+		}
+	}
+	return nil
 }
 
 // newController wires a Controller to the Kubernetes Source and Actuator,
