@@ -294,7 +294,8 @@ func TestColdModeRefused(t *testing.T) {
 func TestRouteNeedsRunningRegions(t *testing.T) {
 	cfg := configtest.Minimal()
 	cfg.Spec.Regions.Autoscale = []config.Region{configtest.Region("eu-west-1", "gcp"), configtest.Region("ap-south-1", "aws")}
-	srv, admin := startDNS(t, configtest.Parse(t, cfg))
+	cfg = configtest.Parse(t, cfg)
+	srv, admin := startDNS(t, cfg)
 	reach := &staticReach{dns: map[string][]string{"us-east-1": {admin}}, down: map[string]bool{"ap-south-1": true}}
 	a := &Actuator{CDN: cfg, Reach: reach}
 	if err := a.Route(t.Context(), "eu-west-1", false); err != nil {
