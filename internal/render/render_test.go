@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -160,7 +161,7 @@ func firstDiff(got, want string) string {
 // decoder (unknown or misspelt fields fail) and checks nothing was lost.
 func TestRoundTrip(t *testing.T) {
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, autoscalingv2.AddToScheme, networkingv1.AddToScheme, policyv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, autoscalingv2.AddToScheme, networkingv1.AddToScheme, policyv1.AddToScheme, rbacv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
 		}
@@ -254,8 +255,15 @@ func TestEveryObject(t *testing.T) {
 				checkPod(t, name, spec)
 			}
 		}
-		if len(objs) != 15 {
-			t.Errorf("%s: %d objects, want 15", region, len(objs))
+		// The always-on regions also run the autoscaler (the file has
+		// autoscale regions): ServiceAccount, Role, RoleBinding,
+		// ConfigMap, Deployment.
+		want := 15
+		if region == "us-east-1" || region == "us-west-2" {
+			want += 5
+		}
+		if len(objs) != want {
+			t.Errorf("%s: %d objects, want %d", region, len(objs), want)
 		}
 	}
 	auto := find[*appsv1.StatefulSet](t, out["eu-west-1"], edgeName).Labels[labelAutoscale]
@@ -568,8 +576,8 @@ func TestWriteDirRemovesOnlyItsStaleFiles(t *testing.T) {
 	if _, err := os.Stat(mine); err != nil {
 		t.Errorf("the user's file was removed: %v", err)
 	}
-	if got := len(listFiles(t, filepath.Join(dir, "us-east-1"))); got != 14 {
-		t.Errorf("%d files, want 13 objects + the user's file", got)
+	if got := len(listFiles(t, filepath.Join(dir, "us-east-1"))); got != 19 {
+		t.Errorf("%d files, want 13 objects + 5 of the autoscaler + the user's file", got)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubecdn/kubecdn/internal/apps"
 	"github.com/kubecdn/kubecdn/internal/autoscale"
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/deploy"
@@ -107,6 +108,13 @@ func Run(ctx context.Context, cfg *config.CDN, o Options) error {
 	if o.Identity == "" {
 		host, _ := os.Hostname()
 		o.Identity = fmt.Sprintf("%s_%d", host, os.Getpid())
+	}
+	for _, a := range cfg.Spec.Apps {
+		if _, err := apps.Load(cfg, a); err != nil {
+			// Every step is a deploy, which refuses (changing nothing)
+			// without the apps it would otherwise prune: say so now.
+			o.Log.Error("autoscaler cannot open or close regions: deploy needs the apps' manifests beside the file", "app", a.Name, "err", err)
+		}
 	}
 	ro := o.Reach
 	ro.Render, ro.Token, ro.RESTConfig = o.Deploy.Render, true, o.RESTConfig
