@@ -36,7 +36,7 @@ func runKubeAutoscale(ctx context.Context, args []string, stdout, stderr io.Writ
 	var o kube.Options
 	fs.BoolVar(&o.DryRun, "dry-run", false, "decide and print; change nothing (no Lease taken, no state written)")
 	fs.StringVar(&o.StateFile, "state-file", "", "keep the state in this file instead of the cluster (one autoscaler: no leader election)")
-	metrics := fs.String("metrics", "", "serve /metrics (kubecdn_autoscale_*) and /healthz on this address, e.g. :9100")
+	metrics := fs.String("metrics", "", "serve /metrics (kubecdn_autoscale_*), /healthz and /readyz on this address, e.g. :9100")
 	fs.DurationVar(&o.Every, "every", kube.DefaultEvery, "how often demand is sampled from every dns replica and edge")
 	fs.DurationVar(&o.StepTimeout, "step-timeout", kube.DefaultStepTimeout, "bound on one step (a deploy that opens or closes a region)")
 	fs.DurationVar(&o.DrainMax, "drain-timeout", kube.DefaultDrainMax, "longest a closing region keeps serving after leaving DNS (at least 2 TTLs)")

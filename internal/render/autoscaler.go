@@ -142,11 +142,13 @@ func (r regionRender) autoscalerDeployment(m metav1.ObjectMeta, file string) Obj
 		Name:  "autoscaler",
 		Image: r.opts.Image,
 		Args:  r.autoscalerArgs(),
-		Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: autoscalerPort, Protocol: corev1.ProtocolTCP}},
+		// Its admin listener, as the edges' and the dns's: /metrics,
+		// /healthz, /readyz.
+		Ports: []corev1.ContainerPort{{Name: "admin", ContainerPort: autoscalerPort, Protocol: corev1.ProtocolTCP}},
 		// Ready as soon as it runs, leader or not: the standby is what
 		// makes a dead leader's replacement immediate.
-		ReadinessProbe: httpProbe("/healthz", "metrics", 5, 3),
-		LivenessProbe:  httpProbe("/healthz", "metrics", 10, 3),
+		ReadinessProbe: httpProbe("/readyz", "admin", 5, 3),
+		LivenessProbe:  httpProbe("/healthz", "admin", 10, 3),
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("256Mi")},

@@ -289,7 +289,9 @@ func checkPod(t *testing.T, name string, spec *corev1.PodSpec) {
 	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("%s: pod security context %+v", name, psc)
 	}
-	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+	// The autoscaler alone talks to its API server (Lease, state, pods),
+	// with a Role limited to that; every other pod has no token.
+	if spec.ServiceAccountName != AutoscalerName && (spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken) {
 		t.Errorf("%s: service account token mounted", name)
 	}
 	for _, c := range spec.Containers {

@@ -66,8 +66,8 @@ type Options struct {
 	// Identity names this replica in the Lease; if empty, host name and
 	// process id.
 	Identity string
-	// Metrics, if set, is the listener of /metrics and /healthz (ready as
-	// soon as the process runs, leader or not).
+	// Metrics, if set, is the listener of /metrics, /healthz and /readyz
+	// (ready as soon as the process runs, leader or not).
 	Metrics net.Listener
 	// Leading, if not nil, is told when this replica starts and stops
 	// leading (tests, logs).
@@ -222,7 +222,7 @@ func newController(cfg *config.CDN, o Options, reach Reach, store autoscale.Stor
 }
 
 // serveMetrics serves the leading controller's kubecdn_autoscale_* series
-// (none while standing by), the leader gauge and /healthz.
+// (none while standing by), the leader gauge, /healthz and /readyz.
 func serveMetrics(l net.Listener, current *atomic.Pointer[autoscale.Controller], leader prometheus.Gauge) func() {
 	own := prometheus.NewRegistry()
 	own.MustRegister(leader)
@@ -234,7 +234,9 @@ func serveMetrics(l net.Listener, current *atomic.Pointer[autoscale.Controller],
 		}
 		promhttp.HandlerFor(gs, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 	}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	ok := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
+	mux.HandleFunc("GET /healthz", ok)
+	mux.HandleFunc("GET /readyz", ok) // a standby is ready: it is the replacement
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l)
 	return func() {
