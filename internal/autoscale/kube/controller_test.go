@@ -42,8 +42,14 @@ func (s *steps) add(step string) {
 	s.log = append(s.log, step)
 }
 
-func (s *steps) Start(ctx context.Context, r string) error { s.add("start"); return s.Actuator.Start(ctx, r) }
-func (s *steps) Warm(ctx context.Context, r string) error  { s.add("warm"); return s.Actuator.Warm(ctx, r) }
+func (s *steps) Start(ctx context.Context, r string) error {
+	s.add("start")
+	return s.Actuator.Start(ctx, r)
+}
+func (s *steps) Warm(ctx context.Context, r string) error {
+	s.add("warm")
+	return s.Actuator.Warm(ctx, r)
+}
 func (s *steps) Route(ctx context.Context, r string, in bool) error {
 	s.add(map[bool]string{true: "route in", false: "route out"}[in])
 	err := s.Actuator.Route(ctx, r, in)
