@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/autoscale"
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/deploy"
@@ -70,6 +72,9 @@ type Actuator struct {
 	// objects); if zero, DefaultHotKeys and DefaultHotBytes.
 	HotKeys  int
 	HotBytes int64
+	// Log gets what a step does not fail for (an edge's drain switch that
+	// could not be set); if nil, nothing is logged.
+	Log *slog.Logger
 	// CallTimeout bounds each call to one admin listener; if zero, 5s.
 	// Warm's POST, which waits for the fetches, gets the step's deadline.
 	CallTimeout time.Duration
@@ -113,12 +118,37 @@ func (a *Actuator) Start(ctx context.Context, region string) error {
 
 // Route puts the region into DNS or takes it out: with kubecdn's dns, by
 // the drain switch of every dns replica; with Route 53 or RFC 2136, by
-// publishing the records of the regions DNS may name.
+// publishing the records of the regions DNS may name. Then the region's
+// edges are told (adminapi.DrainPath) to close kept-alive connections while
+// out, so clients that still hold one move to where DNS now sends them.
 func (a *Actuator) Route(ctx context.Context, region string, in bool) error {
+	var err error
 	if a.CDN.Spec.Publish.Provider == config.PublishKubecdn {
-		return a.routeDNS(ctx, region, in)
+		err = a.routeDNS(ctx, region, in)
+	} else {
+		err = a.republish(ctx, region, in)
 	}
-	return a.republish(ctx, region, in)
+	if err == nil {
+		a.drainEdges(ctx, region, !in)
+	}
+	return err
+}
+
+// drainEdges sets the drain switch of the region's edges, best effort: a
+// drain is correct without it (the edges serve until their load is near
+// zero), only slower for clients that keep connections alive, so a failure
+// is logged and the step goes on.
+func (a *Actuator) drainEdges(ctx context.Context, region string, drain bool) {
+	edges, _, err := a.Reach.Admins(ctx, region)
+	for _, e := range edges {
+		cctx, cancel := context.WithTimeout(ctx, a.callTimeout())
+		var got adminapi.DrainRequest
+		err = errors.Join(err, call(cctx, a.Reach.Client(), http.MethodPost, e+adminapi.DrainPath, adminapi.DrainRequest{Drain: drain}, &got))
+		cancel()
+	}
+	if err != nil && a.Log != nil {
+		a.Log.Warn("autoscale: setting the edges' drain switch failed; clients on kept-alive connections move more slowly", "region", region, "drain", drain, "err", err)
+	}
 }
 
 // Stop closes the region: in prune mode deploy leaves DNS (already left:

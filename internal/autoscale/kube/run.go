@@ -217,7 +217,7 @@ func newController(cfg *config.CDN, o Options, reach Reach, store autoscale.Stor
 		return autoscale.Closed
 	}
 	ctrl.Source = &Source{CDN: cfg, Reach: reach, Phase: phase, Now: o.Now}
-	ctrl.Actuator = &Actuator{CDN: cfg, Deploy: o.Deploy, Reach: reach, RESTConfig: o.RESTConfig, Phase: phase}
+	ctrl.Actuator = &Actuator{CDN: cfg, Deploy: o.Deploy, Reach: reach, RESTConfig: o.RESTConfig, Phase: phase, Log: o.Log}
 	return ctrl
 }
 

@@ -26,6 +26,7 @@ type fakeEdge struct {
 	hot     []adminapi.HotKey
 	warmed  []string
 	hotAsks int
+	drains  []bool
 }
 
 func newFakeEdge(t *testing.T, region string) *fakeEdge {
@@ -71,6 +72,20 @@ func newFakeEdge(t *testing.T, region string) *fakeEdge {
 		defer f.mu.Unlock()
 		f.warmed = append(f.warmed, req.URLs...)
 		answer(w, adminapi.WarmResult{Fetched: len(req.URLs)})
+	})
+	mux.HandleFunc("POST "+adminapi.DrainPath, func(w http.ResponseWriter, r *http.Request) {
+		if !auth(w, r) {
+			return
+		}
+		var req adminapi.DrainRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.drains = append(f.drains, req.Drain)
+		answer(w, req)
 	})
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
@@ -177,5 +192,26 @@ func TestWarm(t *testing.T) {
 	}
 	if want := []string{"http://www.cdn.example.com/b", "http://www.cdn.example.com/a"}; !slices.Equal(eu.warmed, want) {
 		t.Errorf("warmed %v, want %v", eu.warmed, want)
+	}
+}
+
+// TestRouteDrainsEdges: taking a region out of the dns answers sets its
+// edges' drain switch (kept-alive clients told to reconnect), putting it
+// back clears it; an edge without the endpoint fails no step.
+func TestRouteDrainsEdges(t *testing.T) {
+	cfg := twoRegionFile(t)
+	eu := newFakeEdge(t, "eu-west-1")
+	_, dnsAdmin := startDNS(t, cfg)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(gone.Close)
+	reach := &staticReach{edges: map[string][]string{"eu-west-1": {eu.srv.URL, gone.URL}}, dns: map[string][]string{"us-east-1": {dnsAdmin}}}
+	a := &Actuator{CDN: cfg, Reach: reach}
+	for _, in := range []bool{false, true} {
+		if err := a.Route(t.Context(), "eu-west-1", in); err != nil {
+			t.Fatalf("route in=%v: %v", in, err)
+		}
+	}
+	if want := []bool{true, false}; !slices.Equal(eu.drains, want) {
+		t.Errorf("drain switch set to %v, want %v", eu.drains, want)
 	}
 }
