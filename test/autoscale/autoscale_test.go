@@ -32,7 +32,7 @@ func TestMain(m *testing.M) { e2e.Main(m, &bin) }
 // the file names a kubeconfig that does not exist, --kubeconfig the one
 // that does (as in a pod, where the Secret is mounted); one takes the
 // Lease and reports the stored region states, the other stands by; when
-// the leader is killed, the other leads.
+// the leader is killed, the other leads, from the same stored state.
 func TestTwoAutoscalersOneLeads(t *testing.T) {
 	cs := kubetest.Start(t, "us-east-1")
 	dir := t.TempDir()
@@ -53,10 +53,12 @@ func TestTwoAutoscalersOneLeads(t *testing.T) {
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kubecdn"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A previous autoscaler opened eu-west-1 an hour ago.
+	opened := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
 	store := autoscale.KubeStore{Client: client, Namespace: "kubecdn", Name: kube.StateName}
 	if err := store.Save(ctx, autoscale.State{Regions: []autoscale.Region{
 		{Name: "us-east-1", AlwaysOn: true, Phase: autoscale.Open},
-		{Name: "eu-west-1", Phase: autoscale.Open, Since: time.Now().Add(-time.Hour), InDNS: true},
+		{Name: "eu-west-1", Phase: autoscale.Open, Since: opened, InDNS: true},
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -117,13 +119,20 @@ func TestTwoAutoscalersOneLeads(t *testing.T) {
 	a, b := start("a"), start("b")
 	first := waitLeader(a, b)
 	other := map[*proc]*proc{a: b, b: a}[first]
-	if m := scrape(other); !strings.Contains(m, "kubecdn_autoscale_leader 0") {
-		t.Errorf("the standby's metrics:\n%s", m)
+	if m := scrape(other); !strings.Contains(m, "kubecdn_autoscale_leader 0") || strings.Contains(m, "kubecdn_autoscale_region_phase") {
+		t.Errorf("the standby's metrics (it decides nothing, and reports no phases):\n%s", m)
 	}
 	// Killed, the leader releases nothing: the other takes over once the
 	// Lease expires.
 	_ = first.cmd.Process.Kill()
 	if next := waitLeader(other); next != other {
 		t.Fatal("the standby did not take over")
+	}
+	st, err := store.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Regions) != 2 || st.Regions[1].Phase != autoscale.Open || !st.Regions[1].Since.Equal(opened) {
+		t.Errorf("stored state after two leaders: %+v", st.Regions)
 	}
 }
