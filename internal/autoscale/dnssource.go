@@ -1,20 +1,16 @@
 package autoscale
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
-	"github.com/kubecdn/kubecdn/internal/bearer"
 )
 
 // DNSSource talks to every dns replica's admin listener: it reads their
@@ -132,31 +128,5 @@ func (d *DNSSource) each(f func(i int, base string)) {
 func (d *DNSSource) call(ctx context.Context, method, target string, body []byte, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout())
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	bearer.Set(req, d.Token)
-	resp, err := d.client.Do(req)
-	if ue := (*url.Error)(nil); errors.As(err, &ue) {
-		err = ue.Err // the caller names the replica already
-	}
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAdminBody))
-	if err != nil {
-		return fmt.Errorf("reading the answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("decoding the answer: %w", err)
-	}
-	return nil
+	return AdminClient{Client: d.client, Token: d.Token}.Do(ctx, method, target, body, out)
 }

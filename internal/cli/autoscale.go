@@ -5,26 +5,106 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"time"
 
 	"github.com/kubecdn/kubecdn/internal/autoscale"
+	"github.com/kubecdn/kubecdn/internal/autoscale/kube"
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/deploy"
 )
 
-// runAutoscale dispatches the autoscaler's subcommands.
+// runAutoscale dispatches the autoscaler's subcommands: simulate, or by
+// default the autoscaler of a deployed CDN.
 func runAutoscale(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "simulate" {
-		fmt.Fprintln(stderr, "usage: kubecdn autoscale simulate -f FILE [--peak RPS] [--seed N]\n\n"+
+	if len(args) > 0 && args[0] == "simulate" {
+		return runSimulate(ctx, args[1:], stdout, stderr)
+	}
+	return runKubeAutoscale(ctx, args, stdout, stderr)
+}
+
+// runKubeAutoscale opens and closes the autoscale regions of a CDN
+// deployed with kubecdn deploy, until interrupted: the regions' dns and
+// edges are reached through their API servers (as status -f does), the
+// state and the leader Lease live in the first always-on region.
+func runKubeAutoscale(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("autoscale", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("f", "kubecdn.yaml", "the CDN file, as deployed with `kubecdn deploy`")
+	renderOpts := renderFlags(fs)
+	var o kube.Options
+	fs.BoolVar(&o.DryRun, "dry-run", false, "decide and print; change nothing (no Lease taken, no state written)")
+	fs.StringVar(&o.StateFile, "state-file", "", "keep the state in this file instead of the cluster (one autoscaler: no leader election)")
+	metrics := fs.String("metrics", "", "serve /metrics (kubecdn_autoscale_*), /healthz and /readyz on this address, e.g. :9100")
+	fs.DurationVar(&o.Every, "every", kube.DefaultEvery, "how often demand is sampled from every dns replica and edge")
+	fs.DurationVar(&o.StepTimeout, "step-timeout", kube.DefaultStepTimeout, "bound on one step (a deploy that opens or closes a region)")
+	fs.DurationVar(&o.DrainMax, "drain-timeout", kube.DefaultDrainMax, "longest a closing region keeps serving after leaving DNS (at least 2 TTLs)")
+	fs.DurationVar(&o.Deploy.Timeout, "timeout", 10*time.Minute, "per region: how long a deploy waits for rollouts and load-balancer addresses")
+	fs.DurationVar(&o.Deploy.RequestTimeout, "request-timeout", deploy.DefaultRequestTimeout, "per request to a region's API server")
+	kubeconfig := fs.String("kubeconfig", "", "one kubeconfig with a context for every region (the file's context names), used instead of the file's kubeconfig paths (in a pod: the mounted Secret)")
+	inCluster := fs.String("in-cluster", "", "the region this process runs in: its Lease, state and pods are reached with the pod's service account")
+	fs.StringVar(&o.Identity, "identity", "", "this replica's name in the Lease (default: host name and process id)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: kubecdn autoscale -f FILE [--dry-run] [--state-file FILE] [--metrics ADDR] [flags]\n"+
+			"       kubecdn autoscale simulate -f FILE [--peak RPS] [--seed N]\n\n"+
+			"Opens and closes the file's autoscale regions from measured demand: it samples every dns\n"+
+			"replica and edge through the regions' API servers, decides, and opens a region with\n"+
+			"`kubecdn deploy --open` (warmed, then published in DNS) or closes it (out of DNS, drained,\n"+
+			"then pruned; or, with spec.autoscale.mode warm, its edges scaled to zero). Replicas elect\n"+
+			"a leader on a Lease in the first always-on region, where the state is kept.\n\n"+
 			"simulate  replay a day of demand per continent through the autoscaler's decisions")
-		if len(args) == 0 {
-			return 2
-		}
-		if args[0] == "-h" || args[0] == "--help" {
-			return 0
-		}
+		fs.PrintDefaults()
+	}
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "kubecdn autoscale: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	return runSimulate(ctx, args[1:], stdout, stderr)
+	ro, err := renderOpts()
+	if err != nil {
+		fmt.Fprintf(stderr, "kubecdn autoscale: %v\n", err)
+		return 2
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		printConfigErrors(stderr, *file, err)
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	o.Log = log
+	o.Deploy.Render, o.Deploy.Out, o.Deploy.Log = ro, stdout, log
+	o.RESTConfig, err = kube.ClusterConfig(cfg, *kubeconfig, *inCluster)
+	if err != nil {
+		fmt.Fprintf(stderr, "kubecdn autoscale: %v\n", err)
+		return 2
+	}
+	deployConfig, _ := kube.ClusterConfig(cfg, *kubeconfig, "")
+	o.Deploy.Connect = func(c config.Cluster) (*deploy.Cluster, error) {
+		rc, err := deployConfig(c)
+		if err != nil {
+			return nil, err
+		}
+		rc.Timeout = o.Deploy.RequestTimeout
+		return deploy.NewCluster(rc)
+	}
+	if o.Deploy.Publisher, err = publisherFor(ctx, cfg, log); err != nil {
+		fmt.Fprintf(stderr, "kubecdn autoscale: %v\n", err)
+		return 1
+	}
+	if *metrics != "" {
+		if o.Metrics, err = net.Listen("tcp", *metrics); err != nil {
+			fmt.Fprintf(stderr, "kubecdn autoscale: --metrics: %v\n", err)
+			return 2
+		}
+	}
+	if err := kube.Run(ctx, cfg, o); err != nil {
+		fmt.Fprintf(stderr, "kubecdn autoscale: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
 // runSimulate replays a 24-hour demand curve per continent through the same

@@ -30,7 +30,7 @@ func commands() []command {
 		{"deploy", "apply the CDN to every region's cluster and publish DNS (--dry-run, --watch)", runDeploy},
 		{"status", "show every region: state, health, requests/s, hit ratio, bytes, cache fill", runStatus},
 		{"load", "synthetic users from one network: resolve through the dns, fetch from the edge, print per second", runLoad},
-		{"autoscale", "replay a day of demand through the autoscaler's decisions (simulate)", runAutoscale},
+		{"autoscale", "open and close autoscale regions of a deployed CDN from demand; simulate replays a day", runAutoscale},
 		{"purge", "purge URLs, prefixes or tags in every region at once", runPurge},
 		{"logs", "print the edges' access logs of every region, merged in time order (--follow)", runLogs},
 		{"version", "print the version", runVersion},

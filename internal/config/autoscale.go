@@ -18,6 +18,11 @@ func (c *CDN) validateAutoscale(v *validator) {
 		// close and reopen the region. A factor of two keeps them apart.
 		v.add("spec.autoscale.scaleDownBelow", "band too narrow: at most half of scaleUpAbove (%g), so demand swinging by less than a factor of two does not open and close a region", float64(a.ScaleUpAbove)/2)
 	}
+	switch a.Mode {
+	case "", ModePrune, ModeWarm, ModeCold:
+	default:
+		v.add("spec.autoscale.mode", "%q, want %s, %s or %s", a.Mode, ModePrune, ModeWarm, ModeCold)
+	}
 	if a.MaxOpen < 0 {
 		v.add("spec.autoscale.maxOpen", "must not be negative")
 	}
@@ -44,3 +49,13 @@ func (c *CDN) validateAutoscale(v *validator) {
 		v.add("spec.autoscale.cooldown", "%s is shorter than the window (%s): a region could close on the demand that opened it", a.Cooldown.D(), a.Window.D())
 	}
 }
+
+// AutoscaleMode is what closing an autoscale region does on Kubernetes.
+type AutoscaleMode string
+
+// The modes of spec.autoscale.mode.
+const (
+	ModePrune AutoscaleMode = "prune" // delete the region's objects, keep the cluster (default)
+	ModeWarm  AutoscaleMode = "warm"  // scale the edges to zero, keep the objects
+	ModeCold  AutoscaleMode = "cold"  // destroy the cluster (kubecdn infra)
+)

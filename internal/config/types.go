@@ -249,6 +249,11 @@ type Autoscale struct {
 	// MaxOpen bounds how many autoscale regions run at once; 0 means all
 	// of them may.
 	MaxOpen int `json:"maxOpen,omitempty"`
+	// Mode is what closing a region does on Kubernetes: "prune" (the
+	// default) deletes its objects and keeps the cluster, "warm" scales its
+	// edges to zero and keeps everything else, "cold" destroys the cluster
+	// (kubecdn infra; not built yet).
+	Mode AutoscaleMode `json:"mode,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s", "500ms", "5m".

@@ -81,7 +81,7 @@ func TestAPIServerAcceptsEveryObject(t *testing.T) {
 			if len(out) != len(cfg.AllRegions()) {
 				t.Fatalf("rendered %d regions, want %d", len(out), len(cfg.AllRegions()))
 			}
-			applied := 0
+			applied, autoscaler := 0, 0
 			for _, region := range render.Regions(out) {
 				for _, o := range out[region] {
 					u, err := render.Unstructured(o)
@@ -98,9 +98,18 @@ func TestAPIServerAcceptsEveryObject(t *testing.T) {
 						t.Errorf("%s: warning: %s", what, w)
 					}
 					applied++
+					if u.GetName() == render.AutoscalerName {
+						autoscaler++
+					}
 				}
 			}
 			t.Logf("%d objects accepted", applied)
+			// The autoscaler's ServiceAccount, Role, RoleBinding,
+			// ConfigMap and Deployment, in each always-on region (the
+			// file has autoscale regions).
+			if want := 5 * len(cfg.Spec.Regions.AlwaysOn); autoscaler != want {
+				t.Errorf("%d autoscaler objects accepted, want %d", autoscaler, want)
+			}
 		})
 	}
 

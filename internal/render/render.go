@@ -252,6 +252,11 @@ func (r regionRender) objects() ([]Object, error) {
 	}
 	objs = append(objs, r.edgeObjects(edgeYAML)...)
 	objs = append(objs, r.dnsObjects()...)
+	as, err := r.autoscalerObjects()
+	if err != nil {
+		return nil, err
+	}
+	objs = append(objs, as...)
 	mon, err := r.monitoringObjects()
 	if err != nil {
 		return nil, err

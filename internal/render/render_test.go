@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -161,7 +162,7 @@ func firstDiff(got, want string) string {
 // decoder (unknown or misspelt fields fail) and checks nothing was lost.
 func TestRoundTrip(t *testing.T) {
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, autoscalingv2.AddToScheme, networkingv1.AddToScheme, policyv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, autoscalingv2.AddToScheme, networkingv1.AddToScheme, policyv1.AddToScheme, rbacv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
 		}
@@ -255,8 +256,15 @@ func TestEveryObject(t *testing.T) {
 				checkPod(t, name, spec)
 			}
 		}
-		if len(objs) != 15 {
-			t.Errorf("%s: %d objects, want 15", region, len(objs))
+		// The always-on regions also run the autoscaler (the file has
+		// autoscale regions): ServiceAccount, Role, RoleBinding,
+		// ConfigMap, Deployment.
+		want := 15
+		if region == "us-east-1" || region == "us-west-2" {
+			want += 5
+		}
+		if len(objs) != want {
+			t.Errorf("%s: %d objects, want %d", region, len(objs), want)
 		}
 	}
 	auto := find[*appsv1.StatefulSet](t, out["eu-west-1"], edgeName).Labels[labelAutoscale]
@@ -282,7 +290,9 @@ func checkPod(t *testing.T, name string, spec *corev1.PodSpec) {
 	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("%s: pod security context %+v", name, psc)
 	}
-	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+	// The autoscaler alone talks to its API server (Lease, state, pods),
+	// with a Role limited to that; every other pod has no token.
+	if spec.ServiceAccountName != AutoscalerName && (spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken) {
 		t.Errorf("%s: service account token mounted", name)
 	}
 	for _, c := range spec.Containers {
@@ -569,8 +579,8 @@ func TestWriteDirRemovesOnlyItsStaleFiles(t *testing.T) {
 	if _, err := os.Stat(mine); err != nil {
 		t.Errorf("the user's file was removed: %v", err)
 	}
-	if got := len(listFiles(t, filepath.Join(dir, "us-east-1"))); got != 14 {
-		t.Errorf("%d files, want 13 objects + the user's file", got)
+	if got := len(listFiles(t, filepath.Join(dir, "us-east-1"))); got != 19 {
+		t.Errorf("%d files, want 13 objects + 5 of the autoscaler + the user's file", got)
 	}
 }
 

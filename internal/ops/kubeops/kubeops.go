@@ -188,25 +188,11 @@ func (s *Source) Each(ctx context.Context, fn func(i int, t ops.Target)) {
 
 // region finds one region's pods (and token) and registers their routes.
 func (s *Source) region(ctx context.Context, ref config.RegionRef) (ops.Target, error) {
-	r, err := s.connect(ref)
-	if err != nil {
+	f, err := s.find(ctx, ref)
+	if err = cmp.Or(err, f.tokErr); err != nil {
 		return ops.Target{}, err
 	}
-	ns, sel := s.opts.Render.Namespace, s.sel[ref.Name]
-	var edges, dnss []corev1.Pod
-	var edgeErr, dnsErr, tokErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { edges, edgeErr = r.pods(ctx, ns, "edge", sel.edge) })
-	wg.Go(func() { dnss, dnsErr = r.pods(ctx, ns, "dns", sel.dns) })
-	if s.opts.Token {
-		wg.Go(func() { tokErr = r.readToken(ctx, ns, s.opts.Render.AdminSecret) })
-	}
-	wg.Wait()
-	// One cause is enough: an API server that does not answer fails all
-	// three alike.
-	if err := cmp.Or(edgeErr, dnsErr, tokErr); err != nil {
-		return ops.Target{}, err
-	}
+	r, edges, dnss := f.r, f.edges, f.dns
 	t := ops.Target{Region: ref.Name, State: ops.StateOpen}
 	if ref.Autoscale && len(edges) == 0 {
 		t.State = ops.StateClosed

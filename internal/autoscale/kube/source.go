@@ -1,0 +1,151 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/kubecdn/kubecdn/internal/adminapi"
+	"github.com/kubecdn/kubecdn/internal/autoscale"
+	"github.com/kubecdn/kubecdn/internal/config"
+)
+
+// Source measures the demand of a deployed CDN: every dns replica's demand
+// per nearest region and every edge's requests per nearest region, both
+// reached through the regions' API servers.
+//
+//   - Served is, per region, the request rate its edges serve.
+//   - Displaced is, per region not open, the larger of two signals: the
+//     request rate the edges of other regions serve to clients nearest to
+//     it, and the dns queries per second from networks nearest to it. The
+//     edges count users' requests, in the unit of the thresholds; the dns
+//     counts resolver networks, fewer, but sees users the edges cannot
+//     place. The larger is the evidence that holds.
+//
+// A region that must answer (always-on, or running) whose API server, dns
+// or edge does not answer makes the sample incomplete, and so does an edge
+// seen for the first time or restarted: its counters are cumulative, and
+// a rate takes two looks.
+type Source struct {
+	CDN   *config.CDN
+	Reach Reach
+	// Phase is where the controller has each region; if nil, always-on
+	// regions are open and autoscale ones closed.
+	Phase func(region string) autoscale.Phase
+	// CallTimeout bounds each call to one admin listener; if zero, 2s.
+	CallTimeout time.Duration
+	Now         func() time.Time
+
+	mu   sync.Mutex
+	last map[string]look // by edge admin URL
+}
+
+// look is one edge's counters at one moment.
+type look struct {
+	at      time.Time
+	started float64
+	req     map[string]uint64 // by nearest region
+}
+
+var _ autoscale.Source = (*Source)(nil)
+
+func (s *Source) phase(region string) autoscale.Phase { return phaseOf(s.CDN, s.Phase, region) }
+
+// Sample reads every dns replica and edge once and sums.
+func (s *Source) Sample(ctx context.Context) (autoscale.Sample, error) {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	timeout := s.CallTimeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	found := reachAll(ctx, s.CDN, s.Reach)
+	open := func(r string) bool { return s.phase(r) == autoscale.Open }
+	var missing []string
+	var dnsURLs []string
+	type edge struct{ region, url string }
+	var edges []edge
+	for _, ref := range s.CDN.AllRegions() {
+		if err := found.errs[ref.Name]; err != nil {
+			if s.phase(ref.Name) != autoscale.Closed {
+				missing = append(missing, fmt.Sprintf("region %s: %v", ref.Name, err))
+			}
+			continue
+		}
+		dnsURLs = append(dnsURLs, found.dns[ref.Name]...)
+		for _, u := range found.edges[ref.Name] {
+			edges = append(edges, edge{ref.Name, u})
+		}
+	}
+	dsrc := &autoscale.DNSSource{Admins: dnsURLs, Client: s.Reach.Client(), Timeout: timeout, Now: now}
+	var dnsSample autoscale.Sample
+	views := make([]adminapi.EdgeDemand, len(edges))
+	errs := make([]error, len(edges))
+	var wg sync.WaitGroup
+	wg.Go(func() { dnsSample = dsrc.Displaced(ctx, open) })
+	for i, e := range edges {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			errs[i] = call(cctx, s.Reach.Client(), http.MethodGet, e.url+adminapi.EdgeDemandPath, nil, &views[i])
+		})
+	}
+	wg.Wait()
+	at := now()
+	out := autoscale.Sample{At: at, Missing: append(missing, dnsSample.Missing...),
+		Displaced: map[string]float64{}, Served: map[string]float64{}}
+	if len(dnsURLs) == 0 {
+		out.Missing = append(out.Missing, "no dns replica found in any region")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := map[string]look{}
+	for i, e := range edges {
+		if errs[i] != nil {
+			out.Missing = append(out.Missing, fmt.Sprintf("edge %s: %v", e.url, errs[i]))
+			continue
+		}
+		cur := look{at: at, started: views[i].StartedAt, req: map[string]uint64{}}
+		for _, r := range views[i].Regions {
+			cur.req[r.Region] += r.Requests
+		}
+		next[e.url] = cur
+		rates, ok := rate(s.last[e.url], cur)
+		if !ok {
+			out.Missing = append(out.Missing, fmt.Sprintf("edge %s: first look since it started, its rate needs a second", e.url))
+			continue
+		}
+		for nearest, v := range rates {
+			out.Served[e.region] += v
+			if nearest != e.region && !open(nearest) {
+				out.Displaced[nearest] += v
+			}
+		}
+	}
+	s.last = next
+	for r, v := range dnsSample.Displaced {
+		out.Displaced[r] = max(out.Displaced[r], v)
+	}
+	return out, nil
+}
+
+// rate is the request rate by nearest region between two looks at one
+// edge; false when there is no earlier look of the same run of the edge.
+func rate(prev, cur look) (map[string]float64, bool) {
+	dt := cur.at.Sub(prev.at).Seconds()
+	if prev.req == nil || prev.started != cur.started || dt <= 0 {
+		return nil, false
+	}
+	out := map[string]float64{}
+	for r, n := range cur.req {
+		if n < prev.req[r] {
+			return nil, false // counters went back: a restart the edge did not report
+		}
+		out[r] = float64(n-prev.req[r]) / dt
+	}
+	return out, true
+}
