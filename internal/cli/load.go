@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"sort"
 	"time"
@@ -26,6 +27,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Duration, "duration", time.Minute, "how long to run (at most 24h)")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "bound on each request and dns query")
 	fs.Int64Var(&o.Seed, "seed", 1, "chooses among several answered addresses")
+	source := fs.String("source", "", `local address the users connect from; default with a loopback --dns: 127.B.C.10 for --from A.B.C.0/24, which kubecdn up's example places where --from is, so the edges count the users there too ("none": the system's choice)`)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kubecdn load --from CIDR [--url URL] [--rps N] [--duration D] [--dns ADDR]\n\n"+
 			"Synthetic users in one network: resolves --url's host through the dns as a resolver in that\n"+
@@ -43,6 +45,22 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o.From = p
+	switch *source {
+	case "none":
+	case "":
+		if host, _, err := net.SplitHostPort(o.DNS); err == nil {
+			if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
+				o.Source, _ = loadgen.LoopbackTwin(p)
+			}
+		}
+	default:
+		a, err := netip.ParseAddr(*source)
+		if err != nil {
+			fmt.Fprintf(stderr, "kubecdn load: --source %q: want an IP address\n", *source)
+			return 2
+		}
+		o.Source = a
+	}
 	sum, err := loadgen.Run(ctx, o, stdout)
 	if err != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "kubecdn load: %v\n", err)

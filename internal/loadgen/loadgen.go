@@ -41,7 +41,13 @@ type Options struct {
 	// DNS is the dns server to ask (host:port).
 	DNS string
 	// From is the network the users (and their resolver) are in.
-	From     netip.Prefix
+	From netip.Prefix
+	// Source, if valid, is the local address the users' connections come
+	// from. On one machine every client is loopback, and the edges place
+	// clients by their address: a loopback address the file's geo table
+	// maps to the same place as From lets the edges see the users where
+	// the dns sees their resolver (see LoopbackTwin).
+	Source   netip.Addr
 	Rate     float64
 	Duration time.Duration
 	// Timeout bounds each request and each DNS query.
@@ -163,7 +169,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (Summary, error) {
 	// to that address only: when the answer changes, the next requests go
 	// to the new one and the old connections are closed once idle, as new
 	// users arriving would do.
-	pool := &pool{port: port, timeout: o.Timeout, byAddr: map[string]*http.Client{}}
+	pool := &pool{port: port, timeout: o.Timeout, source: o.Source, byAddr: map[string]*http.Client{}}
 	defer pool.close()
 	sum := Summary{ByEdge: map[string]int{}, Errors: map[string]int{}}
 	var mu sync.Mutex
@@ -248,10 +254,22 @@ func Run(ctx context.Context, o Options, out io.Writer) (Summary, error) {
 	return sum, nil
 }
 
+// LoopbackTwin is the loopback address that stands for a user in the IPv4
+// network from on one machine: 127.B.C.10 for A.B.C.0/24. The example file
+// of `kubecdn up` maps each demo network's twin /24 to the same place.
+func LoopbackTwin(from netip.Prefix) (netip.Addr, bool) {
+	if !from.Addr().Is4() {
+		return netip.Addr{}, false
+	}
+	b := from.Masked().Addr().As4()
+	return netip.AddrFrom4([4]byte{127, b[1], b[2], 10}), true
+}
+
 // pool keeps one client per answered address.
 type pool struct {
 	port    string
 	timeout time.Duration
+	source  netip.Addr
 	mu      sync.Mutex
 	cur     string
 	byAddr  map[string]*http.Client
@@ -274,7 +292,11 @@ func (p *pool) client(addr string) *http.Client {
 		target := net.JoinHostPort(addr, p.port)
 		tr := &http.Transport{
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				return (&net.Dialer{Timeout: p.timeout}).DialContext(ctx, network, target)
+				d := net.Dialer{Timeout: p.timeout}
+				if p.source.IsValid() {
+					d.LocalAddr = &net.TCPAddr{IP: p.source.AsSlice()}
+				}
+				return d.DialContext(ctx, network, target)
 			},
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     30 * time.Second,

@@ -81,8 +81,9 @@ func newAutoscaleCDN(t *testing.T, edgeSignal bool) *autoscaleCDN {
 	cdn.Spec.Routing = config.Routing{Policy: config.PolicyGeo, TTL: configtest.Duration(t, "1s"),
 		Health: config.Health{Interval: configtest.Duration(t, "200ms"), Timeout: configtest.Duration(t, "150ms"), FailAfter: 3, PassAfter: 1},
 		Geo: config.Geo{Networks: []config.GeoNetwork{
-			configtest.Network("192.0.2.0/24", 40.7, -74.0), // New York
-			configtest.Network(dublin, 53.3, -6.3),          // Dublin
+			configtest.Network("192.0.2.0/24", 40.7, -74.0),  // New York
+			configtest.Network(dublin, 53.3, -6.3),           // Dublin
+			configtest.Network("127.0.113.0/24", 53.3, -6.3), // Dublin's loopback twin (kubecdn load --from dublin)
 		}}}
 	cdn.Spec.Regions = config.Regions{
 		AlwaysOn:  []config.Region{configtest.Region("us-east-1", "local", c.eastIP+":"+c.port)},
@@ -263,7 +264,8 @@ func TestUpAutoscaleOpensAndClosesWithoutAFailedRequest(t *testing.T) {
 	}
 	loopDone := make(chan loopResult, 1)
 	go func() {
-		sum, err := loadgen.Run(loopCtx, loadgen.Options{URL: url, DNS: c.dns, From: netip.MustParsePrefix(dublin),
+		twin, _ := loadgen.LoopbackTwin(netip.MustParsePrefix(dublin))
+		sum, err := loadgen.Run(loopCtx, loadgen.Options{URL: url, DNS: c.dns, From: netip.MustParsePrefix(dublin), Source: twin,
 			Rate: c.loopRate, Duration: 3 * time.Minute, Timeout: 5 * time.Second, Seed: 2}, loopOut)
 		loopDone <- loopResult{sum, err}
 	}()
