@@ -180,6 +180,9 @@ func (c *Controller) Tick(ctx context.Context) {
 	a := *d.Action
 	rec := Record{At: now, Action: a}
 	if c.DryRun {
+		if c.sameDryRunLocked(a) {
+			return // said once; nothing changed, so the decision stands
+		}
 		rec.Result = "dry run"
 		c.Log.Info("autoscale decision (dry run: nothing changed)", "action", a.Kind, "region", a.Region, "reason", a.Reason, "inputs", a.String())
 		c.recordLocked(ctx, rec)
@@ -201,6 +204,18 @@ func (c *Controller) Tick(ctx context.Context) {
 	}
 	c.recordLocked(ctx, rec)
 	c.advanceLocked(ctx, now)
+}
+
+// sameDryRunLocked reports whether the region's latest decision is this
+// one, taken in a dry run: a dry run changes no state, so the same decision
+// comes back every tick and is logged once.
+func (c *Controller) sameDryRunLocked(a Action) bool {
+	for i := len(c.st.Decisions) - 1; i >= 0; i-- {
+		if d := c.st.Decisions[i]; d.Action.Region == a.Region {
+			return d.Result == "dry run" && d.Action.Kind == a.Kind
+		}
+	}
+	return false
 }
 
 // advanceLocked starts the next actuator step of a region in transition,

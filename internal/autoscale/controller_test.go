@@ -265,7 +265,7 @@ func TestControllerFreezesOnAMissingSourceAndDryRunChangesNothing(t *testing.T) 
 	d.src.set(map[string]float64{"eu": 80}, nil)
 	d.ticks(t, 3*time.Minute)
 	st, _, _ := d.c.Snapshot()
-	if d.act.log() != "" || d.phase("eu") != Closed || len(st.Decisions) == 0 || st.Decisions[0].Result != "dry run" {
+	if d.act.log() != "" || d.phase("eu") != Closed || len(st.Decisions) != 1 || st.Decisions[0].Result != "dry run" {
 		t.Fatalf("dry run: steps %q, phase %s, decisions %+v", d.act.log(), d.phase("eu"), st.Decisions)
 	}
 }
