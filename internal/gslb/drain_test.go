@@ -2,7 +2,6 @@ package gslb
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,27 +10,8 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/config/configtest"
+	"github.com/kubecdn/kubecdn/test/e2e"
 )
-
-// adminDo sends method to path on the admin listener with token (none if
-// empty) and body, and returns the status and the body read.
-func adminDo(t *testing.T, admin, method, path, token, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, "http://"+admin+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
 
 // route takes region out (in false) or puts it back through the admin API
 // and checks the answer.
@@ -41,7 +21,7 @@ func route(t *testing.T, admin, region string, in bool) {
 	if in {
 		body = `{"in": true}`
 	}
-	code, got := adminDo(t, admin, http.MethodPost, adminapi.RoutePath(region), testToken, body)
+	code, got := e2e.AdminDo(t, admin, http.MethodPost, adminapi.RoutePath(region), testToken, body)
 	var rr adminapi.RegionRoute
 	if code != http.StatusOK || json.Unmarshal([]byte(got), &rr) != nil || rr.Region != region || rr.Routed != in {
 		t.Fatalf("route %s in=%v: %d %s", region, in, code, got)
@@ -154,7 +134,7 @@ func TestRouteRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, body := adminDo(t, ts.admin, http.MethodPost, adminapi.RoutePath(tt.region), tt.token, tt.body)
+			code, body := e2e.AdminDo(t, ts.admin, http.MethodPost, adminapi.RoutePath(tt.region), tt.token, tt.body)
 			if code != tt.code {
 				t.Errorf("status %d (%s), want %d", code, strings.TrimSpace(body), tt.code)
 			}
@@ -165,7 +145,7 @@ func TestRouteRefusals(t *testing.T) {
 	}
 	// A dns without a token refuses every route change.
 	ts2 := start(t, "geo", "1s", "500ms", Options{})
-	if code, _ := adminDo(t, ts2.admin, http.MethodPost, adminapi.RoutePath("eu-west-1"), testToken, `{"in": false}`); code != http.StatusUnauthorized {
+	if code, _ := e2e.AdminDo(t, ts2.admin, http.MethodPost, adminapi.RoutePath("eu-west-1"), testToken, `{"in": false}`); code != http.StatusUnauthorized {
 		t.Errorf("dns without token: status %d, want 401", code)
 	}
 }

@@ -12,11 +12,12 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
+	"github.com/kubecdn/kubecdn/test/e2e"
 )
 
 func resolveVia(t *testing.T, admin, token string, q url.Values) (int, adminapi.Resolution) {
 	t.Helper()
-	code, body := adminDo(t, admin, http.MethodGet, adminapi.ResolvePath+"?"+q.Encode(), token, "")
+	code, body := e2e.AdminDo(t, admin, http.MethodGet, adminapi.ResolvePath+"?"+q.Encode(), token, "")
 	var r adminapi.Resolution
 	if code == http.StatusOK {
 		if err := json.Unmarshal([]byte(body), &r); err != nil {

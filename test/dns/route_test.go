@@ -3,7 +3,6 @@ package dns_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,31 +12,12 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/config/configtest"
+	"github.com/kubecdn/kubecdn/test/e2e"
 )
-
-// adminCall sends method to path on the dns's admin listener with the
-// token and body, and returns the status and the body.
-func (e *env) adminCall(t *testing.T, method, path, token, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, "http://"+e.admin+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
 
 func (e *env) route(t *testing.T, region string, in bool) {
 	t.Helper()
-	code, body := e.adminCall(t, http.MethodPost, adminapi.RoutePath(region), dnsToken, fmt.Sprintf(`{"in": %v}`, in))
+	code, body := e2e.AdminDo(t, e.admin, http.MethodPost, adminapi.RoutePath(region), dnsToken, fmt.Sprintf(`{"in": %v}`, in))
 	if code != http.StatusOK || !strings.Contains(body, fmt.Sprintf(`"routed": %v`, in)) {
 		t.Fatalf("route %s in=%v: %d %s", region, in, code, body)
 	}
@@ -45,7 +25,7 @@ func (e *env) route(t *testing.T, region string, in bool) {
 
 func (e *env) routed(t *testing.T, region string) bool {
 	t.Helper()
-	_, body := e.adminCall(t, http.MethodGet, adminapi.StatePath, "", "")
+	_, body := e2e.AdminDo(t, e.admin, http.MethodGet, adminapi.StatePath, "", "")
 	var st adminapi.State
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatal(err)
@@ -73,7 +53,7 @@ func TestRouteOutThroughReloads(t *testing.T) {
 	if got := answers(); got != "127.0.0.3 127.0.0.2" {
 		t.Fatalf("before: %q", got)
 	}
-	if code, _ := e.adminCall(t, http.MethodPost, adminapi.RoutePath("eu-west-1"), "", `{"in": false}`); code != http.StatusUnauthorized {
+	if code, _ := e2e.AdminDo(t, e.admin, http.MethodPost, adminapi.RoutePath("eu-west-1"), "", `{"in": false}`); code != http.StatusUnauthorized {
 		t.Fatalf("route without the token: %d, want 401", code)
 	}
 
@@ -116,7 +96,7 @@ func TestResolveMatchesDigAndCountsNothing(t *testing.T) {
 	const demand = `kubecdn_dns_demand_queries_total{region="eu-west-1"}`
 	for range 5 {
 		q := url.Values{"name": {"www.cdn.example.com"}, "network": {"203.0.113.0/24"}}
-		code, body := e.adminCall(t, http.MethodGet, adminapi.ResolvePath+"?"+q.Encode(), dnsToken, "")
+		code, body := e2e.AdminDo(t, e.admin, http.MethodGet, adminapi.ResolvePath+"?"+q.Encode(), dnsToken, "")
 		var r adminapi.Resolution
 		if code != http.StatusOK || json.Unmarshal([]byte(body), &r) != nil || strings.Join(r.Addrs, ",") != "127.0.0.3" {
 			t.Fatalf("resolve: %d %s", code, body)

@@ -6,11 +6,14 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -141,4 +144,25 @@ func SilentListener(t *testing.T) string {
 		}
 	})
 	return ln.Addr().String()
+}
+
+// AdminDo sends method to path on the admin listener at addr (host:port)
+// with the bearer token (none if empty) and body, and returns the status
+// and the body read.
+func AdminDo(t testing.TB, addr, method, path, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
