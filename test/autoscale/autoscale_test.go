@@ -119,7 +119,13 @@ func TestTwoAutoscalersOneLeads(t *testing.T) {
 	a, b := start("a"), start("b")
 	first := waitLeader(a, b)
 	other := map[*proc]*proc{a: b, b: a}[first]
-	if m := scrape(other); !strings.Contains(m, "kubecdn_autoscale_leader 0") || strings.Contains(m, "kubecdn_autoscale_region_phase") {
+	// The standby may still be starting its metrics listener: wait until
+	// it answers before reading what it reports.
+	m := scrape(other)
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(m, "kubecdn_autoscale_leader") && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		m = scrape(other)
+	}
+	if !strings.Contains(m, "kubecdn_autoscale_leader 0") || strings.Contains(m, "kubecdn_autoscale_region_phase") {
 		t.Errorf("the standby's metrics (it decides nothing, and reports no phases):\n%s", m)
 	}
 	// Killed, the leader releases nothing: the other takes over once the
