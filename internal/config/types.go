@@ -62,6 +62,9 @@ type Spec struct {
 	// Apps are the user's own services, deployed to every region (or a
 	// subset) next to the edges and published in DNS the same way.
 	Apps []App `json:"apps,omitempty"`
+	// Infra turns on `kubecdn infra`: it creates the cluster of every
+	// region without a cluster: (see infra.go).
+	Infra *Infra `json:"infra,omitempty"`
 }
 
 // Origin is where misses finally go: exactly one of URL or Dir.
@@ -232,9 +235,15 @@ type Region struct {
 	// fills them from each Service's load balancer; a static deployment
 	// writes them by hand.
 	Endpoints map[string][]string `json:"endpoints,omitempty"`
+	// Infra is what `kubecdn infra` makes this region's cluster of (cloud
+	// location, Kubernetes version, node pools); if empty, the provider's
+	// defaults. Used only when spec.infra is set and cluster: is empty.
+	Infra *RegionInfra `json:"infra,omitempty"`
 }
 
-// Cluster says how to reach a region's Kubernetes cluster.
+// Cluster says how to reach a region's Kubernetes cluster. If empty and
+// spec.infra is set, it is the context kubecdn-REGION of the kubeconfig
+// `kubecdn infra` writes (InfraCluster).
 type Cluster struct {
 	Kubeconfig string `json:"kubeconfig,omitempty"`
 	Context    string `json:"context,omitempty"`

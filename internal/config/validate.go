@@ -60,6 +60,7 @@ func (c *CDN) SetDefaults() {
 		d.RRL.Slip = &two
 	}
 	c.setPublishDefaults()
+	c.setInfraDefaults()
 }
 
 // ResolvePath resolves a path from the file against BaseDir.
@@ -194,6 +195,7 @@ func (c *CDN) validate(v *validator) {
 	c.validateDNS(v, zoneOK)
 	c.validatePublish(v, zoneOK, names)
 	c.validateAutoscale(v)
+	c.validateInfra(v)
 }
 
 func (c *CDN) validateRegion(v *validator, r RegionRef, names map[string]string) {
