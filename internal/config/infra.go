@@ -142,6 +142,7 @@ var (
 	resourceGroupRe = regexp.MustCompile(`^[-\w._()]{1,90}$`)
 	gcpProjectRe    = regexp.MustCompile(`^[a-z][a-z0-9-]{4,28}[a-z0-9]$`)
 	k8sVersionRe    = regexp.MustCompile(`^1\.[0-9]{1,2}(\.[0-9]{1,2})?$`)
+	stateStoreRe    = regexp.MustCompile(`^(s3|gs)://[a-z0-9][a-z0-9._-]{1,61}[a-z0-9](/[A-Za-z0-9._-]+)*/?$`)
 	instanceTypeRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 )
 
@@ -226,8 +227,10 @@ func validateRegionInfra(v *validator, r RegionRef) {
 			v.add(f+".project", "%q is not a GCP project ID", ri.Project)
 		}
 	case "kops":
-		if !strings.HasPrefix(ri.StateStore, "s3://") && !strings.HasPrefix(ri.StateStore, "gs://") {
+		if ri.StateStore == "" {
 			v.add(f+".stateStore", "required for provider kops: the kops state store, s3://BUCKET or gs://BUCKET")
+		} else if !stateStoreRe.MatchString(ri.StateStore) {
+			v.add(f+".stateStore", "%q is not a kops state store such as s3://my-bucket/kops", ri.StateStore)
 		}
 	}
 	if ri.Project != "" && r.Provider != "gcp" {

@@ -58,13 +58,15 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/apps"
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/progress"
 	"github.com/kubecdn/kubecdn/internal/render"
 )
 
 type deployer struct {
 	cfg  *config.CDN
 	opts Options
-	mu   sync.Mutex // guards out
+	mu   sync.Mutex // guards results and clusters
+	out  *progress.Lines
 	// state is the freshest state found in the regions.
 	state    State
 	clusters map[string]*Cluster
@@ -74,9 +76,7 @@ type deployer struct {
 }
 
 func (d *deployer) printf(region, format string, args ...any) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	fmt.Fprintf(d.opts.Out, "%-14s %s\n", region, fmt.Sprintf(format, args...))
+	d.out.Printf(region, format, args...)
 }
 
 // Run deploys cfg to every active region: the always-on regions and the
@@ -100,7 +100,7 @@ func Run(ctx context.Context, cfg *config.CDN, opts Options) (Result, error) {
 	if _, err := render.Render(cfg, opts.Render); err != nil {
 		return Result{}, fmt.Errorf("deploy: %w", err)
 	}
-	d := &deployer{cfg: cfg, opts: opts, clusters: map[string]*Cluster{}}
+	d := &deployer{cfg: cfg, opts: opts, out: progress.New(opts.Out), clusters: map[string]*Cluster{}}
 	for _, a := range cfg.Spec.Apps {
 		loaded, err := apps.Load(cfg, a)
 		if err != nil {
@@ -196,23 +196,7 @@ func (d *deployer) run(ctx context.Context) (Result, error) {
 
 // parallel runs f(0..n-1) with at most Options.Parallel at once.
 func (d *deployer) parallel(ctx context.Context, n int, f func(i int)) {
-	sem := make(chan struct{}, d.opts.Parallel)
-	var wg sync.WaitGroup
-	for i := range n {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			f(i)
-		}()
-	}
-	wg.Wait()
+	progress.Parallel(ctx, n, d.opts.Parallel, f)
 }
 
 // deployRegion is step 2 for one active region: apply its objects (and
