@@ -68,12 +68,12 @@ func awsRoot(cfg *config.CDN, r config.RegionRef, in config.RegionInfra) Root {
 					"private_subnet_tags": map[string]any{"kubernetes.io/role/internal-elb": "1"},
 				}),
 				"eks": module("eks", map[string]any{
-					"name":                                     name,
-					"kubernetes_version":                       in.KubernetesVersion,
-					"endpoint_public_access":                   true,
+					"name":                   name,
+					"kubernetes_version":     in.KubernetesVersion,
+					"endpoint_public_access": true,
 					"enable_cluster_creator_admin_permissions": true,
-					"vpc_id":                                   "${module.vpc.vpc_id}",
-					"subnet_ids":                               "${module.vpc.private_subnets}",
+					"vpc_id":     "${module.vpc.vpc_id}",
+					"subnet_ids": "${module.vpc.private_subnets}",
 					"addons": map[string]any{
 						"vpc-cni":                map[string]any{"before_compute": true},
 						"kube-proxy":             map[string]any{},
