@@ -27,6 +27,7 @@ func commands() []command {
 		{"up", "run the whole CDN on this machine: origin, edges per region, dns, status page", runUp},
 		{"region", "stop or start a region of a running kubecdn up (fault drill)", runRegion},
 		{"render", "write each region's Kubernetes manifests for kubectl apply or GitOps", runRender},
+		{"infra", "create, plan or destroy each region's Kubernetes cluster with OpenTofu (plan|apply|destroy)", runInfra},
 		{"deploy", "apply the CDN to every region's cluster and publish DNS (--dry-run, --watch)", runDeploy},
 		{"status", "show every region: state, health, requests/s, hit ratio, bytes, cache fill", runStatus},
 		{"load", "synthetic users from one network: resolve through the dns, fetch from the edge, print per second", runLoad},

@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/infra"
+)
+
+// infraHooks are what other packages add to kubecdn infra, wired in
+// commands(): the root module of provider local, the cluster
+// registrations of a multi-cluster engine, and (tests) a generator.
+type infraHooks struct {
+	Local    infra.LocalModule
+	Register func(ctx context.Context, region, server string, caPEM []byte, auth *clientcmdapi.ExecConfig) error
+	Generate infra.Generator
+}
+
+// runInfra is `kubecdn infra plan|apply|destroy [REGION...]`.
+func runInfra(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runInfraWith(ctx, args, stdout, stderr, infraHooks{})
+}
+
+func runInfraWith(ctx context.Context, args []string, stdout, stderr io.Writer, hooks infraHooks) int {
+	fs := flag.NewFlagSet("infra", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("f", "kubecdn.yaml", "the CDN file")
+	tofu := fs.String("tofu", "", "the tofu (or terraform) binary (default: $"+infra.EnvTofu+", else tofu or terraform on PATH)")
+	parallel := fs.Int("parallel", 4, "regions worked on at once")
+	timeout := fs.Duration("timeout", 60*time.Minute, "per region: how long init, plan and apply may take")
+	yes := fs.Bool("yes", false, "confirm destroy")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `usage: kubecdn infra plan|apply|destroy [REGION...] -f FILE [flags]
+
+Creates the Kubernetes cluster of every region the file asks kubecdn to create
+(spec.infra set, the region's cluster: empty): one OpenTofu root module per
+region in spec.infra.dir/REGION/main.tf.json, driven with tofu from PATH.
+apply prints each region's plan, applies it, and writes the contexts
+kubecdn-REGION into spec.infra.dir/kubeconfig, which kubecdn deploy then uses.
+destroy needs --yes.`)
+		fs.PrintDefaults()
+	}
+	// flags and region names in any order
+	var pos []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if err == flag.ErrHelp {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if len(pos) == 0 {
+		fs.Usage()
+		return 2
+	}
+	action := infra.Action(pos[0])
+	if action != infra.Plan && action != infra.Apply && action != infra.Destroy {
+		fmt.Fprintf(stderr, "kubecdn infra: unknown action %q (want plan, apply or destroy)\n", pos[0])
+		return 2
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		printConfigErrors(stderr, *file, err)
+		return 1
+	}
+	bin, err := infra.FindTofu(*tofu)
+	if err != nil {
+		fmt.Fprintf(stderr, "kubecdn infra: %v\n", err)
+		return 1
+	}
+	o := infra.Options{
+		Action: action, Regions: pos[1:], Tofu: bin, Parallel: *parallel, Timeout: *timeout, Yes: *yes,
+		Out: stdout, Generate: hooks.Generate, Local: hooks.Local, Register: hooks.Register,
+	}
+	start := time.Now()
+	res, err := infra.Run(ctx, cfg, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "kubecdn infra %s: %v\n", action, err)
+		return 1
+	}
+	failed := 0
+	var sum infra.Summary
+	for _, rr := range res.Regions {
+		if rr.Err != nil {
+			failed++
+			continue
+		}
+		sum.Add, sum.Change, sum.Destroy = sum.Add+rr.Plan.Add, sum.Change+rr.Plan.Change, sum.Destroy+rr.Plan.Destroy
+	}
+	took := time.Since(start).Round(time.Second)
+	if failed > 0 || res.KubeconfigErr != nil {
+		fmt.Fprintf(stdout, "infra %s: %d of %d regions failed (%s)\n", action, failed, len(res.Regions), took)
+		for _, rr := range res.Regions {
+			if rr.Err != nil {
+				fmt.Fprintf(stdout, "  %s: %s\n", rr.Region, strings.ReplaceAll(rr.Err.Error(), "\n", "\n    "))
+			}
+		}
+		if res.KubeconfigErr != nil {
+			fmt.Fprintf(stdout, "  kubeconfig: %v\n", res.KubeconfigErr)
+		}
+		return 1
+	}
+	switch action {
+	case infra.Plan:
+		fmt.Fprintf(stdout, "infra plan: %d regions, %s (%s)\n", len(res.Regions), sum, took)
+	case infra.Apply:
+		fmt.Fprintf(stdout, "infra apply: %d regions ready, %s (%s); kubeconfig %s\n", len(res.Regions), sum, took, res.Kubeconfig)
+	case infra.Destroy:
+		fmt.Fprintf(stdout, "infra destroy: %d regions destroyed (%s)\n", len(res.Regions), took)
+	}
+	return 0
+}

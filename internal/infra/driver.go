@@ -1,0 +1,151 @@
+package infra
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/hashicorp/terraform-exec/tfexec"
+)
+
+// EnvTofu names the tofu (or terraform) binary when --tofu is not given.
+const EnvTofu = "KUBECDN_TOFU"
+
+// FindTofu returns the binary to drive: path if set, else $KUBECDN_TOFU,
+// else tofu then terraform on PATH. It never downloads one.
+func FindTofu(path string) (string, error) {
+	if path == "" {
+		path = os.Getenv(EnvTofu)
+	}
+	if path != "" {
+		p, err := exec.LookPath(path)
+		if err != nil {
+			return "", fmt.Errorf("tofu binary %q: %w", path, err)
+		}
+		return p, nil
+	}
+	for _, name := range []string{"tofu", "terraform"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New(`neither "tofu" nor "terraform" is on PATH: install OpenTofu (https://opentofu.org/docs/intro/install/) or name the binary with --tofu PATH or $` + EnvTofu)
+}
+
+// Summary is what a plan would do to a region.
+type Summary struct {
+	Add, Change, Destroy int
+}
+
+func (s Summary) String() string {
+	if s == (Summary{}) {
+		return "no changes"
+	}
+	return fmt.Sprintf("%d to add, %d to change, %d to destroy", s.Add, s.Change, s.Destroy)
+}
+
+// driver runs one region's module directory through tofu.
+type driver struct {
+	tf  *tfexec.Terraform
+	dir string
+	// log keeps tofu's output; its tail goes into errors (tail).
+	log *bytes.Buffer
+}
+
+const planFile = "kubecdn.tfplan"
+
+func newDriver(dir, bin string) (*driver, error) {
+	tf, err := tfexec.NewTerraform(dir, bin)
+	if err != nil {
+		return nil, fmt.Errorf("tofu in %s: %w", dir, err)
+	}
+	var log bytes.Buffer
+	tf.SetStdout(&log)
+	tf.SetStderr(&log)
+	// tfexec passes this process's environment on (cloud credentials,
+	// TF_VAR_*) and sets TF_IN_AUTOMATION itself.
+	return &driver{tf: tf, dir: dir, log: &log}, nil
+}
+
+// wrap adds the last lines tofu printed to err (they say what went wrong).
+func (d *driver) wrap(step string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("tofu %s in %s: %w", step, d.dir, err)
+}
+
+func (d *driver) init(ctx context.Context) error {
+	return d.wrap("init", d.tf.Init(ctx, tfexec.Upgrade(false)))
+}
+
+// plan writes a saved plan (a destroy plan with destroy) and summarizes it.
+func (d *driver) plan(ctx context.Context, destroy bool) (Summary, error) {
+	if _, err := d.tf.Plan(ctx, tfexec.Out(planFile), tfexec.Destroy(destroy)); err != nil {
+		return Summary{}, d.wrap("plan", err)
+	}
+	p, err := d.tf.ShowPlanFile(ctx, planFile)
+	if err != nil {
+		return Summary{}, d.wrap("show", err)
+	}
+	var s Summary
+	for _, rc := range p.ResourceChanges {
+		if rc.Change == nil {
+			continue
+		}
+		a := rc.Change.Actions
+		switch {
+		case a.Replace():
+			s.Add++
+			s.Destroy++
+		case a.Create():
+			s.Add++
+		case a.Update():
+			s.Change++
+		case a.Delete():
+			s.Destroy++
+		}
+	}
+	return s, nil
+}
+
+// apply carries out the saved plan: exactly what the summary said.
+func (d *driver) apply(ctx context.Context) error {
+	defer os.Remove(filepath.Join(d.dir, planFile))
+	return d.wrap("apply", d.tf.Apply(ctx, tfexec.DirOrPlan(planFile)))
+}
+
+// outputs returns the root's outputs, sensitive ones included, as strings
+// (non-string values as JSON).
+func (d *driver) outputs(ctx context.Context) (map[string]string, error) {
+	out, err := d.tf.Output(ctx)
+	if err != nil {
+		return nil, d.wrap("output", err)
+	}
+	m := map[string]string{}
+	for k, o := range out {
+		var s string
+		if json.Unmarshal(o.Value, &s) == nil {
+			m[k] = s
+		} else {
+			m[k] = string(o.Value)
+		}
+	}
+	return m, nil
+}
+
+// run runs a Before command in the module's directory.
+func (d *driver) run(ctx context.Context, argv []string) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = d.dir
+	cmd.Stdout, cmd.Stderr = d.log, d.log
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s in %s: %w", argv[0], d.dir, err)
+	}
+	return nil
+}
