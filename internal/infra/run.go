@@ -139,7 +139,9 @@ func Run(ctx context.Context, cfg *config.CDN, o Options) (Result, error) {
 	}
 	gen := o.Generate
 	if gen == nil {
-		gen = func(cfg *config.CDN, r config.RegionRef, dir string) (Root, error) { return Generate(cfg, r, dir, o.Local) }
+		gen = func(cfg *config.CDN, r config.RegionRef, dir string) (Root, error) {
+			return Generate(cfg, r, dir, o.Local)
+		}
 	}
 	lines := progress.New(o.Out)
 	res := Result{Regions: make([]RegionResult, len(regions)), Kubeconfig: filepath.Join(cfg.InfraDir(), "kubeconfig")}
