@@ -47,20 +47,9 @@ kubecdn-REGION into spec.infra.dir/kubeconfig, which kubecdn deploy then uses.
 destroy needs --yes.`)
 		fs.PrintDefaults()
 	}
-	// flags and region names in any order
-	var pos []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if err == flag.ErrHelp {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	pos, code, ok := parseInterleaved(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) == 0 {
 		fs.Usage()
