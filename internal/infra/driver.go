@@ -1,7 +1,6 @@
 package infra
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 
 	"github.com/hashicorp/terraform-exec/tfexec"
 )
@@ -53,8 +53,32 @@ func (s Summary) String() string {
 type driver struct {
 	tf  *tfexec.Terraform
 	dir string
-	// log keeps tofu's output; its tail goes into errors (tail).
-	log *bytes.Buffer
+	// log keeps the end of tofu's output; it goes into errors (tail).
+	log *tailBuffer
+}
+
+// tailBuffer keeps the last max bytes written to it (tofu's output for a
+// cloud can run to megabytes; only its end says what failed).
+type tailBuffer struct {
+	mu  sync.Mutex
+	b   []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
 }
 
 const planFile = "kubecdn.tfplan"
@@ -64,12 +88,12 @@ func newDriver(dir, bin string) (*driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tofu in %s: %w", dir, err)
 	}
-	var log bytes.Buffer
-	tf.SetStdout(&log)
-	tf.SetStderr(&log)
+	log := &tailBuffer{max: 64 << 10}
+	tf.SetStdout(log)
+	tf.SetStderr(log)
 	// tfexec passes this process's environment on (cloud credentials,
 	// TF_VAR_*) and sets TF_IN_AUTOMATION itself.
-	return &driver{tf: tf, dir: dir, log: &log}, nil
+	return &driver{tf: tf, dir: dir, log: log}, nil
 }
 
 // wrap adds the last lines tofu printed to err (they say what went wrong).

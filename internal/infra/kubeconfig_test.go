@@ -105,3 +105,13 @@ func TestMergeKubeconfig(t *testing.T) {
 	}
 }
 
+
+func TestTailBufferBound(t *testing.T) {
+	tb := &tailBuffer{max: 10}
+	for i := range 100 {
+		tb.Write([]byte{byte('a' + i%26)})
+	}
+	if got := tb.String(); len(got) != 10 || !strings.HasSuffix(got, "v") {
+		t.Errorf("tail = %q", got)
+	}
+}

@@ -202,16 +202,16 @@ func runRegion(ctx context.Context, cfg *config.CDN, r config.RegionRef, gen Gen
 	}
 	for _, argv := range root.Before {
 		if err := d.run(ctx, argv); err != nil {
-			return nil, d.tail(err)
+			return nil, d.tail(err) // the command's output says why
 		}
 	}
 	lines.Printf(r.Name, "init %s", dir)
 	if err := d.init(ctx); err != nil {
-		return nil, d.tail(err)
+		return nil, err
 	}
 	rr.Plan, err = d.plan(ctx, o.Action == Destroy)
 	if err != nil {
-		return nil, d.tail(err)
+		return nil, err
 	}
 	lines.Printf(r.Name, "plan: %s", rr.Plan)
 	if o.Action == Plan {
@@ -221,7 +221,7 @@ func runRegion(ctx context.Context, cfg *config.CDN, r config.RegionRef, gen Gen
 		lines.Printf(r.Name, "%s…", map[Action]string{Apply: "applying", Destroy: "destroying"}[o.Action])
 		start := time.Now()
 		if err := d.apply(ctx); err != nil {
-			return nil, d.tail(err)
+			return nil, err
 		}
 		lines.Printf(r.Name, "%s in %s", map[Action]string{Apply: "applied", Destroy: "destroyed"}[o.Action], time.Since(start).Round(time.Second))
 	} else {
@@ -231,7 +231,7 @@ func runRegion(ctx context.Context, cfg *config.CDN, r config.RegionRef, gen Gen
 		return nil, nil
 	}
 	if rr.Outputs, err = d.outputs(ctx); err != nil {
-		return nil, d.tail(err)
+		return nil, err
 	}
 	if len(root.Export) > 0 {
 		p := filepath.Join(dir, "exported.kubeconfig")
@@ -254,7 +254,8 @@ func runRegion(ctx context.Context, cfg *config.CDN, r config.RegionRef, gen Gen
 	return &e, nil
 }
 
-// tail adds the last lines tofu printed to err: they say what went wrong.
+// tail adds the last lines a Before or Export command printed to err:
+// they say what went wrong (tofu's own errors carry its stderr already).
 func (d *driver) tail(err error) error {
 	out := strings.TrimSpace(d.log.String())
 	if out == "" {
