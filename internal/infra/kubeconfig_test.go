@@ -105,7 +105,6 @@ func TestMergeKubeconfig(t *testing.T) {
 	}
 }
 
-
 func TestTailBufferBound(t *testing.T) {
 	tb := &tailBuffer{max: 10}
 	for i := range 100 {
