@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"regexp"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -59,7 +60,7 @@ func (o ArgoCDOptions) Validate() error {
 	if o.RepoURL == "" {
 		return fmt.Errorf("repo URL is required (the git repository Argo CD reads the rendered directories from)")
 	}
-	if u, err := url.Parse(o.RepoURL); err != nil || (u.Scheme == "" && !strings.Contains(o.RepoURL, "@")) {
+	if !scpLike.MatchString(o.RepoURL) && !hasSchemeAndHost(o.RepoURL) {
 		return fmt.Errorf("repo URL %q: want a git URL such as https://github.com/org/repo.git or git@github.com:org/repo.git", o.RepoURL)
 	}
 	if o.Revision == "" {
@@ -69,6 +70,14 @@ func (o ArgoCDOptions) Validate() error {
 		return fmt.Errorf("path %q: want a path inside the repository, relative to its root", p)
 	}
 	return nil
+}
+
+// scpLike matches git's scp-like syntax, user@host:path.
+var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/].*$`)
+
+func hasSchemeAndHost(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme != "" && u.Host != ""
 }
 
 // regionParam is the Go template (Argo CD's goTemplate mode) of a cluster's
