@@ -66,7 +66,7 @@ func (c *Cluster) InstallCRDs(ctx context.Context, docs ...[]byte) error {
 		for {
 			_, err := c.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1})
 			if err == nil {
-				_, err = c.Client.Discovery().ServerResourcesForGroupVersion(gvr.GroupVersion().String())
+				err = discovered(c, gvr)
 			}
 			if err == nil {
 				break
@@ -79,4 +79,19 @@ func (c *Cluster) InstallCRDs(ctx context.Context, docs ...[]byte) error {
 		}
 	}
 	return nil
+}
+
+// discovered reports whether discovery lists the resource (a group's list
+// can be served before it names a second CRD of the group).
+func discovered(c *Cluster, gvr schema.GroupVersionResource) error {
+	l, err := c.Client.Discovery().ServerResourcesForGroupVersion(gvr.GroupVersion().String())
+	if err != nil {
+		return err
+	}
+	for _, r := range l.APIResources {
+		if r.Name == gvr.Resource {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s not in discovery yet", gvr)
 }
