@@ -54,16 +54,11 @@ func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	// spec.apps: the user's own manifests, as deploy would apply them.
-	var loaded []*apps.App
-	for _, a := range cfg.Spec.Apps {
-		l, err := apps.Load(cfg, a)
-		if err != nil {
-			fmt.Fprintf(stderr, "kubecdn render: %v\n", err)
-			return 1
-		}
-		loaded = append(loaded, l)
+	loaded, err := apps.LoadAll(cfg)
+	if err == nil {
+		err = render.WithApps(cfg, loaded, objs)
 	}
-	if err := render.WithApps(cfg, loaded, objs); err != nil {
+	if err != nil {
 		fmt.Fprintf(stderr, "kubecdn render: %v\n", err)
 		return 1
 	}

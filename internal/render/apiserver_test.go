@@ -182,13 +182,9 @@ func TestAPIServerAcceptsEveryObject(t *testing.T) {
 // loadApps loads the apps of the file (spec.apps) as kubecdn render does.
 func loadApps(t *testing.T, cfg *config.CDN) []*apps.App {
 	t.Helper()
-	var out []*apps.App
-	for _, a := range cfg.Spec.Apps {
-		l, err := apps.Load(cfg, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, l)
+	out, err := apps.LoadAll(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -40,13 +40,9 @@ func rendered(t *testing.T) (*config.CDN, map[string][]render.Object) {
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
-	var loaded []*apps.App
-	for _, a := range cfg.Spec.Apps {
-		l, err := apps.Load(cfg, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		loaded = append(loaded, l)
+	loaded, err := apps.LoadAll(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := render.WithApps(cfg, loaded, out); err != nil {
 		t.Fatal(err)
