@@ -2,6 +2,7 @@ package handover_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,18 @@ func TestAPIServerAcceptsHandover(t *testing.T) {
 		}
 	}
 	t.Logf("ApplicationSet, %d Karmada objects (%d policies) accepted", len(k), policies)
+
+	// What a user runs on the directory render writes: kubectl's own
+	// server-side dry run of every file, with strict validation.
+	dir := t.TempDir()
+	if err := render.WriteDir(dir, map[string][]render.Object{"karmada": k}); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := c.Kubectl(ctx, "apply", "--server-side", "--dry-run=server", "--validate=strict", "-f", filepath.Join(dir, "karmada")); err != nil {
+		t.Errorf("kubectl apply --dry-run=server -f karmada/: %v\n%s", err, msg)
+	} else if n := strings.Count(msg, "(server dry run)"); n != len(k) {
+		t.Errorf("kubectl dry-ran %d objects, want %d:\n%s", n, len(k), msg)
+	}
 
 	// The registration of this very cluster, as infra would write it.
 	exec := &clientcmdapi.ExecConfig{Command: "kubelogin", Args: []string{"get-token", "--server-id", "6dae42f8"}, APIVersion: "client.authentication.k8s.io/v1beta1"}
