@@ -35,7 +35,7 @@ type handoverOpts struct {
 
 func handoverFlags(fs *flag.FlagSet) *handoverOpts {
 	h := &handoverOpts{fs: fs}
-	fs.Func("format", `also write what a multi-cluster engine takes over with: "argocd" (an ApplicationSet over DIR/REGION) or "karmada" (DIR/karmada: resource templates, a PropagationPolicy, OverridePolicies)`, func(v string) error {
+	fs.Func("format", `hand over to a multi-cluster engine: "argocd" (DIR/REGION and an ApplicationSet over them) or "karmada" (instead of DIR/REGION, DIR/karmada: resource templates, PropagationPolicies, OverridePolicies)`, func(v string) error {
 		if v != formatArgoCD && v != formatKarmada {
 			return fmt.Errorf("%q: want argocd or karmada", v)
 		}
