@@ -28,6 +28,20 @@ const (
 	LabelApp       = "kubecdn.io/app"
 )
 
+// LoadAll loads every app of the file (spec.apps), in the file's order,
+// and stops at the first that fails.
+func LoadAll(cfg *config.CDN) ([]*App, error) {
+	var out []*App
+	for _, a := range cfg.Spec.Apps {
+		l, err := Load(cfg, a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
 // App is an app's manifests, loaded once and rendered per region.
 type App struct {
 	// Name of the app (spec.apps[].name).

@@ -22,8 +22,9 @@ func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	var regions stringList
 	renderOpts := renderFlags(fs)
 	fs.Var(&regions, "region", "render only this region (repeatable; default every region of the file)")
+	hand := handoverFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kubecdn render -f FILE -o DIR [--image REF] [flags]\n\nWrites the Kubernetes manifests of every region to DIR/REGION (with the\napps of spec.apps), ready for kubectl apply -f DIR/REGION or a GitOps tool;\nevery Namespace is in DIR/REGION/00-namespaces.yaml, which a server-side\ndry run on a fresh cluster needs applied first. The edges' admin token (which\nthe dns also requires of the edges' rtt reports) is read from the Secret\nnamed by --admin-secret, which you create yourself:\n  kubectl -n kubecdn create secret generic kubecdn-admin --from-literal=token=...")
+		fmt.Fprintln(stderr, "usage: kubecdn render -f FILE -o DIR [--image REF] [--format argocd|karmada] [flags]\n\nWrites the Kubernetes manifests of every region to DIR/REGION (with the\napps of spec.apps), ready for kubectl apply -f DIR/REGION or a GitOps tool;\nevery Namespace is in DIR/REGION/00-namespaces.yaml, which a server-side\ndry run on a fresh cluster needs applied first. The edges' admin token (which\nthe dns also requires of the edges' rtt reports) is read from the Secret\nnamed by --admin-secret, which you create yourself:\n  kubectl -n kubecdn create secret generic kubecdn-admin --from-literal=token=...\n\n--format argocd adds DIR/argocd-applicationset.yaml, an Argo CD ApplicationSet\nthat syncs DIR/REGION to each registered region's cluster; --format karmada\nwrites DIR/karmada instead: the objects as Karmada resource templates with\nPropagationPolicies naming the open regions (always-on and --open) and\nOverridePolicies for what differs per region.")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args); !ok {
@@ -34,6 +35,9 @@ func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o, err := renderOpts()
+	if err == nil {
+		err = hand.check(*out)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "kubecdn render: %v\n", err)
 		return 2
@@ -50,18 +54,20 @@ func runRender(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	// spec.apps: the user's own manifests, as deploy would apply them.
-	var loaded []*apps.App
-	for _, a := range cfg.Spec.Apps {
-		l, err := apps.Load(cfg, a)
-		if err != nil {
+	loaded, err := apps.LoadAll(cfg)
+	if err == nil {
+		err = render.WithApps(cfg, loaded, objs)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "kubecdn render: %v\n", err)
+		return 1
+	}
+	if hand.format != formatDirs {
+		if err := hand.write(cfg, objs, *out, stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "kubecdn render: %v\n", err)
 			return 1
 		}
-		loaded = append(loaded, l)
-	}
-	if err := render.WithApps(cfg, loaded, objs); err != nil {
-		fmt.Fprintf(stderr, "kubecdn render: %v\n", err)
-		return 1
+		return 0
 	}
 	if *out == "-" {
 		for i, region := range render.Regions(objs) {

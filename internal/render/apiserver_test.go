@@ -10,16 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kubecdn/kubecdn/internal/apps"
 	"github.com/kubecdn/kubecdn/internal/config"
@@ -186,39 +182,15 @@ func TestAPIServerAcceptsEveryObject(t *testing.T) {
 // loadApps loads the apps of the file (spec.apps) as kubecdn render does.
 func loadApps(t *testing.T, cfg *config.CDN) []*apps.App {
 	t.Helper()
-	var out []*apps.App
-	for _, a := range cfg.Spec.Apps {
-		l, err := apps.Load(cfg, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, l)
+	out, err := apps.LoadAll(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
 
 // apply sends u as a server-side apply, as kubecdn deploy does.
-func apply(ctx context.Context, dyn dynamic.Interface, mapper meta.RESTMapper, u *unstructured.Unstructured, dryRun bool) error {
-	gvk := u.GroupVersionKind()
-	m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return fmt.Errorf("no resource for %s: %w", gvk, err)
-	}
-	var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
-	if m.Scope.Name() == meta.RESTScopeNameNamespace {
-		ri = dyn.Resource(m.Resource).Namespace(u.GetNamespace())
-	}
-	data, err := u.MarshalJSON()
-	if err != nil {
-		return err
-	}
-	opts := metav1.PatchOptions{FieldManager: "kubecdn", Force: new(true), FieldValidation: "Strict"}
-	if dryRun {
-		opts.DryRun = []string{metav1.DryRunAll}
-	}
-	_, err = ri.Patch(ctx, u.GetName(), types.ApplyPatchType, data, opts)
-	return err
-}
+var apply = kubetest.Apply
 
 // installCRDs installs the Prometheus Operator's own ServiceMonitor and
 // PrometheusRule CRDs (testdata/crds, upstream and unchanged), so the
@@ -230,36 +202,16 @@ func installCRDs(ctx context.Context, t *testing.T, c *kubetest.Cluster) {
 	if err != nil || len(files) != 2 {
 		t.Fatalf("CRDs in testdata/crds: %v %v", files, err)
 	}
-	crds := c.Dynamic.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	var docs [][]byte
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(b, &u.Object); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		if _, err := crds.Create(ctx, u, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("install %s: %v", f, err)
-		}
+		docs = append(docs, b)
 	}
-	for _, res := range []string{"servicemonitors", "prometheusrules"} {
-		gvr := schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: res}
-		for {
-			_, err := c.Dynamic.Resource(gvr).Namespace("default").List(ctx, metav1.ListOptions{})
-			if err == nil {
-				_, err = c.Client.Discovery().ServerResourcesForGroupVersion("monitoring.coreos.com/v1")
-			}
-			if err == nil {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("%s CRD not served: %v", res, err)
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
+	if err := c.InstallCRDs(ctx, docs...); err != nil {
+		t.Fatal(err)
 	}
 }
 

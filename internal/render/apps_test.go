@@ -17,13 +17,9 @@ import (
 // its own; the Namespaces share 00-namespaces.yaml.
 func TestWithApps(t *testing.T) {
 	cfg := loadCDN(t)
-	var loaded []*apps.App
-	for _, a := range cfg.Spec.Apps {
-		l, err := apps.Load(cfg, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		loaded = append(loaded, l)
+	loaded, err := apps.LoadAll(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
 	out := mustRender(t, cfg, Options{Image: testImage})
 	before := map[string]int{}
