@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/infra"
+	"github.com/kubecdn/kubecdn/internal/render/handover"
 )
 
 // infraHooks are what other packages add to kubecdn infra, wired in
@@ -65,6 +68,9 @@ destroy needs --yes.`)
 		printConfigErrors(stderr, *file, err)
 		return 1
 	}
+	if hooks.Register == nil {
+		hooks.Register = registerFiles(cfg.InfraDir())
+	}
 	bin, err := infra.FindTofu(*tofu)
 	if err != nil {
 		fmt.Fprintf(stderr, "kubecdn infra: %v\n", err)
@@ -108,7 +114,27 @@ destroy needs --yes.`)
 	case infra.Apply:
 		fmt.Fprintf(stdout, "infra apply: %d regions ready, %s (%s); kubeconfig %s\n", len(res.Regions), sum, took, res.Kubeconfig)
 	case infra.Destroy:
+		for _, rr := range res.Regions {
+			if err := os.Remove(handover.RegistrationsFile(cfg.InfraDir(), rr.Region)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				fmt.Fprintf(stderr, "kubecdn infra: %v\n", err)
+			}
+		}
 		fmt.Fprintf(stdout, "infra destroy: %d regions destroyed (%s)\n", len(res.Regions), took)
 	}
 	return 0
+}
+
+// registerFiles is the Register hook of kubecdn infra apply: each region
+// whose cluster is reached through a credential plugin (the clouds) gets
+// its Argo CD cluster Secret and ClusterProfile written to
+// DIR/registrations/REGION.yaml, for the user to apply where those engines
+// run. A local region's kubeconfig carries a client certificate, not a
+// plugin, and is not registered: no engine outside this machine reaches it.
+func registerFiles(dir string) func(ctx context.Context, region, server string, caPEM []byte, auth *clientcmdapi.ExecConfig) error {
+	return func(_ context.Context, region, server string, caPEM []byte, auth *clientcmdapi.ExecConfig) error {
+		if auth == nil {
+			return nil
+		}
+		return handover.WriteRegistrations(dir, region, server, caPEM, auth)
+	}
 }

@@ -439,3 +439,32 @@ func testCA(t *testing.T) []byte {
 	}
 	return b
 }
+
+// TestWriteRegistrationsFile: kubecdn infra apply's file holds the two
+// registrations of Registrations, the ClusterProfile's status included
+// (render.Marshal would drop it).
+func TestWriteRegistrationsFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := handover.WriteRegistrations(dir, "eu-west-1", "https://eu-west-1.eks.example.com", testCA(t), testExec("eu-west-1")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(handover.RegistrationsFile(dir, "eu-west-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(b), "\n---\n")
+	if len(docs) != 2 {
+		t.Fatalf("%d documents, want 2:\n%s", len(docs), b)
+	}
+	for i, want := range []string{"kind: Secret", "kind: ClusterProfile"} {
+		if !strings.Contains(docs[i], want) {
+			t.Errorf("document %d lacks %q:\n%s", i, want, docs[i])
+		}
+	}
+	if !strings.Contains(docs[1], "accessProviders") {
+		t.Errorf("the ClusterProfile lost its status:\n%s", docs[1])
+	}
+	if err := handover.WriteRegistrations(dir, "eu-west-1", "http://plain", testCA(t), testExec("eu-west-1")); err == nil {
+		t.Error("a non-https server was written")
+	}
+}

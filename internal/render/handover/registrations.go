@@ -8,11 +8,14 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
 )
 
 // ProfileNamespace is the namespace of the ClusterProfiles Registrations
@@ -155,4 +158,39 @@ func checkCA(caPEM []byte) error {
 		return fmt.Errorf("no PEM certificate")
 	}
 	return nil
+}
+
+// RegistrationsFile is where WriteRegistrations puts one region's
+// registrations: dir/registrations/REGION.yaml.
+func RegistrationsFile(dir, region string) string {
+	return filepath.Join(dir, "registrations", region+".yaml")
+}
+
+// WriteRegistrations writes Registrations of one region as a YAML stream
+// to RegistrationsFile(dir, region), for the user to apply to the cluster
+// Argo CD (or a ClusterProfile consumer) runs in: the Argo CD cluster
+// Secret, then the ClusterProfile with its status (kubectl apply
+// --server-side, then the status with --subresource=status). The file
+// holds no secret: the credentials come from the exec plugin at use.
+func WriteRegistrations(dir, region, server string, caPEM []byte, exec *clientcmdapi.ExecConfig) error {
+	objs, err := Registrations(region, server, caPEM, exec)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	for i, o := range objs {
+		b, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return fmt.Errorf("region %s: %w", region, err)
+		}
+		if i > 0 {
+			buf.WriteString("---\n")
+		}
+		buf.Write(b)
+	}
+	p := RegistrationsFile(dir, region)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, buf.Bytes(), 0o644)
 }
