@@ -21,6 +21,9 @@ func (u *Up) Banner(w io.Writer) {
 	switch l.OriginKind {
 	case OriginDemo:
 		row("origin", "http://"+l.OriginAddr, "demo: "+demo.Describe(u.demoLargeSize()))
+		if u.video != nil {
+			row("", "", u.video.Describe())
+		}
 	case OriginDir:
 		row("origin", "http://"+l.OriginAddr, "files of "+l.OriginDir)
 	default:
