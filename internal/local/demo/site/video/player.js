@@ -91,7 +91,11 @@
       record(sources.mp4, "mp4", r.headers.get("Content-Length"), 0, r.headers.get("Cache-Status"));
     });
   } else if (window.Hls && Hls.isSupported()) {
-    hls = new Hls({ lowLatencyMode: false, liveSyncDurationCount: 2 });
+    // Live: play 3 s (1.5 segments) behind the playlist's end, and catch
+    // up a little faster than real time when further behind.
+    var cfg = { lowLatencyMode: false, liveSyncDuration: 3, liveMaxLatencyDuration: 6, maxLiveSyncPlaybackRate: 1.1 };
+    if (q.get("level") !== null) cfg.startLevel = parseInt(q.get("level"), 10);
+    hls = new Hls(cfg);
     window.kubecdnHls = hls;
     hls.on(Hls.Events.FRAG_LOADED, function (ev, data) {
       var st = data.frag.stats;
