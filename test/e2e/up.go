@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,4 +93,31 @@ func (p *UpProc) Stop(t *testing.T) {
 	if p.Err != nil {
 		t.Fatalf("up exited with %v after SIGINT", p.Err)
 	}
+}
+
+// Children lists the processes named comm (as in /proc/PID/comm) whose
+// parent is ppid; nil where there is no /proc.
+func Children(ppid int, comm string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		i, j := strings.LastIndexByte(s, ')'), strings.IndexByte(s, '(')
+		if i < 0 || j < 0 || s[j+1:i] != comm {
+			continue
+		}
+		if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == strconv.Itoa(ppid) {
+			pid, _ := strconv.Atoi(e.Name())
+			out = append(out, pid)
+		}
+	}
+	return out
 }

@@ -281,8 +281,16 @@ func (v *Video) prepareVOD(ctx context.Context) error {
 		"-i", top + "/index.m3u8", "-c", "copy", "-movflags", "+faststart", "vod.mp4"}); err != nil {
 		return fmt.Errorf("mp4: %w", err)
 	}
-	os.RemoveAll(v.vodDir) // a half-finished folder of an older version
+	// Another up sharing the cache folder may have finished first: its
+	// folder is complete and may be serving, so it stays.
+	if _, err := os.Stat(filepath.Join(v.vodDir, "vod.mp4")); err == nil {
+		return nil
+	}
+	os.RemoveAll(v.vodDir) // an incomplete folder (a copy interrupted by hand)
 	if err := os.Rename(tmp, v.vodDir); err != nil {
+		if _, serr := os.Stat(filepath.Join(v.vodDir, "vod.mp4")); serr == nil {
+			return nil
+		}
 		return err
 	}
 	v.o.Logger.Info("video: on-demand video generated", "dir", v.vodDir, "took", time.Since(start).Round(time.Millisecond))

@@ -10,9 +10,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubecdn/kubecdn/test/e2e"
 )
 
 // needFFmpeg returns ffmpeg's path; without it the test is skipped (CI
@@ -188,43 +189,9 @@ func TestVideoServes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return within 10s of its context's end")
 	}
-	if pids := ffmpegChildren(t); len(pids) > 0 {
+	if pids := e2e.Children(os.Getpid(), "ffmpeg"); len(pids) > 0 {
 		t.Fatalf("ffmpeg still running after Run returned: %v", pids)
 	}
-}
-
-// ffmpegChildren lists ffmpeg processes whose parent is this test.
-func ffmpegChildren(t *testing.T) []int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skip("no /proc")
-	}
-	var out []int
-	me := os.Getpid()
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 || !strings.Contains(s[:i], "(ffmpeg") {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 1 {
-			if pp, _ := strconv.Atoi(f[1]); pp == me && syscall.Kill(pid, 0) == nil {
-				out = append(out, pid)
-			}
-		}
-	}
-	return out
 }
 
 func TestVideoOffWithoutFFmpeg(t *testing.T) {
