@@ -16,6 +16,8 @@ command -v npm >/dev/null || need_pkgs+=(npm)
 command -v chromium >/dev/null || need_pkgs+=(chromium)
 command -v python3 >/dev/null || need_pkgs+=(python3)
 command -v ffmpeg >/dev/null || need_pkgs+=(ffmpeg)
+# The demo video's burned-in clock (internal/local/demo).
+[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf ]] || need_pkgs+=(fonts-dejavu-core)
 if ((${#need_pkgs[@]})); then
 	echo "== installing ${need_pkgs[*]}"
 	export DEBIAN_FRONTEND=noninteractive

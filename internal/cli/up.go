@@ -28,6 +28,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.OriginAddr, "origin-addr", local.DefaultOriginAddr, "address of the origin up serves (the demo, or the file's origin.dir)")
 	fs.IntVar(&o.EdgesPerRegion, "edges-per-region", 1, "edges per region for regions whose entry lists no edges (peers of each other)")
 	demoFlag := fs.Bool("demo", false, "serve the embedded demo origin instead of the file's origin (always on without -f)")
+	fs.BoolVar(&o.DemoVideo.Off, "no-video", false, "leave the demo's video (ffmpeg) out")
+	fs.StringVar(&o.DemoVideo.CacheDir, "video-cache", "", "where the demo's on-demand video is generated once and reused (default: kubecdn/video in the user cache dir)")
 	fs.StringVar(&o.TokenFile, "token-file", "", "write the admin token here (default: a new temporary file)")
 	quiet := fs.Bool("quiet", false, "log warnings and errors only")
 	fs.BoolVar(&o.Autoscale.DryRun, "autoscale-dry-run", false, "the autoscaler decides and logs each decision, and opens and closes nothing")

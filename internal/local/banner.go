@@ -21,6 +21,9 @@ func (u *Up) Banner(w io.Writer) {
 	switch l.OriginKind {
 	case OriginDemo:
 		row("origin", "http://"+l.OriginAddr, "demo: "+demo.Describe(u.demoLargeSize()))
+		if u.video != nil {
+			row("", "", u.video.Describe())
+		}
 	case OriginDir:
 		row("origin", "http://"+l.OriginAddr, "files of "+l.OriginDir)
 	default:
@@ -69,6 +72,11 @@ func (u *Up) Banner(w io.Writer) {
 	fmt.Fprintln(w, "  "+dig)
 	if first, ok := u.firstOpen(); ok {
 		fmt.Fprintf(w, "  curl -sI -H 'Host: %s' http://%s/ | grep -i cache-status\n", host, first.Edges[0].Listen)
+	}
+	if first, ok := u.firstOpen(); ok && u.video != nil && u.video.Reason() == "" {
+		// A browser sends the CDN's hostname only if told where it is.
+		ip, port := splitAddr(first.Edges[0].Listen)
+		fmt.Fprintf(w, "  chromium --host-resolver-rules='MAP %s %s' http://%s:%s/video/   # the video player\n", host, ip, host, port)
 	}
 	purge := "kubecdn purge"
 	if l.Control != DefaultControl {

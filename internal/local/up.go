@@ -61,6 +61,8 @@ type Options struct {
 	TokenFile string
 	// DemoLargeSize is the demo's large file size; if zero, 64 MiB.
 	DemoLargeSize int64
+	// DemoVideo configures the demo's video (ffmpeg's, when installed).
+	DemoVideo demo.VideoOptions
 	// Logger; if nil, slog.Default().
 	Logger *slog.Logger
 	// Rand is the source of the random token and hop key; if nil,
@@ -97,6 +99,7 @@ type Up struct {
 
 	dns     *gslb.Server
 	origin  http.Handler
+	video   *demo.Video // the demo origin's; nil for other origins
 	originL net.Listener
 	control net.Listener
 
@@ -164,7 +167,12 @@ func New(cfg *config.CDN, o Options) (*Up, error) {
 	// Origin content first: nothing is bound yet if it fails.
 	switch lay.OriginKind {
 	case OriginDemo:
-		d, err := demo.New(demo.Options{LargeSize: o.DemoLargeSize})
+		vo := o.DemoVideo
+		if vo.Logger == nil {
+			vo.Logger = o.Logger.With("part", "origin")
+		}
+		u.video = demo.NewVideo(vo)
+		d, err := demo.New(demo.Options{LargeSize: o.DemoLargeSize, Video: u.video})
 		if err != nil {
 			return nil, fmt.Errorf("demo origin: %w", err)
 		}
@@ -297,6 +305,14 @@ func (u *Up) Run(ctx context.Context) error {
 	}
 	if u.originL != nil {
 		serve("origin", u.origin, u.originL)
+	}
+	if u.video != nil {
+		// ffmpeg's processes are stopped before Run returns (u.wg).
+		u.wg.Add(1)
+		go func() {
+			defer u.wg.Done()
+			u.video.Run(ctx)
+		}()
 	}
 	serve("control", u.controlHandler(), u.control)
 	u.wg.Add(1)

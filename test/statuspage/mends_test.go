@@ -15,6 +15,7 @@ import (
 	"github.com/kubecdn/kubecdn/internal/ops"
 	"github.com/kubecdn/kubecdn/internal/ops/opstest"
 	"github.com/kubecdn/kubecdn/internal/statuspage"
+	"github.com/kubecdn/kubecdn/test/e2e"
 )
 
 // statusRecorder remembers every answer the page's server gave, by path.
@@ -55,7 +56,7 @@ func (c *codeWriter) WriteHeader(code int) {
 // total tile shows the ratio over all of them (it was blank), and the
 // browser asks for nothing that answers 404 (it asked for /favicon.ico).
 func TestTotalHitRatioAndNoMissingFavicon(t *testing.T) {
-	bin := chromium(t)
+	bin := e2e.Chromium(t)
 	east, west := opstest.NewFakeEdge(t, "t"), opstest.NewFakeEdge(t, "t")
 	east.Add("hit", 90, 1<<20)
 	east.Add("miss", 10, 1<<20)

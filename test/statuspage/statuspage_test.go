@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,6 +24,7 @@ import (
 	"github.com/kubecdn/kubecdn/internal/ops"
 	"github.com/kubecdn/kubecdn/internal/ops/opstest"
 	"github.com/kubecdn/kubecdn/internal/statuspage"
+	"github.com/kubecdn/kubecdn/test/e2e"
 )
 
 // fakeSource is what `kubecdn up` gives the page: its regions, and which
@@ -40,25 +40,8 @@ func (f *fakeSource) Networks(context.Context, []ops.Target) ([]ops.NetworkRoute
 	return f.networks, nil
 }
 
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium not found (apt-get install -y chromium)")
-	}
-	t.Skip("chromium not found (apt-get install -y chromium); set CI=true to fail instead")
-	return ""
-}
-
 func TestStatusPageInChromium(t *testing.T) {
-	bin := chromium(t)
+	bin := e2e.Chromium(t)
 	const tok = "t"
 	east1, east2, west := opstest.NewFakeEdge(t, tok), opstest.NewFakeEdge(t, tok), opstest.NewFakeEdge(t, tok)
 	ap := opstest.NewFakeEdge(t, tok)
@@ -113,7 +96,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		time.Sleep(interval)
 	}
 
-	ctx, cancel := context.WithTimeout(startBrowser(t, bin), 45*time.Second)
+	ctx, cancel := context.WithTimeout(e2e.StartBrowser(t, bin), 45*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
 		t.Fatal(err)

@@ -238,14 +238,14 @@ func (s *servedLog) firstServed() time.Time {
 func TestUpAutoscaleOpensAndClosesWithoutAFailedRequest(t *testing.T) {
 	c := newAutoscaleCDN(t, true)
 	p := startUp(t, c.args...)
-	p.waitBanner(t, c.control)
+	p.WaitBanner(t, c.control)
 	if !edgesCountDemand(t, c) {
 		// The edges predate the demand endpoint: the dns's displaced
 		// signal decides, in queries per second of resolvers.
-		p.stop(t)
+		p.Stop(t)
 		c = newAutoscaleCDN(t, false)
 		p = startUp(t, c.args...)
-		p.waitBanner(t, c.control)
+		p.WaitBanner(t, c.control)
 	}
 	t.Logf("displaced signal: edges=%v; scaleUpAbove %g, scaleDownBelow %g, window %s, cooldown %s, loop %g req/s",
 		c.edgeSignal, c.up, c.down, c.window, c.cooldown, c.loopRate)
@@ -370,14 +370,14 @@ func TestUpAutoscaleOpensAndClosesWithoutAFailedRequest(t *testing.T) {
 		"load end → closed %.1fs; loop %d requests, %d failed; load %s",
 		openDecision.Sub(loadStart).Seconds(), served.Sub(crossing).Seconds(), served.Sub(loadStart).Seconds(),
 		closed.Sub(loadEnd).Seconds(), res.sum.Requests, res.sum.Failed, lastLine(loadOut.String()))
-	if strings.Contains(p.stderr.String(), "autoscale decision") {
-		for _, l := range strings.Split(p.stderr.String(), "\n") {
+	if strings.Contains(p.Stderr.String(), "autoscale decision") {
+		for _, l := range strings.Split(p.Stderr.String(), "\n") {
 			if strings.Contains(l, "autoscale") {
 				t.Log(l)
 			}
 		}
 	}
-	p.stop(t)
+	p.Stop(t)
 }
 
 func (s *servedLog) String() string {

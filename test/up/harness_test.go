@@ -16,10 +16,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -132,82 +130,14 @@ func (c *testCDN) addrs() []addr {
 }
 
 // upProc is a running `kubecdn up`.
-type upProc struct {
-	cmd    *exec.Cmd
-	stdout *e2e.SyncBuffer
-	stderr *e2e.SyncBuffer
-	done   chan struct{}
-	err    error
-}
+type upProc = e2e.UpProc
 
 func startUp(t *testing.T, args ...string) *upProc {
 	t.Helper()
-	p := &upProc{stdout: &e2e.SyncBuffer{}, stderr: &e2e.SyncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binPath, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	p.cmd.Env = append(os.Environ(), "KUBECDN_ADMIN_TOKEN=")
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("up stdout:\n%s\nup stderr (tail):\n%s", p.stdout, tail(p.stderr.String(), 40))
-		}
-	})
-	return p
+	return e2e.StartUp(t, binPath, args...)
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// waitBanner waits until up printed its banner and its control API answers.
-func (p *upProc) waitBanner(t *testing.T, control string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			t.Fatalf("up exited early: %v", p.err)
-		default:
-		}
-		if strings.Contains(p.stdout.String(), "Ctrl-C stops everything.") {
-			if resp, err := client.Get("http://" + control + "/healthz"); err == nil {
-				resp.Body.Close()
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no banner within 20s")
-}
-
-// stop sends SIGINT (Ctrl-C) and waits for a clean exit.
-func (p *upProc) stop(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		t.Fatal("up did not stop within 15s of SIGINT")
-	}
-	if p.err != nil {
-		t.Fatalf("up exited with %v after SIGINT", p.err)
-	}
-}
+func tail(s string, n int) string { return e2e.Tail(s, n) }
 
 var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
 

@@ -172,13 +172,13 @@ func TestReadmeQuickstart(t *testing.T) {
 	// running there is not this test's to disturb.
 	probe := startUp(t, append(upArgs, "--quiet")...)
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(probe.stdout.String(), "Ctrl-C stops everything.") {
+	for !strings.Contains(probe.Stdout.String(), "Ctrl-C stops everything.") {
 		select {
-		case <-probe.done:
-			if strings.Contains(probe.stderr.String(), "address already in use") {
-				t.Skipf("the default addresses are taken (is a kubecdn up running?):\n%s", probe.stderr)
+		case <-probe.Done:
+			if strings.Contains(probe.Stderr.String(), "address already in use") {
+				t.Skipf("the default addresses are taken (is a kubecdn up running?):\n%s", probe.Stderr)
 			}
-			t.Fatalf("kubecdn up exited: %v\n%s", probe.err, probe.stderr)
+			t.Fatalf("kubecdn up exited: %v\n%s", probe.Err, probe.Stderr)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -226,5 +226,5 @@ func TestReadmeQuickstart(t *testing.T) {
 			break
 		}
 	}
-	probe.stop(t)
+	probe.Stop(t)
 }

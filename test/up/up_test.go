@@ -57,11 +57,11 @@ func hostOf(hp string) string {
 func TestUpEndToEnd(t *testing.T) {
 	c := newTestCDN(t)
 	p := startUp(t, c.args...)
-	p.waitBanner(t, c.control)
+	p.WaitBanner(t, c.control)
 	eastIP, westIP := hostOf(c.east), hostOf(c.west)
 
 	t.Run("banner", func(t *testing.T) {
-		out := p.stdout.String()
+		out := p.Stdout.String()
 		for _, want := range []string{
 			"us-east-1   open    edge " + c.east,
 			"us-west-2   open    edge " + c.west,
@@ -225,10 +225,10 @@ func TestUpEndToEnd(t *testing.T) {
 	})
 
 	t.Run("ctrl-c frees every port", func(t *testing.T) {
-		p.stop(t)
+		p.Stop(t)
 		checkFree(t, c.addrs())
-		if !strings.Contains(p.stderr.String(), "every port freed") {
-			t.Errorf("no goodbye line in stderr:\n%s", tail(p.stderr.String(), 5))
+		if !strings.Contains(p.Stderr.String(), "every port freed") {
+			t.Errorf("no goodbye line in stderr:\n%s", tail(p.Stderr.String(), 5))
 		}
 	})
 }
@@ -242,19 +242,19 @@ func TestPortInUseStartsNothing(t *testing.T) {
 	defer busy.Close()
 	p := startUp(t, c.args...)
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(15 * time.Second):
 		t.Fatal("up kept running with its dns admin address taken")
 	}
-	if p.err == nil {
+	if p.Err == nil {
 		t.Fatal("up exited 0 with an address in use")
 	}
 	want := c.dnsAdmin + "/tcp (dns admin): bind: address already in use"
-	if !strings.Contains(p.stderr.String(), want) || !strings.Contains(p.stderr.String(), "nothing was started") {
-		t.Errorf("stderr does not say %q and nothing was started:\n%s", want, p.stderr)
+	if !strings.Contains(p.Stderr.String(), want) || !strings.Contains(p.Stderr.String(), "nothing was started") {
+		t.Errorf("stderr does not say %q and nothing was started:\n%s", want, p.Stderr)
 	}
-	if strings.Contains(p.stdout.String(), "Try:") {
-		t.Errorf("banner printed although nothing started:\n%s", p.stdout)
+	if strings.Contains(p.Stdout.String(), "Try:") {
+		t.Errorf("banner printed although nothing started:\n%s", p.Stdout)
 	}
 	as := c.addrs()
 	checkFree(t, slices.DeleteFunc(as, func(a addr) bool { return a.hostport == c.dnsAdmin }))

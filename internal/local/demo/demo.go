@@ -1,6 +1,7 @@
 // Package demo is the origin `kubecdn up` serves when no origin of the
-// user's is given: a page, a CSS and a JS asset, images of three sizes and
-// one large file of deterministic bytes for range requests and seeks.
+// user's is given: a page, a CSS and a JS asset, images of three sizes,
+// one large file of deterministic bytes for range requests and seeks, and
+// video (HLS on demand and live, made by ffmpeg) with a player page.
 //
 // Every response carries a strong ETag, Last-Modified, Cache-Control and a
 // Surrogate-Key (so purge by tag has something to act on); ranges and
@@ -40,6 +41,8 @@ func modTime() time.Time { return time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) }
 type Options struct {
 	// LargeSize is the size of LargePath in bytes; if zero, DefaultLargeSize.
 	LargeSize int64
+	// Video, if not nil, serves under /video/ (its Run makes the media).
+	Video *Video
 }
 
 type file struct {
@@ -55,6 +58,7 @@ type Handler struct {
 	files     map[string]file
 	largeSize int64
 	largeETag string
+	video     *Video
 }
 
 // New builds the demo: it reads the embedded page and assets and draws the
@@ -64,11 +68,15 @@ func New(o Options) (*Handler, error) {
 		o.LargeSize = DefaultLargeSize
 	}
 	h := &Handler{files: map[string]file{}, largeSize: o.LargeSize,
-		largeETag: fmt.Sprintf(`"big-%d-v1"`, o.LargeSize)}
+		largeETag: fmt.Sprintf(`"big-%d-v1"`, o.LargeSize), video: o.Video}
 	embedded := []struct{ name, path, ctype, cache, tags string }{
 		{"site/index.html", "/", "text/html; charset=utf-8", "public, max-age=60", "demo page"},
 		{"site/style.css", "/assets/style.css", "text/css; charset=utf-8", "public, max-age=3600", "demo assets"},
 		{"site/app.js", "/assets/app.js", "text/javascript; charset=utf-8", "public, max-age=3600", "demo assets"},
+		{"site/video/index.html", VideoPage, "text/html; charset=utf-8", "public, max-age=60", "demo video"},
+		{"site/video/player.js", "/video/player.js", "text/javascript; charset=utf-8", "public, max-age=60", "demo video"},
+		{"site/video/hls.light.min.js", "/video/hls.light.min.js", "text/javascript; charset=utf-8", "public, max-age=86400", "demo video"},
+		{"site/video/hls.js-LICENSE", "/video/hls.js-LICENSE", "text/plain; charset=utf-8", "public, max-age=86400", "demo video"},
 	}
 	for _, e := range embedded {
 		b, err := site.ReadFile(e.name)
@@ -119,6 +127,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hd.Set("Surrogate-Key", "demo big")
 		hd.Set("ETag", h.largeETag)
 		http.ServeContent(w, r, "", modTime(), &largeReader{size: h.largeSize})
+		return
+	}
+	if h.video != nil && strings.HasPrefix(r.URL.Path, "/video/") && h.video.serve(w, r) {
 		return
 	}
 	f, ok := h.files[r.URL.Path]

@@ -1,26 +1,46 @@
-package statuspage_test
+package e2e
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 )
 
-// startBrowser starts headless Chromium at bin, driven by chromedp over the
-// DevTools protocol, and returns a context for chromedp.Run on its one
-// 1400×900 page. The test needs a DevTools client because
-// --virtual-time-budget never ends while a page holds an EventSource open,
-// and --dump-dom alone races the first event. The browser is closed when the
+// Chromium returns the path of Debian's chromium; without it the test is
+// skipped, except when CI=true.
+func Chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium not found (apt-get install -y chromium)")
+	}
+	t.Skip("chromium not found (apt-get install -y chromium); set CI=true to fail instead")
+	return ""
+}
+
+// StartBrowser starts headless Chromium at bin, driven by chromedp over
+// the DevTools protocol, with extra flags added, and returns a context for
+// chromedp.Run on its one 1400×900 page. The browser is closed when the
 // test ends (chromedp then removes its temporary profile, retrying while
 // Chromium's helper processes still write there).
-func startBrowser(t *testing.T, bin string) context.Context {
+func StartBrowser(t *testing.T, bin string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("hide-scrollbars", true), chromedp.WindowSize(1400, 900))
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {

@@ -1,0 +1,219 @@
+package demo
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubecdn/kubecdn/test/e2e"
+)
+
+// needFFmpeg returns ffmpeg's path; without it the test is skipped (CI
+// installs it: test/all.sh).
+func needFFmpeg(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ffmpeg not found and CI=true")
+		}
+		t.Skip("ffmpeg not found (apt-get install ffmpeg)")
+	}
+	if _, err := os.Stat(defaultFont); err != nil {
+		t.Skip("font not found (apt-get install fonts-dejavu-core)")
+	}
+	return p
+}
+
+func fetch(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// waitFor polls url until it answers 200, within d.
+func waitFor(t *testing.T, url string, d time.Duration) []byte {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		resp, b := fetch(t, url)
+		if resp.StatusCode == 200 {
+			return b
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("%s: %s", url, resp.Status)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %s after %s", url, resp.Status, d)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestVideoServes runs the real ffmpeg: a short on-demand video into a
+// temporary cache folder, and the live encoder; every kind of file comes
+// with its type and caching, the byte-range file answers ranges, the live
+// playlist slides, and ffmpeg is gone once Run returns.
+func TestVideoServes(t *testing.T) {
+	ff := needFFmpeg(t)
+	v := NewVideo(VideoOptions{FFmpeg: ff, CacheDir: t.TempDir(), VODSeconds: 4, LiveWindow: 3})
+	if v.Reason() != "" {
+		t.Fatal(v.Reason())
+	}
+	h, err := New(Options{LargeSize: 1 << 20, Video: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	// Before Run: nothing yet, and said so without caching.
+	resp, _ := fetch(t, srv.URL+VODMaster)
+	if resp.StatusCode != 503 || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("before Run: %s %q, want 503 no-store", resp.Status, resp.Header.Get("Cache-Control"))
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { v.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	master := string(waitFor(t, srv.URL+VODMaster, 90*time.Second))
+	for _, r := range VODRungs {
+		if !strings.Contains(master, r.Name+"/index.m3u8") || !strings.Contains(master, "RESOLUTION="+r.Size) {
+			t.Errorf("master lacks %s:\n%s", r.Name, master)
+		}
+	}
+	_, rung := fetch(t, srv.URL+"/video/vod/480p/index.m3u8")
+	initM := regexp.MustCompile(`#EXT-X-MAP:URI="([^"]+)"`).FindSubmatch(rung)
+	if initM == nil {
+		t.Fatalf("480p playlist has no EXT-X-MAP:\n%s", rung)
+	}
+	checks := []struct {
+		path, rng, ctype, cache string
+		status                  int
+	}{
+		{VODMaster, "", "application/vnd.apple.mpegurl", "public, max-age=60", 200},
+		{"/video/vod/480p/index.m3u8", "", "application/vnd.apple.mpegurl", "public, max-age=60", 200},
+		{"/video/vod/480p/000.m4s", "", "video/iso.segment", immutable, 200},
+		{"/video/vod/480p/" + string(initM[1]), "", "video/mp4", immutable, 200},
+		{VODSingle, "", "application/vnd.apple.mpegurl", "public, max-age=60", 200},
+		{"/video/vod/single/480p.m4s", "bytes=0-99", "video/iso.segment", immutable, 206},
+		{VODMP4, "bytes=100-199", "video/mp4", immutable, 206},
+		{"/video/vod/480p/999.m4s", "", "", "public, max-age=1", 404},
+		{"/video/vod/../demo.go", "", "", "", 404},
+		{VideoPage, "", "text/html; charset=utf-8", "public, max-age=60", 200},
+		{"/video/hls.light.min.js", "", "text/javascript; charset=utf-8", "public, max-age=86400", 200},
+	}
+	for _, c := range checks {
+		resp, body := fetch(t, srv.URL+c.path, "Range", c.rng)
+		if resp.StatusCode != c.status {
+			t.Errorf("%s: %s, want %d", c.path, resp.Status, c.status)
+			continue
+		}
+		if c.ctype != "" && resp.Header.Get("Content-Type") != c.ctype {
+			t.Errorf("%s: Content-Type %q, want %q", c.path, resp.Header.Get("Content-Type"), c.ctype)
+		}
+		if c.cache != "" && resp.Header.Get("Cache-Control") != c.cache {
+			t.Errorf("%s: Cache-Control %q, want %q", c.path, resp.Header.Get("Cache-Control"), c.cache)
+		}
+		if c.status == 206 && len(body) != 100 {
+			t.Errorf("%s: %d bytes for a 100-byte range", c.path, len(body))
+		}
+	}
+	_, single := fetch(t, srv.URL+"/video/vod/single/480p.m3u8")
+	if !strings.Contains(string(single), "#EXT-X-BYTERANGE:") {
+		t.Errorf("single-file playlist has no EXT-X-BYTERANGE:\n%s", single)
+	}
+
+	// Live: the master names this run's playlist, which slides.
+	lm := string(waitFor(t, srv.URL+LiveMaster, 30*time.Second))
+	m := regexp.MustCompile(`(?m)^(live/[0-9a-z]+/index\.m3u8)$`).FindStringSubmatch(lm)
+	if m == nil {
+		t.Fatalf("live master names no media playlist:\n%s", lm)
+	}
+	media := srv.URL + "/video/" + m[1]
+	seqRe := regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`)
+	deadline := time.Now().Add(40 * time.Second)
+	var first = -1
+	for {
+		resp, b := fetch(t, media)
+		if resp.StatusCode == 200 {
+			if got := resp.Header.Get("Cache-Control"); got != "public, max-age=1" {
+				t.Fatalf("live playlist Cache-Control %q", got)
+			}
+			if resp.Header.Get("Last-Modified") != "" || resp.Header.Get("ETag") == "" {
+				t.Fatalf("live playlist validators: Last-Modified %q ETag %q", resp.Header.Get("Last-Modified"), resp.Header.Get("ETag"))
+			}
+			if s := seqRe.FindStringSubmatch(string(b)); s != nil {
+				n, _ := strconv.Atoi(s[1])
+				if first < 0 {
+					first = n
+				}
+				if n > first {
+					break // the window slid
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the live media sequence did not advance within 40s (from %d)", first)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	// Stop: no ffmpeg of this test's is left.
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of its context's end")
+	}
+	if pids := e2e.Children(os.Getpid(), "ffmpeg"); len(pids) > 0 {
+		t.Fatalf("ffmpeg still running after Run returned: %v", pids)
+	}
+}
+
+func TestVideoOffWithoutFFmpeg(t *testing.T) {
+	if v := NewVideo(VideoOptions{CacheDir: t.TempDir(), Font: "/nonexistent/font.ttf"}); !strings.Contains(v.Reason(), "font") {
+		t.Fatalf("without its font: reason %q", v.Reason())
+	}
+	t.Setenv("PATH", t.TempDir())
+	v := NewVideo(VideoOptions{CacheDir: t.TempDir()})
+	if !strings.Contains(v.Reason(), "ffmpeg not found") {
+		t.Fatalf("without ffmpeg: reason %q", v.Reason())
+	}
+	h, err := New(Options{Video: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, body := fetch(t, srv.URL+VODMaster)
+	if resp.StatusCode != 404 || !strings.Contains(string(body), "not found") {
+		t.Fatalf("%s %q, want a 404 that says what is missing", resp.Status, body)
+	}
+	if !strings.Contains(v.Describe(), "left out") {
+		t.Fatalf("Describe %q does not say the video is left out", v.Describe())
+	}
+}
