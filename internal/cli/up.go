@@ -32,6 +32,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	quiet := fs.Bool("quiet", false, "log warnings and errors only")
 	fs.BoolVar(&o.Autoscale.DryRun, "autoscale-dry-run", false, "the autoscaler decides and logs each decision, and opens and closes nothing")
 	fs.StringVar(&o.Autoscale.StateFile, "autoscale-state", "", "where the autoscale regions' states survive a restart (default: beside --token-file, else the user cache dir)")
+	warm := fs.Bool("autoscale-warm", true, "a region the autoscaler opens fetches its users' hottest objects before it enters the dns answers (false: it opens cold)")
 	fs.DurationVar(&o.Autoscale.Every, "autoscale-every", time.Second, "how often the autoscaler samples demand")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kubecdn up [-f FILE] [flags]\n\nRuns the whole CDN on this machine: origin, one edge group per region on its own\nloopback IP, the dns and a status page. Ctrl-C stops everything.")
@@ -40,6 +41,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
+	o.Autoscale.NoWarm = !*warm
 	var cfg *config.CDN
 	var err error
 	if *file == "" {

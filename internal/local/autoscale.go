@@ -38,6 +38,9 @@ type AutoscaleOptions struct {
 	// enters the dns answers; if zero, 500 keys and 256 MiB.
 	WarmKeys  int
 	WarmBytes int64
+	// NoWarm opens regions cold: they enter the dns answers as soon as
+	// their edges serve (to measure what warming buys).
+	NoWarm bool
 	// DrainMax bounds a drain whatever the load left; if zero, the longer
 	// of 30s and four TTLs.
 	DrainMax time.Duration
@@ -304,6 +307,10 @@ func (a *autoscaler) Warm(ctx context.Context, name string) error {
 	rr, err := a.region(name)
 	if err != nil {
 		return err
+	}
+	if a.o.NoWarm {
+		a.u.log.Info("autoscale: warming off; the region opens cold", "region", name)
+		return nil
 	}
 	sources := a.demand.ServedUsersOf(name)
 	if len(sources) == 0 {
