@@ -87,8 +87,9 @@ func newAutoscaler(u *Up) (*autoscaler, error) {
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}}
 	a := &autoscaler{u: u, o: o, client: client}
 	log := u.log.With("part", "autoscale")
+	dnsSrc := &autoscale.DNSSource{Admins: []string{"http://" + u.lay.DNSAdmin}, Token: u.token, Client: client}
 	a.demand = &autoscale.Demand{
-		DNS:     &autoscale.DNSSource{Admins: []string{"http://" + u.lay.DNSAdmin}, Token: u.token, Client: client},
+		DNS:     dnsSrc,
 		Edges:   &autoscale.EdgeSource{Token: u.token, Client: client},
 		Regions: a.regionViews,
 		Log:     log,
@@ -100,7 +101,7 @@ func newAutoscaler(u *Up) (*autoscaler, error) {
 		DrainMin: 2 * ttl, DrainMax: o.DrainMax, NearZero: s.ScaleDownBelow / 4,
 		// Start waits for the dns to probe the new edges healthy.
 		StepTimeout: 30*time.Second + 4*u.cfg.Spec.Routing.Health.Interval.D(),
-		Source:      a.demand, Actuator: a, Store: autoscale.FileStore{Path: o.StateFile},
+		Source:      a.demand, Actuator: a, Store: autoscale.FileStore{Path: o.StateFile}, Reroute: dnsSrc.RouteReplica,
 		Log: log, DryRun: o.DryRun, Now: time.Now,
 	}
 	if err := a.ctrl.Load(context.Background(), autoscale.RegionsOf(u.cfg)); err != nil {

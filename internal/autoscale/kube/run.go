@@ -217,7 +217,13 @@ func newController(cfg *config.CDN, o Options, reach Reach, store autoscale.Stor
 		return autoscale.Closed
 	}
 	ctrl.Source = &Source{CDN: cfg, Reach: reach, Phase: phase, Now: o.Now}
-	ctrl.Actuator = &Actuator{CDN: cfg, Deploy: o.Deploy, Reach: reach, RESTConfig: o.RESTConfig, Phase: phase, Log: o.Log}
+	act := &Actuator{CDN: cfg, Deploy: o.Deploy, Reach: reach, RESTConfig: o.RESTConfig, Phase: phase, Log: o.Log}
+	ctrl.Actuator = act
+	// A restarted dns replica forgot which regions are out of its answers.
+	ctrl.Reroute = func(ctx context.Context, replica, region string, in bool) error {
+		src := &autoscale.DNSSource{Client: reach.Client(), Timeout: act.callTimeout()}
+		return src.RouteReplica(ctx, replica, region, in)
+	}
 	return ctrl
 }
 
