@@ -113,6 +113,8 @@ func Run(ctx context.Context, cfg *config.CDN, o Options) error {
 		if _, err := apps.Load(cfg, a); err != nil {
 			// Every step is a deploy, which refuses (changing nothing)
 			// without the apps it would otherwise prune: say so now.
+			// In a pod, render put them beside the file; a file whose
+			// manifests could not be read when rendered has none.
 			o.Log.Error("autoscaler cannot open or close regions: deploy needs the apps' manifests beside the file", "app", a.Name, "err", err)
 		}
 	}
