@@ -135,6 +135,11 @@ type DemandView struct {
 	Regions []DemandRate `json:"regions"`
 	// Unlocated counts clients the locator could not place.
 	Unlocated DemandRate `json:"unlocated"`
+	// Routed says, for every region of the dns's file, whether it is in
+	// the answers (false: taken out by POST RoutePath). An autoscaler
+	// compares it with what it decided: a restarted dns has forgotten.
+	// Nil from a dns that predates it.
+	Routed map[string]bool `json:"routed,omitempty"`
 }
 
 // RouteRequest is the body of POST RoutePath(region) on the dns's admin

@@ -76,6 +76,13 @@ type Controller struct {
 	Actuator    Actuator
 	Store       Store
 	Log         *slog.Logger
+	// Reroute, if not nil, sets one dns replica's routing of a region. The
+	// dns keeps a region's routing in memory: a restarted replica answers
+	// with every region, closed and draining ones included, so when a
+	// sample shows a replica (Sample.DNSRoutes) that disagrees with an
+	// autoscale region's state, the controller sets it again, as a step of
+	// its own between the others.
+	Reroute func(ctx context.Context, replica, region string, in bool) error
 	// DryRun decides and logs, and changes nothing.
 	DryRun bool
 	Now    func() time.Time
@@ -98,6 +105,8 @@ type stepResult struct {
 	from   Phase
 	routed bool
 	err    error
+	// reroute: the step set dns replicas' routing again (see Reroute).
+	reroute bool
 }
 
 // Load reads the stored state and merges it with the file's regions: a
@@ -169,6 +178,7 @@ func (c *Controller) Tick(ctx context.Context) {
 		c.samples = c.samples[1:]
 	}
 	c.advanceLocked(ctx, now)
+	c.rerouteLocked(ctx, smp)
 	s := c.Settings
 	s.Paused = s.Paused || c.st.Paused
 	d := Decide(now, c.st.Regions, c.samples, s)
@@ -262,6 +272,67 @@ func (c *Controller) advanceLocked(ctx context.Context, now time.Time) {
 	}
 }
 
+// wantInDNS is whether an autoscale region belongs in the dns answers in
+// its phase; known is false for a region whose routing a pending step is
+// about to change, or that the controller does not route (always-on).
+func wantInDNS(r *Region) (in, known bool) {
+	switch {
+	case r.AlwaysOn:
+		return false, false
+	case r.Phase == Open:
+		return true, true
+	case r.Phase == Draining && r.InDNS:
+		return false, false // its first step takes it out
+	default:
+		// Closed, and the edges of opening, warming and draining
+		// regions that are not answered (yet, or any more).
+		return false, true
+	}
+}
+
+// rerouteLocked starts a step that sets the routing of every autoscale
+// region on every dns replica of smp that disagrees with its phase, when
+// no other step runs (steps change routing, so a sample taken while one
+// ran may be stale; finish starts no reroute, the next tick does).
+func (c *Controller) rerouteLocked(ctx context.Context, smp Sample) {
+	if c.Reroute == nil || c.busy || c.DryRun || len(smp.DNSRoutes) == 0 {
+		return
+	}
+	type fix struct {
+		replica, region string
+		in              bool
+	}
+	var fixes []fix
+	for i := range c.st.Regions {
+		r := &c.st.Regions[i]
+		want, ok := wantInDNS(r)
+		if !ok {
+			continue
+		}
+		for replica, routes := range smp.DNSRoutes {
+			if got, known := routes[r.Name]; known && got != want {
+				fixes = append(fixes, fix{replica, r.Name, want})
+			}
+		}
+	}
+	if len(fixes) == 0 {
+		return
+	}
+	c.busy = true
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, c.StepTimeout)
+		defer cancel()
+		var errs []error
+		for _, f := range fixes {
+			err := c.Reroute(sctx, f.replica, f.region, f.in)
+			c.Log.Warn("autoscale: a dns replica's routing disagreed with the region's phase; set again",
+				"replica", f.replica, "region", f.region, "in", f.in, "err", err)
+			errs = append(errs, err)
+		}
+		c.done <- stepResult{reroute: true, err: errors.Join(errs...)}
+	}()
+}
+
 // drainedLocked reports whether a draining region, out of the answers, may
 // stop: after DrainMin once its load is near zero, or after DrainMax
 // whatever its load.
@@ -286,6 +357,11 @@ func (c *Controller) finish(ctx context.Context, res stepResult) {
 	defer c.mu.Unlock()
 	c.busy = false
 	now := c.Now()
+	if res.reroute {
+		// Failures are logged; the next sample shows what still differs.
+		c.advanceLocked(ctx, now)
+		return
+	}
 	r := c.regionLocked(res.region)
 	defer c.advanceLocked(ctx, now)
 	if r.Phase != res.from || r.InDNS != res.routed {

@@ -78,6 +78,10 @@ type Sample struct {
 	Displaced map[string]float64
 	// Served is the request rate (per second) each running region serves.
 	Served map[string]float64
+	// DNSRoutes is, by dns replica (its admin URL), whether each region it
+	// knows is in its answers; replicas that do not say are absent. The
+	// controller reasserts its regions' routing where a replica differs.
+	DNSRoutes map[string]map[string]bool
 }
 
 // Complete reports whether every source reported.

@@ -68,14 +68,17 @@ func (d *DNSSource) Displaced(ctx context.Context, open func(region string) bool
 	}
 	views := make([]adminapi.DemandView, len(d.Admins))
 	errs := make([]error, len(d.Admins))
-	d.each(func(i int, base string) {
+	each(d.Admins, func(i int, base string) {
 		errs[i] = d.call(ctx, http.MethodGet, base+adminapi.DemandPath, nil, &views[i])
 	})
-	s := Sample{At: now(), Displaced: map[string]float64{}}
+	s := Sample{At: now(), Displaced: map[string]float64{}, DNSRoutes: map[string]map[string]bool{}}
 	for i, base := range d.Admins {
 		if errs[i] != nil {
 			s.Missing = append(s.Missing, fmt.Sprintf("dns %s: %v", base, errs[i]))
 			continue
+		}
+		if views[i].Routed != nil {
+			s.DNSRoutes[base] = views[i].Routed
 		}
 		for _, r := range views[i].Regions {
 			if !open(r.Region) {
@@ -91,13 +94,23 @@ func (d *DNSSource) Displaced(ctx context.Context, open func(region string) bool
 // that did not confirm: a replica left unchanged keeps answering the old
 // way, so the step has failed and is retried.
 func (d *DNSSource) Route(ctx context.Context, region string, in bool) error {
+	return d.route(ctx, d.Admins, region, in)
+}
+
+// RouteReplica is Route on one replica alone (its admin base URL), for a
+// replica that disagrees with the others: a restarted one.
+func (d *DNSSource) RouteReplica(ctx context.Context, replica, region string, in bool) error {
+	return d.route(ctx, []string{replica}, region, in)
+}
+
+func (d *DNSSource) route(ctx context.Context, admins []string, region string, in bool) error {
 	d.setup()
 	body, err := json.Marshal(adminapi.RouteRequest{In: &in})
 	if err != nil {
 		return fmt.Errorf("route %s: %w", region, err)
 	}
-	errs := make([]error, len(d.Admins))
-	d.each(func(i int, base string) {
+	errs := make([]error, len(admins))
+	each(admins, func(i int, base string) {
 		var rr adminapi.RegionRoute
 		err := d.call(ctx, http.MethodPost, base+adminapi.RoutePath(region), body, &rr)
 		if err == nil && (rr.Region != region || rr.Routed != in) {
@@ -110,10 +123,11 @@ func (d *DNSSource) Route(ctx context.Context, region string, in bool) error {
 	return errors.Join(errs...)
 }
 
-// each runs f for every replica at once and waits for all of them.
-func (d *DNSSource) each(f func(i int, base string)) {
+// each runs f for every replica of admins at once and waits for all of
+// them.
+func each(admins []string, f func(i int, base string)) {
 	var wg sync.WaitGroup
-	for i, base := range d.Admins {
+	for i, base := range admins {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

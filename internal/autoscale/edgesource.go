@@ -292,7 +292,7 @@ func (d *Demand) Sample(ctx context.Context) (Sample, error) {
 	}
 	wg.Go(func() { es = d.Edges.Look(ctx, regions) })
 	wg.Wait()
-	s := Sample{Served: es.Served, Missing: append(es.Missing, dnsSmp.Missing...)}
+	s := Sample{Served: es.Served, Missing: append(es.Missing, dnsSmp.Missing...), DNSRoutes: dnsSmp.DNSRoutes}
 	signal := SignalEdges
 	switch {
 	case es.Displaced != nil:

@@ -27,6 +27,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Duration, "duration", time.Minute, "how long to run (at most 24h)")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "bound on each request and dns query")
 	fs.Int64Var(&o.Seed, "seed", 1, "chooses among several answered addresses")
+	fs.IntVar(&o.Keys, "keys", 0, "spread the users over this many objects: each request fetches --url followed by a key number, drawn with Zipf popularity (0: --url alone)")
+	fs.Float64Var(&o.ZipfS, "zipf", 1.1, "the Zipf exponent of --keys (more than 1; larger: fewer hot keys take more of the requests)")
 	source := fs.String("source", "", `local address the users connect from; default with a loopback --dns: 127.B.C.10 for --from A.B.C.0/24, which kubecdn up's example places where --from is, so the edges count the users there too ("none": the system's choice)`)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kubecdn load --from CIDR [--url URL] [--rps N] [--duration D] [--dns ADDR]\n\n"+
@@ -74,6 +76,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sort.Strings(edges)
 	for _, e := range edges {
 		fmt.Fprintf(stdout, "; %s %d", e, sum.ByEdge[e])
+		if o.Keys > 0 {
+			fmt.Fprintf(stdout, " (%d hits)", sum.Hits[e])
+		}
 	}
 	fmt.Fprintln(stdout)
 	for e, n := range sum.Errors {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -34,6 +35,14 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	quiet := fs.Bool("quiet", false, "log warnings and errors only")
 	fs.BoolVar(&o.Autoscale.DryRun, "autoscale-dry-run", false, "the autoscaler decides and logs each decision, and opens and closes nothing")
 	fs.StringVar(&o.Autoscale.StateFile, "autoscale-state", "", "where the autoscale regions' states survive a restart (default: beside --token-file, else the user cache dir)")
+	fs.Func("autoscale-dns", "another dns replica of the file for the autoscaler to sample and route, by its admin URL (http://127.0.0.1:9054; repeatable): one that does not answer freezes the decisions", func(s string) error {
+		if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("want an http URL such as http://127.0.0.1:9054, not %q", s)
+		}
+		o.Autoscale.DNS = append(o.Autoscale.DNS, s)
+		return nil
+	})
+	warm := fs.Bool("autoscale-warm", true, "a region the autoscaler opens fetches its users' hottest objects before it enters the dns answers (false: it opens cold)")
 	fs.DurationVar(&o.Autoscale.Every, "autoscale-every", time.Second, "how often the autoscaler samples demand")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kubecdn up [-f FILE] [flags]\n\nRuns the whole CDN on this machine: origin, one edge group per region on its own\nloopback IP, the dns and a status page. Ctrl-C stops everything.")
@@ -42,6 +51,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
+	o.Autoscale.NoWarm = !*warm
 	var cfg *config.CDN
 	var err error
 	if *file == "" {

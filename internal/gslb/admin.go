@@ -254,10 +254,13 @@ func (s *Server) memberStateLocked(e member) adminapi.EdgeState {
 func (s *Server) Demand() adminapi.DemandView {
 	v := s.view.Load()
 	d := s.demandRates()
-	out := adminapi.DemandView{Unlocated: d["unknown"], Regions: []adminapi.DemandRate{}}
+	out := adminapi.DemandView{Unlocated: d["unknown"], Regions: []adminapi.DemandRate{}, Routed: map[string]bool{}}
+	s.mu.Lock()
 	for _, r := range v.st.regions {
 		out.Regions = append(out.Regions, d[r.Name])
+		out.Routed[r.Name] = !s.out[r.Name]
 	}
+	s.mu.Unlock()
 	return out
 }
 

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,8 @@ const (
 	// MaxInFlight bounds concurrent requests; a request that would exceed
 	// it is counted as skipped (the client, not the CDN, is saturated).
 	MaxInFlight = 512
+	// MaxKeys bounds Options.Keys.
+	MaxKeys = 1 << 24
 )
 
 // Options is one run.
@@ -53,21 +56,32 @@ type Options struct {
 	// Timeout bounds each request and each DNS query.
 	Timeout time.Duration
 	Seed    int64
+	// Keys, if more than zero, spreads the users over that many objects:
+	// each request fetches URL followed by a key number in [0, Keys),
+	// drawn with Zipf popularity (exponent ZipfS; 1.1 if zero), seeded by
+	// Seed, so a few keys are hot and many are rare, as on a real site.
+	Keys  int
+	ZipfS float64
+	// OnSecond, if not nil, is given each second as it is printed.
+	OnSecond func(Second)
 }
 
 // Second is what one second of the run saw.
 type Second struct {
-	At      time.Time
-	Status  map[int]int    // by HTTP status; 0 for a request that failed
-	ByEdge  map[string]int // by the edge that answered (named last in Cache-Status)
-	Answer  string         // the address the dns answered with
+	At     time.Time
+	Status map[int]int    // by HTTP status; 0 for a request that failed
+	ByEdge map[string]int // by the edge that answered (named last in Cache-Status)
+	// Hits are the responses of ByEdge the answering edge served from its
+	// cache (its Cache-Status entry says hit).
+	Hits    map[string]int
+	Answer  string // the address the dns answered with
 	Skipped int
 }
 
 // Summary is the whole run.
 type Summary struct {
 	Requests, Failed, Skipped int
-	ByEdge                    map[string]int
+	ByEdge, Hits              map[string]int
 	Errors                    map[string]int // by error text, for failed requests
 }
 
@@ -88,6 +102,10 @@ func (o Options) check() (*url.URL, error) {
 		return nil, fmt.Errorf("--duration %s: want more than 0 and at most %s", o.Duration, MaxDuration)
 	case o.Timeout <= 0:
 		return nil, fmt.Errorf("--timeout %s: want more than 0", o.Timeout)
+	case o.Keys < 0 || o.Keys > MaxKeys:
+		return nil, fmt.Errorf("--keys %d: want 0 (one URL) to %d", o.Keys, MaxKeys)
+	case o.ZipfS != 0 && o.ZipfS <= 1:
+		return nil, fmt.Errorf("--zipf %g: want more than 1", o.ZipfS)
 	}
 	return u, nil
 }
@@ -171,20 +189,25 @@ func Run(ctx context.Context, o Options, out io.Writer) (Summary, error) {
 	// users arriving would do.
 	pool := &pool{port: port, timeout: o.Timeout, source: o.Source, byAddr: map[string]*http.Client{}}
 	defer pool.close()
-	sum := Summary{ByEdge: map[string]int{}, Errors: map[string]int{}}
+	sum := Summary{ByEdge: map[string]int{}, Hits: map[string]int{}, Errors: map[string]int{}}
 	var mu sync.Mutex
-	cur := Second{Status: map[int]int{}, ByEdge: map[string]int{}}
+	newSecond := func() Second { return Second{Status: map[int]int{}, ByEdge: map[string]int{}, Hits: map[string]int{}} }
+	cur := newSecond()
 	flush := func(at time.Time) {
 		mu.Lock()
 		s := cur
 		s.At = at
-		cur = Second{Status: map[int]int{}, ByEdge: map[string]int{}}
+		cur = newSecond()
 		mu.Unlock()
 		res.mu.Lock()
 		s.Answer = res.addr
 		res.mu.Unlock()
-		fmt.Fprintln(out, formatSecond(s))
+		fmt.Fprintln(out, formatSecond(s, o.Keys > 0))
+		if o.OnSecond != nil {
+			o.OnSecond(s)
+		}
 	}
+	target := targets(o)
 	sem := make(chan struct{}, MaxInFlight)
 	var wg sync.WaitGroup
 	interval := time.Duration(float64(time.Second) / o.Rate)
@@ -219,14 +242,15 @@ func Run(ctx context.Context, o Options, out io.Writer) (Summary, error) {
 				continue
 			}
 			wg.Add(1)
+			u := target() // drawn here, in order, so a seed gives one sequence
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				status, edge, err := 0, "", error(nil)
+				status, edge, hit, err := 0, "", false, error(nil)
 				if addr, lerr := res.lookup(ctx, time.Now()); lerr != nil {
 					err = lerr
 				} else {
-					status, edge, err = fetch(ctx, pool.client(addr), o.URL)
+					status, edge, hit, err = fetch(ctx, pool.client(addr), u)
 				}
 				mu.Lock()
 				defer mu.Unlock()
@@ -239,6 +263,10 @@ func Run(ctx context.Context, o Options, out io.Writer) (Summary, error) {
 				}
 				cur.ByEdge[edge]++
 				sum.ByEdge[edge]++
+				if hit {
+					cur.Hits[edge]++
+					sum.Hits[edge]++
+				}
 			}()
 		}
 		wait := time.Until(next)
@@ -252,6 +280,21 @@ func Run(ctx context.Context, o Options, out io.Writer) (Summary, error) {
 		flush(time.Now())
 	}
 	return sum, nil
+}
+
+// targets returns what each request fetches in turn: URL, or with Keys,
+// URL followed by a Zipf-drawn key, one sequence per Seed. Not safe for
+// concurrent use.
+func targets(o Options) func() string {
+	if o.Keys <= 0 {
+		return func() string { return o.URL }
+	}
+	zs := o.ZipfS
+	if zs == 0 {
+		zs = 1.1
+	}
+	z := rand.NewZipf(rand.New(rand.NewSource(o.Seed)), zs, 1, uint64(o.Keys-1))
+	return func() string { return o.URL + strconv.FormatUint(z.Uint64(), 10) }
 }
 
 // LoopbackTwin is the loopback address that stands for a user in the IPv4
@@ -316,44 +359,51 @@ func (p *pool) close() {
 	}
 }
 
-// fetch does one request; a status of 500 or more, or a failure to get any,
-// is an error (status 0 for the latter).
-func fetch(ctx context.Context, c *http.Client, u string) (int, string, error) {
+// fetch does one request and says which edge answered and whether from its
+// cache; a status of 500 or more, or a failure to get any, is an error
+// (status 0 for the latter).
+func fetch(ctx context.Context, c *http.Client, u string) (status int, edge string, hit bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return 0, "", err
+		return 0, "", false, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, "", errors.Unwrap(err)
+		return 0, "", false, errors.Unwrap(err)
 	}
 	defer resp.Body.Close()
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return resp.StatusCode, "", fmt.Errorf("body cut short: %w", err)
+		return resp.StatusCode, "", false, fmt.Errorf("body cut short: %w", err)
 	}
-	edge := edgeOf(resp.Header.Get("Cache-Status"))
+	edge, hit = edgeOf(resp.Header.Get("Cache-Status"))
 	if resp.StatusCode >= 500 {
-		return resp.StatusCode, edge, fmt.Errorf("status %d from %s", resp.StatusCode, edge)
+		return resp.StatusCode, edge, false, fmt.Errorf("status %d from %s", resp.StatusCode, edge)
 	}
-	return resp.StatusCode, edge, nil
+	return resp.StatusCode, edge, hit, nil
 }
 
-// edgeOf returns the cache named last in a Cache-Status header: RFC 9211
-// lists caches from the origin's side to the user's, so the last is the
-// edge that answered the client.
-func edgeOf(cs string) string {
+// edgeOf returns the cache named last in a Cache-Status header, and whether
+// it served a hit: RFC 9211 lists caches from the origin's side to the
+// user's, so the last is the edge that answered the client.
+func edgeOf(cs string) (string, bool) {
 	last := cs
 	if i := strings.LastIndexByte(cs, ','); i >= 0 {
 		last = cs[i+1:]
 	}
-	name, _, _ := strings.Cut(last, ";")
+	name, params, _ := strings.Cut(last, ";")
 	if name = strings.TrimSpace(name); name == "" {
-		return "(no Cache-Status)"
+		return "(no Cache-Status)", false
 	}
-	return name
+	hit := false
+	for _, p := range strings.Split(params, ";") {
+		if strings.TrimSpace(p) == "hit" {
+			hit = true
+		}
+	}
+	return name, hit
 }
 
-func formatSecond(s Second) string {
+func formatSecond(s Second, hits bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s  answer %-15s", s.At.UTC().Format(time.TimeOnly), s.Answer)
 	codes := make([]int, 0, len(s.Status))
@@ -375,6 +425,9 @@ func formatSecond(s Second) string {
 	sort.Strings(edges)
 	for _, e := range edges {
 		fmt.Fprintf(&b, "  %s %d", e, s.ByEdge[e])
+		if hits {
+			fmt.Fprintf(&b, " (%d hits)", s.Hits[e])
+		}
 	}
 	if s.Skipped > 0 {
 		fmt.Fprintf(&b, "  skipped %d (client saturated)", s.Skipped)

@@ -167,3 +167,74 @@ func TestLoadRefusesUnboundedRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadKeysAreZipfAndHitsCounted: with Keys, the users fetch URL+key with
+// a few keys hot and many rare, the same sequence for the same seed, and a
+// response whose answering edge says hit is counted as one.
+func TestLoadKeysAreZipfAndHitsCounted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var order []string
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.URL.Path]++
+		n := seen[r.URL.Path]
+		order = append(order, r.URL.Path)
+		mu.Unlock()
+		if n > 1 {
+			w.Header().Set("Cache-Status", "shield; hit, edge-a; fwd=uri-miss; stored")
+		}
+		if n > 2 {
+			w.Header().Set("Cache-Status", "edge-a; hit")
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	addr, _ := dnsServer(t, func() string { return "127.0.0.1" })
+	o := Options{URL: "http://www.cdn.test:" + port + "/k/", DNS: addr, From: netip.MustParsePrefix("203.0.113.0/24"),
+		Rate: 400, Duration: time.Second, Timeout: 2 * time.Second, Seed: 7, Keys: 1000}
+	var out bytes.Buffer
+	var seconds int
+	o.OnSecond = func(Second) { seconds++ }
+	sum, err := Run(context.Background(), o, &out)
+	if err != nil || sum.Failed > 0 {
+		t.Fatalf("run: %v, %d failed: %v", err, sum.Failed, sum.Errors)
+	}
+	wantHits := 0
+	for p, n := range seen {
+		if !strings.HasPrefix(p, "/k/") {
+			t.Fatalf("fetched %q, want /k/KEY", p)
+		}
+		wantHits += max(n-2, 0) // the shield's hit is not the edge's
+	}
+	if sum.Hits["edge-a"] != wantHits {
+		t.Errorf("hits counted %d, want %d (the edge's own hits only)", sum.Hits["edge-a"], wantHits)
+	}
+	// Zipf: the hottest key takes far more than 1/Keys of the requests,
+	// and most keys are never asked for in 400 requests.
+	if top := seen["/k/0"]; top < sum.Requests/20 {
+		t.Errorf("key 0 fetched %d of %d times; want it hot", top, sum.Requests)
+	}
+	if len(seen) > sum.Requests*3/4 {
+		t.Errorf("%d distinct keys in %d requests; want repeats", len(seen), sum.Requests)
+	}
+	if seconds == 0 || !strings.Contains(out.String(), " hits)") {
+		t.Errorf("OnSecond called %d times; lines:\n%s", seconds, out.String())
+	}
+	// Same seed, same sequence; another seed, another.
+	a, b, c := targets(o), targets(o), targets(Options{URL: o.URL, Keys: o.Keys, Seed: 8})
+	same, other := true, false
+	for range 1000 {
+		x := a()
+		same = same && x == b()
+		other = other || x != c()
+	}
+	if !same || !other {
+		t.Errorf("same seed gives one sequence: %v; another seed another: %v", same, other)
+	}
+}

@@ -38,6 +38,14 @@ type AutoscaleOptions struct {
 	// enters the dns answers; if zero, 500 keys and 256 MiB.
 	WarmKeys  int
 	WarmBytes int64
+	// DNS are more dns replicas of the file (admin base URLs, such as a
+	// secondary `kubecdn dns -f` of the same file) that the autoscaler
+	// samples and routes besides up's own: a replica that does not answer
+	// freezes the decisions, as in a deployed CDN.
+	DNS []string
+	// NoWarm opens regions cold: they enter the dns answers as soon as
+	// their edges serve (to measure what warming buys).
+	NoWarm bool
 	// DrainMax bounds a drain whatever the load left; if zero, the longer
 	// of 30s and four TTLs.
 	DrainMax time.Duration
@@ -52,6 +60,8 @@ type autoscaler struct {
 	demand *autoscale.Demand
 	o      AutoscaleOptions
 	client *http.Client
+	// others are the dns replicas besides up's own (AutoscaleOptions.DNS).
+	others *autoscale.DNSSource
 }
 
 // newAutoscaler builds the autoscaler of u's autoscale regions; nil when
@@ -82,10 +92,11 @@ func newAutoscaler(u *Up) (*autoscaler, error) {
 		}
 	}
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}}
-	a := &autoscaler{u: u, o: o, client: client}
+	a := &autoscaler{u: u, o: o, client: client, others: &autoscale.DNSSource{Admins: o.DNS, Token: u.token, Client: client}}
 	log := u.log.With("part", "autoscale")
+	dnsSrc := &autoscale.DNSSource{Admins: append([]string{"http://" + u.lay.DNSAdmin}, o.DNS...), Token: u.token, Client: client}
 	a.demand = &autoscale.Demand{
-		DNS:     &autoscale.DNSSource{Admins: []string{"http://" + u.lay.DNSAdmin}, Token: u.token, Client: client},
+		DNS:     dnsSrc,
 		Edges:   &autoscale.EdgeSource{Token: u.token, Client: client},
 		Regions: a.regionViews,
 		Log:     log,
@@ -97,7 +108,7 @@ func newAutoscaler(u *Up) (*autoscaler, error) {
 		DrainMin: 2 * ttl, DrainMax: o.DrainMax, NearZero: s.ScaleDownBelow / 4,
 		// Start waits for the dns to probe the new edges healthy.
 		StepTimeout: 30*time.Second + 4*u.cfg.Spec.Routing.Health.Interval.D(),
-		Source:      a.demand, Actuator: a, Store: autoscale.FileStore{Path: o.StateFile},
+		Source:      a.demand, Actuator: a, Store: autoscale.FileStore{Path: o.StateFile}, Reroute: dnsSrc.RouteReplica,
 		Log: log, DryRun: o.DryRun, Now: time.Now,
 	}
 	if err := a.ctrl.Load(context.Background(), autoscale.RegionsOf(u.cfg)); err != nil {
@@ -262,9 +273,15 @@ func (a *autoscaler) Route(ctx context.Context, name string, in bool) error {
 			return fmt.Errorf("routing %s in: its edges do not run", name)
 		}
 		a.drain(ctx, rr.plan, false)
+		if err := a.others.Route(ctx, name, true); err != nil {
+			return err
+		}
 		return a.u.dns.SetRouted(name, true)
 	}
 	if err := a.u.dns.SetRouted(name, false); err != nil {
+		return err
+	}
+	if err := a.others.Route(ctx, name, false); err != nil {
 		return err
 	}
 	a.drain(ctx, rr.plan, true)
@@ -304,6 +321,10 @@ func (a *autoscaler) Warm(ctx context.Context, name string) error {
 	rr, err := a.region(name)
 	if err != nil {
 		return err
+	}
+	if a.o.NoWarm {
+		a.u.log.Info("autoscale: warming off; the region opens cold", "region", name)
+		return nil
 	}
 	sources := a.demand.ServedUsersOf(name)
 	if len(sources) == 0 {

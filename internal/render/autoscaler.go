@@ -2,15 +2,19 @@ package render
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
+	"github.com/kubecdn/kubecdn/internal/apps"
 	"github.com/kubecdn/kubecdn/internal/config"
 )
 
@@ -42,23 +46,63 @@ func (r regionRender) autoscalerObjects() ([]Object, error) {
 	if r.region.Autoscale || len(r.cfg.Spec.Regions.Autoscale) == 0 {
 		return nil, nil
 	}
-	file, err := autoscalerFile(r.cfg)
+	af, err := autoscalerFile(r.cfg)
 	if err != nil {
 		return nil, err
 	}
 	m := func() metav1.ObjectMeta { return r.meta(AutoscalerName, AutoscalerName, "autoscaler") }
 	sa := &corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: m()}
-	cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: m(),
-		Data: map[string]string{"kubecdn.yaml": file}}
-	return []Object{sa, r.autoscalerRole(m()), r.autoscalerRoleBinding(m()), cm, r.autoscalerDeployment(m(), file)}, nil
+	cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"}, ObjectMeta: m(), Data: af.data}
+	return []Object{sa, r.autoscalerRole(m()), r.autoscalerRoleBinding(m()), cm, r.autoscalerDeployment(m(), af)}, nil
+}
+
+// maxAutoscalerFile bounds the autoscaler's ConfigMap (the API server
+// refuses objects over 1 MiB; some room is left for the rest of it).
+const maxAutoscalerFile = 900 << 10
+
+// autoscalerFiles is what the autoscaler's pods read: its ConfigMap's data
+// and where each key is mounted, below the file's directory.
+type autoscalerFiles struct {
+	data  map[string]string
+	items []corev1.KeyToPath
+	hash  string // of every key and value: a change restarts the pods
 }
 
 // autoscalerFile is the CDN file as the autoscaler reads it: without the
 // addresses deploy fills in (the render deploy applies carries them), which
 // deploy reads afresh from its state at every step; a stale copy would
-// put back a closed region's edges.
-func autoscalerFile(cfg *config.CDN) (string, error) {
+// put back a closed region's edges. Every opening and closing is a deploy,
+// which needs the apps of spec.apps (or it would prune them): each app's
+// objects, as read (its overrides stay in the file and apply per region),
+// travel in the same ConfigMap as apps/NAME/manifests.yaml beside the
+// file, where its copy of spec.apps points (if they can be read here).
+func autoscalerFile(cfg *config.CDN) (autoscalerFiles, error) {
 	c := *cfg
+	af := autoscalerFiles{data: map[string]string{}}
+	c.Spec.Apps = slices.Clone(cfg.Spec.Apps)
+	for i, spec := range cfg.Spec.Apps {
+		a, err := apps.Load(cfg, spec)
+		if err != nil {
+			// Rendering alone needs no manifests (WithApps adds the
+			// apps, from its caller's loading): the copy then names
+			// the app's directory as the file does, and the autoscaler
+			// says at start that it cannot act without it.
+			continue
+		}
+		var b strings.Builder
+		for _, u := range a.Objects() {
+			y, err := yaml.Marshal(u.Object)
+			if err != nil {
+				return af, fmt.Errorf("the autoscaler's copy of spec.apps[%d]: %w", i, err)
+			}
+			b.WriteString("---\n")
+			b.Write(y)
+		}
+		key := "app-" + spec.Name + ".yaml"
+		af.data[key] = b.String()
+		af.items = append(af.items, corev1.KeyToPath{Key: key, Path: "apps/" + spec.Name + "/manifests.yaml"})
+		c.Spec.Apps[i].Manifests = "apps/" + spec.Name
+	}
 	strip := func(rs []config.Region) []config.Region {
 		out := slices.Clone(rs)
 		for i := range out {
@@ -68,7 +112,25 @@ func autoscalerFile(cfg *config.CDN) (string, error) {
 	}
 	c.Spec.Regions.AlwaysOn = strip(cfg.Spec.Regions.AlwaysOn)
 	c.Spec.Regions.Autoscale = strip(cfg.Spec.Regions.Autoscale)
-	return cdnFile(&c)
+	file, err := cdnFile(&c)
+	if err != nil {
+		return af, err
+	}
+	af.data["kubecdn.yaml"] = file
+	af.items = append([]corev1.KeyToPath{{Key: "kubecdn.yaml", Path: "kubecdn.yaml"}}, af.items...)
+	keys := slices.Sorted(maps.Keys(af.data))
+	var all strings.Builder
+	size := 0
+	for _, k := range keys {
+		size += len(k) + len(af.data[k])
+		all.WriteString(k + "\x00" + af.data[k] + "\x00")
+	}
+	if size > maxAutoscalerFile {
+		return af, fmt.Errorf("spec.apps: the file and the apps' manifests come to %d bytes, more than the autoscaler's ConfigMap %s may hold (%d)",
+			size, AutoscalerName, maxAutoscalerFile)
+	}
+	af.hash = hash(all.String())
+	return af, nil
 }
 
 // autoscalerRole grants, in this region's namespace only, what the
@@ -137,7 +199,7 @@ func (r regionRender) autoscalerArgs() []string {
 	return args
 }
 
-func (r regionRender) autoscalerDeployment(m metav1.ObjectMeta, file string) Object {
+func (r regionRender) autoscalerDeployment(m metav1.ObjectMeta, af autoscalerFiles) Object {
 	container := corev1.Container{
 		Name:  "autoscaler",
 		Image: r.opts.Image,
@@ -164,12 +226,12 @@ func (r regionRender) autoscalerDeployment(m metav1.ObjectMeta, file string) Obj
 	// It talks to its API server with the service account (the Role).
 	tmpl.Spec.AutomountServiceAccountToken = ptr(true)
 	tmpl.Spec.ServiceAccountName = AutoscalerName
-	// The file changes only with the file (addresses stripped): a new one
-	// restarts the autoscaler, which reads it at start.
-	tmpl.Annotations[AnnotationConfigHash] = hash(file)
+	// The file changes only with the file (addresses stripped) and the
+	// apps: a new one restarts the autoscaler, which reads it at start.
+	tmpl.Annotations[AnnotationConfigHash] = af.hash
 	tmpl.Spec.Volumes = []corev1.Volume{
 		{Name: "file", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: AutoscalerName}}}},
+			LocalObjectReference: corev1.LocalObjectReference{Name: AutoscalerName}, Items: af.items}}},
 		// Optional: without it the pods run, lead, and report every other
 		// region unreachable (and decide nothing), rather than holding
 		// every `kubecdn deploy` on a rollout that cannot finish.

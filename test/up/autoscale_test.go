@@ -43,6 +43,8 @@ type autoscaleCDN struct {
 	stateFile               string
 	loadRate, loadSeconds   int
 	euEdgeName, eastEdgeAdm string
+	// ownOrigin: the test serves the origin on c.origin itself (no demo).
+	ownOrigin bool
 }
 
 const dublin = "203.0.113.0/24"
@@ -51,7 +53,9 @@ const dublin = "203.0.113.0/24"
 // displaced signal in force: users' requests per second when the edges
 // count them by nearest region, else the dns's queries per second, which
 // one resolver network holds near 1/TTL whatever its users' rate.
-func newAutoscaleCDN(t *testing.T, edgeSignal bool) *autoscaleCDN {
+// Each mod, if any, changes the defaults (addresses, window, ...) before
+// the file is written.
+func newAutoscaleCDN(t *testing.T, edgeSignal bool, mods ...func(*autoscaleCDN)) *autoscaleCDN {
 	t.Helper()
 	c := &autoscaleCDN{dir: t.TempDir(), eastIP: "127.0.0.72", euIP: "127.0.0.74", edgeSignal: edgeSignal,
 		window: 3 * time.Second, cooldown: 6 * time.Second, ttl: time.Second, loadRate: 30, loadSeconds: 20}
@@ -65,6 +69,9 @@ func newAutoscaleCDN(t *testing.T, edgeSignal bool) *autoscaleCDN {
 		// looks, so the loop must leave whole windows without a request
 		// for the region to close.
 		c.up, c.down, c.loopRate = 0.5, 0.25, 0.2
+	}
+	for _, m := range mods {
+		m(c)
 	}
 	c.port = fmt.Sprint(sharedEdgePort(t, c.eastIP, c.euIP))
 	c.dns = freeDNSAddr(t)
@@ -92,8 +99,11 @@ func newAutoscaleCDN(t *testing.T, edgeSignal bool) *autoscaleCDN {
 	cdn.Spec.Autoscale = config.Autoscale{ScaleUpAbove: config.Rate(c.up), ScaleDownBelow: config.Rate(c.down),
 		Window: config.Duration(c.window), Cooldown: config.Duration(c.cooldown)}
 	c.file = configtest.Write(t, c.dir, cdn)
-	c.args = []string{"up", "-f", c.file, "--demo", "--dns", c.dns, "--dns-admin", c.dnsAdmin, "--control", c.control,
-		"--origin-addr", c.origin, "--token-file", c.token, "--autoscale-state", c.stateFile}
+	c.args = []string{"up", "-f", c.file, "--dns", c.dns, "--dns-admin", c.dnsAdmin, "--control", c.control,
+		"--token-file", c.token, "--autoscale-state", c.stateFile}
+	if !c.ownOrigin {
+		c.args = append(c.args, "--demo", "--origin-addr", c.origin)
+	}
 	c.euEdgeName = "kubecdn-eu-west-1-0"
 	return c
 }

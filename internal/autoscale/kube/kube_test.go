@@ -38,7 +38,8 @@ type env struct {
 	reach    *staticReach
 }
 
-func newEnv(t *testing.T, mode config.AutoscaleMode) *env {
+// Each mod, if any, changes the file (in dir) before it is loaded.
+func newEnv(t *testing.T, mode config.AutoscaleMode, mods ...func(c *config.CDN, dir string)) *env {
 	t.Helper()
 	cs := kubetest.Start(t, "us-east-1", "eu-west-1")
 	dir := t.TempDir()
@@ -59,6 +60,9 @@ func newEnv(t *testing.T, mode config.AutoscaleMode) *env {
 	}
 	c.Spec.Autoscale = config.Autoscale{ScaleUpAbove: 50, ScaleDownBelow: 2, Window: configtest.Duration(t, "3s"),
 		Cooldown: configtest.Duration(t, "3s"), Mode: mode}
+	for _, m := range mods {
+		m(c, dir)
+	}
 	e.cfg = configtest.Load(t, dir, c)
 	e.reach = &staticReach{dns: map[string][]string{}}
 	for range 2 {

@@ -113,6 +113,8 @@ func Run(ctx context.Context, cfg *config.CDN, o Options) error {
 		if _, err := apps.Load(cfg, a); err != nil {
 			// Every step is a deploy, which refuses (changing nothing)
 			// without the apps it would otherwise prune: say so now.
+			// In a pod, render put them beside the file; a file whose
+			// manifests could not be read when rendered has none.
 			o.Log.Error("autoscaler cannot open or close regions: deploy needs the apps' manifests beside the file", "app", a.Name, "err", err)
 		}
 	}
@@ -217,7 +219,13 @@ func newController(cfg *config.CDN, o Options, reach Reach, store autoscale.Stor
 		return autoscale.Closed
 	}
 	ctrl.Source = &Source{CDN: cfg, Reach: reach, Phase: phase, Now: o.Now}
-	ctrl.Actuator = &Actuator{CDN: cfg, Deploy: o.Deploy, Reach: reach, RESTConfig: o.RESTConfig, Phase: phase, Log: o.Log}
+	act := &Actuator{CDN: cfg, Deploy: o.Deploy, Reach: reach, RESTConfig: o.RESTConfig, Phase: phase, Log: o.Log}
+	ctrl.Actuator = act
+	// A restarted dns replica forgot which regions are out of its answers.
+	ctrl.Reroute = func(ctx context.Context, replica, region string, in bool) error {
+		src := &autoscale.DNSSource{Client: reach.Client(), Timeout: act.callTimeout()}
+		return src.RouteReplica(ctx, replica, region, in)
+	}
 	return ctrl
 }
 

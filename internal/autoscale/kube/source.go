@@ -97,7 +97,7 @@ func (s *Source) Sample(ctx context.Context) (autoscale.Sample, error) {
 	wg.Wait()
 	at := now()
 	out := autoscale.Sample{At: at, Missing: append(missing, dnsSample.Missing...),
-		Displaced: map[string]float64{}, Served: map[string]float64{}}
+		Displaced: map[string]float64{}, Served: map[string]float64{}, DNSRoutes: dnsSample.DNSRoutes}
 	if len(dnsURLs) == 0 {
 		out.Missing = append(out.Missing, "no dns replica found in any region")
 	}
