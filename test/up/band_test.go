@@ -54,7 +54,7 @@ func TestUpAutoscaleSwingsInsideTheBandCauseNoAction(t *testing.T) {
 		c.window, c.cooldown = 4*time.Second, 8*time.Second
 	})
 	p := startUp(t, c.args...)
-	p.waitBanner(t, c.control)
+	p.WaitBanner(t, c.control)
 	if !edgesCountDemand(t, c) {
 		t.Skip("the edges do not count demand by nearest region; the thresholds here are users' requests per second")
 	}
@@ -101,5 +101,5 @@ func TestUpAutoscaleSwingsInsideTheBandCauseNoAction(t *testing.T) {
 		t.Logf("one action: %s; then %s of load swinging inside the band (cooldown %s, window %s)",
 			d[0].Action, time.Since(start).Round(time.Second), c.cooldown, c.window)
 	}
-	p.stop(t)
+	p.Stop(t)
 }

@@ -50,7 +50,7 @@ func TestUpAutoscaleStoppedDNSReplicaFreezesDecisions(t *testing.T) {
 	dns2, dns2Admin := freeDNSAddr(t), fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
 	c := newAutoscaleCDN(t, true, func(c *autoscaleCDN) { c.eastIP, c.euIP = "127.0.0.132", "127.0.0.134" })
 	p := startUp(t, append(c.args, "--autoscale-dns", "http://"+dns2Admin)...)
-	p.waitBanner(t, c.control)
+	p.WaitBanner(t, c.control)
 	if !edgesCountDemand(t, c) {
 		t.Skip("the edges do not count demand by nearest region; the thresholds here are users' requests per second")
 	}
@@ -109,5 +109,5 @@ func TestUpAutoscaleStoppedDNSReplicaFreezesDecisions(t *testing.T) {
 	if sum := <-loadDone; sum.Failed > 0 {
 		t.Errorf("%d of %d requests failed: %v", sum.Failed, sum.Requests, sum.Errors)
 	}
-	p.stop(t)
+	p.Stop(t)
 }

@@ -54,7 +54,7 @@ func firstMinuteHitRatio(t *testing.T, warm bool, eastIP, euIP string) (ratio fl
 	serveKeyOrigin(t, c.origin)
 	args := append(c.args, fmt.Sprintf("--autoscale-warm=%v", warm))
 	p := startUp(t, args...)
-	p.waitBanner(t, c.control)
+	p.WaitBanner(t, c.control)
 	if !edgesCountDemand(t, c) {
 		t.Skip("the edges do not count demand by nearest region; the thresholds here are users' requests per second")
 	}
@@ -112,7 +112,7 @@ func firstMinuteHitRatio(t *testing.T, warm bool, eastIP, euIP string) (ratio fl
 		requests += s.ByEdge[c.euEdgeName]
 		hits += s.Hits[c.euEdgeName]
 	}
-	p.stop(t)
+	p.Stop(t)
 	return float64(hits) / float64(requests), requests
 }
 
