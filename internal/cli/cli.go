@@ -33,6 +33,8 @@ func commands() []command {
 		{"autoscale", "open and close autoscale regions of a deployed CDN from demand; simulate replays a day", runAutoscale},
 		{"purge", "purge URLs, prefixes or tags in every region at once", runPurge},
 		{"logs", "print the edges' access logs of every region, merged in time order (--follow)", runLogs},
+		// Temporary: `kubecdn infra local` until the infra command wires it.
+		{"infra", "local clusters: kubecdn infra local start|stop (hidden)", runInfraLocalEntry},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -67,6 +69,16 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nrun 'kubecdn <command> -h' for the flags of one command")
+}
+
+// runInfraLocalEntry routes `infra local ...` to runInfraLocal. Temporary:
+// the `infra` command (internal/cli/infra.go) takes this over.
+func runInfraLocalEntry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "local" {
+		fmt.Fprintln(stderr, "usage: kubecdn infra local start|stop --dir DIR --name REGION")
+		return 2
+	}
+	return runInfraLocal(ctx, args[1:], stdout, stderr)
 }
 
 func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) int {
