@@ -32,20 +32,9 @@ func runInfraLocal(ctx context.Context, args []string, stdout, stderr io.Writer)
 			"kube-controller-manager, kube-scheduler, kwok with fake nodes), detached from this command.")
 		fs.PrintDefaults()
 	}
-	var pos []string
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if err == flag.ErrHelp {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	pos, code, ok := parseInterleaved(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 || (pos[0] != "start" && pos[0] != "stop") {
 		fs.Usage()

@@ -6,7 +6,7 @@
 # ${KUBECDN_CACHE:-$HOME/.cache/kubecdn}/kube-v1.37.2/ (kwok as a link to
 # kwok-v0.8.0/kwok); a later run returns at once. Prints the directory,
 # which then holds etcd, kube-apiserver, kubectl, kube-controller-manager,
-# kube-scheduler and kwok.
+# kube-scheduler, kwok and kwok-stages/ (kwok's default stages).
 set -euo pipefail
 
 K8S=v1.37.2
@@ -14,7 +14,7 @@ KWOK=v0.8.0
 cache="${KUBECDN_CACHE:-$HOME/.cache/kubecdn}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out=$(bash "$here/../kube/build.sh")
-done_() { [[ -x "$out/kube-controller-manager" && -x "$out/kube-scheduler" && -x "$out/kwok" ]]; }
+done_() { [[ -x "$out/kube-controller-manager" && -x "$out/kube-scheduler" && -x "$out/kwok" && -f "$out/kwok-stages/pod-ready.yaml" ]]; }
 if done_; then
   echo "$out"
   exit 0
@@ -54,5 +54,20 @@ if [[ ! -x "$kw/kwok" ]]; then
   mkdir -p "$kw"
   GOFLAGS= GOBIN="$kw" go install -trimpath sigs.k8s.io/kwok/cmd/kwok@"$KWOK" >&2
 fi
+# kwok's default stages (what kwokctl gives a cluster: nodes become Ready
+# and keep a lease, pods become Ready, complete and go when deleted), from
+# the same module version; internal/infra/local passes them with its own.
+if [[ ! -f "$kw/stages/pod-ready.yaml" ]]; then
+  mod=$(go mod download -json "sigs.k8s.io/kwok@$KWOK" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  mkdir -p "$kw/stages.tmp"
+  cp "$mod/kustomize/stage/node/fast/node-initialize.yaml" \
+    "$mod/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+    "$mod/kustomize/stage/pod/fast/pod-ready.yaml" \
+    "$mod/kustomize/stage/pod/fast/pod-complete.yaml" \
+    "$mod/kustomize/stage/pod/fast/pod-delete.yaml" "$kw/stages.tmp/"
+  chmod 644 "$kw/stages.tmp/"*
+  rm -rf "$kw/stages" && mv "$kw/stages.tmp" "$kw/stages"
+fi
 ln -sfn "$kw/kwok" "$out/kwok"
+ln -sfn "$kw/stages" "$out/kwok-stages"
 echo "$out"
