@@ -299,7 +299,10 @@ func filesExist(paths ...string) bool {
 // a Stop after a failure finds every process.
 func startAll(ctx context.Context, o Options, dir string, bins map[string]string, st *State) error {
 	run := func(name string, args []string, ports ...int) error {
-		pid, err := spawn(bins[name], args, filepath.Join(dir, name+".log"))
+		// HOME is the region's directory: kwok reads ~/.kwok/kwok.yaml
+		// besides the stages it is given, and nothing of the user's may
+		// change a region.
+		pid, err := spawn(bins[name], args, filepath.Join(dir, name+".log"), "HOME="+dir)
 		if err != nil {
 			return err
 		}

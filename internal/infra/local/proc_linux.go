@@ -13,9 +13,9 @@ import (
 
 // spawn starts bin with args detached from the caller: its own session, no
 // controlling terminal, stdin from /dev/null, stdout and stderr appended to
-// logPath. It outlives the command that started it (tofu's local-exec, a
+// logPath, env added to this process's environment. It outlives the command that started it (tofu's local-exec, a
 // shell) and is stopped by pid through kill.
-func spawn(bin string, args []string, logPath string) (int, error) {
+func spawn(bin string, args []string, logPath string, env ...string) (int, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return 0, err
@@ -24,6 +24,7 @@ func spawn(bin string, args []string, logPath string) (int, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = f
 	cmd.Stderr = f
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start %s: %w", filepath.Base(bin), err)
