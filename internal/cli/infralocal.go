@@ -25,7 +25,7 @@ func runInfraLocal(ctx context.Context, args []string, stdout, stderr io.Writer)
 	lbIP := fs.String("lb-ip", "", "address every LoadBalancer Service gets (start; default: a loopback address from the name)")
 	bin := fs.String("bin", "", "directory of etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (default "+local.DefaultBin()+")")
 	remove := fs.Bool("delete", false, "stop: also delete the region's data, keys and logs")
-	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long")
+	timeout := fs.Duration("timeout", 4*time.Minute, "give up after this long")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kubecdn infra local start|stop --dir DIR --name REGION [flags]\n\n"+
 			"Starts or stops a local region's Kubernetes control plane (etcd, kube-apiserver,\n"+

@@ -56,7 +56,9 @@ const (
 	// with --manage-nodes-with-annotation-selector).
 	NodeAnnotation = "kwok.x-k8s.io/node"
 
-	readyTimeout   = 120 * time.Second
+	// readyTimeout bounds a start: far more than an idle 2-core machine
+	// needs, enough for one busy with builds.
+	readyTimeout   = 170 * time.Second
 	stopGrace      = 10 * time.Second
 	certValidity   = 5 * 365 * 24 * time.Hour
 	portAttempts   = 5

@@ -124,7 +124,7 @@ func TestApplyLocalRegion(t *testing.T) {
 		t.Fatal(err)
 	}
 	applyStart := time.Now()
-	out, err := run(t, 4*time.Minute, modDir, env, tofu, "apply", "-auto-approve", "-input=false", "-no-color")
+	out, err := run(t, 5*time.Minute, modDir, env, tofu, "apply", "-auto-approve", "-input=false", "-no-color")
 	if err != nil {
 		t.Fatal(err)
 	}
