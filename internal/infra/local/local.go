@@ -52,6 +52,10 @@ const (
 	// AdminUser is the user of the admin kubeconfig; it is in group
 	// system:masters.
 	AdminUser = "kubecdn-admin"
+	// APIPort is the API server's port, on the region's own loopback
+	// address (its load-balancer IP): fixed, so the module's endpoint output
+	// is known when tofu plans.
+	APIPort = 6443
 	// NodeAnnotation marks the nodes kwok plays (and only those: kwok runs
 	// with --manage-nodes-with-annotation-selector).
 	NodeAnnotation = "kwok.x-k8s.io/node"
@@ -265,16 +269,7 @@ func Start(ctx context.Context, o Options) (*State, error) {
 		st.PKI, st.EtcdPorts, st.APIPort = prev.PKI, prev.EtcdPorts, prev.APIPort
 	}
 	if st.PKI == nil || !filesExist(st.PKI.CAFile, st.PKI.CAKeyFile, st.PKI.CertFile, st.PKI.KeyFile, st.PKI.SAKeyFile, st.PKI.TokenFile) {
-		st.PKI, err = controlplane.NewPKI(filepath.Join(dir, "pki"), time.Now(), certValidity, []controlplane.User{
-			{Name: AdminUser, Groups: []string{"system:masters"}},
-			// The users the bootstrap RBAC policy grants these components.
-			{Name: "system:kube-controller-manager"},
-			{Name: "system:kube-scheduler"},
-			// kwok writes the status of nodes, pods and services and the
-			// nodes' leases.
-			{Name: "kwok", Groups: []string{"system:masters"}},
-		})
-		if err != nil {
+		if st.PKI, err = EnsurePKI(dir, o.LoadBalancerIP); err != nil {
 			return nil, fmt.Errorf("region %s: pki: %w", o.Name, err)
 		}
 	}
@@ -333,26 +328,20 @@ func startAll(ctx context.Context, o Options, dir string, bins map[string]string
 		st.Processes = st.Processes[:len(st.Processes)-1]
 	}
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(st.EtcdPorts[0])
-	// kube-apiserver, with the garbage collector a real cluster has.
-	for attempt := 1; ; attempt++ {
-		if attempt > 1 || !portsFree(st.APIPort) {
-			if st.APIPort, err = freePort(); err != nil {
-				return err
-			}
-		}
-		st.Endpoint = "https://127.0.0.1:" + strconv.Itoa(st.APIPort)
-		args := controlplane.APIServerArgs(st.PKI, etcdURL, st.APIPort, filepath.Join(dir, "certs"))
-		if err := run("kube-apiserver", args, st.APIPort); err != nil {
-			return err
-		}
-		err = waitFor(ctx, st.Processes[len(st.Processes)-1], filepath.Join(dir, "kube-apiserver.log"), func(ctx context.Context) error { return apiReady(ctx, st) })
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, errPortTaken) || attempt == portAttempts {
-			return err
-		}
-		st.Processes = st.Processes[:len(st.Processes)-1]
+	// kube-apiserver, with the garbage collector a real cluster has, on the
+	// region's own address.
+	st.APIPort = APIPort
+	st.Endpoint = "https://" + net.JoinHostPort(o.LoadBalancerIP, strconv.Itoa(APIPort))
+	if !addrFree(o.LoadBalancerIP, APIPort) {
+		return fmt.Errorf("%s:%d is taken (another region with the same load-balancer address?)", o.LoadBalancerIP, APIPort)
+	}
+	args := append(controlplane.APIServerArgs(st.PKI, etcdURL, st.APIPort, filepath.Join(dir, "certs")),
+		"--bind-address="+o.LoadBalancerIP)
+	if err := run("kube-apiserver", args, st.APIPort); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, st.Processes[len(st.Processes)-1], filepath.Join(dir, "kube-apiserver.log"), func(ctx context.Context) error { return apiReady(ctx, st) }); err != nil {
+		return err
 	}
 	st.APIReadyAt = time.Now()
 	// Kubeconfigs: the admin's (the region's output) and one per component.
@@ -546,14 +535,16 @@ func stopProcesses(st *State) error {
 }
 
 func waitPortsFree(ctx context.Context, st *State) error {
-	ports := append([]int{st.APIPort}, st.EtcdPorts[:]...)
 	ctx, cancel := context.WithTimeout(ctx, stopGrace)
 	defer cancel()
 	return poll(ctx, func(context.Context) error {
-		for _, p := range ports {
+		for _, p := range st.EtcdPorts {
 			if p != 0 && !portsFree(p) {
 				return fmt.Errorf("port %d still taken", p)
 			}
+		}
+		if st.APIPort != 0 && !addrFree(st.LoadBalancerIP, st.APIPort) {
+			return fmt.Errorf("%s:%d still taken", st.LoadBalancerIP, st.APIPort)
 		}
 		return nil
 	})
@@ -712,6 +703,16 @@ func freePorts2() ([2]int, error) {
 	}
 }
 
+// addrFree reports whether nothing listens on ip:port.
+func addrFree(ip string, port int) bool {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(port)), 200*time.Millisecond)
+	if err == nil {
+		c.Close()
+		return false
+	}
+	return true
+}
+
 // portsFree reports whether every port is non-zero and nothing listens on
 // it on 127.0.0.1.
 func portsFree(ports ...int) bool {
@@ -726,4 +727,48 @@ func portsFree(ports ...int) bool {
 		}
 	}
 	return true
+}
+
+// users are the identities of a region's token file.
+var users = []controlplane.User{
+	{Name: AdminUser, Groups: []string{"system:masters"}},
+	// The users the bootstrap RBAC policy grants these components.
+	{Name: "system:kube-controller-manager"},
+	{Name: "system:kube-scheduler"},
+	// kwok writes the status of nodes, pods and services and the nodes'
+	// leases.
+	{Name: "kwok", Groups: []string{"system:masters"}},
+}
+
+// EnsurePKI returns the PKI of the region whose directory is dir, made on
+// first use (its serving certificate also names ip). Module calls it so the
+// CA is known when tofu plans; Start uses the same files.
+func EnsurePKI(dir, ip string) (*controlplane.PKI, error) {
+	pdir := filepath.Join(dir, "pki")
+	p := &controlplane.PKI{
+		CAFile: filepath.Join(pdir, "ca.crt"), CAKeyFile: filepath.Join(pdir, "ca.key"),
+		CertFile: filepath.Join(pdir, "apiserver.crt"), KeyFile: filepath.Join(pdir, "apiserver.key"),
+		SAKeyFile: filepath.Join(pdir, "sa.key"), TokenFile: filepath.Join(pdir, "tokens.csv"),
+	}
+	if !filesExist(p.CAFile, p.CAKeyFile, p.CertFile, p.KeyFile, p.SAKeyFile, p.TokenFile) {
+		return controlplane.NewPKI(pdir, time.Now(), certValidity, users, net.ParseIP(ip))
+	}
+	var err error
+	if p.CAPEM, err = os.ReadFile(p.CAFile); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p.TokenFile)
+	if err != nil {
+		return nil, err
+	}
+	p.Tokens = map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		// token,user,uid,"groups"
+		f := strings.SplitN(line, ",", 3)
+		if len(f) < 2 {
+			return nil, fmt.Errorf("%s: bad line %q", p.TokenFile, line)
+		}
+		p.Tokens[f[1]] = f[0]
+	}
+	return p, nil
 }

@@ -101,8 +101,12 @@ func TestStartStop(t *testing.T) {
 		if alive(p.PID, p.Exe) {
 			t.Errorf("%s still runs", p.Name)
 		}
+		host := "127.0.0.1"
+		if p.Name == "kube-apiserver" {
+			host = o.LoadBalancerIP
+		}
 		for _, port := range p.Ports {
-			if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
+			if c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), time.Second); err == nil {
 				c.Close()
 				t.Errorf("port %d of %s still answers", port, p.Name)
 			}

@@ -20,7 +20,7 @@ func TestModuleGolden(t *testing.T) {
 	r := config.Region{Name: "us-east-1", Provider: "local", Edges: []string{"127.0.0.2:8080"}}
 	var outs [2][]byte
 	for i := range outs {
-		m, err := module(r, "/var/lib/kubecdn/local", "/usr/local/bin/kubecdn")
+		m, err := module(r, "/var/lib/kubecdn/local", "/usr/local/bin/kubecdn", []byte("-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +59,7 @@ func TestModuleRefuses(t *testing.T) {
 		{config.Region{Name: "us-east-1", Provider: "aws"}, `provider is "aws", not local`},
 		{config.Region{Name: "Bad_Name", Provider: "local"}, "not a DNS label"},
 	} {
-		_, err := module(tc.r, "/tmp", "/bin/kubecdn")
+		_, err := module(tc.r, "/tmp", "/bin/kubecdn", nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: got %v, want an error with %q", tc.r, err, tc.want)
 		}

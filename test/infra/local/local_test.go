@@ -272,8 +272,12 @@ spec:
 				t.Errorf("%s (pid %d) still runs after destroy", p.Name, p.PID)
 			}
 		}
+		host := "127.0.0.1"
+		if p.Name == "kube-apiserver" {
+			host = lbIP
+		}
 		for _, port := range p.Ports {
-			if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
+			if c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), time.Second); err == nil {
 				c.Close()
 				t.Errorf("port %d of %s still answers after destroy", port, p.Name)
 			}
