@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"net"
 	"strconv"
 )
 
@@ -51,4 +52,14 @@ func APIServerArgs(p *PKI, etcdURL string, port int, certDir string) []string {
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
 	}
+}
+
+// FreePort returns a TCP port free on 127.0.0.1 a moment ago.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,7 +100,7 @@ func Binaries(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("kubetest: %v", err)
 	}
-	unlock, err := lockFile(filepath.Join(os.TempDir(), "kubecdn-kube-build.lock"))
+	unlock, err := controlplane.LockFile(filepath.Join(os.TempDir(), "kubecdn-kube-build.lock"))
 	if err != nil {
 		t.Fatalf("kubetest: locking the build: %v", err)
 	}
@@ -213,7 +212,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	// The API server's port cannot be 0: probe a free one and start on it;
 	// if another process took it in between, try another.
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := controlplane.FreePort()
 		if err != nil {
 			return fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
@@ -229,15 +228,6 @@ func (c *Cluster) start(ctx context.Context) error {
 }
 
 var errPortTaken = errors.New("port taken")
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
 
 // startEtcd starts etcd on ports it picks itself and returns its client URL,
 // read from its log.

@@ -245,7 +245,7 @@ func Start(ctx context.Context, o Options) (*State, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	unlock, err := lock(filepath.Join(dir, ".lock"))
+	unlock, err := controlplane.LockFile(filepath.Join(dir, ".lock"))
 	if err != nil {
 		return nil, err
 	}
@@ -491,7 +491,7 @@ func Stop(ctx context.Context, dir, name string, remove bool) error {
 	if _, err := os.Stat(rdir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	unlock, err := lock(filepath.Join(rdir, ".lock"))
+	unlock, err := controlplane.LockFile(filepath.Join(rdir, ".lock"))
 	if err != nil {
 		return err
 	}
@@ -678,22 +678,13 @@ func writeKubeconfig(path, name, server string, ca []byte, token string) error {
 	return nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func freePorts2() ([2]int, error) {
-	a, err := freePort()
+	a, err := controlplane.FreePort()
 	if err != nil {
 		return [2]int{}, err
 	}
 	for {
-		b, err := freePort()
+		b, err := controlplane.FreePort()
 		if err != nil {
 			return [2]int{}, err
 		}

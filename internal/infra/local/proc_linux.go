@@ -87,17 +87,3 @@ func waitGone(pid int, exe string, d time.Duration) bool {
 	}
 	return true
 }
-
-// lock holds an exclusive flock on path until unlock is called (or the
-// process dies): one start or stop of a region at a time.
-func lock(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
-}
