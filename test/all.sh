@@ -30,6 +30,14 @@ fi
 echo "== Kubernetes test servers"
 test/kube/build.sh
 
+# provider: local (test/infra/local): kube-controller-manager, kube-scheduler,
+# kwok and OpenTofu, built once into ~/.cache/kubecdn like the servers above.
+echo "== local regions: controller manager, scheduler, kwok, OpenTofu"
+start=$SECONDS
+test/infra/build-local.sh
+test/infra/build-tofu.sh
+echo "built (or found) in $((SECONDS - start)) s"
+
 echo "== gofmt, go vet"
 unformatted=$(gofmt -l cmd internal test bench 2>/dev/null || true)
 if [[ -n "$unformatted" ]]; then

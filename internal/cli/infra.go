@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/infra"
+	"github.com/kubecdn/kubecdn/internal/infra/local"
 	"github.com/kubecdn/kubecdn/internal/render/handover"
 )
 
@@ -27,8 +28,13 @@ type infraHooks struct {
 }
 
 // runInfra is `kubecdn infra plan|apply|destroy [REGION...]`.
+// `kubecdn infra local start|stop` (what a provider: local module's
+// provisioners run) is not listed in the usage: users run apply.
 func runInfra(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return runInfraWith(ctx, args, stdout, stderr, infraHooks{})
+	if len(args) > 0 && args[0] == "local" {
+		return runInfraLocal(ctx, args[1:], stdout, stderr)
+	}
+	return runInfraWith(ctx, args, stdout, stderr, infraHooks{Local: local.Module})
 }
 
 func runInfraWith(ctx context.Context, args []string, stdout, stderr io.Writer, hooks infraHooks) int {

@@ -53,7 +53,7 @@ func TestPortTaken(t *testing.T) {
 	t.Cleanup(c.stop)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := newPKI(c.dir, time.Now())
+	p, err := newPKI(c.dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +32,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubecdn/kubecdn/internal/controlplane"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -46,7 +46,7 @@ import (
 const AdminUser = "kubetest-admin"
 
 // ServiceClusterIPRange is the range ClusterIPs are allocated from.
-const ServiceClusterIPRange = "10.96.0.0/16"
+const ServiceClusterIPRange = controlplane.ServiceClusterIPRange
 
 const (
 	module = "github.com/kubecdn/kubecdn"
@@ -100,7 +100,7 @@ func Binaries(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("kubetest: %v", err)
 	}
-	unlock, err := lockFile(filepath.Join(os.TempDir(), "kubecdn-kube-build.lock"))
+	unlock, err := controlplane.LockFile(filepath.Join(os.TempDir(), "kubecdn-kube-build.lock"))
 	if err != nil {
 		t.Fatalf("kubetest: locking the build: %v", err)
 	}
@@ -201,7 +201,7 @@ func (c *Cluster) stop() {
 
 // start brings up etcd, then the API server, and waits until it is ready.
 func (c *Cluster) start(ctx context.Context) error {
-	p, err := newPKI(c.dir, time.Now())
+	p, err := newPKI(c.dir)
 	if err != nil {
 		return fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
@@ -212,7 +212,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	// The API server's port cannot be 0: probe a free one and start on it;
 	// if another process took it in between, try another.
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := controlplane.FreePort()
 		if err != nil {
 			return fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
@@ -229,15 +229,6 @@ func (c *Cluster) start(ctx context.Context) error {
 
 var errPortTaken = errors.New("port taken")
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // startEtcd starts etcd on ports it picks itself and returns its client URL,
 // read from its log.
 func (c *Cluster) startEtcd(ctx context.Context) (string, error) {
@@ -252,21 +243,7 @@ func (c *Cluster) startEtcd(ctx context.Context) (string, error) {
 		}
 	}
 	const anyPort = "http://127.0.0.1:0"
-	args := []string{
-		"--name=" + c.Name,
-		"--data-dir=" + filepath.Join(c.dir, "etcd"),
-		"--listen-client-urls=" + anyPort,
-		"--advertise-client-urls=" + anyPort,
-		"--listen-peer-urls=" + anyPort,
-		"--initial-advertise-peer-urls=" + anyPort,
-		"--initial-cluster=" + c.Name + "=" + anyPort,
-		"--enable-grpc-gateway=false",
-		// Test data: durability buys nothing, and a single member never
-		// has to wait for a peer.
-		"--unsafe-no-fsync",
-		"--heartbeat-interval=10",
-		"--election-timeout=100",
-	}
+	args := controlplane.EtcdArgs(c.Name, filepath.Join(c.dir, "etcd"), anyPort, anyPort)
 	p, err := startProcess("etcd", filepath.Join(c.bin, "etcd"), filepath.Join(c.dir, "etcd.log"), args, onLine)
 	if err != nil {
 		return "", err
@@ -283,32 +260,13 @@ func (c *Cluster) startEtcd(ctx context.Context) (string, error) {
 }
 
 // startAPIServer starts kube-apiserver on port and waits until it is ready.
-func (c *Cluster) startAPIServer(ctx context.Context, p *pki, etcdURL string, port int) error {
+func (c *Cluster) startAPIServer(ctx context.Context, p *controlplane.PKI, etcdURL string, port int) error {
 	c.Server = "https://127.0.0.1:" + strconv.Itoa(port)
-	c.Token = p.token
-	c.CAData = p.caPEM
-	args := []string{
-		"--etcd-servers=" + etcdURL,
-		"--bind-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(port),
-		"--advertise-address=127.0.0.1",
-		"--endpoint-reconciler-type=none",
-		"--cert-dir=" + filepath.Join(c.dir, "certs"),
-		"--tls-cert-file=" + p.certFile,
-		"--tls-private-key-file=" + p.keyFile,
-		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file=" + p.saKey,
-		"--service-account-signing-key-file=" + p.saKey,
-		"--token-auth-file=" + p.tokens,
-		"--authorization-mode=RBAC",
-		"--service-cluster-ip-range=" + ServiceClusterIPRange,
-		"--allow-privileged=true",
+	c.Token = p.Tokens[AdminUser]
+	c.CAData = p.CAPEM
+	args := append(controlplane.APIServerArgs(p, etcdURL, port, filepath.Join(c.dir, "certs")),
 		// No garbage collector runs: deletes must not wait for one.
-		"--enable-garbage-collector=false",
-		// Faster start, nothing a test of manifests needs.
-		"--enable-priority-and-fairness=false",
-		"--profiling=false",
-	}
+		"--enable-garbage-collector=false")
 	log := filepath.Join(c.dir, "kube-apiserver.log")
 	proc, err := startProcess("kube-apiserver", filepath.Join(c.bin, "kube-apiserver"), log, args, nil)
 	if err != nil {

@@ -7,6 +7,3 @@ import "syscall"
 // sysProcAttr: outside Linux a child outlives a killed test binary; Cleanup
 // still stops it when the test ends normally.
 func sysProcAttr() *syscall.SysProcAttr { return nil }
-
-// lockFile: outside Linux, concurrent first builds are not serialized.
-func lockFile(string) (func(), error) { return func() {}, nil }

@@ -1,0 +1,127 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// binaries runs test/infra/build-local.sh (found above the working
+// directory) and returns the directory it prints.
+func binaries(t *testing.T) string {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for !fileExists(filepath.Join(dir, "test", "infra", "build-local.sh")) {
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no test/infra/build-local.sh above the working directory")
+		}
+		dir = parent
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command("bash", filepath.Join(dir, "test", "infra", "build-local.sh"))
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("build-local.sh: %v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	return lines[len(lines)-1]
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// TestStartStop: start brings a region up; start again leaves it alone; a
+// component that died is brought back by start on the same data; stop
+// ends every process and frees every port.
+func TestStartStop(t *testing.T) {
+	o := Options{Dir: t.TempDir(), Name: "t1", Bin: binaries(t), Nodes: 3, LoadBalancerIP: "127.0.0.61"}
+	t.Cleanup(func() { _ = Stop(context.Background(), o.Dir, o.Name, false) })
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	st, err := Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kube-apiserver ready after %v, nodes after %v", st.APIReadyAt.Sub(st.StartedAt), st.ReadyAt.Sub(st.StartedAt))
+	client, err := kubernetes.NewForConfig(restConfig(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil || len(nodes.Items) != 3 {
+		t.Fatalf("nodes: %v %v", err, nodes)
+	}
+
+	again, err := Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Processes[0].PID != st.Processes[0].PID || !again.StartedAt.Equal(st.StartedAt) {
+		t.Fatal("a second start restarted a running region")
+	}
+
+	// The scheduler dies: start brings the region back, keeping its data
+	// (the nodes) and its API server's port, which is free again.
+	for _, p := range st.Processes {
+		if p.Name == "kube-scheduler" {
+			_ = syscall.Kill(p.PID, syscall.SIGKILL)
+			waitGone(p.PID, p.Exe, 5*time.Second)
+		}
+	}
+	back, err := Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !back.Running() || back.Endpoint != st.Endpoint {
+		t.Fatalf("restart: running %v, endpoint %s (was %s)", back.Running(), back.Endpoint, st.Endpoint)
+	}
+	client, err = kubernetes.NewForConfig(restConfig(back))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil || len(nodes.Items) != 3 {
+		t.Fatalf("nodes after restart: %v %v", err, nodes)
+	}
+
+	if err := Stop(ctx, o.Dir, o.Name, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range back.Processes {
+		if alive(p.PID, p.Exe) {
+			t.Errorf("%s still runs", p.Name)
+		}
+		host := "127.0.0.1"
+		if p.Name == "kube-apiserver" {
+			host = o.LoadBalancerIP
+		}
+		for _, port := range p.Ports {
+			if c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), time.Second); err == nil {
+				c.Close()
+				t.Errorf("port %d of %s still answers", port, p.Name)
+			}
+		}
+	}
+	if err := Stop(ctx, o.Dir, o.Name, true); err != nil || fileExists(filepath.Join(o.Dir, o.Name)) {
+		t.Fatalf("stop --delete: %v, directory there: %v", err, fileExists(filepath.Join(o.Dir, o.Name)))
+	}
+}
+
+// TestStartNamesMissingBinary: a missing binary is an error naming it and
+// how to build it.
+func TestStartNamesMissingBinary(t *testing.T) {
+	_, err := Start(context.Background(), Options{Dir: t.TempDir(), Name: "x", Bin: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "etcd not found") || !strings.Contains(err.Error(), "build-local.sh") {
+		t.Fatalf("got %v", err)
+	}
+}
