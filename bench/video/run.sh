@@ -155,7 +155,6 @@ run() { # name regionA regionB
 	line=$("$TMP/viewers" run -regions "$2,$3" -origin "$ORIGIN" -n "$VIEWERS" -duration "${DURATION}s" -bytes "$SEGMENT_BYTES" 2>"$TMP/$1-viewers.log")
 	echo "$1 $line"
 }
-if [ -n "${VIDEO_DEBUG_ONE:-}" ]; then run kubecdn-a-only "http://127.0.0.1:$P_KA" "http://127.0.0.1:$P_KA"; fi
 K=$(run kubecdn "http://127.0.0.1:$P_KA" "http://127.0.0.1:$P_KB")
 for a in $P_KAA $P_KBA; do
 	curl -s "http://127.0.0.1:$a/metrics" | grep -E '^kubecdn_edge_upstream_fetches_total' | sed "s/^/[admin $a] /" >&2 || true

@@ -20,7 +20,8 @@ type Video struct {
 	Off bool `json:"off,omitempty"`
 	// PlaylistFraction is the share of a live playlist's target duration
 	// (HLS EXT-X-TARGETDURATION, DASH minimumUpdatePeriod) it is cached
-	// for, rounded down to whole seconds and at least 1s. If zero, 0.5.
+	// for, at least 1s, counted from when the edge received it and rounded
+	// to whole seconds (HTTP's unit). If zero, 0.5.
 	PlaylistFraction float64 `json:"playlistFraction,omitempty"`
 	// Segment is how long a segment (.ts, .m4s, .mp4, .aac, ...) is
 	// cached: segments are immutable once published. If zero, 24h.

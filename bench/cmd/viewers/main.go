@@ -115,6 +115,7 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	duration := fs.Duration("duration", 30*time.Second, "how long viewers watch (at most 10m)")
 	seed := fs.Uint64("seed", 1, "seed of the viewers' arrival")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on one request")
+	host := fs.String("host", "live.example.com", "Host every viewer asks for, in every region (the CDN's one hostname; a cache keys on it)")
 	size := units.Size(256 << 10)
 	fs.Var(&size, "bytes", "the origin's segment size, checked on every segment")
 	if err := fs.Parse(args); err != nil {
@@ -150,7 +151,7 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		start = time.Now()
 	)
 	for i := 0; i < *n; i++ {
-		v := viewer{client: client, base: edges[i%len(edges)], delay: time.Duration(rng.Int64N(int64(2 * time.Second)))}
+		v := viewer{client: client, base: edges[i%len(edges)], host: *host, delay: time.Duration(rng.Int64N(int64(2 * time.Second)))}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -248,6 +249,7 @@ func (s *stats) fail(err error) {
 type viewer struct {
 	client *http.Client
 	base   string
+	host   string
 	delay  time.Duration
 }
 
@@ -308,6 +310,7 @@ var segmentSize int64
 // playlist reads the live playlist: its segments' numbers and target.
 func (v viewer) playlist(ctx context.Context) ([]int64, time.Duration, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, v.base+"/live.m3u8", nil)
+	req.Host = v.host
 	resp, err := v.client.Do(req)
 	if err != nil {
 		return nil, 0, err
@@ -341,6 +344,7 @@ func (v viewer) playlist(ctx context.Context) ([]int64, time.Duration, error) {
 // segment fetches segment m; it returns its time to first byte and size.
 func (v viewer) segment(ctx context.Context, m int64) (time.Duration, int64, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/seg/%d.ts", v.base, m), nil)
+	req.Host = v.host
 	start := time.Now()
 	resp, err := v.client.Do(req)
 	if err != nil {
