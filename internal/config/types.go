@@ -77,6 +77,8 @@ type Origin struct {
 type Cache struct {
 	Memory Size `json:"memory,omitempty"`
 	Disk   Disk `json:"disk"`
+	// Video are the edges' rules for HLS and DASH (see Video).
+	Video Video `json:"video,omitzero"`
 }
 
 // Disk is the edge's disk tier.

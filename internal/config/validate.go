@@ -157,6 +157,7 @@ func (c *CDN) validate(v *validator) {
 	if s.Cache.Disk.Size > 0 && s.Cache.Disk.Path == "" {
 		v.add("spec.cache.disk.path", "required when spec.cache.disk.size is set")
 	}
+	v.errs = append(v.errs, s.Cache.Video.Validate("spec.cache.video")...)
 
 	regions := c.AllRegions()
 	names := map[string]string{} // name -> path

@@ -155,6 +155,10 @@ type Config struct {
 	// is counted as "unknown". A restart applies a change.
 	DemandRegions []DemandRegion
 	Geo           config.Geo
+
+	// Video are the rules for HLS and DASH (config.Video, the CDN file's
+	// spec.cache.video); zero fields take config.VideoDefaults.
+	Video config.Video
 }
 
 // DefaultMaxKeyBytes is the default of Config.MaxKeyBytes: far above any
@@ -185,6 +189,7 @@ type TLSCert struct {
 // withDefaults returns a copy of c with defaults filled in.
 func (c Config) withDefaults() Config {
 	d := DefaultSettings()
+	c.Video = c.Video.WithDefaults()
 	if c.Admin == "" {
 		c.Admin = d.Admin
 	}
@@ -235,6 +240,9 @@ func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	for _, e := range c.Video.Validate("video") {
+		errs = append(errs, e)
 	}
 	checkAddr := func(field, v string, required bool) {
 		if v == "" {

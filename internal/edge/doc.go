@@ -39,7 +39,7 @@
 // miss, fill and slice life cycle; body.go writes a stored or streaming
 // body to one client; fetch.go sends requests up the chain: the peer that
 // owns the key inside the region (rendezvous hashing over the region's
-// edges), then the parent (shield) edge, then the origin. keys.go is the
+// edges), then the parent (shield) edge, then the origin. video.go gives HLS and DASH their lifetimes (config.Video). keys.go is the
 // store's key scheme; purge.go and index.go purge by URL, prefix and tag.
 //
 // The pure decisions (freshness, keys, ranges) live in internal/httpcache,

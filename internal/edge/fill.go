@@ -431,6 +431,17 @@ func (s *Server) runFill(f *fill, rt *liveConfig, ri reqInfo, vk string, old *ob
 	if slice >= 0 {
 		h.Set("Range", span.rangeHeader(S))
 	}
+	video := rt.cfg.Video
+	if !video.Off && blockingReload(ri.uri) {
+		// Viewers of one URL share this fill; distinct URLs waiting at
+		// the origin at once are bounded.
+		if !s.reloads.enter(video.BlockingReloads) {
+			f.kind, f.err = fillError, errBlockingReloads
+			close(f.ready)
+			return
+		}
+		defer s.reloads.leave()
+	}
 	reqTime := s.now()
 	resp, err := s.roundTrip(ctx, rt, ri, http.MethodGet, h, nil, 0, true)
 	respTime := s.now()
@@ -442,6 +453,15 @@ func (s *Server) runFill(f *fill, rt *liveConfig, ri reqInfo, vk string, old *ob
 	f.status = resp.StatusCode
 	status := resp.StatusCode
 	httpcache.TargetSurrogateControl(resp.Header, surrogateToken)
+	resp.Body = watchBody(resp.Body, rt.cfg.UpstreamTimeout, cancel)
+	if status != http.StatusNotModified {
+		if err := applyVideo(video, ri.uri, resp, reqTime, respTime); err != nil {
+			resp.Body.Close()
+			f.kind, f.err = fillError, err
+			close(f.ready)
+			return
+		}
+	}
 	switch {
 	case status == http.StatusNotModified && old != nil:
 		resp.Body.Close()
@@ -460,7 +480,7 @@ func (s *Server) runFill(f *fill, rt *liveConfig, ri reqInfo, vk string, old *ob
 		close(f.ready)
 		return
 	case slice >= 0 && status == http.StatusPartialContent:
-		bodyErr = s.fillRange(f, rt, ri, watchBody(resp.Body, rt.cfg.UpstreamTimeout, cancel), resp, slice, reqTime, respTime)
+		bodyErr = s.fillRange(f, rt, ri, resp.Body, resp, slice, reqTime, respTime)
 		return
 	}
 	if status == http.StatusPartialContent || !httpcache.Storable(http.MethodGet, ri.header, status, resp.Header) {
@@ -470,7 +490,7 @@ func (s *Server) runFill(f *fill, rt *liveConfig, ri reqInfo, vk string, old *ob
 			// client's: the client fetches on its own.
 			resp.Body.Close()
 		} else {
-			resp.Body = &cancelOnClose{watchBody(resp.Body, rt.cfg.UpstreamTimeout, cancel), cancel}
+			resp.Body = &cancelOnClose{resp.Body, cancel}
 			f.resp, handed = resp, true
 		}
 		close(f.ready)
@@ -492,7 +512,7 @@ func (s *Server) runFill(f *fill, rt *liveConfig, ri reqInfo, vk string, old *ob
 		// for a range that would bring the whole object again.
 		f.whole = true
 	}
-	bodyErr = s.fillBody(f, rt, m, vk, watchBody(resp.Body, rt.cfg.UpstreamTimeout, cancel), 0, size, want)
+	bodyErr = s.fillBody(f, rt, m, vk, resp.Body, 0, size, want)
 }
 
 // newObject builds the metadata of a storable response and stores the vary

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kubecdn/kubecdn/internal/config"
 )
@@ -43,6 +44,11 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.Func("demand-region", "a region of the CDN file, `NAME[=LAT,LON]`, for the demand counters (repeatable, in the file's order)", listOf(&s.DemandRegions, parseDemandRegion))
 	fs.Func("geo-network", "a client network pinned to a place, `CIDR=LAT,LON`, for the demand counters (repeatable)", listOf(&s.Geo.Networks, parseGeoNetwork))
 	fs.StringVar(&s.Geo.Database, "geo-database", s.Geo.Database, "MaxMind-format database placing clients for the demand counters")
+	fs.BoolVar(&s.Video.Off, "video-off", s.Video.Off, "turn the video rules off: playlists and segments are cached as their headers say")
+	fs.Float64Var(&s.Video.PlaylistFraction, "video-playlist-fraction", s.Video.PlaylistFraction, "share of a live playlist's target duration it is cached for, when the origin says less")
+	fs.Func("video-segment", "how long (a `duration`) a media segment is cached when the origin says less (default "+s.Video.Segment.D().String()+")", durationInto(&s.Video.Segment))
+	fs.Func("video-missing-segment", "the longest (a `duration`) a 404 for a segment or playlist is cached (default "+s.Video.MissingSegment.D().String()+")", durationInto(&s.Video.MissingSegment))
+	fs.IntVar(&s.Video.BlockingReloads, "video-blocking-reloads", s.Video.BlockingReloads, "distinct LL-HLS blocking playlist reloads waiting at the origin at once; more get 503")
 	fs.StringVar(&s.TLSListen, "tls-listen", s.TLSListen, "public HTTPS address (HTTP/2 and HTTP/1.1), served next to --listen")
 	pairs := &certPairs{s: s}
 	fs.Func("tls-cert", "certificate PEM file (repeatable, paired in order with --tls-key; the first is the default)", pairs.cert)
@@ -270,4 +276,16 @@ func parseLatLon(v string) (config.Location, error) {
 		return config.Location{}, fmt.Errorf("%q is not LAT,LON in degrees", v)
 	}
 	return config.Location{Lat: la, Lon: lo}, nil
+}
+
+// durationInto sets a config.Duration from a flag's value.
+func durationInto(d *config.Duration) func(string) error {
+	return func(v string) error {
+		x, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q: want a duration such as 1s or 24h", v)
+		}
+		*d = config.Duration(x)
+		return nil
+	}
 }

@@ -362,6 +362,9 @@ func (x *exchange) serveCacheable(retry bool) {
 // upstream fetch failed with err before anything was written; failures of
 // the upstream itself are logged (see upstreamFailed).
 func (s *Server) upstreamFailure(key string, err error) (code int, detail string) {
+	if errors.Is(err, errBlockingReloads) {
+		return http.StatusServiceUnavailable, "blocking reloads full"
+	}
 	code = http.StatusBadGateway
 	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 		code = http.StatusGatewayTimeout

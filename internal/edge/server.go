@@ -65,7 +65,8 @@ type Server struct {
 	tls       *tlsState // nil without a TLS listener
 	metrics   *metrics
 	index     *index
-	reqBodies *bodyGate // request bodies passed upstream (reqbody.go)
+	reqBodies *bodyGate  // request bodies passed upstream (reqbody.go)
+	reloads   reloadGate // blocking playlist reloads waiting upstream (video.go)
 	opts      Options
 
 	bgCtx    context.Context

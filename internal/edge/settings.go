@@ -66,6 +66,11 @@ type Settings struct {
 	DemandRegions []DemandRegion `json:"demandRegions"`
 	Geo           config.Geo     `json:"geo"`
 
+	// Video are the rules for HLS and DASH (config.Video): the CDN file's
+	// spec.cache.video with its defaults, always written by YAML so the
+	// rules in force are read in edge.yaml.
+	Video config.Video `json:"video"`
+
 	TLSListen        string         `json:"tlsListen"`
 	TLSCerts         []TLSCert      `json:"tlsCerts"`
 	TLSCertDirs      []string       `json:"tlsCertDirs"`
@@ -112,6 +117,7 @@ func DefaultSettings() Settings {
 		IOUring:         IOUringAuto,
 		AccessLog:       "-",
 		AccessLogSample: 1,
+		Video:           config.VideoDefaults(),
 	}
 }
 
@@ -139,7 +145,7 @@ func (s Settings) YAML() ([]byte, error) {
 		return nil, err
 	}
 	for k, v := range m {
-		if reflect.DeepEqual(v, d[k]) {
+		if k != "video" && reflect.DeepEqual(v, d[k]) {
 			delete(m, k)
 		}
 	}
@@ -178,7 +184,7 @@ func (s Settings) Config() (Config, error) {
 		HTTPSRedirect: s.HTTPSRedirect, HTTPSPort: s.HTTPSPort, HSTSMaxAge: s.HSTSMaxAge.Std(),
 		OriginCA: s.OriginCA, OriginInsecure: s.OriginInsecure,
 		AccessLog: s.AccessLog, AccessLogSample: s.AccessLogSample, Region: s.Region,
-		DemandRegions: s.DemandRegions, Geo: s.Geo,
+		DemandRegions: s.DemandRegions, Geo: s.Geo, Video: s.Video,
 	}
 	if c.StaleIfError == 0 {
 		c.StaleIfError = -1 // "0" in a file or flag turns it off

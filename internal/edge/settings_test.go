@@ -192,10 +192,12 @@ func TestTLSCertFlags(t *testing.T) {
 
 // TestSettingsYAMLRoundTrip: what YAML writes, ParseSettings reads back as
 // the same settings, zero values that differ from a default included; the
-// defaults themselves are left out.
+// defaults themselves are left out, but for the video rules, which a
+// reader of edge.yaml is shown.
 func TestSettingsYAMLRoundTrip(t *testing.T) {
-	if b, err := DefaultSettings().YAML(); err != nil || strings.TrimSpace(string(b)) != "{}" {
-		t.Errorf("the defaults write %q, %v; want nothing", b, err)
+	want := "video:\n  blockingReloads: 64\n  missingSegment: 1s\n  playlistFraction: 0.5\n  segment: 24h0m0s\n"
+	if b, err := DefaultSettings().YAML(); err != nil || string(b) != want {
+		t.Errorf("the defaults write %q, %v; want %q", b, err, want)
 	}
 	s := DefaultSettings()
 	s.Listen, s.Origin, s.Hostnames, s.Peers = ":8080", "https://o.example", []string{"a.example"}, []string{"http://p1", "http://p2"}
@@ -203,6 +205,7 @@ func TestSettingsYAMLRoundTrip(t *testing.T) {
 	s.StaleIfError, s.HSTSMaxAge, s.StaleDeadline = 0, units.Duration(8760*time.Hour), units.Duration(-time.Second)
 	s.TLSCerts, s.HTTPSPort, s.OriginInsecure, s.Pprof, s.IOUring = []TLSCert{{"c", "k"}}, 8443, true, true, IOUringOff
 	s.RTTReport, s.Region = []string{"http://dns/v1/rtt"}, "us-east-1"
+	s.Video.PlaylistFraction, s.Video.Off = 0.25, true
 	b, err := s.YAML()
 	if err != nil {
 		t.Fatal(err)

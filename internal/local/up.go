@@ -420,6 +420,7 @@ func (u *Up) edgeSettings(r RegionPlan, j int) edge.Settings {
 	if m := u.cfg.Spec.Cache.Memory; m > 0 {
 		s.Memory = units.Size(m)
 	}
+	s.Video = u.cfg.Spec.Cache.Video.WithDefaults()
 	if len(r.Edges) > 1 {
 		for _, p := range r.Edges {
 			s.Peers = append(s.Peers, "http://"+p.Listen)

@@ -67,6 +67,7 @@ func (r regionRender) edgeSettings() edge.Settings {
 	s.Parent = r.parentURL()
 	s.Memory = units.Size(r.memoryTier())
 	s.Region = r.region.Name
+	s.Video = r.cfg.Spec.Cache.Video.WithDefaults()
 	// The region's own dns replicas; they learn the round-trip times of
 	// this region's clients for the latency policy.
 	s.RTTReport = []string{fmt.Sprintf("http://%s:%d%s", dnsAdminName, dnsAdminPort, adminapi.RTTPath)}

@@ -359,6 +359,9 @@ func TestEdge(t *testing.T) {
 			if err := yaml.UnmarshalStrict([]byte(cm.Data["edge.yaml"]), &ef); err != nil {
 				t.Fatal(err)
 			}
+			if ef.Video != config.VideoDefaults() {
+				t.Errorf("edge.yaml video %+v, want the defaults %+v", ef.Video, config.VideoDefaults())
+			}
 			if ef.Parent != tt.wantParent || ef.Disk != tt.wantDisk || ef.Region != tt.region || ef.Origin != "https://origin.example.com" {
 				t.Errorf("edge.yaml %+v", ef)
 			}
@@ -636,4 +639,6 @@ type edgeFile struct {
 	// The file's regions and geo networks, for the demand counters.
 	DemandRegions []edge.DemandRegion `json:"demandRegions"`
 	Geo           config.Geo          `json:"geo"`
+	// The video rules, defaults shown.
+	Video config.Video `json:"video"`
 }
