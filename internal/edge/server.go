@@ -107,6 +107,7 @@ type Server struct {
 	connDrain atomic.Bool
 	srvMu     sync.Mutex
 	httpSrvs  []*http.Server
+	h3        atomic.Pointer[h3State] // set once HTTP/3's UDP socket is bound (h3.go)
 }
 
 // liveConfig is the part of the configuration that a reload may change.
@@ -353,6 +354,13 @@ func (s *Server) Run(ctx context.Context) error {
 		aln.Close()
 		return err
 	}
+	h3, err := s.listenH3(rt.cfg, tln)
+	if err != nil {
+		ln.Close()
+		aln.Close()
+		tln.Close()
+		return err
+	}
 	s.addrMu.Lock()
 	s.addr, s.adminAddr = ln.Addr(), aln.Addr()
 	s.addrMu.Unlock()
@@ -393,6 +401,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if tln != nil {
 		tlsSrv = s.serveTLS(s.bgCtx, tln, rt.cfg, errLog, errc)
 	}
+	if h3 != nil {
+		s.serveH3(h3, errc)
+		s.h3.Store(h3) // from here on, Alt-Svc names it
+	}
 	s.ready.Store(true)
 	close(s.started)
 	s.log.Info("edge serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "origin", rt.cfg.Origin)
@@ -415,6 +427,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if tlsSrv != nil {
 		_ = tlsSrv.Shutdown(sctx)
 	}
+	h3.shutdown(sctx)
 	fastDone := make(chan struct{})
 	go func() { s.fast.wg.Wait(); close(fastDone) }()
 	select {
