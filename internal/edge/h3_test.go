@@ -425,3 +425,26 @@ func TestHTTP3GoAway(t *testing.T) {
 	}
 	closedByGoAway("shutdown", last)
 }
+
+// TestHTTP3SharesCertificateReloads: HTTP/3 handshakes use the TCP
+// listener's certificates, reloads included.
+func TestHTTP3SharesCertificateReloads(t *testing.T) {
+	f := newTLSFixture(t)
+	e := startEdge(t, Config{Origin: cachedOrigin(t).URL, TLSListen: "127.0.0.1:0", TLSCerts: f.certs})
+	serial := func() string {
+		t.Helper()
+		c, tr := f.h3Client(t)
+		defer tr.Close()
+		resp, _ := h3Get(t, c, "https://"+e.TLSAddr().String()+"/x")
+		return resp.TLS.PeerCertificates[0].SerialNumber.String()
+	}
+	before := serial()
+	// A new certificate for www.example.com over the same files.
+	f.ca.Issue(t, []string{"www.example.com"}, time.Time{}, time.Time{}).Write(t, f.dir, "www.example.com")
+	if err := e.ReloadTLS(); err != nil {
+		t.Fatal(err)
+	}
+	if after := serial(); after == before {
+		t.Fatalf("HTTP/3 still serves certificate %s after the reload", before)
+	}
+}

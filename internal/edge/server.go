@@ -301,11 +301,11 @@ func (s *Server) Reload(cfg Config) error {
 	old := s.rt.Load().cfg
 	if rt.cfg.Listen != old.Listen || rt.cfg.Admin != old.Admin || rt.cfg.CacheDir != old.CacheDir ||
 		rt.cfg.MemoryBytes != old.MemoryBytes || rt.cfg.DiskBytes != old.DiskBytes || rt.cfg.SliceBytes != old.SliceBytes ||
-		rt.cfg.IOUring != old.IOUring {
-		s.log.Warn("reload: listen, admin, memory, cacheDir, disk, slice and ioUring take effect only after a restart")
+		rt.cfg.IOUring != old.IOUring || rt.cfg.HTTP3Off != old.HTTP3Off || rt.cfg.HTTP3RetryAbove != old.HTTP3RetryAbove {
+		s.log.Warn("reload: listen, admin, memory, cacheDir, disk, slice, ioUring and http3 take effect only after a restart")
 		rt.cfg.Listen, rt.cfg.Admin, rt.cfg.CacheDir = old.Listen, old.Admin, old.CacheDir
 		rt.cfg.MemoryBytes, rt.cfg.DiskBytes, rt.cfg.SliceBytes = old.MemoryBytes, old.DiskBytes, old.SliceBytes
-		rt.cfg.IOUring = old.IOUring
+		rt.cfg.IOUring, rt.cfg.HTTP3Off, rt.cfg.HTTP3RetryAbove = old.IOUring, old.HTTP3Off, old.HTTP3RetryAbove
 	}
 	s.rt.Store(rt)
 	s.log.Info("configuration reloaded", "origin", rt.cfg.Origin, "peers", len(rt.peers), "hostnames", len(rt.hosts))
