@@ -188,6 +188,14 @@ func TestAltSvc(t *testing.T) {
 	if resp, _ := h3Get(t, c, "https://127.0.0.1:"+port+"/a"); resp.StatusCode != 200 {
 		t.Fatalf("h3 at the Alt-Svc port: %d", resp.StatusCode)
 	}
+	// Each request counted once, by its version, whichever tier served it
+	// (health checks are not requests).
+	_, m := get(t, e.admin+"/metrics")
+	for _, want := range []string{`{proto="h1"} 3`, `{proto="h2"} 2`, `{proto="h3"} 1`} {
+		if !strings.Contains(m, "kubecdn_edge_protocol_requests_total"+want) {
+			t.Errorf("metrics: no %s in\n%s", want, regexp.MustCompile(`.*protocol_requests_total\{.*`).FindAllString(m, -1))
+		}
+	}
 }
 
 // udpRelay forwards datagrams between one client and target, delaying
