@@ -169,10 +169,10 @@ ORIGIN_HITS=$(curl -sS "http://127.0.0.1:$P_ORIGIN/__count?path=$SMALL")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 printf '\nHTTP/3 benchmark: %s CPUs, %ss x %s rounds (best), h3load (quic-go %s), ECDSA P-256, %s, caddy %s\n' \
 	"$NCPU" "$DURATION" "$ROUNDS" "$(cd "$ROOT" && go list -m -f '{{.Version}}' github.com/quic-go/quic-go)" \
-	"$(go version | awk '{print $3}')" "$("$CADDY" version | awk '{print $1}')"
+	"$(go version | awk '{print $3}')" "$(basename "$(dirname "$CADDY")" | sed 's/^caddy-//')"
 printf 'net.core.rmem_max=%s wmem_max=%s; load average before %s, after %s; the origin answered %s requests for the 1 KiB object\n' \
 	"$(cat /proc/sys/net/core/rmem_max)" "$(cat /proc/sys/net/core/wmem_max)" "$LOAD_BEFORE" "$LOAD_AFTER" "$ORIGIN_HITS"
-printf '%-14s %16s %16s\n' server "1 KiB req/s" "1 MiB MB/s"
-for s in "${SERVERS[@]}"; do printf '%-14s %16s %16s\n' "$s (${PROTO[$s]})" "${RPS[$s]}" "${MBPS[$s]}"; done
-printf '%-14s %16s %16s\n' "kubecdn/caddy-proxy" "$(ratio "${RPS[kubecdn]}" "${RPS[caddy-proxy]}")" "$(ratio "${MBPS[kubecdn]}" "${MBPS[caddy-proxy]}")"
-printf '%-14s %16s %16s\n' "kubecdn/caddy-files" "$(ratio "${RPS[kubecdn]}" "${RPS[caddy-files]}")" "$(ratio "${MBPS[kubecdn]}" "${MBPS[caddy-files]}")"
+printf '%-20s %14s %14s\n' server "1 KiB req/s" "1 MiB MB/s"
+for s in "${SERVERS[@]}"; do printf '%-20s %14s %14s\n' "$s (${PROTO[$s]})" "${RPS[$s]}" "${MBPS[$s]}"; done
+printf '%-20s %14s %14s\n' "kubecdn/caddy-proxy" "$(ratio "${RPS[kubecdn]}" "${RPS[caddy-proxy]}")" "$(ratio "${MBPS[kubecdn]}" "${MBPS[caddy-proxy]}")"
+printf '%-20s %14s %14s\n' "kubecdn/caddy-files" "$(ratio "${RPS[kubecdn]}" "${RPS[caddy-files]}")" "$(ratio "${MBPS[kubecdn]}" "${MBPS[caddy-files]}")"
