@@ -50,22 +50,9 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-TMP=$(mktemp -d /tmp/kubecdn-bench-tls.XXXXXX)
-chmod 0755 "$TMP"
-PIDS=()
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	sleep 0.5
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if [ "$KEEP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-ulimit -n 65536 2>/dev/null || true
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
+bench_tmp tls
 
 P_ORIGIN=$PORT_BASE
 P_NGINX=$((PORT_BASE + 1))
@@ -74,29 +61,11 @@ P_PLAIN=$((PORT_BASE + 3))
 P_ADMIN=$((PORT_BASE + 4))
 NCPU=$(nproc)
 
-wait_port() { # port timeout_s
-	local i
-	for i in $(seq $(($2 * 10))); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 log "building origin and kubecdn"
 (cd "$ROOT" && go build -o "$TMP/origin" ./bench/cmd/origin && go build -o "$TMP/kubecdn" ./cmd/kubecdn)
 
 log "making a test CA and an ECDSA P-256 certificate for bench.example"
-(
-	cd "$TMP"
-	openssl ecparam -name prime256v1 -genkey -noout -out ca.key
-	openssl req -x509 -new -key ca.key -subj /CN=bench-ca -days 2 -out ca.crt
-	openssl ecparam -name prime256v1 -genkey -noout -out leaf.ec
-	openssl pkcs8 -topk8 -nocrypt -in leaf.ec -out tls.key
-	openssl req -new -key tls.key -subj /CN=bench.example -out leaf.csr
-	printf 'subjectAltName=DNS:bench.example\nextendedKeyUsage=serverAuth\n' >ext.cnf
-	openssl x509 -req -in leaf.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out tls.crt
-) 2>"$TMP/openssl.log"
+bench_cert "$TMP"
 
 "$TMP/origin" -listen "127.0.0.1:$P_ORIGIN" >"$TMP/origin.log" 2>&1 &
 PIDS+=($!)

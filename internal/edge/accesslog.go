@@ -164,6 +164,7 @@ func (s *Server) accessLogged(h http.Handler) http.Handler {
 		rt := s.rt.Load()
 		fromEdge := r.Header.Get(hopHeader) != "" && s.edgeHop(r, rt) != ""
 		defer func() {
+			s.metrics.protocols.WithLabelValues(protoLabel(r)).Inc()
 			s.countServed(r, lw, fromEdge, rt)
 			if s.alog == nil || !s.alog.Sample(lw.status) {
 				return

@@ -113,6 +113,16 @@ type Config struct {
 	// HSTSMaxAge, when positive, sends Strict-Transport-Security with this
 	// max-age on HTTPS responses.
 	HSTSMaxAge time.Duration
+	// HTTP3Off turns HTTP/3 off. Otherwise an edge with TLSListen serves
+	// HTTP/3 (QUIC) on the same address over UDP, with the same
+	// certificates, and advertises it (Alt-Svc) once the UDP socket is
+	// bound; see h3.go.
+	HTTP3Off bool
+	// HTTP3RetryAbove is the rate of new QUIC handshakes per second above
+	// which clients must prove their address first (a Retry round trip),
+	// so a flood from spoofed addresses cannot be amplified. If zero,
+	// defaults to 500; negative: every handshake is validated.
+	HTTP3RetryAbove int
 	// OriginCA is a PEM bundle of CAs trusted, besides the system's, for
 	// https origins, peers and parents.
 	OriginCA string
@@ -379,6 +389,9 @@ func (c Config) validateTLS(bad func(field, format string, args ...any), checkAd
 	}
 	if c.HSTSMaxAge < 0 {
 		bad("hstsMaxAge", "must not be negative")
+	}
+	if c.HTTP3RetryAbove > 1_000_000 {
+		bad("http3RetryAbove", "%d handshakes per second is beyond any one edge", c.HTTP3RetryAbove)
 	}
 	if c.OriginInsecure && c.OriginCA != "" {
 		bad("originInsecure", "contradicts originCA")

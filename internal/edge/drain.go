@@ -15,7 +15,9 @@ import (
 // keep-alives off (an HTTP/2 connection sends GOAWAY when its next stream
 // ends; an idle one is left to the idle timeout); the fast path closes after the
 // response (serveFast) and closes its idle connections here; the io_uring
-// loop does the same on its own thread (uringServer.shedIdle). A
+// loop does the same on its own thread (uringServer.shedIdle); HTTP/3
+// connections get GOAWAY, and each one opened meanwhile gets it after its
+// first request (h3.go). A
 // connection that has not had its first request yet is left alone: its
 // client is about to send one.
 
@@ -38,6 +40,7 @@ func (s *Server) SetDrain(on bool) {
 	}
 	s.fast.mu.Unlock()
 	s.uring.Load().wakeUp()
+	s.h3.Load().goAway()
 }
 
 // addHTTPServer puts h under the drain (Run, for each net/http server of

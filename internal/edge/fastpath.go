@@ -679,6 +679,9 @@ func (x *fastExchange) appendHeader(b []byte, h *fastHead) []byte {
 		b = append(b, "\r\nStrict-Transport-Security: max-age="...)
 		b = strconv.AppendInt(b, int64(x.rt.cfg.HSTSMaxAge/time.Second), 10)
 	}
+	if x.https {
+		b = appendAltSvc(b, x.s.h3AltSvc()) // HTTP/3 (h3.go)
+	}
 	b = append(b, "\r\nAccept-Ranges: bytes\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, h.size, 10)
 	if x.req.Close {

@@ -58,6 +58,8 @@ func (s *Settings) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(repeated(&s.HTTPSRedirect), "https-redirect", "hostname whose plain HTTP requests are redirected (308) to https (repeatable)")
 	fs.IntVar(&s.HTTPSPort, "https-port", s.HTTPSPort, "port named in https redirects (default: the --tls-listen port, omitted when 443)")
 	fs.Var(&s.HSTSMaxAge, "hsts-max-age", "send Strict-Transport-Security with this max-age on HTTPS responses, a `duration`: 31536000 (seconds), 365d or 8760h (off if 0)")
+	fs.BoolVar(&s.HTTP3, "http3", s.HTTP3, "serve HTTP/3 (QUIC) on the --tls-listen address over UDP, advertised with Alt-Svc (only with TLS)")
+	fs.IntVar(&s.HTTP3RetryAbove, "http3-retry-above", s.HTTP3RetryAbove, "new QUIC handshakes per second above which clients must validate their address (a Retry round trip); negative: always")
 	fs.StringVar(&s.ACMEStorage, "acme-storage", s.ACMEStorage, "get certificates from an ACME CA for the hostnames no --tls-cert covers, kept in this directory (share it across a region's edges)")
 	fs.StringVar(&s.ACMECA, "acme-ca", s.ACMECA, "ACME directory URL (default: Let's Encrypt)")
 	fs.StringVar(&s.ACMECARoot, "acme-ca-root", s.ACMECARoot, "PEM file trusted for the ACME CA's own HTTPS (a private CA)")

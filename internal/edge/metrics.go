@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"net/http"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -10,8 +12,10 @@ import (
 // metrics are the edge's Prometheus metrics, in a registry of its own so two
 // edges can live in one process (tests, kubecdn up).
 type metrics struct {
-	reg             *prometheus.Registry
-	requests        *prometheus.CounterVec
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	// protocols counts requests by HTTP version (h1, h2, h3: a fixed set).
+	protocols       *prometheus.CounterVec
 	bytesOut        prometheus.Counter
 	upstreamFetches *prometheus.CounterVec
 	upstreamLatency *prometheus.HistogramVec
@@ -66,13 +70,21 @@ func newMetrics(st func() store.Stats, parked, uringConns func() int) *metrics {
 			Help: "Requests served without storing because their cache key was longer than maxKey.",
 		}),
 	}
-	m.hits = m.requests.WithLabelValues("hit")
-	m.misses = m.requests.WithLabelValues("miss")
+	m.protocols = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "protocol_requests_total",
+		Help: "Requests served, by HTTP version: h1 (HTTP/1.x, plain or TLS), h2, h3 (QUIC).",
+	}, []string{"proto"})
+	// The fast paths serve HTTP/1.1 only, and count with hits and misses.
+	h1 := m.protocols.WithLabelValues("h1")
+	m.hits = bothCounters{Counter: m.requests.WithLabelValues("hit"), also: h1}
+	m.misses = bothCounters{Counter: m.requests.WithLabelValues("miss"), also: h1}
+	m.protocols.WithLabelValues("h2")
+	m.protocols.WithLabelValues("h3")
 	gauge := func(name, help string, f func(store.Stats) int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help},
 			func() float64 { return float64(f(st())) })
 	}
-	m.reg.MustRegister(m.requests, m.bytesOut, m.upstreamFetches, m.upstreamLatency, m.coalesced, m.purged, m.refused, m.aborted, m.longKeys,
+	m.reg.MustRegister(m.requests, m.protocols, m.bytesOut, m.upstreamFetches, m.upstreamLatency, m.coalesced, m.purged, m.refused, m.aborted, m.longKeys,
 		gauge("memory_tier_bytes", "Bytes held by the memory tier.", func(s store.Stats) int64 { return s.MemoryBytes }),
 		gauge("memory_tier_objects", "Blobs held by the memory tier.", func(s store.Stats) int64 { return s.MemoryItems }),
 		gauge("disk_tier_bytes", "Bytes held by the disk tier.", func(s store.Stats) int64 { return s.DiskBytes }),
@@ -89,4 +101,25 @@ func newMetrics(st func() store.Stats, parked, uringConns func() int) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: ns}),
 	)
 	return m
+}
+
+// bothCounters counts in two counters at once (a fast path's hit is a
+// request by cache status and by protocol).
+type bothCounters struct {
+	prometheus.Counter
+	also prometheus.Counter
+}
+
+func (b bothCounters) Inc()          { b.Counter.Inc(); b.also.Inc() }
+func (b bothCounters) Add(v float64) { b.Counter.Add(v); b.also.Add(v) }
+
+// protoLabel is r's HTTP version as the protocol_requests_total label.
+func protoLabel(r *http.Request) string {
+	switch r.ProtoMajor {
+	case 3:
+		return "h3"
+	case 2:
+		return "h2"
+	}
+	return "h1"
 }

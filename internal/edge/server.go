@@ -108,6 +108,7 @@ type Server struct {
 	connDrain atomic.Bool
 	srvMu     sync.Mutex
 	httpSrvs  []*http.Server
+	h3        atomic.Pointer[h3State] // set once HTTP/3's UDP socket is bound (h3.go)
 }
 
 // liveConfig is the part of the configuration that a reload may change.
@@ -301,11 +302,11 @@ func (s *Server) Reload(cfg Config) error {
 	old := s.rt.Load().cfg
 	if rt.cfg.Listen != old.Listen || rt.cfg.Admin != old.Admin || rt.cfg.CacheDir != old.CacheDir ||
 		rt.cfg.MemoryBytes != old.MemoryBytes || rt.cfg.DiskBytes != old.DiskBytes || rt.cfg.SliceBytes != old.SliceBytes ||
-		rt.cfg.IOUring != old.IOUring {
-		s.log.Warn("reload: listen, admin, memory, cacheDir, disk, slice and ioUring take effect only after a restart")
+		rt.cfg.IOUring != old.IOUring || rt.cfg.HTTP3Off != old.HTTP3Off || rt.cfg.HTTP3RetryAbove != old.HTTP3RetryAbove {
+		s.log.Warn("reload: listen, admin, memory, cacheDir, disk, slice, ioUring and http3 take effect only after a restart")
 		rt.cfg.Listen, rt.cfg.Admin, rt.cfg.CacheDir = old.Listen, old.Admin, old.CacheDir
 		rt.cfg.MemoryBytes, rt.cfg.DiskBytes, rt.cfg.SliceBytes = old.MemoryBytes, old.DiskBytes, old.SliceBytes
-		rt.cfg.IOUring = old.IOUring
+		rt.cfg.IOUring, rt.cfg.HTTP3Off, rt.cfg.HTTP3RetryAbove = old.IOUring, old.HTTP3Off, old.HTTP3RetryAbove
 	}
 	s.rt.Store(rt)
 	s.log.Info("configuration reloaded", "origin", rt.cfg.Origin, "peers", len(rt.peers), "hostnames", len(rt.hosts))
@@ -354,6 +355,13 @@ func (s *Server) Run(ctx context.Context) error {
 		aln.Close()
 		return err
 	}
+	h3, err := s.listenH3(rt.cfg, tln)
+	if err != nil {
+		ln.Close()
+		aln.Close()
+		tln.Close()
+		return err
+	}
 	s.addrMu.Lock()
 	s.addr, s.adminAddr = ln.Addr(), aln.Addr()
 	s.addrMu.Unlock()
@@ -394,6 +402,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if tln != nil {
 		tlsSrv = s.serveTLS(s.bgCtx, tln, rt.cfg, errLog, errc)
 	}
+	if h3 != nil {
+		s.serveH3(h3, errc)
+		s.h3.Store(h3) // from here on, Alt-Svc names it
+	}
 	s.ready.Store(true)
 	close(s.started)
 	s.log.Info("edge serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "origin", rt.cfg.Origin)
@@ -416,6 +428,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if tlsSrv != nil {
 		_ = tlsSrv.Shutdown(sctx)
 	}
+	h3.shutdown(sctx)
 	fastDone := make(chan struct{})
 	go func() { s.fast.wg.Wait(); close(fastDone) }()
 	select {

@@ -85,6 +85,11 @@ type Settings struct {
 	OriginCA         string         `json:"originCA"`
 	OriginInsecure   bool           `json:"originInsecure"`
 
+	// HTTP3 serves HTTP/3 on the tlsListen address (UDP) when TLS is
+	// on; default true. HTTP3RetryAbove: see Config.
+	HTTP3           bool `json:"http3"`
+	HTTP3RetryAbove int  `json:"http3RetryAbove"`
+
 	// AccessLog is where the access log goes: "-" (standard output), a
 	// file (reopened on SIGHUP) or "off". AccessLogSample is the share of
 	// requests logged, 0 to 1; responses of 500 or more are always logged,
@@ -118,6 +123,8 @@ func DefaultSettings() Settings {
 		AccessLog:       "-",
 		AccessLogSample: 1,
 		Video:           config.VideoDefaults(),
+		HTTP3:           true,
+		HTTP3RetryAbove: defaultHTTP3RetryAbove,
 	}
 }
 
@@ -182,6 +189,7 @@ func (s Settings) Config() (Config, error) {
 		TLSListen: s.TLSListen, TLSCerts: s.TLSCerts, TLSCertDirs: s.TLSCertDirs, TLSTicketKeyFile: s.TLSTicketKeyFile,
 		ACMEStorage: s.ACMEStorage, ACMECA: s.ACMECA, ACMECARoot: s.ACMECARoot, ACMEEmail: s.ACMEEmail,
 		HTTPSRedirect: s.HTTPSRedirect, HTTPSPort: s.HTTPSPort, HSTSMaxAge: s.HSTSMaxAge.Std(),
+		HTTP3Off: !s.HTTP3, HTTP3RetryAbove: s.HTTP3RetryAbove,
 		OriginCA: s.OriginCA, OriginInsecure: s.OriginInsecure,
 		AccessLog: s.AccessLog, AccessLogSample: s.AccessLogSample, Region: s.Region,
 		DemandRegions: s.DemandRegions, Geo: s.Geo, Video: s.Video,

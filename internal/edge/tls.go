@@ -338,6 +338,7 @@ func (s *Server) httpsPolicy(w http.ResponseWriter, r *http.Request) bool {
 		if cfg.HSTSMaxAge > 0 {
 			w.Header().Set("Strict-Transport-Security", "max-age="+strconv.FormatInt(int64(cfg.HSTSMaxAge/time.Second), 10))
 		}
+		s.setAltSvc(w.Header(), r)
 		return false
 	}
 	if !redirectsHost(cfg, r.Host) || s.edgeHop(r, s.rt.Load()) != "" {

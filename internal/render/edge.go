@@ -77,7 +77,12 @@ func (r regionRender) edgeLoadBalancer() Object {
 func (r regionRender) edgePublicPorts() []corev1.ServicePort {
 	ports := []corev1.ServicePort{tcpPort("http", 80, edgePort)}
 	if len(r.opts.TLSSecrets) > 0 {
-		ports = append(ports, tcpPort("https", 443, edgeTLSPort))
+		// HTTP/3 on UDP beside HTTPS on TCP, one port number: browsers
+		// learn it from Alt-Svc (mixed-protocol LoadBalancers are GA
+		// since Kubernetes 1.26).
+		h3 := tcpPort("h3", 443, edgeTLSPort)
+		h3.Protocol = corev1.ProtocolUDP
+		ports = append(ports, tcpPort("https", 443, edgeTLSPort), h3)
 	}
 	return ports
 }
@@ -115,7 +120,8 @@ func (r regionRender) edgeStatefulSet(edgeYAML string) Object {
 		// tls.key one level down and reloads them when the kubelet updates
 		// the mount.
 		args = append(args, "--tls-listen", fmt.Sprintf(":%d", edgeTLSPort), "--tls-cert-dir", tlsDir)
-		ports = append(ports, corev1.ContainerPort{Name: "https", ContainerPort: edgeTLSPort, Protocol: corev1.ProtocolTCP})
+		ports = append(ports, corev1.ContainerPort{Name: "https", ContainerPort: edgeTLSPort, Protocol: corev1.ProtocolTCP},
+			corev1.ContainerPort{Name: "h3", ContainerPort: edgeTLSPort, Protocol: corev1.ProtocolUDP})
 		for i, name := range r.opts.TLSSecrets {
 			vol := fmt.Sprintf("tls-%d", i)
 			mounts = append(mounts, corev1.VolumeMount{Name: vol, MountPath: tlsDir + "/" + name, ReadOnly: true})
@@ -348,7 +354,7 @@ func (r regionRender) edgeNetworkPolicy() Object {
 func (r regionRender) edgePublicNPPorts() []networkingv1.NetworkPolicyPort {
 	ports := []networkingv1.NetworkPolicyPort{npPort(corev1.ProtocolTCP, edgePort)}
 	if len(r.opts.TLSSecrets) > 0 {
-		ports = append(ports, npPort(corev1.ProtocolTCP, edgeTLSPort))
+		ports = append(ports, npPort(corev1.ProtocolTCP, edgeTLSPort), npPort(corev1.ProtocolUDP, edgeTLSPort))
 	}
 	return ports
 }

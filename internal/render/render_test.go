@@ -609,16 +609,24 @@ func TestTLSSecrets(t *testing.T) {
 		t.Errorf("secret mounts = %v", secrets)
 	}
 	lb := find[*corev1.Service](t, objs, edgePublic)
-	var https bool
+	var https, h3 bool
 	for _, p := range lb.Spec.Ports {
-		https = https || (p.Port == 443 && p.TargetPort.IntValue() == edgeTLSPort)
+		https = https || (p.Port == 443 && p.TargetPort.IntValue() == edgeTLSPort && p.Protocol == corev1.ProtocolTCP)
+		h3 = h3 || (p.Port == 443 && p.TargetPort.IntValue() == edgeTLSPort && p.Protocol == corev1.ProtocolUDP)
 	}
-	if !https {
-		t.Errorf("load balancer ports %v lack 443 -> 8443", lb.Spec.Ports)
+	if !https || !h3 {
+		t.Errorf("load balancer ports %v lack 443 -> 8443 over TCP (https) and UDP (HTTP/3)", lb.Spec.Ports)
+	}
+	var udp bool
+	for _, p := range c.Ports {
+		udp = udp || (p.ContainerPort == edgeTLSPort && p.Protocol == corev1.ProtocolUDP)
+	}
+	if !udp {
+		t.Errorf("edge container ports %v lack 8443/UDP", c.Ports)
 	}
 	np := find[*networkingv1.NetworkPolicy](t, objs, edgeName)
-	if n := len(np.Spec.Ingress[0].Ports); n != 2 {
-		t.Errorf("network policy opens %d public ports, want 2 (8080, 8443)", n)
+	if n := len(np.Spec.Ingress[0].Ports); n != 3 {
+		t.Errorf("network policy opens %d public ports, want 3 (8080, 8443 TCP and UDP)", n)
 	}
 }
 
