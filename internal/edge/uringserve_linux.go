@@ -69,6 +69,16 @@ const (
 	uringTick     = time.Second
 	uringFreeBufs = 64      // send buffers kept for reuse
 	uringSendMax  = 1 << 30 // the most one send may carry (its length is 32 bits)
+	// Bodies from uringLowatMin on are sent with TCP_NOTSENT_LOWAT at
+	// uringLowat: the kernel holds at most that much not yet sent beyond
+	// what is in flight (the window is not capped), so a large download
+	// keeps less kernel memory queued and its bytes are still in the
+	// cache when they go out. Measured on loopback (wrk -c4, 64 MiB hits,
+	// 4 interleaved rounds): the client's CPU per GiB received fell from
+	// 770-1268 ms to 526-655. Smaller bodies go without: at 1 MiB (wrk
+	// -c64) the extra wake-ups cost more than it saved.
+	uringLowatMin = 4 << 20
+	uringLowat    = 64 << 10
 )
 
 // Operations, in the low byte of user_data; a connection's id is above it.
@@ -99,6 +109,7 @@ type uringConn struct {
 	// submitted or last checked: a body send waits for all its bytes
 	// (MSG_WAITALL), so progress inside it shows only there.
 	acked uint64
+	lowat bool // TCP_NOTSENT_LOWAT is set for the large body in flight
 	shut  bool // shut down: close when the receive in flight ends
 	// closeAfter and handAfter: once out is sent, close the connection or
 	// hand it to the goroutine fast path with pending.
@@ -395,6 +406,10 @@ func (u *uringServer) complete(cq wire.CQE) {
 			return
 		}
 		c.sending, c.sent, c.body = false, 0, nil
+		if c.lowat { // back to the system's default (net.ipv4.tcp_notsent_lowat)
+			syscall.SetsockoptInt(c.fd, syscall.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, 0)
+			c.lowat = false
+		}
 		u.recycle(c)
 		switch {
 		case c.handAfter:
@@ -531,6 +546,10 @@ func (u *uringServer) serve(c *uringConn, req *wire.Request) bool {
 			out = append(out, body[0]...)
 		} else {
 			c.body = body
+			if l.size >= uringLowatMin && !c.lowat {
+				syscall.SetsockoptInt(c.fd, syscall.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, uringLowat)
+				c.lowat = true
+			}
 		}
 		u.s.metrics.bytesOut.Add(float64(l.size))
 	}
