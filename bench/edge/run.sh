@@ -21,7 +21,7 @@
 #   - resident memory (VmRSS, VmHWM summed over the server's processes)
 # and prints a table with the ratio kubecdn / best of (nginx, varnish, ats),
 # and for the wrk tests kubecdn as a fraction of the bare limit: bench/cmd/bare,
-# a minimal sender answering from a memfd with sendfile (no cache, no parsing).
+# a minimal sender answering from memory with one writev (no cache, no parsing).
 # With --rounds R (default 3, 1 with --quick) every test runs R times, the
 # servers in a rotating order, and the best figure of each is kept (the storm
 # round with the best p99; the worst for origin fetches and errors): other work
@@ -557,7 +557,7 @@ echo
 echo "kubecdn edge benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, pin=$PIN, wrk -t1 ${WARMUP}s+${DURATION}s, best of $ROUNDS round(s), nice $NICE, load average $LOAD0 -> $LOAD1"
 echo "storm: $STORM_N concurrent GETs of one cold $STORM_SIZE object; origin's own time $ORIGIN_OWN ms (one request, delay $STORM_DELAY)"
 echo "origin (bare Go) column: the same tests straight at the origin, no cache (a yardstick for the machine's load)"
-echo "bare limit column: bench/cmd/bare, a minimal sender (memfd + sendfile, no cache) on the same loopback"
+echo "bare limit column: bench/cmd/bare, a minimal sender (one writev from memory, no cache) on the same loopback"
 echo
 column -t -s $'\t' "$TMP/table.tsv"
 echo "(ratios: throughput higher is better; fetches, latency, errors and memory lower is better)"

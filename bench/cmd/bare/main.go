@@ -4,10 +4,14 @@
 // answer a GET on this machine. It answers every request for /obj/SIZE/NAME
 // with a fixed header and SIZE bytes (the origin's pattern, so clients can
 // compare) and does nothing else: no cache, no parsing beyond the request
-// line, no logging. With -mode sendfile (the default) the body comes from a
-// memfd with sendfile(2), so the sender copies no byte; with -mode write it
-// is written from memory, one write per response (the kernel copies it into
-// the socket). bench/edge/run.sh reports the caches as a fraction of it.
+// line, no logging. With -mode write (the default) header and body are
+// written from memory with one writev (the kernel copies the body into the
+// socket); with -mode sendfile the body comes from a memfd with sendfile(2),
+// so the sender copies no byte. On loopback, write is the faster of the two:
+// sendfile halves the sender's CPU per byte but the receiver then copies
+// from pages that are no longer in the cache, and with the load generator
+// on the same cores the receiver is the bound (bench/edge/README.md).
+// bench/edge/run.sh reports the caches as a fraction of it.
 //
 // It serves loopback only: it refuses to listen anywhere else.
 package main
@@ -42,12 +46,12 @@ func run(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:9100", "loopback address to listen on")
-	mode := fs.String("mode", "sendfile", "how bodies are sent: sendfile (from a memfd) or write (from memory)")
+	mode := fs.String("mode", "write", "how bodies are sent: write (writev from memory) or sendfile (from a memfd)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *mode != "sendfile" && *mode != "write" {
-		return fmt.Errorf("-mode %q: want sendfile or write", *mode)
+		return fmt.Errorf("-mode %q: want write or sendfile", *mode)
 	}
 	ap, err := netip.ParseAddrPort(*listen)
 	if err != nil || !ap.Addr().IsLoopback() {
