@@ -75,8 +75,9 @@ const (
 	// keeps less kernel memory queued and its bytes are still in the
 	// cache when they go out. Measured on loopback (wrk -c4, 64 MiB hits,
 	// 4 interleaved rounds): the client's CPU per GiB received fell from
-	// 770-1268 ms to 526-655. Smaller bodies go without: at 1 MiB (wrk
-	// -c64) the extra wake-ups cost more than it saved.
+	// 886-1086 ms to 680-865 (bench/edge/README.md). Smaller bodies go
+	// without: at 1 MiB (wrk -c64) the extra wake-ups cost more than it
+	// saved.
 	uringLowatMin = 4 << 20
 	uringLowat    = 64 << 10
 )
@@ -315,6 +316,8 @@ func (u *uringServer) send(c *uringConn) {
 		// the rest each time the socket has room, with no completion
 		// and no round of the loop in between (a 64 MiB hit took 62
 		// rounds of the loop without, 18 with: one per 4 MiB slice).
+		// A kernel that ignores MSG_WAITALL here completes short sends,
+		// which go on from where they stopped as before.
 		rest = c.body[0][c.bodySent:]
 		if len(rest) > uringSendMax {
 			rest = rest[:uringSendMax]
