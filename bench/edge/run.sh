@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Edge benchmark (issue 2): the kubecdn edge against nginx proxy_cache and
-# Varnish, side by side on one origin, on loopback, in one run.
+# Edge benchmark (issues 2 and 17): the kubecdn edge against nginx
+# proxy_cache, Varnish and Apache Traffic Server, side by side on one origin,
+# on loopback, in one run.
 #
-# usage: bench/edge/run.sh [--quick] [--only nginx,varnish,kubecdn]
+# usage: bench/edge/run.sh [--quick] [--only nginx,varnish,ats,kubecdn]
 #                          [--duration S] [--warmup S] [--pin split|none]
 #                          [--storm-n N] [--storm-delay D] [--storm-size SIZE]
 #                          [--rounds R] [--nice N] [--port-base P] [--out FILE]
 #                          [--keep]
 #
-# It installs nginx, varnish and wrk with apt-get when they are missing, builds
-# the origin, the storm tool and kubecdn, starts everything on 127.0.0.1 and
+# It installs nginx, varnish, trafficserver and wrk with apt-get when they are
+# missing, builds the origin, the storm tool, the bare sender and kubecdn,
+# starts everything on 127.0.0.1 and
 # measures each server in turn under the same load:
 #   - hit requests/s for a 1 KiB object      (wrk -t1 -c64)
 #   - MB/s (10^6 bytes) for a 1 MiB object    (wrk -t1 -c64)
@@ -17,7 +19,9 @@
 #   - a cold-miss storm: N concurrent requests of one cold object whose origin
 #     answers after a delay: origin fetches, p50/p99 latency
 #   - resident memory (VmRSS, VmHWM summed over the server's processes)
-# and prints a table with the ratio kubecdn / best of (nginx, varnish).
+# and prints a table with the ratio kubecdn / best of (nginx, varnish, ats),
+# and for the wrk tests kubecdn as a fraction of the bare limit: bench/cmd/bare,
+# a minimal sender answering from memory with one writev (no cache, no parsing).
 # With --rounds R (default 3, 1 with --quick) every test runs R times, the
 # servers in a rotating order, and the best figure of each is kept (the storm
 # round with the best p99; the worst for origin fetches and errors): other work
@@ -34,7 +38,7 @@ HERE="$ROOT/bench/edge"
 export PATH="/usr/local/go/bin:$PATH"
 
 QUICK=0
-ONLY="nginx,varnish,kubecdn"
+ONLY="nginx,varnish,ats,kubecdn"
 DURATION=""
 WARMUP=""
 PIN="none"
@@ -78,14 +82,14 @@ if [ "$QUICK" = 1 ]; then
 	REF=() # no origin yardstick in wrk tests: keeps a smoke run under 60 s
 else
 	: "${DURATION:=10}" "${WARMUP:=3}" "${ROUNDS:=3}"
-	REF=(origin)
+	REF=(origin bare)
 fi
 
 SERVERS=()
 for s in ${ONLY//,/ }; do
 	case "$s" in
-	nginx | varnish | kubecdn) SERVERS+=("$s") ;;
-	*) echo "run.sh: unknown server $s (want nginx, varnish, kubecdn)" >&2; exit 2 ;;
+	nginx | varnish | ats | kubecdn) SERVERS+=("$s") ;;
+	*) echo "run.sh: unknown server $s (want nginx, varnish, ats, kubecdn)" >&2; exit 2 ;;
 	esac
 done
 has() { [[ " ${SERVERS[*]} " == *" $1 "* ]]; }
@@ -117,6 +121,7 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 has nginx && ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] && need+=(nginx)
 has varnish && ! command -v varnishd >/dev/null && [ ! -x /usr/sbin/varnishd ] && need+=(varnish)
+has ats && ! command -v traffic_server >/dev/null && need+=(trafficserver)
 command -v curl >/dev/null || need+=(curl)
 command -v taskset >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
@@ -152,7 +157,8 @@ trap 'exit 130' INT TERM
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 P_ORIGIN=$PORT_BASE
-declare -A PORT=([origin]=$P_ORIGIN [nginx]=$((PORT_BASE + 1)) [varnish]=$((PORT_BASE + 2)) [kubecdn]=$((PORT_BASE + 3)))
+declare -A PORT=([origin]=$P_ORIGIN [nginx]=$((PORT_BASE + 1)) [varnish]=$((PORT_BASE + 2)) [kubecdn]=$((PORT_BASE + 3))
+	[ats]=$((PORT_BASE + 5)) [bare]=$((PORT_BASE + 6)))
 P_ADMIN=$((PORT_BASE + 4))
 for p in $P_ORIGIN "${PORT[@]}" $P_ADMIN; do
 	if ss -Htln "sport = :$p" | awk '{print $4}' | grep -Eq '^(127\.0\.0\.1|0\.0\.0\.0|\*|\[::\]):'; then
@@ -171,8 +177,9 @@ wait_port() { # port timeout_s
 }
 
 # --- build --------------------------------------------------------------------
-log "building origin and storm"
-(cd "$ROOT" && go build -o "$TMP/bin/origin" ./bench/cmd/origin && go build -o "$TMP/bin/storm" ./bench/cmd/storm)
+log "building origin, storm and bare"
+(cd "$ROOT" && go build -o "$TMP/bin/origin" ./bench/cmd/origin && go build -o "$TMP/bin/storm" ./bench/cmd/storm &&
+	go build -o "$TMP/bin/bare" ./bench/cmd/bare)
 KUBECDN_SKIP=""
 if has kubecdn; then
 	log "building kubecdn"
@@ -195,6 +202,11 @@ start() { # name logfile cmd...
 log "starting origin on 127.0.0.1:$P_ORIGIN"
 start origin "$TMP/origin.log" "${SERVER_PIN[@]}" "$TMP/bin/origin" -listen "127.0.0.1:$P_ORIGIN"
 wait_port "$P_ORIGIN" 10 || { cat "$TMP/origin.log" >&2; exit 1; }
+if [ ${#REF[@]} -gt 1 ]; then
+	log "starting bare (the bare limit) on 127.0.0.1:${PORT[bare]}"
+	start bare "$TMP/bare.log" "${SERVER_PIN[@]}" "$TMP/bin/bare" -listen "127.0.0.1:${PORT[bare]}"
+	wait_port "${PORT[bare]}" 10 || { cat "$TMP/bare.log" >&2; exit 1; }
+fi
 
 start_nginx() {
 	local d="$TMP/nginx"
@@ -279,6 +291,65 @@ EOF
 		-p listen_depth=4096
 }
 
+start_ats() {
+	# Traffic Server 9.2 (Debian) as a reverse-proxy cache: a runroot of its
+	# own (configs, cache, logs under $d), one remap rule to the origin,
+	# exec threads = the CPUs it may use, a RAM cache the size of kubecdn's
+	# memory tier that keeps objects of any size (ram_cache_cutoff), a 2 GiB
+	# cache file, no access log. read-while-writer (on by default) and open
+	# read retries let requests for an object being fetched wait for it.
+	local d="$TMP/ats"
+	mkdir -p "$d/etc" "$d/run" "$d/log" "$d/cache" "$d/state"
+	cp -r /etc/trafficserver/body_factory "$d/etc/" 2>/dev/null || true
+	for f in cache.config hosting.config parent.config plugin.config socks.config splitdns.config \
+		ssl_multicert.config volume.config sni.yaml strategies.yaml; do : >"$d/etc/$f"; done
+	cp /etc/trafficserver/logging.yaml "$d/etc/"
+	cat >"$d/etc/ip_allow.yaml" <<EOF
+ip_allow:
+  - apply: in
+    ip_addrs: 127.0.0.1
+    action: allow
+    methods: ALL
+EOF
+	echo "$d/cache 2G" >"$d/etc/storage.config"
+	echo "map http://127.0.0.1:${PORT[ats]}/ http://127.0.0.1:$P_ORIGIN/" >"$d/etc/remap.config"
+	cat >"$d/etc/records.config" <<EOF
+CONFIG proxy.config.http.server_ports STRING ${PORT[ats]}:ipv4:ip-in=127.0.0.1
+CONFIG proxy.config.exec_thread.autoconfig INT 0
+CONFIG proxy.config.exec_thread.limit INT $SERVER_NCPU
+CONFIG proxy.config.accept_threads INT 0
+CONFIG proxy.config.cache.ram_cache.size INT 268435456
+CONFIG proxy.config.cache.ram_cache_cutoff INT 268435456
+CONFIG proxy.config.cache.enable_read_while_writer INT 1
+CONFIG proxy.config.http.cache.max_open_read_retries INT 100
+CONFIG proxy.config.http.cache.open_read_retry_time INT 10
+CONFIG proxy.config.log.logging_enabled INT 0
+CONFIG proxy.config.reverse_proxy.enabled INT 1
+CONFIG proxy.config.url_remap.remap_required INT 1
+CONFIG proxy.config.http.insert_response_via_str INT 0
+CONFIG proxy.config.http.keep_alive_no_activity_timeout_in INT 120
+CONFIG proxy.config.net.connections_throttle INT 30000
+CONFIG proxy.config.admin.user_id STRING trafficserver
+EOF
+	cat >"$d/runroot.yaml" <<EOF
+prefix: $d
+exec_prefix: /usr
+bindir: /usr/bin
+sbindir: /usr/bin
+sysconfdir: $d/etc
+datadir: /usr/share/trafficserver
+includedir: /usr/include
+libdir: /usr/lib/trafficserver
+libexecdir: /usr/lib/trafficserver/modules
+localstatedir: $d/state
+runtimedir: $d/run
+logdir: $d/log
+cachedir: $d/cache
+EOF
+	chown -R trafficserver "$d" 2>/dev/null || true
+	start ats "$d/stdout.log" "${SERVER_PIN[@]}" traffic_server --run-root="$d/runroot.yaml"
+}
+
 start_kubecdn() {
 	local d="$TMP/kubecdn"
 	mkdir -p "$d/cache"
@@ -345,7 +416,7 @@ bench_wrk() {
 	errs=$(($(wrk_field err_connect "$out") + $(wrk_field err_read "$out") + $(wrk_field err_write "$out") + $(wrk_field err_status "$out") + $(wrk_field err_timeout "$out")))
 	[ "$errs" = 0 ] || WARN+=("$s $label: $errs wrk errors ($out)")
 	fetched=$(origin_count "${path%%\?*}")
-	if [ "$s" != origin ] && [ "$fetched" != 1 ]; then
+	if [ "$s" != origin ] && [ "$s" != bare ] && [ "$fetched" != 1 ]; then
 		WARN+=("$s $label: origin fetched $path $fetched times (want 1: hits only)")
 		if [ "$s" = kubecdn ]; then # what the edge says of its tiers and fetches
 			curl -s "http://127.0.0.1:$P_ADMIN/metrics" >"$TMP/kubecdn/metrics-$label.txt" || true
@@ -425,20 +496,20 @@ reduce() { # how values...
 		END { if (bad || n == 0) print "ERR"; else print r }'
 }
 for key in hit1k:max mbps1m:max mbps64m:max storm_fetches:max storm_errors:max; do
-	for s in nginx varnish kubecdn origin; do
+	for s in nginx varnish ats kubecdn origin bare; do
 		[ -n "${R[${key%%:*},$s]:-}" ] || continue
 		# shellcheck disable=SC2086
 		R[${key%%:*},$s]=$(reduce "${key##*:}" ${R[${key%%:*},$s]})
 	done
 done
 # The storm round with the best p99 gives p50, p99 and the send spread.
-for s in nginx varnish kubecdn origin; do
+for s in nginx varnish ats kubecdn origin; do
 	[ -n "${R[storm_round,$s]:-}" ] || continue
 	# shellcheck disable=SC2086
 	best=$(printf '%s\n' ${R[storm_round,$s]} | sort -t: -k1,1g | head -n1)
 	IFS=: read -r R[storm_p99,$s] R[storm_p50,$s] R[storm_spread,$s] <<<"$best"
 done
-for s in nginx varnish kubecdn origin; do
+for s in nginx varnish ats kubecdn origin; do
 	[[ "${R[storm_p99,$s]:-}" =~ ^[0-9.]+$ ]] || continue
 	R[storm_over,$s]=$(awk -v a="${R[storm_p99,$s]}" -v b="$ORIGIN_OWN" 'BEGIN { printf "%.2f", a - b }')
 done
@@ -459,23 +530,25 @@ METRICS=(
 	"hwm|VmHWM after run, MiB|lo"
 )
 {
-	printf '%s\t%s\t%s\t%s\t%s\t%s\n' metric nginx varnish kubecdn "kubecdn/best" "origin (bare Go)"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' metric nginx varnish ats kubecdn "kubecdn/best" "origin (bare Go)" "bare limit" "kubecdn/bare"
 	for m in "${METRICS[@]}"; do
 		IFS='|' read -r key label better <<<"$m"
 		row=("$label")
-		for s in nginx varnish kubecdn; do row+=("${R[$key,$s]:--}"); done
-		ratio=$(awk -v n="${R[$key,nginx]:-}" -v v="${R[$key,varnish]:-}" -v k="${R[$key,kubecdn]:-}" -v b="$better" '
+		for s in nginx varnish ats kubecdn; do row+=("${R[$key,$s]:--}"); done
+		ratio=$(awk -v n="${R[$key,nginx]:-}" -v v="${R[$key,varnish]:-}" -v a="${R[$key,ats]:-}" -v k="${R[$key,kubecdn]:-}" -v b="$better" '
 			function num(x) { return x ~ /^[0-9.]+$/ }
+			function better(x) { if (num(x) && (best == "" || (b == "hi" ? x+0 > best+0 : x+0 < best+0))) best = x }
 			BEGIN {
 				if (b == "none") { print "-"; exit }
 				best = ""
-				if (num(n)) best = n
-				if (num(v) && (best == "" || (b == "hi" ? v+0 > best+0 : v+0 < best+0))) best = v
+				better(n); better(v); better(a)
 				if (!num(k) || best == "") { print "n/a"; exit }
 				if (best+0 == 0) { print (k+0 == 0 ? "1.00" : "inf"); exit }
 				printf "%.2f\n", k / best
 			}')
-		row+=("$ratio" "${R[$key,origin]:--}")
+		bare=$(awk -v k="${R[$key,kubecdn]:-}" -v l="${R[$key,bare]:-}" 'BEGIN {
+			if (k ~ /^[0-9.]+$/ && l ~ /^[0-9.]+$/ && l+0 > 0) printf "%.2f\n", k / l; else print "-" }')
+		row+=("$ratio" "${R[$key,origin]:--}" "${R[$key,bare]:--}" "$bare")
 		(IFS=$'\t'; echo "${row[*]}")
 	done
 } >"$TMP/table.tsv"
@@ -484,6 +557,7 @@ echo
 echo "kubecdn edge benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, pin=$PIN, wrk -t1 ${WARMUP}s+${DURATION}s, best of $ROUNDS round(s), nice $NICE, load average $LOAD0 -> $LOAD1"
 echo "storm: $STORM_N concurrent GETs of one cold $STORM_SIZE object; origin's own time $ORIGIN_OWN ms (one request, delay $STORM_DELAY)"
 echo "origin (bare Go) column: the same tests straight at the origin, no cache (a yardstick for the machine's load)"
+echo "bare limit column: bench/cmd/bare, a minimal sender (one writev from memory, no cache) on the same loopback"
 echo
 column -t -s $'\t' "$TMP/table.tsv"
 echo "(ratios: throughput higher is better; fetches, latency, errors and memory lower is better)"

@@ -574,3 +574,133 @@ func TestUringObservesRTT(t *testing.T) {
 		t.Fatal("the accepted connection was not observed")
 	}
 }
+
+// randomOrigin serves seeded random bodies of any size at /r/SIZE (with
+// ranges, as slice fetches need), cacheable.
+func randomOrigin(t *testing.T, seed uint64) string {
+	var mu sync.Mutex
+	bodies := map[int][]byte{}
+	origin, _ := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		var size int
+		if _, err := fmt.Sscanf(r.URL.Path, "/r/%d", &size); err != nil || size > 64<<20 {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		b, ok := bodies[size]
+		if !ok {
+			b = make([]byte, size)
+			rng := rand.New(rand.NewPCG(seed, uint64(size)))
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+			bodies[size] = b
+		}
+		mu.Unlock()
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("ETag", `"r"`)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	})
+	return origin.URL
+}
+
+// TestUringSlowReaderOfWholeSlices: the loop sends a body slice by slice,
+// each in one send that the kernel finishes (MSG_WAITALL). A client that
+// reads slowly but steadily takes far longer than the write timeout for one
+// slice and must still get every byte; the timeout counts from its last
+// progress (TCP_INFO's bytes acknowledged), not from the send.
+func TestUringSlowReaderOfWholeSlices(t *testing.T) {
+	origin := randomOrigin(t, 17)
+	e := startEdgeOnLoop(t, Config{Origin: origin, SliceBytes: 8 << 20, MemoryBytes: 256 << 20},
+		func(s *Server) { s.fastWrite = 700 * time.Millisecond })
+	const size = 10 << 20 // two slices, the first 8 MiB
+	path := fmt.Sprintf("/r/%d", size)
+	primeHit(t, e, path)
+	want := sha256.Sum256(getBody(t, origin+path))
+
+	rng := rand.New(rand.NewPCG(17, 1))
+	c, br := uringDial(t, e)
+	c.(*net.TCPConn).SetReadBuffer(64 << 10)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	var n int64
+	for {
+		// 2.5 MiB/s on average: an 8 MiB slice takes about 3 s.
+		k, err := io.CopyN(h, resp.Body, int64(64<<10+rng.IntN(128<<10)))
+		n += k
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", n, err)
+		}
+		time.Sleep(time.Duration(25+rng.IntN(50)) * time.Millisecond)
+	}
+	if n != size || !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatalf("read %d bytes (want %d), same bytes as the origin: %v", n, size, bytes.Equal(h.Sum(nil), want[:]))
+	}
+	waitUringConns(t, e, 1) // still kept alive on the loop
+}
+
+// TestUringClientHangsUpMidBody: clients that close in the middle of large
+// bodies (at seeded random points) leave the loop, which goes on serving
+// byte-exact bodies to the next.
+func TestUringClientHangsUpMidBody(t *testing.T) {
+	origin := randomOrigin(t, 18)
+	e := startEdgeOnLoop(t, Config{Origin: origin, SliceBytes: 1 << 20})
+	const size = 5<<20 + 12345
+	path := fmt.Sprintf("/r/%d", size)
+	primeHit(t, e, path)
+	want := getBody(t, origin+path)
+	rng := rand.New(rand.NewPCG(18, 1))
+	for i := 0; i < 8; i++ {
+		c, br := uringDial(t, e)
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.CopyN(io.Discard, resp.Body, int64(rng.IntN(size)))
+		c.Close()
+	}
+	waitUringConns(t, e, 0)
+	c, br := uringDial(t, e)
+	io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("after the hang-ups: %d bytes (%v), want the origin's %d", len(got), err, len(want))
+	}
+}
+
+// startEdgeOnLoop is uringEdge with a whole config.
+func startEdgeOnLoop(t *testing.T, cfg Config, before ...func(*Server)) *testEdge {
+	t.Helper()
+	e := startEdge(t, cfg, before...)
+	if e.uring.Load() == nil {
+		t.Skip("io_uring is not available here")
+	}
+	return e
+}
+
+func getBody(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -14,6 +14,8 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kubecdn/kubecdn/internal/edge/wire"
 )
 
@@ -65,7 +67,19 @@ const (
 	uringMaxOut   = 64 << 10 // responses queued before the loop sends
 	uringCopyMax  = 16 << 10 // larger bodies are sent from the memory tier's copy
 	uringTick     = time.Second
-	uringFreeBufs = 64 // send buffers kept for reuse
+	uringFreeBufs = 64      // send buffers kept for reuse
+	uringSendMax  = 1 << 30 // the most one send may carry (its length is 32 bits)
+	// Bodies from uringLowatMin on are sent with TCP_NOTSENT_LOWAT at
+	// uringLowat: the kernel holds at most that much not yet sent beyond
+	// what is in flight (the window is not capped), so a large download
+	// keeps less kernel memory queued and its bytes are still in the
+	// cache when they go out. Measured on loopback (wrk -c4, 64 MiB hits,
+	// 4 interleaved rounds): the client's CPU per GiB received fell from
+	// 886-1086 ms to 680-865 (bench/edge/README.md). Smaller bodies go
+	// without: at 1 MiB (wrk -c64) the extra wake-ups cost more than it
+	// saved.
+	uringLowatMin = 4 << 20
+	uringLowat    = 64 << 10
 )
 
 // Operations, in the low byte of user_data; a connection's id is above it.
@@ -91,8 +105,13 @@ type uringConn struct {
 	body      [][]byte
 	bodySent  int
 	sending   bool
-	sendSince int64 // Unix ns: when the send in flight was submitted
-	shut      bool  // shut down: close when the receive in flight ends
+	sendSince int64 // Unix ns: when the send in flight was submitted, or last seen progressing
+	// acked is the socket's tcpi_bytes_acked when a body send was
+	// submitted or last checked: a body send waits for all its bytes
+	// (MSG_WAITALL), so progress inside it shows only there.
+	acked uint64
+	lowat bool // TCP_NOTSENT_LOWAT is set for the large body in flight
+	shut  bool // shut down: close when the receive in flight ends
 	// closeAfter and handAfter: once out is sent, close the connection or
 	// hand it to the goroutine fast path with pending.
 	closeAfter, handAfter bool
@@ -293,10 +312,21 @@ func (u *uringServer) send(c *uringConn) {
 	}
 	rest, flags := c.out[c.sent:], uint32(syscall.MSG_NOSIGNAL)
 	if len(rest) == 0 {
+		// A body (or a slice of one) is sent whole: the kernel retries
+		// the rest each time the socket has room, with no completion
+		// and no round of the loop in between (a 64 MiB hit took 62
+		// rounds of the loop without, 18 with: one per 4 MiB slice).
+		// A kernel that ignores MSG_WAITALL here completes short sends,
+		// which go on from where they stopped as before.
 		rest = c.body[0][c.bodySent:]
-		if len(c.body) > 1 {
-			flags |= syscall.MSG_MORE // the next slice follows at once
+		if len(rest) > uringSendMax {
+			rest = rest[:uringSendMax]
 		}
+		flags |= syscall.MSG_WAITALL
+		if len(c.body) > 1 || len(rest) < len(c.body[0])-c.bodySent {
+			flags |= syscall.MSG_MORE // more of the body follows at once
+		}
+		c.acked = bytesAcked(c.fd)
 	} else if len(c.body) > 0 {
 		flags |= syscall.MSG_MORE // the body follows at once
 	}
@@ -379,6 +409,10 @@ func (u *uringServer) complete(cq wire.CQE) {
 			return
 		}
 		c.sending, c.sent, c.body = false, 0, nil
+		if c.lowat { // back to the system's default (net.ipv4.tcp_notsent_lowat)
+			syscall.SetsockoptInt(c.fd, syscall.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, 0)
+			c.lowat = false
+		}
 		u.recycle(c)
 		switch {
 		case c.handAfter:
@@ -410,6 +444,16 @@ func (u *uringServer) add(fd int) {
 	u.conns[c.id] = c
 	u.live.Add(1)
 	u.recv(c)
+}
+
+// bytesAcked is how many bytes the peer of the TCP socket fd has
+// acknowledged (TCP_INFO tcpi_bytes_acked); 0 when the kernel does not say.
+func bytesAcked(fd int) uint64 {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0
+	}
+	return info.Bytes_acked
 }
 
 func sockaddrAddr(sa syscall.Sockaddr) netip.Addr {
@@ -505,6 +549,10 @@ func (u *uringServer) serve(c *uringConn, req *wire.Request) bool {
 			out = append(out, body[0]...)
 		} else {
 			c.body = body
+			if l.size >= uringLowatMin && !c.lowat {
+				syscall.SetsockoptInt(c.fd, syscall.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, uringLowat)
+				c.lowat = true
+			}
 		}
 		u.s.metrics.bytesOut.Add(float64(l.size))
 	}
@@ -615,6 +663,12 @@ func (u *uringServer) timeouts() {
 	idle, hdr := int64(u.s.fastIdle), int64(fastReadTimeout)
 	for _, c := range u.conns {
 		if c.sending && now-c.sendSince > int64(u.s.fastWrite) {
+			if len(c.out[c.sent:]) == 0 { // a body send: has it progressed?
+				if a := bytesAcked(c.fd); a != c.acked {
+					c.acked, c.sendSince = a, now
+					continue
+				}
+			}
 			// A client that stopped reading: the send fails, and the
 			// connection is closed then.
 			syscall.Shutdown(c.fd, syscall.SHUT_RDWR)
