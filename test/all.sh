@@ -35,7 +35,9 @@ test/kube/build.sh
 echo "== local regions: controller manager, scheduler, kwok, OpenTofu"
 start=$SECONDS
 test/infra/build-local.sh
-test/infra/build-tofu.sh
+# The tests (and kubecdn infra) find tofu through $KUBECDN_TOFU.
+KUBECDN_TOFU="$(test/infra/build-tofu.sh)/tofu"
+export KUBECDN_TOFU
 echo "built (or found) in $((SECONDS - start)) s"
 
 echo "== gofmt, go vet"

@@ -13,6 +13,8 @@ import (
 	"github.com/kubecdn/kubecdn/internal/autoscale/kube"
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/deploy"
+	"github.com/kubecdn/kubecdn/internal/infra"
+	"github.com/kubecdn/kubecdn/internal/infra/local"
 )
 
 // runAutoscale dispatches the autoscaler's subcommands: simulate, or by
@@ -45,6 +47,7 @@ func runKubeAutoscale(ctx context.Context, args []string, stdout, stderr io.Writ
 	kubeconfig := fs.String("kubeconfig", "", "one kubeconfig with a context for every region (the file's context names), used instead of the file's kubeconfig paths (in a pod: the mounted Secret)")
 	inCluster := fs.String("in-cluster", "", "the region this process runs in: its Lease, state and pods are reached with the pod's service account")
 	fs.StringVar(&o.Identity, "identity", "", "this replica's name in the Lease (default: host name and process id)")
+	tofu := fs.String("tofu", "", "spec.autoscale.mode cold: the tofu (or terraform) binary that creates and destroys the regions' clusters (default: $"+infra.EnvTofu+", else tofu or terraform on PATH)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kubecdn autoscale -f FILE [--dry-run] [--state-file FILE] [--metrics ADDR] [flags]\n"+
 			"       kubecdn autoscale simulate -f FILE [--peak RPS] [--seed N]\n\n"+
@@ -94,6 +97,17 @@ func runKubeAutoscale(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "kubecdn autoscale: %v\n", err)
 		return 1
 	}
+	if cfg.Spec.Autoscale.Mode == config.ModeCold && !o.DryRun {
+		bin, err := infra.FindTofu(*tofu)
+		if err != nil {
+			fmt.Fprintf(stderr, "kubecdn autoscale: spec.autoscale.mode cold: %v\n", err)
+			return 1
+		}
+		o.Infra = coldInfra(cfg, bin, stdout)
+		if !flagSet(fs, "step-timeout") {
+			o.StepTimeout = coldStepTimeout
+		}
+	}
 	if *metrics != "" {
 		if o.Metrics, err = net.Listen("tcp", *metrics); err != nil {
 			fmt.Fprintf(stderr, "kubecdn autoscale: --metrics: %v\n", err)
@@ -105,6 +119,25 @@ func runKubeAutoscale(ctx context.Context, args []string, stdout, stderr io.Writ
 		return 1
 	}
 	return 0
+}
+
+// coldStepTimeout bounds a cold-mode step when --step-timeout is not
+// given: an opening region's cluster is created first (an EKS cluster
+// takes about 15 minutes), then deployed to.
+const coldStepTimeout = 45 * time.Minute
+
+// coldInfra runs `kubecdn infra apply|destroy REGION` for the autoscaler's
+// cold mode, with the same generators, managed kubeconfig and cluster
+// registrations as the command.
+func coldInfra(cfg *config.CDN, bin string, out io.Writer) func(context.Context, infra.Action, string) error {
+	return func(ctx context.Context, action infra.Action, region string) error {
+		res, err := infra.Run(ctx, cfg, infra.Options{Action: action, Regions: []string{region}, Tofu: bin, Yes: true,
+			Out: out, Local: local.Module, Register: registerFiles(cfg.InfraDir())})
+		if err != nil {
+			return err
+		}
+		return res.Err()
+	}
 }
 
 // runSimulate replays a 24-hour demand curve per continent through the same

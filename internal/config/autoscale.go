@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // validateAutoscale checks spec.autoscale, refusing settings that would
 // flap: a band too narrow for noisy demand to stay on one side of, or a
@@ -22,6 +25,12 @@ func (c *CDN) validateAutoscale(v *validator) {
 	case "", ModePrune, ModeWarm, ModeCold:
 	default:
 		v.add("spec.autoscale.mode", "%q, want %s, %s or %s", a.Mode, ModePrune, ModeWarm, ModeCold)
+	}
+	if a.Mode == ModeCold {
+		c.validateCold(v)
+	}
+	if a.Retain < 0 {
+		v.add("spec.autoscale.retain", "must not be negative")
 	}
 	if a.MaxOpen < 0 {
 		v.add("spec.autoscale.maxOpen", "must not be negative")
@@ -48,6 +57,34 @@ func (c *CDN) validateAutoscale(v *validator) {
 	if a.Cooldown < a.Window {
 		v.add("spec.autoscale.cooldown", "%s is shorter than the window (%s): a region could close on the demand that opened it", a.Cooldown.D(), a.Window.D())
 	}
+}
+
+// validateCold: cold mode creates and destroys the autoscale regions'
+// clusters with kubecdn infra, so the file must ask kubecdn to create them
+// (spec.infra) and none may name a cluster of its own, which kubecdn would
+// then destroy.
+func (c *CDN) validateCold(v *validator) {
+	if c.Spec.Infra == nil {
+		v.add("spec.autoscale.mode", "cold creates and destroys the autoscale regions' clusters with kubecdn infra: the file needs spec.infra (spec.infra: {} for the defaults)")
+		return
+	}
+	for i, r := range c.Spec.Regions.Autoscale {
+		if !c.InfraManaged(r) {
+			v.add(fmt.Sprintf("spec.regions.autoscale[%d].cluster", i), "region %s names its own cluster, which cold mode would destroy: leave cluster: empty so kubecdn infra creates it, or use mode prune or warm", r.Name)
+		}
+	}
+}
+
+// DefaultRetain is how long cold mode keeps a closed region's cluster
+// before destroying it (spec.autoscale.retain).
+const DefaultRetain = time.Hour
+
+// RetainOr is spec.autoscale.retain, or DefaultRetain when unset.
+func (a Autoscale) RetainOr() time.Duration {
+	if a.Retain == 0 {
+		return DefaultRetain
+	}
+	return a.Retain.D()
 }
 
 // AutoscaleMode is what closing an autoscale region does on Kubernetes.

@@ -10,7 +10,8 @@ import (
 func TestAutoscaleMode(t *testing.T) {
 	const region = "    autoscale:\n      - {name: eu-west-1, provider: gcp}\n"
 	for _, tt := range []struct{ mode, want string }{
-		{"", ""}, {"prune", ""}, {"warm", ""}, {"cold", ""},
+		{"", ""}, {"prune", ""}, {"warm", ""},
+		{"cold", "the file needs spec.infra"}, // accepted with it: TestColdModeNeedsClustersKubecdnCreates
 		{"hot", `spec.autoscale.mode: "hot", want prune, warm or cold`},
 	} {
 		t.Run(tt.mode, func(t *testing.T) {

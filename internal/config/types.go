@@ -263,8 +263,12 @@ type Autoscale struct {
 	// Mode is what closing a region does on Kubernetes: "prune" (the
 	// default) deletes its objects and keeps the cluster, "warm" scales its
 	// edges to zero and keeps everything else, "cold" destroys the cluster
-	// (kubecdn infra; not built yet).
+	// (kubecdn infra creates it again when the region next opens).
 	Mode AutoscaleMode `json:"mode,omitempty"`
+	// Retain is how long cold mode keeps a closed region's cluster before
+	// destroying it, so demand that comes back soon reopens it without
+	// waiting for a new cluster; if zero, 1h.
+	Retain Duration `json:"retain,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s", "500ms", "5m".

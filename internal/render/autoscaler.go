@@ -41,9 +41,12 @@ const (
 
 // autoscalerObjects: in an always-on region of a file with autoscale
 // regions, the autoscaler's ServiceAccount, Role and RoleBinding, its file
-// and its Deployment.
+// and its Deployment. Not in cold mode: creating and destroying clusters
+// needs tofu and the clouds' credentials, which the image and its
+// ServiceAccount do not carry; there the user runs `kubecdn autoscale -f`
+// where they are.
 func (r regionRender) autoscalerObjects() ([]Object, error) {
-	if r.region.Autoscale || len(r.cfg.Spec.Regions.Autoscale) == 0 {
+	if r.region.Autoscale || len(r.cfg.Spec.Regions.Autoscale) == 0 || r.cfg.Spec.Autoscale.Mode == config.ModeCold {
 		return nil, nil
 	}
 	af, err := autoscalerFile(r.cfg)

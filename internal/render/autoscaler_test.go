@@ -85,3 +85,15 @@ func TestAutoscalerRendered(t *testing.T) {
 		}
 	}
 }
+
+// TestNoInClusterAutoscalerInColdMode: cold mode needs tofu and the clouds'
+// credentials, which the pod has not, so no region gets the autoscaler.
+func TestNoInClusterAutoscalerInColdMode(t *testing.T) {
+	cfg := loadCDN(t)
+	cfg.Spec.Autoscale.Mode = config.ModeCold
+	for region, objs := range mustRender(t, cfg, Options{Namespace: "cdn"}) {
+		if slices.ContainsFunc(objs, func(o Object) bool { return o.GetName() == AutoscalerName }) {
+			t.Errorf("region %s: the in-cluster autoscaler was rendered in cold mode", region)
+		}
+	}
+}

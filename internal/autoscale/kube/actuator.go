@@ -17,16 +17,19 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/autoscale"
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/deploy"
+	"github.com/kubecdn/kubecdn/internal/infra"
 	"github.com/kubecdn/kubecdn/internal/publish"
 )
 
@@ -41,10 +44,9 @@ type Reach interface {
 	Client() *http.Client
 }
 
-// ErrCold is returned for spec.autoscale.mode cold: creating and
-// destroying clusters is kubecdn infra's step, which the autoscaler cannot
-// call yet.
-var ErrCold = errors.New("spec.autoscale.mode cold (create and destroy the region's cluster) needs kubecdn infra, which the autoscaler cannot drive yet: use prune or warm")
+// ErrNoInfra is returned in cold mode (spec.autoscale.mode cold) by an
+// Actuator that was given no way to run kubecdn infra.
+var ErrNoInfra = errors.New("spec.autoscale.mode cold creates and destroys the region's cluster with kubecdn infra, and this autoscaler has no tofu to run it (kubecdn autoscale --tofu, or tofu on PATH)")
 
 // Actuator opens and closes regions of a deployed CDN. Start and Stop run
 // kubecdn deploy (deploy.Run with Open or Close naming the region), so an
@@ -78,6 +80,16 @@ type Actuator struct {
 	// CallTimeout bounds each call to one admin listener; if zero, 5s.
 	// Warm's POST, which waits for the fetches, gets the step's deadline.
 	CallTimeout time.Duration
+	// Infra runs kubecdn infra's step on one region (infra.Apply or
+	// infra.Destroy) in cold mode: Start applies before it deploys, Reap
+	// destroys a cluster closed longer than spec.autoscale.retain. Nil in
+	// cold mode fails those steps with ErrNoInfra.
+	Infra func(ctx context.Context, action infra.Action, region string) error
+
+	// infraMu keeps an apply and a destroy of clusters from overlapping:
+	// a region reopened while its cluster is being destroyed waits, then
+	// creates it again.
+	infraMu sync.Mutex
 }
 
 // Warming bounds when the Actuator leaves them zero.
@@ -94,8 +106,10 @@ var _ autoscale.Actuator = (*Actuator)(nil)
 // after, for the region's own new dns), and an external publisher is
 // given the records without it.
 func (a *Actuator) Start(ctx context.Context, region string) error {
-	if err := a.mode(); err != nil {
-		return err
+	if a.CDN.Spec.Autoscale.Mode == config.ModeCold {
+		if err := a.runInfra(ctx, infra.Apply, region); err != nil {
+			return fmt.Errorf("creating the cluster of %s: %w", region, err)
+		}
 	}
 	kubecdnDNS := a.CDN.Spec.Publish.Provider == config.PublishKubecdn
 	if kubecdnDNS {
@@ -156,9 +170,6 @@ func (a *Actuator) drainEdges(ctx context.Context, region string, drain bool) {
 // scaled to zero and every other object stays, so reopening is one
 // rollout.
 func (a *Actuator) Stop(ctx context.Context, region string) error {
-	if err := a.mode(); err != nil {
-		return err
-	}
 	if a.CDN.Spec.Autoscale.Mode == config.ModeWarm {
 		return a.scaleEdges(ctx, region, 0)
 	}
@@ -167,11 +178,74 @@ func (a *Actuator) Stop(ctx context.Context, region string) error {
 	return a.runDeploy(ctx, o, region)
 }
 
-func (a *Actuator) mode() error {
-	if a.CDN.Spec.Autoscale.Mode == config.ModeCold {
-		return ErrCold
+func (a *Actuator) runInfra(ctx context.Context, action infra.Action, region string) error {
+	if a.Infra == nil {
+		return ErrNoInfra
 	}
-	return nil
+	a.infraMu.Lock()
+	defer a.infraMu.Unlock()
+	return a.Infra(ctx, action, region)
+}
+
+// Reap destroys, in cold mode, the cluster of every autoscale region that
+// has been closed longer than spec.autoscale.retain and still has one (its
+// context is in the kubeconfig kubecdn infra manages), one region at a
+// time; it returns the regions destroyed. Stop leaves the cluster (a
+// region whose demand comes back within retain reopens in one deploy), so
+// this is where cold mode saves the cluster's cost. A region reopened
+// meanwhile is left alone: the phase is read again (from regions, the
+// controller's current states) under the lock Start's apply takes.
+func (a *Actuator) Reap(ctx context.Context, now time.Time, regions func() []autoscale.Region) ([]string, error) {
+	phaseSince := func(name string) (autoscale.Phase, time.Time) {
+		for _, r := range regions() {
+			if r.Name == name {
+				return r.Phase, r.Since
+			}
+		}
+		return "", time.Time{}
+	}
+	if a.CDN.Spec.Autoscale.Mode != config.ModeCold {
+		return nil, nil
+	}
+	retain := a.CDN.Spec.Autoscale.RetainOr()
+	var done []string
+	var errs []error
+	for _, r := range a.CDN.Spec.Regions.Autoscale {
+		ph, since := phaseSince(r.Name)
+		if ph != autoscale.Closed || since.IsZero() || now.Sub(since) < retain || !clusterExists(r.Cluster) {
+			continue
+		}
+		err := func() error {
+			if a.Infra == nil {
+				return ErrNoInfra
+			}
+			a.infraMu.Lock()
+			defer a.infraMu.Unlock()
+			if ph, _ := phaseSince(r.Name); ph != autoscale.Closed {
+				return nil
+			}
+			return a.Infra(ctx, infra.Destroy, r.Name)
+		}()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("destroying the cluster of %s (closed since %s): %w", r.Name, since.Format(time.RFC3339), err))
+			continue
+		}
+		if ph, _ := phaseSince(r.Name); ph == autoscale.Closed {
+			done = append(done, r.Name)
+		}
+	}
+	return done, errors.Join(errs...)
+}
+
+// clusterExists says whether the kubeconfig kubecdn infra manages still
+// has the region's context: apply adds it, destroy removes it.
+func clusterExists(c config.Cluster) bool {
+	kc, err := clientcmd.LoadFromFile(c.Kubeconfig)
+	if err != nil {
+		return false
+	}
+	_, ok := kc.Contexts[c.Context]
+	return ok
 }
 
 // deployOptions are the Options of one step on subject: no drain wait

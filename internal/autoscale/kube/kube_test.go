@@ -275,20 +275,20 @@ func TestWarmMode(t *testing.T) {
 	}
 }
 
-// TestColdModeRefused: cold needs kubecdn infra; every step that would
-// create or destroy says so, and nothing is deployed.
-func TestColdModeRefused(t *testing.T) {
+// TestColdModeWithoutInfraRefused: cold mode with nothing to run kubecdn
+// infra with refuses to open (and Run to start), naming the missing tofu;
+// nothing is deployed.
+func TestColdModeWithoutInfraRefused(t *testing.T) {
 	cfg := configtest.Minimal()
 	cfg.Spec.Regions.Autoscale = []config.Region{configtest.Region("eu-west-1", "gcp")}
 	cfg.Spec.Autoscale.Mode = config.ModeCold
 	a := &Actuator{CDN: cfg}
 	for name, step := range map[string]func() error{
 		"start": func() error { return a.Start(t.Context(), "eu-west-1") },
-		"stop":  func() error { return a.Stop(t.Context(), "eu-west-1") },
 		"run":   func() error { return Run(t.Context(), cfg, Options{}) },
 	} {
-		if err := step(); !errors.Is(err, ErrCold) {
-			t.Errorf("%s: %v, want ErrCold", name, err)
+		if err := step(); !errors.Is(err, ErrNoInfra) {
+			t.Errorf("%s: %v, want ErrNoInfra", name, err)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/kubecdn/kubecdn/internal/autoscale"
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/deploy"
+	"github.com/kubecdn/kubecdn/internal/infra"
 	"github.com/kubecdn/kubecdn/internal/ops/kubeops"
 )
 
@@ -69,6 +70,10 @@ type Options struct {
 	// Metrics, if set, is the listener of /metrics, /healthz and /readyz
 	// (ready as soon as the process runs, leader or not).
 	Metrics net.Listener
+	// Infra runs kubecdn infra on one region in cold mode (see
+	// Actuator.Infra); the leader also destroys, every Every, the clusters
+	// closed longer than spec.autoscale.retain.
+	Infra func(ctx context.Context, action infra.Action, region string) error
 	// Leading, if not nil, is told when this replica starts and stops
 	// leading (tests, logs).
 	Leading func(bool)
@@ -84,8 +89,8 @@ func Run(ctx context.Context, cfg *config.CDN, o Options) error {
 	if len(cfg.Spec.Regions.Autoscale) == 0 {
 		return errors.New("the file has no autoscale regions (spec.regions.autoscale)")
 	}
-	if cfg.Spec.Autoscale.Mode == config.ModeCold {
-		return ErrCold
+	if cfg.Spec.Autoscale.Mode == config.ModeCold && o.Infra == nil && !o.DryRun {
+		return ErrNoInfra
 	}
 	if o.Every <= 0 {
 		o.Every = DefaultEvery
@@ -142,13 +147,17 @@ func Run(ctx context.Context, cfg *config.CDN, o Options) error {
 				defer o.Leading(false)
 			}
 			o.Log.Info("autoscaler leading", "identity", o.Identity)
-			ctrl := newController(cfg, o, reach, store)
+			ctrl, act := newController(cfg, o, reach, store)
 			if err := ctrl.Load(ctx, autoscale.RegionsOf(cfg)); err != nil {
 				o.Log.Error("autoscaler cannot start", "err", err)
 				return // the Lease is released; a replica tries again
 			}
 			current.Store(ctrl)
 			defer current.Store(nil) // a standby reports no phases it does not decide
+			if cfg.Spec.Autoscale.Mode == config.ModeCold && !o.DryRun {
+				stop := reapEvery(ctx, o, ctrl, act)
+				defer stop()
+			}
 			_ = ctrl.Run(ctx)
 		}
 	}
@@ -193,7 +202,35 @@ func runTerms(ctx context.Context, o Options, term func(context.Context)) error 
 
 // newController wires a Controller to the Kubernetes Source and Actuator,
 // each asking it where the regions are.
-func newController(cfg *config.CDN, o Options, reach Reach, store autoscale.Store) *autoscale.Controller {
+// reapEvery runs act.Reap every o.Every (cold mode) until the term ends;
+// the returned func waits for it to stop.
+func reapEvery(ctx context.Context, o Options, ctrl *autoscale.Controller, act *Actuator) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	regions := func() []autoscale.Region { st, _, _ := ctrl.Snapshot(); return st.Regions }
+	go func() {
+		defer close(done)
+		t := time.NewTicker(o.Every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			destroyed, err := act.Reap(ctx, o.Now(), regions)
+			for _, r := range destroyed {
+				o.Log.Info("autoscale: destroyed the cluster of a region closed longer than spec.autoscale.retain", "region", r, "retain", act.CDN.Spec.Autoscale.RetainOr())
+			}
+			if err != nil {
+				o.Log.Error("autoscale: cold mode could not destroy a closed region's cluster; trying again", "err", err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func newController(cfg *config.CDN, o Options, reach Reach, store autoscale.Store) (*autoscale.Controller, *Actuator) {
 	ctrl := &autoscale.Controller{
 		Settings:    autoscale.SettingsOf(cfg, o.Every),
 		Every:       o.Every,
@@ -219,14 +256,14 @@ func newController(cfg *config.CDN, o Options, reach Reach, store autoscale.Stor
 		return autoscale.Closed
 	}
 	ctrl.Source = &Source{CDN: cfg, Reach: reach, Phase: phase, Now: o.Now}
-	act := &Actuator{CDN: cfg, Deploy: o.Deploy, Reach: reach, RESTConfig: o.RESTConfig, Phase: phase, Log: o.Log}
+	act := &Actuator{CDN: cfg, Deploy: o.Deploy, Reach: reach, RESTConfig: o.RESTConfig, Phase: phase, Log: o.Log, Infra: o.Infra}
 	ctrl.Actuator = act
 	// A restarted dns replica forgot which regions are out of its answers.
 	ctrl.Reroute = func(ctx context.Context, replica, region string, in bool) error {
 		src := &autoscale.DNSSource{Client: reach.Client(), Timeout: act.callTimeout()}
 		return src.RouteReplica(ctx, replica, region, in)
 	}
-	return ctrl
+	return ctrl, act
 }
 
 // serveMetrics serves the leading controller's kubecdn_autoscale_* series
