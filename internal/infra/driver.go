@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/terraform-exec/tfexec"
@@ -93,7 +94,39 @@ func newDriver(dir, bin string) (*driver, error) {
 	tf.SetStderr(log)
 	// tfexec passes this process's environment on (cloud credentials,
 	// TF_VAR_*) and sets TF_IN_AUTOMATION itself.
+	if env, ok := withoutMissingCLIConfig(os.Environ()); ok {
+		if err := tf.SetEnv(env); err != nil {
+			return nil, fmt.Errorf("tofu in %s: %w", dir, err)
+		}
+	}
 	return &driver{tf: tf, dir: dir, log: log}, nil
+}
+
+// withoutMissingCLIConfig: a TF_CLI_CONFIG_FILE naming a file that does
+// not exist makes tofu print a warning ahead of its version, which tfexec
+// then cannot parse (and every command fails); this returns the
+// environment without it, and without what tfexec sets itself, or false
+// when the variable is fine. TF_VAR_* cannot be passed this way (tfexec
+// refuses them in SetEnv); kubecdn's roots take no variables.
+func withoutMissingCLIConfig(environ []string) (map[string]string, bool) {
+	p, ok := os.LookupEnv("TF_CLI_CONFIG_FILE")
+	if !ok {
+		return nil, false
+	}
+	if _, err := os.Stat(p); err == nil {
+		return nil, false
+	}
+	env := map[string]string{}
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if k != "TF_CLI_CONFIG_FILE" {
+			env[k] = v
+		}
+	}
+	for _, k := range tfexec.ProhibitedEnv(env) {
+		delete(env, k)
+	}
+	return env, true
 }
 
 // wrap adds the last lines tofu printed to err (they say what went wrong).
