@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,12 +88,15 @@ func TestInfraEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	hooks := infraHooks{Generate: fakeInfraRoots(c)}
+	var mu sync.Mutex // Register runs in each region's goroutine
 	var registered []string
 	hooks.Register = func(_ context.Context, region, server string, ca []byte, _ *clientcmdapi.ExecConfig) error {
 		if server != c.Server || !bytes.Equal(ca, c.CAData) {
 			return fmt.Errorf("registration of %s got server %q and a CA of %d bytes", region, server, len(ca))
 		}
+		mu.Lock()
 		registered = append(registered, region)
+		mu.Unlock()
 		return nil
 	}
 	run := func(args ...string) (int, string) {

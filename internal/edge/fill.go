@@ -670,7 +670,10 @@ func (s *Server) fillBody(f *fill, rt *liveConfig, m *objMeta, vk string, body i
 	i := first
 	st := newStream(sliceLen(i), valid)
 	f.reading(want)
+	// Under mu: a body fill is findable (covers reads valid) before this.
+	f.mu.Lock()
 	f.kind, f.meta, f.valid = fillStored, m, valid
+	f.mu.Unlock()
 	f.addStream(i, st)
 	if m.Sliced && fresh {
 		// Findable before the metadata is: a request that finds the

@@ -264,9 +264,12 @@ func (s *Server) listenTLS(cfg Config) (net.Listener, error) {
 // starts watching the certificate files until ctx ends.
 func (s *Server) serveTLS(ctx context.Context, ln net.Listener, cfg Config, errLog *log.Logger, errc chan<- error) *http.Server {
 	srv := &http.Server{
-		Handler:           s.guardH2(s.accessLogged(s)), // HTTP/2 rapid reset: see h2guard.go
-		HTTP2:             h2Config(),
-		TLSConfig:         s.tls.config,
+		Handler: s.guardH2(s.accessLogged(s)), // HTTP/2 rapid reset: see h2guard.go
+		HTTP2:   h2Config(),
+		// A copy: Serve's HTTP/2 set-up writes to it (NextProtos,
+		// PreferServerCipherSuites) while the accept loop and HTTP/3
+		// handshake with s.tls.config; srv itself does no handshake.
+		TLSConfig:         s.tls.config.Clone(),
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,

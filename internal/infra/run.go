@@ -50,7 +50,8 @@ type Options struct {
 	// Register, when set, is called after each region's apply with its
 	// cluster's address, CA and credential plugin: the hook where the
 	// cluster registrations of a multi-cluster engine (an Argo CD cluster
-	// Secret, a ClusterProfile) are written. An error fails the region.
+	// Secret, a ClusterProfile) are written. An error fails the region. It
+	// runs in the region's goroutine, for several regions at once.
 	Register func(ctx context.Context, region, server string, caPEM []byte, auth *clientcmdapi.ExecConfig) error
 }
 
