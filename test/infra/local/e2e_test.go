@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubecdn/kubecdn/internal/infra/local"
@@ -34,10 +33,8 @@ import (
 // second apply changes nothing; destroy ends every process and frees every
 // port.
 func TestInfraApplyDeploy(t *testing.T) {
-	tofuDir, err := script(t, "../build-tofu.sh")
-	if err != nil {
-		t.Skipf("OpenTofu could not be built, so the module cannot be applied here: %v", err)
-	}
+	tofu := filepath.Join(tofuDir(t), "tofu")
+	dig := e2e.NeedTool(t, "dig", "bind9-dnsutils")
 	bin, err := script(t, "../build-local.sh")
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +79,7 @@ spec:
 			}
 		}
 	})
-	env := []string{"KUBECDN_LOCAL_BIN=" + bin, "KUBECDN_TOFU=" + filepath.Join(tofuDir, "tofu"), "CHECKPOINT_DISABLE=1", "TF_CLI_CONFIG_FILE=/dev/null"}
+	env := []string{"KUBECDN_LOCAL_BIN=" + bin, "KUBECDN_TOFU=" + tofu, "CHECKPOINT_DISABLE=1", "TF_CLI_CONFIG_FILE=/dev/null"}
 
 	// infra apply: both regions, in parallel.
 	start := time.Now()
@@ -221,7 +218,7 @@ spec:
 	var answer []string
 	deadline := time.Now().Add(45 * time.Second)
 	for {
-		answer = lookupA(dnsAddr, "www.cdn.example.com.")
+		answer = lookupA(t, dig, states[a].LoadBalancerIP, "www.cdn.example.com")
 		if slices.Equal(answer, []string{states[b].LoadBalancerIP}) {
 			break
 		}
@@ -308,23 +305,20 @@ spec:
 	}
 }
 
-// lookupA asks server for name's A records over UDP; nil on any failure.
-func lookupA(server, name string) []string {
-	c := &dns.Client{Timeout: 2 * time.Second}
-	m := new(dns.Msg)
-	m.SetQuestion(name, dns.TypeA)
-	r, _, err := c.Exchange(m, server)
-	if err != nil || r.Rcode != dns.RcodeSuccess {
+// lookupA asks the dns at server (port 53) for name's A records with dig,
+// as a user would; nil when dig gets no answer.
+func lookupA(t *testing.T, dig, server, name string) []string {
+	out, err := run(t, 10*time.Second, "", nil, dig, "+short", "+time=2", "+tries=1", "-p", "53", "@"+server, name, "A")
+	if err != nil {
 		return nil
 	}
-	var out []string
-	for _, rr := range r.Answer {
-		if a, ok := rr.(*dns.A); ok {
-			out = append(out, a.A.String())
-		}
+	out = strings.TrimSpace(out)
+	if out == "" {
+		return nil
 	}
-	slices.Sort(out)
-	return out
+	ips := strings.Fields(out)
+	slices.Sort(ips)
+	return ips
 }
 
 // proc is a kubecdn child of the test.
