@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -280,25 +279,7 @@ spec:
 	}
 	t.Logf("kubecdn infra destroy:\n%s", out)
 	for _, r := range regions {
-		st := states[r]
-		for _, p := range st.Processes {
-			if exe, _ := os.Readlink("/proc/" + strconv.Itoa(p.PID) + "/exe"); exe == p.Exe {
-				t.Errorf("%s: %s (pid %d) still runs after destroy", r, p.Name, p.PID)
-			}
-			host := "127.0.0.1"
-			if p.Name == "kube-apiserver" {
-				host = st.LoadBalancerIP
-			}
-			for _, port := range p.Ports {
-				if c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), time.Second); err == nil {
-					c.Close()
-					t.Errorf("%s: port %d of %s still answers after destroy", r, port, p.Name)
-				}
-			}
-		}
-		if _, err := os.Stat(filepath.Join(stateDir(r), r)); !os.IsNotExist(err) {
-			t.Errorf("%s: the region's directory is still there after destroy: %v", r, err)
-		}
+		checkGone(t, states[r], stateDir(r))
 	}
 	if b, err := os.ReadFile(kubeconfig); err == nil && strings.Contains(string(b), "kubecdn-"+a) {
 		t.Errorf("the kubeconfig still names the destroyed regions:\n%s", b)

@@ -277,25 +277,31 @@ spec:
 	if _, err := run(t, 2*time.Minute, modDir, env, tofu, "destroy", "-auto-approve", "-input=false", "-no-color"); err != nil {
 		t.Fatal(err)
 	}
+	checkGone(t, st, stateDir)
+}
+
+// checkGone fails t if a process of region st still runs, one of its
+// ports (the API server's on the region's address, the others on
+// 127.0.0.1) still answers, or its directory under stateDir is still there.
+func checkGone(t *testing.T, st *local.State, stateDir string) {
+	t.Helper()
 	for _, p := range st.Processes {
-		if _, err := os.Stat("/proc/" + strconv.Itoa(p.PID)); err == nil {
-			if exe, _ := os.Readlink("/proc/" + strconv.Itoa(p.PID) + "/exe"); exe == p.Exe {
-				t.Errorf("%s (pid %d) still runs after destroy", p.Name, p.PID)
-			}
+		if exe, _ := os.Readlink("/proc/" + strconv.Itoa(p.PID) + "/exe"); exe == p.Exe {
+			t.Errorf("%s: %s (pid %d) still runs after destroy", st.Name, p.Name, p.PID)
 		}
 		host := "127.0.0.1"
 		if p.Name == "kube-apiserver" {
-			host = lbIP
+			host = st.LoadBalancerIP
 		}
 		for _, port := range p.Ports {
 			if c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), time.Second); err == nil {
 				c.Close()
-				t.Errorf("port %d of %s still answers after destroy", port, p.Name)
+				t.Errorf("%s: port %d of %s still answers after destroy", st.Name, port, p.Name)
 			}
 		}
 	}
-	if _, err := os.Stat(filepath.Join(stateDir, region.Name)); !os.IsNotExist(err) {
-		t.Errorf("the region's directory is still there after destroy: %v", err)
+	if _, err := os.Stat(filepath.Join(stateDir, st.Name)); !os.IsNotExist(err) {
+		t.Errorf("%s: the region's directory is still there after destroy: %v", st.Name, err)
 	}
 }
 
