@@ -491,6 +491,23 @@ func createNodes(ctx context.Context, client kubernetes.Interface, o Options) er
 	return nil
 }
 
+// Revive starts region name under dir again if it was started once and
+// is not running now (a reboot, a killed process), on its data, address
+// and nodes, and reports whether it did. A region never started, or
+// deleted, is left to the module's create. It is what `kubecdn infra
+// apply` runs first: tofu's state still holds such a region, so its plan
+// has no changes and would leave it down.
+func Revive(ctx context.Context, dir, name string) (bool, error) {
+	st, err := Load(dir, name)
+	if err != nil || st == nil || st.ReadyAt.IsZero() || st.Running() {
+		return false, err
+	}
+	if _, err := Start(ctx, Options{Dir: dir, Name: name}); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // Stop ends every process of region name under dir and waits until every
 // port it held is free. With remove, the region's directory (data, keys,
 // logs) goes too. A region that is not there is not an error.

@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -267,6 +269,31 @@ spec:
 		if st, _ := local.Load(stateDir(r), r); st == nil || st.Processes[0].PID != states[r].Processes[0].PID {
 			t.Errorf("%s: the second apply restarted the region", r)
 		}
+	}
+
+	// Region a goes down (its API server and kwok killed, as by a reboot):
+	// tofu's state still holds it, and apply brings it back on its data.
+	for _, p := range states[a].Processes {
+		if p.Name == "kube-apiserver" || p.Name == "kwok" {
+			if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	out, err = run(t, 4*time.Minute, dir, env, kubecdn, "infra", "apply", "-f", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kubecdn infra apply, region %s down:\n%s", a, out)
+	revived := regexp.MustCompile(`(?m)^` + a + ` +was down: started again on its data$`)
+	if !revived.MatchString(out) || strings.Contains(out, b+" was down") || !strings.Contains(out, "infra apply: 2 regions ready, no changes") {
+		t.Errorf("apply with %s down did not say it brought it back:\n%s", a, out)
+	}
+	if out, err := kc(a, time.Minute, "-n", "kubecdn", "get", "statefulset", "kubecdn-edge", "-o", "jsonpath={.status.readyReplicas}"); err != nil || out != "2" {
+		t.Errorf("%s after apply brought it back: readyReplicas %q (%v), want 2, from its old data", a, out, err)
+	}
+	if states[a], err = local.Load(stateDir(a), a); err != nil || states[a] == nil || !states[a].Running() {
+		t.Fatalf("%s not running after apply brought it back: %v", a, err)
 	}
 
 	// destroy: refuses without --yes, then ends everything.
