@@ -2,6 +2,7 @@ package infra
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,7 +49,17 @@ func TestRegionsAndRefusals(t *testing.T) {
 // Unable to open CLI configuration file". Run refuses it up front, naming
 // the variable and the file.
 func TestRunNamesMissingCLIConfig(t *testing.T) {
-	cfg, err := config.Load("testdata/clouds.yaml")
+	// A copy of the file, so that were Run to go on, its modules go to a
+	// temporary directory.
+	b, err := os.ReadFile("testdata/clouds.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "clouds.yaml")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}
