@@ -25,6 +25,7 @@ type infraHooks struct {
 	Local    infra.LocalModule
 	Register func(ctx context.Context, region, server string, caPEM []byte, auth *clientcmdapi.ExecConfig) error
 	Generate infra.Generator
+	Revive   func(ctx context.Context, r config.RegionRef, dir string) (bool, error)
 }
 
 // runInfra is `kubecdn infra plan|apply|destroy [REGION...]`.
@@ -34,7 +35,17 @@ func runInfra(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if len(args) > 0 && args[0] == "local" {
 		return runInfraLocal(ctx, args[1:], stdout, stderr)
 	}
-	return runInfraWith(ctx, args, stdout, stderr, infraHooks{Local: local.Module})
+	return runInfraWith(ctx, args, stdout, stderr, infraHooks{Local: local.Module, Revive: reviveLocal})
+}
+
+// reviveLocal is the Revive hook of kubecdn infra apply: a provider local
+// region whose processes died is started again (local.Revive); its state
+// lives in its module's directory.
+func reviveLocal(ctx context.Context, r config.RegionRef, dir string) (bool, error) {
+	if r.Provider != "local" {
+		return false, nil
+	}
+	return local.Revive(ctx, dir, r.Name)
 }
 
 func runInfraWith(ctx context.Context, args []string, stdout, stderr io.Writer, hooks infraHooks) int {
@@ -84,7 +95,7 @@ destroy needs --yes.`)
 	}
 	o := infra.Options{
 		Action: action, Regions: pos[1:], Tofu: bin, Parallel: *parallel, Timeout: *timeout, Yes: *yes,
-		Out: stdout, Generate: hooks.Generate, Local: hooks.Local, Register: hooks.Register,
+		Out: stdout, Generate: hooks.Generate, Local: hooks.Local, Register: hooks.Register, Revive: hooks.Revive,
 	}
 	start := time.Now()
 	res, err := infra.Run(ctx, cfg, o)

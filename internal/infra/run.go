@@ -53,6 +53,11 @@ type Options struct {
 	// Secret, a ClusterProfile) are written. An error fails the region. It
 	// runs in the region's goroutine, for several regions at once.
 	Register func(ctx context.Context, region, server string, caPEM []byte, auth *clientcmdapi.ExecConfig) error
+	// Revive, when set, is called before each region's apply with the
+	// region and its module's directory; it brings back a cluster that
+	// tofu's state holds but that is down (provider local after a
+	// reboot), which a plan cannot see, and reports whether it did.
+	Revive func(ctx context.Context, r config.RegionRef, dir string) (bool, error)
 }
 
 // RegionResult is what happened to one region.
@@ -132,6 +137,9 @@ func Run(ctx context.Context, cfg *config.CDN, o Options) (Result, error) {
 	if o.Tofu == "" {
 		return Result{}, errors.New("no tofu binary given")
 	}
+	if err := checkCLIConfig(os.Getenv); err != nil {
+		return Result{}, err
+	}
 	if o.Parallel <= 0 {
 		o.Parallel = 4
 	}
@@ -204,6 +212,15 @@ func runRegion(ctx context.Context, cfg *config.CDN, r config.RegionRef, gen Gen
 	for _, argv := range root.Before {
 		if err := d.run(ctx, argv); err != nil {
 			return nil, d.tail(err) // the command's output says why
+		}
+	}
+	if o.Action == Apply && o.Revive != nil {
+		revived, err := o.Revive(ctx, r, dir)
+		if err != nil {
+			return nil, fmt.Errorf("bringing the cluster back: %w", err)
+		}
+		if revived {
+			lines.Printf(r.Name, "was down: started again on its data")
 		}
 	}
 	lines.Printf(r.Name, "init %s", dir)

@@ -82,10 +82,12 @@ type Options struct {
 	// kube-controller-manager, kube-scheduler, kwok and kwok-stages/
 	// (test/infra/build-local.sh builds them). If "", DefaultBin().
 	Bin string
-	// Nodes is the number of fake nodes; if 0, DefaultNodes.
+	// Nodes is the number of fake nodes; if 0, the region's own when it
+	// was started before, else DefaultNodes.
 	Nodes int
 	// LoadBalancerIP is the address every Service of type LoadBalancer
-	// gets. If "", DefaultLoadBalancerIP(Name, nil).
+	// gets. If "", the region's own when it was started before (its
+	// certificate names it), else DefaultLoadBalancerIP(Name, nil).
 	LoadBalancerIP string
 }
 
@@ -109,9 +111,17 @@ func (o *Options) validate() error {
 	return nil
 }
 
-func (o Options) withDefaults() Options {
+// withDefaults fills what o leaves out: from prev, the region's last
+// state (nil: none), then from the defaults.
+func (o Options) withDefaults(prev *State) Options {
 	if o.Bin == "" {
 		o.Bin = DefaultBin()
+	}
+	if prev != nil && o.Nodes == 0 {
+		o.Nodes = prev.Nodes
+	}
+	if prev != nil && o.LoadBalancerIP == "" {
+		o.LoadBalancerIP = prev.LoadBalancerIP
 	}
 	if o.Nodes == 0 {
 		o.Nodes = DefaultNodes
@@ -228,11 +238,11 @@ var components = []string{"etcd", "kube-apiserver", "kube-controller-manager", "
 // Start brings region o.Name up and returns its state once its API server
 // is ready, its nodes are Ready and its default service account exists. A
 // region already running is returned as it is.
-func Start(ctx context.Context, o Options) (*State, error) {
-	if err := o.validate(); err != nil {
+func Start(ctx context.Context, given Options) (*State, error) {
+	if err := given.validate(); err != nil {
 		return nil, err
 	}
-	o = o.withDefaults()
+	o := given.withDefaults(nil) // Bin; the rest once the state is read
 	bins := map[string]string{}
 	for _, c := range components {
 		b, err := filepath.EvalSymlinks(filepath.Join(o.Bin, c))
@@ -254,6 +264,7 @@ func Start(ctx context.Context, o Options) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	o = given.withDefaults(prev)
 	if prev != nil && prev.Running() && prev.Nodes == o.Nodes && prev.LoadBalancerIP == o.LoadBalancerIP {
 		if err := apiReady(ctx, prev); err == nil {
 			return prev, nil
@@ -478,6 +489,23 @@ func createNodes(ctx context.Context, client kubernetes.Interface, o Options) er
 		}
 	}
 	return nil
+}
+
+// Revive starts region name under dir again if it was started once and
+// is not running now (a reboot, a killed process), on its data, address
+// and nodes, and reports whether it did. A region never started, or
+// deleted, is left to the module's create. It is what `kubecdn infra
+// apply` runs first: tofu's state still holds such a region, so its plan
+// has no changes and would leave it down.
+func Revive(ctx context.Context, dir, name string) (bool, error) {
+	st, err := Load(dir, name)
+	if err != nil || st == nil || st.ReadyAt.IsZero() || st.Running() {
+		return false, err
+	}
+	if _, err := Start(ctx, Options{Dir: dir, Name: name}); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // Stop ends every process of region name under dir and waits until every

@@ -72,19 +72,24 @@ func TestStartStop(t *testing.T) {
 	}
 
 	// The scheduler dies: start brings the region back, keeping its data
-	// (the nodes) and its API server's port, which is free again.
+	// (the nodes) and its API server's port, which is free again. It is
+	// started as by hand (`kubecdn infra local start --dir --name`), with
+	// neither address nor node count: the region keeps its own, which its
+	// certificate names, rather than the defaults.
 	for _, p := range st.Processes {
 		if p.Name == "kube-scheduler" {
 			_ = syscall.Kill(p.PID, syscall.SIGKILL)
 			waitGone(p.PID, p.Exe, 5*time.Second)
 		}
 	}
-	back, err := Start(ctx, o)
+	byHand := o
+	byHand.LoadBalancerIP, byHand.Nodes = "", 0
+	back, err := Start(ctx, byHand)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !back.Running() || back.Endpoint != st.Endpoint {
-		t.Fatalf("restart: running %v, endpoint %s (was %s)", back.Running(), back.Endpoint, st.Endpoint)
+	if !back.Running() || back.Endpoint != st.Endpoint || back.Nodes != 3 {
+		t.Fatalf("restart: running %v, endpoint %s (was %s), %d nodes", back.Running(), back.Endpoint, st.Endpoint, back.Nodes)
 	}
 	client, err = kubernetes.NewForConfig(restConfig(back))
 	if err != nil {
