@@ -132,7 +132,7 @@ const coldStepTimeout = 45 * time.Minute
 func coldInfra(cfg *config.CDN, bin string, out io.Writer) func(context.Context, infra.Action, string) error {
 	return func(ctx context.Context, action infra.Action, region string) error {
 		res, err := infra.Run(ctx, cfg, infra.Options{Action: action, Regions: []string{region}, Tofu: bin, Yes: true,
-			Out: out, Local: local.Module, Register: registerFiles(cfg.InfraDir())})
+			Out: out, Local: local.Module, Register: registerFiles(cfg.InfraDir()), Revive: reviveLocal})
 		if err != nil {
 			return err
 		}

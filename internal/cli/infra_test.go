@@ -82,7 +82,6 @@ func TestInfraEndToEnd(t *testing.T) {
 	t.Setenv("CHECKPOINT_DISABLE", "1")
 	// Whatever the user's environment names (infra.Run refuses a CLI
 	// configuration file that is not there).
-	t.Setenv("TF_CLI_CONFIG_FILE", "")
 	c := kubetest.Start(t, "infra-e2e")[0]
 	dir := t.TempDir()
 	file := filepath.Join(dir, "kubecdn.yaml")

@@ -38,21 +38,6 @@ func FindTofu(path string) (string, error) {
 	return "", errors.New(`neither "tofu" nor "terraform" is on PATH: install OpenTofu (https://opentofu.org/docs/intro/install/) or name the binary with --tofu PATH or $` + EnvTofu)
 }
 
-// checkCLIConfig refuses a TF_CLI_CONFIG_FILE that names no file: tofu
-// then prints a warning on its standard output ahead of `tofu version
-// -json`, terraform-exec cannot read the version, and every region fails
-// at its first show with "unable to parse version".
-func checkCLIConfig(getenv func(string) string) error {
-	p := getenv("TF_CLI_CONFIG_FILE")
-	if p == "" {
-		return nil
-	}
-	if _, err := os.Stat(p); err != nil {
-		return fmt.Errorf("TF_CLI_CONFIG_FILE: %w (tofu would print a warning where its version should be, which kubecdn reads): create the file or unset the variable", err)
-	}
-	return nil
-}
-
 // Summary is what a plan would do to a region.
 type Summary struct {
 	Add, Change, Destroy int

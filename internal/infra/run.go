@@ -137,9 +137,6 @@ func Run(ctx context.Context, cfg *config.CDN, o Options) (Result, error) {
 	if o.Tofu == "" {
 		return Result{}, errors.New("no tofu binary given")
 	}
-	if err := checkCLIConfig(os.Getenv); err != nil {
-		return Result{}, err
-	}
 	if o.Parallel <= 0 {
 		o.Parallel = 4
 	}

@@ -2,8 +2,6 @@ package infra
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -40,33 +38,5 @@ func TestRegionsAndRefusals(t *testing.T) {
 	cfg.Spec.Infra = nil
 	if _, err := Regions(cfg, nil); err == nil || !strings.Contains(err.Error(), "no spec.infra") {
 		t.Errorf("without spec.infra: %v", err)
-	}
-}
-
-// TestRunNamesMissingCLIConfig: TF_CLI_CONFIG_FILE naming a file that is
-// not there makes tofu print a warning where its version should be, and
-// every region then failed with "unable to parse version: ... Warning:
-// Unable to open CLI configuration file". Run refuses it up front, naming
-// the variable and the file.
-func TestRunNamesMissingCLIConfig(t *testing.T) {
-	// A copy of the file, so that were Run to go on, its modules go to a
-	// temporary directory.
-	b, err := os.ReadFile("testdata/clouds.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "clouds.yaml")
-	if err := os.WriteFile(file, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	missing := filepath.Join(t.TempDir(), "no.tfrc")
-	t.Setenv("TF_CLI_CONFIG_FILE", missing)
-	_, err = Run(context.Background(), cfg, Options{Action: Plan, Tofu: "tofu"})
-	if err == nil || !strings.Contains(err.Error(), "TF_CLI_CONFIG_FILE") || !strings.Contains(err.Error(), missing) {
-		t.Fatalf("Run = %v, want an error naming TF_CLI_CONFIG_FILE and %s", err, missing)
 	}
 }
