@@ -42,22 +42,9 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-TMP=$(mktemp -d /tmp/kubecdn-video.XXXXXX)
-chmod 0755 "$TMP"
-PIDS=()
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	sleep 0.5
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	if [ "$KEEP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# shellcheck source=../lib.sh
+. "$ROOT/bench/lib.sh"
+bench_tmp video
 
 P_ORIGIN=$PORT_BASE
 P_KA=$((PORT_BASE + 1)) P_KB=$((PORT_BASE + 2)) P_KAA=$((PORT_BASE + 3)) P_KBA=$((PORT_BASE + 4))
@@ -68,14 +55,6 @@ for p in $(seq "$PORT_BASE" $((PORT_BASE + 6))); do
 		exit 1
 	fi
 done
-wait_port() { # port
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "nothing listens on 127.0.0.1:$1" >&2
-	return 1
-}
 start() { # logfile cmd...
 	local logf=$1
 	shift
@@ -87,7 +66,7 @@ log "building viewers and kubecdn"
 (cd "$ROOT" && go build -o "$TMP/viewers" ./bench/cmd/viewers && go build -o "$TMP/kubecdn" ./cmd/kubecdn)
 
 start "$TMP/origin.log" "$TMP/viewers" origin -listen "127.0.0.1:$P_ORIGIN" -bytes "$SEGMENT_BYTES"
-wait_port "$P_ORIGIN"
+wait_port "$P_ORIGIN" 10
 ORIGIN=http://127.0.0.1:$P_ORIGIN
 
 # kubecdn: region A in front of the origin, region B with A as its parent.
@@ -147,7 +126,7 @@ CONF
 }
 nginx_conf a "$P_NA" "127.0.0.1:$P_ORIGIN"
 nginx_conf b "$P_NB" "127.0.0.1:$P_NA"
-for p in $P_KA $P_KB $P_NA $P_NB; do wait_port "$p"; done
+for p in $P_KA $P_KB $P_NA $P_NB; do wait_port "$p" 10; done
 
 run() { # name regionA regionB
 	log "$1: $VIEWERS viewers for ${DURATION}s"
