@@ -193,7 +193,7 @@ func TestVideoRefreshStormOneOriginRequest(t *testing.T) {
 // one is on its way; every viewer of a fill gets that fill's whole version.
 func TestVideoPlaylistChangesMidFetch(t *testing.T) {
 	var version atomic.Int32
-	release := make(chan struct{})
+	release, started := make(chan struct{}), make(chan struct{})
 	origin, co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		v := version.Add(1)
 		body := fmt.Sprintf("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:%d\n#EXTINF:2.0,\nseg/%d.ts\n", v, v)
@@ -202,6 +202,7 @@ func TestVideoPlaylistChangesMidFetch(t *testing.T) {
 		io.WriteString(w, body[:30])
 		w.(http.Flusher).Flush()
 		if v == 1 {
+			close(started)
 			<-release // the playlist changes upstream meanwhile
 		}
 		io.WriteString(w, body[30:])
@@ -219,6 +220,13 @@ func TestVideoPlaylistChangesMidFetch(t *testing.T) {
 		}()
 	}
 	waitCount(t, "collapsed requests", func() int { return joined(e.Server) }, n-1)
+	// The viewers join the fill before it reaches the origin: change the
+	// playlist only once version 1 is half sent.
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fill did not reach the origin within 10s")
+	}
 	version.Add(5)
 	close(release)
 	wg.Wait()
