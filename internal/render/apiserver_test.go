@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -77,29 +78,13 @@ func TestAPIServerAcceptsEveryObject(t *testing.T) {
 			if len(out) != len(cfg.AllRegions()) {
 				t.Fatalf("rendered %d regions, want %d", len(out), len(cfg.AllRegions()))
 			}
-			applied, autoscaler := 0, 0
-			for _, region := range render.Regions(out) {
-				for _, o := range out[region] {
-					u, err := render.Unstructured(o)
-					if err != nil {
-						t.Fatal(err)
-					}
-					what := fmt.Sprintf("region %s: %s %s/%s", region, u.GetKind(), u.GetNamespace(), u.GetName())
-					warnings.reset()
-					if err := apply(ctx, dyn, mapper, u, u.GetKind() != "Namespace"); err != nil {
-						t.Errorf("%s: rejected: %v", what, err)
-						continue
-					}
-					for _, w := range warnings.take() {
-						t.Errorf("%s: warning: %s", what, w)
-					}
-					applied++
-					if u.GetName() == render.AutoscalerName {
-						autoscaler++
-					}
+			accepted := applyRendered(ctx, t, dyn, mapper, warnings, out)
+			autoscaler := 0
+			for _, u := range accepted {
+				if u.GetName() == render.AutoscalerName {
+					autoscaler++
 				}
 			}
-			t.Logf("%d objects accepted", applied)
 			// The autoscaler's ServiceAccount, Role, RoleBinding,
 			// ConfigMap and Deployment, in each always-on region (the
 			// file has autoscale regions).
@@ -213,6 +198,35 @@ func installCRDs(ctx context.Context, t *testing.T, c *kubetest.Cluster) {
 	if err := c.InstallCRDs(ctx, docs...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// applyRendered applies every object of every region of out by
+// server-side apply, in dry run but for the Namespaces (namespaced objects
+// need them), strict; a rejection or a warning fails t with the object and
+// the server's message. It returns the objects accepted.
+func applyRendered(ctx context.Context, t *testing.T, dyn dynamic.Interface, mapper meta.RESTMapper, warnings *warningRecorder, out map[string][]render.Object) []*unstructured.Unstructured {
+	t.Helper()
+	var accepted []*unstructured.Unstructured
+	for _, region := range render.Regions(out) {
+		for _, o := range out[region] {
+			u, err := render.Unstructured(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			what := fmt.Sprintf("region %s: %s %s/%s", region, u.GetKind(), u.GetNamespace(), u.GetName())
+			warnings.reset()
+			if err := apply(ctx, dyn, mapper, u, u.GetKind() != "Namespace"); err != nil {
+				t.Errorf("%s: rejected: %v", what, err)
+				continue
+			}
+			for _, w := range warnings.take() {
+				t.Errorf("%s: warning: %s", what, w)
+			}
+			accepted = append(accepted, u)
+		}
+	}
+	t.Logf("%d objects accepted", len(accepted))
+	return accepted
 }
 
 // warningRecorder keeps the Warning headers of the API server's answers.

@@ -2,7 +2,6 @@ package render_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -102,24 +101,5 @@ func TestLiveVideoExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Client.Discovery()))
-	applied := 0
-	for _, region := range render.Regions(out) {
-		for _, o := range out[region] {
-			u, err := render.Unstructured(o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			what := fmt.Sprintf("region %s: %s %s/%s", region, u.GetKind(), u.GetNamespace(), u.GetName())
-			warnings.reset()
-			if err := apply(ctx, dyn, mapper, u, u.GetKind() != "Namespace"); err != nil {
-				t.Errorf("%s: rejected: %v", what, err)
-				continue
-			}
-			for _, w := range warnings.take() {
-				t.Errorf("%s: warning: %s", what, w)
-			}
-			applied++
-		}
-	}
-	t.Logf("%d objects accepted", applied)
+	applyRendered(ctx, t, dyn, mapper, warnings, out)
 }
