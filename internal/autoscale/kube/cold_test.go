@@ -3,8 +3,10 @@ package kube
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,9 +62,21 @@ func TestColdModeCreatesAndDestroysTheCluster(t *testing.T) {
 	if got := e.cfg.Spec.Regions.Autoscale[0].Cluster; got.Kubeconfig != kc || got.Context != "kubecdn-eu-west-1" {
 		t.Fatalf("eu-west-1's cluster resolves to %+v, want the context kubecdn infra writes", got)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// A cloud that refuses: the open fails, naming why, and nothing is
+	// deployed (the controller backs off and tries again).
+	a := e.actuator()
+	a.Infra = func(context.Context, infra.Action, string) error { return errors.New("quota exceeded") }
+	if err := a.Start(ctx, "eu-west-1"); err == nil || !strings.Contains(err.Error(), "creating the cluster of eu-west-1: quota exceeded") {
+		t.Fatalf("Start with a failing apply = %v", err)
+	}
+	if n := e.edgeReplicas(); n != -1 {
+		t.Fatalf("a failed apply still deployed: edges = %d", n)
+	}
+
 	var mu sync.Mutex
 	var calls []string
-	a := e.actuator()
 	a.Infra = func(ctx context.Context, action infra.Action, region string) error {
 		mu.Lock()
 		calls = append(calls, string(action)+" "+region)
@@ -77,8 +91,6 @@ func TestColdModeCreatesAndDestroysTheCluster(t *testing.T) {
 	if clusterExists(e.cfg.Spec.Regions.Autoscale[0].Cluster) {
 		t.Fatal("eu-west-1 has a cluster before it was ever opened")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	if err := a.Start(ctx, "eu-west-1"); err != nil {
 		t.Fatal(err)
 	}
