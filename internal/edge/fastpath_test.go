@@ -217,7 +217,9 @@ func waitWaiting(t *testing.T, e *testEdge, path string, fast int32, slow float6
 // primeHit makes path a hit for Host h.
 func primeHit(t *testing.T, e *testEdge, path string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	// Generous: a miss of several MiB under the race detector on a busy
+	// 2-core machine took over 5 s in CI.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, _ := get(t, e.url+path, "Host", "h")
 		if strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
