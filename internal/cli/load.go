@@ -69,6 +69,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fmt.Fprintf(stdout, "%d requests, %d failed, %d skipped (client saturated)", sum.Requests, sum.Failed, sum.Skipped)
+	if sum.Stopped > 0 {
+		fmt.Fprintf(stdout, ", %d cut off by the stop", sum.Stopped)
+	}
 	edges := make([]string, 0, len(sum.ByEdge))
 	for e := range sum.ByEdge {
 		edges = append(edges, e)

@@ -81,8 +81,12 @@ type Second struct {
 // Summary is the whole run.
 type Summary struct {
 	Requests, Failed, Skipped int
-	ByEdge, Hits              map[string]int
-	Errors                    map[string]int // by error text, for failed requests
+	// Stopped counts requests cut off because the caller stopped the
+	// run (ctx ended while they were in flight): neither answered nor
+	// failed, so they are in neither Requests nor Failed.
+	Stopped      int
+	ByEdge, Hits map[string]int
+	Errors       map[string]int // by error text, for failed requests
 }
 
 func (o Options) check() (*url.URL, error) {
@@ -254,6 +258,10 @@ func Run(ctx context.Context, o Options, out io.Writer) (Summary, error) {
 				}
 				mu.Lock()
 				defer mu.Unlock()
+				if err != nil && ctx.Err() != nil {
+					sum.Stopped++
+					return
+				}
 				sum.Requests++
 				cur.Status[status]++
 				if err != nil {

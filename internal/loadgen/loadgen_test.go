@@ -238,3 +238,31 @@ func TestLoadKeysAreZipfAndHitsCounted(t *testing.T) {
 		t.Errorf("same seed gives one sequence: %v; another seed another: %v", same, other)
 	}
 }
+
+// A caller that stops the run cuts off the requests in flight; they are
+// counted as stopped, not as failures of the edge.
+func TestLoadStoppedRequestsAreNotFailures(t *testing.T) {
+	release := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // stall until the client gives up or the test ends
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { close(release); srv.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	addr, _ := dnsServer(t, func() string { return "127.0.0.1" })
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var out bytes.Buffer
+	sum, _ := Run(ctx, Options{URL: "http://www.cdn.test:" + port + "/", DNS: addr,
+		From: netip.MustParsePrefix("192.0.2.0/24"), Rate: 20, Duration: 5 * time.Second, Timeout: 10 * time.Second}, &out)
+	if sum.Stopped == 0 || sum.Failed != 0 {
+		t.Fatalf("summary %+v: want the stalled requests counted as stopped, none as failed", sum)
+	}
+}
