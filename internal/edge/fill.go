@@ -717,7 +717,7 @@ func (s *Server) fillBody(f *fill, rt *liveConfig, m *objMeta, vk string, body i
 				put(sliceKey(vk, i), []byte(valid), st.buf)
 				s.dropStored(f, vk, i)
 				st.finish(nil)
-				if m.Sliced && i >= want && (s.stopIfUnread(f) || !s.paceFill(f, i)) {
+				if m.Sliced && i >= want && !s.paceFill(f, i) {
 					// Nobody is reading; later requests fetch the rest by range.
 					return nil
 				}
@@ -776,28 +776,50 @@ func (s *Server) fillBody(f *fill, rt *liveConfig, m *objMeta, vk string, body i
 // readAhead is how many slices a sliced fill may run ahead of the furthest
 // slice its readers have asked for; pacePause is how long it waits for them
 // at most before it reads on regardless (an origin does not keep a stalled
-// connection open for ever).
+// connection open for ever). unreadLinger is how long a fill from an origin
+// that ignores Range waits, reading nothing, for a new reader once its
+// readers have all left: there a stopped fill costs the next reader the
+// whole object again, and the readers of one object seldom arrive at the
+// same instant (a busy edge accepts them a few hundred milliseconds apart).
+// It costs what the kernel buffers meanwhile. A fill from an origin that
+// honours Range stops at once: a later reader fetches only what it lacks.
 const (
-	readAhead = 2
-	pacePause = 30 * time.Second
+	readAhead    = 2
+	pacePause    = 30 * time.Second
+	unreadLinger = time.Second
 )
 
 // paceFill holds a fill that has completed slice i while it is readAhead
 // slices ahead of its readers, so a download its client abandoned costs the
-// origin a few slices, not the object. It reports false when the readers
-// have all left (the fill is then unfindable and stops).
+// origin a few slices, not the object. It reports false when the fill has
+// no reader (for unreadLinger if the origin ignores Range); the fill is then
+// unfindable and stops. Called by the fill's own goroutine.
 func (s *Server) paceFill(f *fill, i int64) bool {
 	deadline := time.Now().Add(pacePause)
-	for i+1 > f.pos.Load()+readAhead {
-		if s.stopIfUnread(f) {
-			return false
+	linger := time.Duration(0)
+	if f.whole {
+		linger = unreadLinger
+	}
+	var unreadSince time.Time
+	for {
+		if f.readers.Load() > 0 || f.waiting.Load() > 0 {
+			unreadSince = time.Time{}
+			if i+1 <= f.pos.Load()+readAhead {
+				return true
+			}
+		} else {
+			if unreadSince.IsZero() {
+				unreadSince = time.Now()
+			}
+			if time.Since(unreadSince) >= linger && s.stopIfUnread(f) {
+				return false
+			}
 		}
-		if time.Now().After(deadline) {
+		if unreadSince.IsZero() && time.Now().After(deadline) {
 			return true
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return true
 }
 
 // keepSlices is how many completed slices a fill keeps in memory for its
