@@ -456,3 +456,46 @@ func TestHTTP3SharesCertificateReloads(t *testing.T) {
 		t.Fatalf("HTTP/3 still serves certificate %s after the reload", before)
 	}
 }
+
+// TestHTTP3PortTakenRefusesToStart: Alt-Svc names a UDP port only once the
+// edge holds it. When another process holds it, the edge does not start
+// serving TLS without it (advertising nothing, or a port someone else
+// answers): it stops with an error that names the UDP address, and frees
+// what it had bound.
+func TestHTTP3PortTakenRefusesToStart(t *testing.T) {
+	f := newTLSFixture(t)
+	o := cachedOrigin(t)
+	var err error
+	for try := 0; try < 5; try++ {
+		udp, lerr := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		tlsAddr := fmt.Sprintf("127.0.0.1:%d", udp.LocalAddr().(*net.UDPAddr).Port)
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		aln, _ := net.Listen("tcp", "127.0.0.1:0")
+		s, nerr := New(Config{Origin: o.URL, Listen: ln.Addr().String(), Admin: aln.Addr().String(), AdminToken: "s3cret",
+			TLSListen: tlsAddr, TLSCerts: f.certs}, Options{Listener: ln, AdminListener: aln, Logger: quietLog})
+		if nerr != nil {
+			t.Fatal(nerr)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = s.Run(ctx)
+		cancel()
+		udp.Close()
+		if err != nil && strings.Contains(err.Error(), "tls listen") {
+			continue // the TCP port was taken by chance: another port
+		}
+		if err == nil || !strings.Contains(err.Error(), "http3 listen udp "+tlsAddr) {
+			t.Fatalf("edge with its UDP port taken: Run = %v, want an error naming udp %s", err, tlsAddr)
+		}
+		// The TLS port it had bound is free again.
+		l, lerr := net.Listen("tcp", tlsAddr)
+		if lerr != nil {
+			t.Fatalf("the edge left %s bound: %v", tlsAddr, lerr)
+		}
+		l.Close()
+		return
+	}
+	t.Fatalf("no free TCP port beside a UDP one in 5 tries: %v", err)
+}
