@@ -32,15 +32,7 @@ func noRangeOrigin(t *testing.T, content []byte) (url string, co *countingOrigin
 		w.Header().Set("Last-Modified", "Sat, 01 Jan 2022 00:00:00 GMT")
 		w.Header().Set("Content-Length", strconv.Itoa(len(content)))
 		w.Header().Set("Cache-Control", "max-age=600")
-		for p := content; len(p) > 0; {
-			k := min(len(p), 32<<10)
-			n, err := w.Write(p[:k])
-			sent.Add(int64(n))
-			if err != nil {
-				return
-			}
-			p = p[k:]
-		}
+		(&pieceWriter{ResponseWriter: w, sent: sent}).Write(content)
 	})
 	return srv.URL, co, sent
 }
@@ -332,7 +324,7 @@ func TestAbandonedFillsStop(t *testing.T) {
 				// About 32 MB/s, as from an origin further away than
 				// loopback: what the kernel buffers between origin and
 				// edge stays small.
-				tw := &throttledWriter{ResponseWriter: w, sent: &sent}
+				tw := &pieceWriter{ResponseWriter: w, sent: &sent, pause: time.Millisecond}
 				if c.ranges {
 					http.ServeContent(tw, r, "big.bin", time.Time{}, bytes.NewReader(content))
 					return
@@ -361,14 +353,15 @@ func TestAbandonedFillsStop(t *testing.T) {
 	}
 }
 
-// throttledWriter writes in 32 KiB pieces a millisecond apart and counts
-// what it wrote.
-type throttledWriter struct {
+// pieceWriter writes in 32 KiB pieces, pause apart, and counts what it
+// wrote.
+type pieceWriter struct {
 	http.ResponseWriter
-	sent *atomic.Int64
+	sent  *atomic.Int64
+	pause time.Duration
 }
 
-func (w *throttledWriter) Write(p []byte) (int, error) {
+func (w *pieceWriter) Write(p []byte) (int, error) {
 	total := 0
 	for len(p) > 0 {
 		n, err := w.ResponseWriter.Write(p[:min(len(p), 32<<10)])
@@ -378,7 +371,7 @@ func (w *throttledWriter) Write(p []byte) (int, error) {
 			return total, err
 		}
 		p = p[n:]
-		time.Sleep(time.Millisecond)
+		time.Sleep(w.pause)
 	}
 	return total, nil
 }
