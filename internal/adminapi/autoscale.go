@@ -38,6 +38,13 @@ type EdgeRegionDemand struct {
 	Region   string `json:"region"`
 	Requests uint64 `json:"requests"`
 	Bytes    uint64 `json:"bytes"`
+	// GainRequests counts the requests whose client and both regions are
+	// located, and GainMicros sums, over them, the round trip (µs, from
+	// the distances) each client would have saved had Region served it
+	// instead of the edge's region: divided, the RTT gain of opening
+	// Region for its users.
+	GainRequests uint64 `json:"gainRequests,omitempty"`
+	GainMicros   uint64 `json:"gainMicros,omitempty"`
 }
 
 // HotKeys is the JSON of GET HotPath.

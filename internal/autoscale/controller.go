@@ -173,6 +173,7 @@ func (c *Controller) Tick(ctx context.Context) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.samples = append(c.samples, smp)
+	c.metrics.observe(smp)
 	// Keep the window and a sample before it, which vouches for its start.
 	for len(c.samples) > 2 && c.samples[1].At.Before(now.Add(-c.Settings.Window)) {
 		c.samples = c.samples[1:]
@@ -479,6 +480,17 @@ func (c *Controller) Snapshot() (State, string, map[string]string) {
 		w[k] = v
 	}
 	return st, c.frozen, w
+}
+
+// Latest is the newest demand sample (zero before the first): what status
+// shows of each region's demand now.
+func (c *Controller) Latest() Sample {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.samples) == 0 {
+		return Sample{}
+	}
+	return c.samples[len(c.samples)-1]
 }
 
 // Registry is the controller's metrics registry.

@@ -27,6 +27,8 @@ import (
 	"math"
 	"sort"
 	"time"
+
+	"github.com/kubecdn/kubecdn/internal/units"
 )
 
 // Phase is where a region is in its life cycle:
@@ -78,10 +80,39 @@ type Sample struct {
 	Displaced map[string]float64
 	// Served is the request rate (per second) each running region serves.
 	Served map[string]float64
+	// DisplacedBytes and ServedBytes are the same in body bytes per second,
+	// and RTTGain the round trip (ms) opening a region would save its
+	// displaced users' requests on average; each absent where the sources
+	// do not say (the dns counts queries only).
+	DisplacedBytes, ServedBytes, RTTGain map[string]float64
 	// DNSRoutes is, by dns replica (its admin URL), whether each region it
 	// knows is in its answers; replicas that do not say are absent. The
 	// controller reasserts its regions' routing where a replica differs.
 	DNSRoutes map[string]map[string]bool
+}
+
+// Describe says what the sample saw of region, for status: its displaced
+// demand (with the RTT gain opening it would bring) if it has some, else
+// the load it serves; "" when the sample has neither.
+func (s Sample) Describe(region string) string {
+	rate := func(req, bytes map[string]float64) string {
+		out := fmt.Sprintf("%.1f req/s", req[region])
+		if b, ok := bytes[region]; ok {
+			out += ", " + units.FormatSize(int64(b)) + "/s"
+		}
+		return out
+	}
+	if v, ok := s.Served[region]; ok && (v > 0 || s.Displaced[region] == 0) {
+		return "serves " + rate(s.Served, s.ServedBytes)
+	}
+	if _, ok := s.Displaced[region]; !ok {
+		return ""
+	}
+	out := "displaced " + rate(s.Displaced, s.DisplacedBytes)
+	if g, ok := s.RTTGain[region]; ok {
+		out += fmt.Sprintf(", its users %.0f ms closer if open", g)
+	}
+	return out
 }
 
 // Complete reports whether every source reported.
@@ -127,14 +158,27 @@ type Action struct {
 	Samples int       `json:"samples"`
 	From    time.Time `json:"from"`
 	To      time.Time `json:"to"`
+	// BytesPerSec is the signal's mean in body bytes per second over the
+	// window, and RTTGainMs (opens) the mean round trip opening the
+	// region saves each of its users' requests; zero where the samples
+	// do not say.
+	BytesPerSec float64 `json:"bytesPerSec,omitempty"`
+	RTTGainMs   float64 `json:"rttGainMs,omitempty"`
 }
 
 func (a Action) String() string {
 	if a.Signal == "pin" {
 		return fmt.Sprintf("%s %s: %s", a.Kind, a.Region, a.Reason)
 	}
-	return fmt.Sprintf("%s %s: %s (%s %.1f–%.1f req/s over %d samples, %s to %s)", a.Kind, a.Region, a.Reason,
-		a.Signal, a.Min, a.Max, a.Samples, a.From.UTC().Format(time.TimeOnly), a.To.UTC().Format(time.TimeOnly))
+	extra := ""
+	if a.BytesPerSec > 0 {
+		extra += ", " + units.FormatSize(int64(a.BytesPerSec)) + "/s"
+	}
+	if a.RTTGainMs > 0 {
+		extra += fmt.Sprintf(", its users %.0f ms closer", a.RTTGainMs)
+	}
+	return fmt.Sprintf("%s %s: %s (%s %.1f–%.1f req/s%s over %d samples, %s to %s)", a.Kind, a.Region, a.Reason,
+		a.Signal, a.Min, a.Max, extra, a.Samples, a.From.UTC().Format(time.TimeOnly), a.To.UTC().Format(time.TimeOnly))
 }
 
 // Decision is what Decide returns: at most one action, or why none.
@@ -376,8 +420,27 @@ func (w window) extremes(signal string, region string) (lo, hi float64) {
 
 func (w window) action(signal, region string) Action {
 	lo, hi := w.extremes(signal, region)
-	return Action{Signal: signal, Min: lo, Max: hi, Samples: len(w.samples),
+	a := Action{Signal: signal, Min: lo, Max: hi, Samples: len(w.samples),
 		From: w.samples[0].At, To: w.samples[len(w.samples)-1].At}
+	mean := func(m func(Sample) map[string]float64) float64 {
+		sum, n := 0.0, 0
+		for _, x := range w.samples {
+			if v, ok := m(x)[region]; ok {
+				sum, n = sum+v, n+1
+			}
+		}
+		if n == 0 {
+			return 0
+		}
+		return sum / float64(n)
+	}
+	if signal == "served" {
+		a.BytesPerSec = mean(func(x Sample) map[string]float64 { return x.ServedBytes })
+	} else {
+		a.BytesPerSec = mean(func(x Sample) map[string]float64 { return x.DisplacedBytes })
+		a.RTTGainMs = mean(func(x Sample) map[string]float64 { return x.RTTGain })
+	}
+	return a
 }
 
 // above reports whether region's displaced demand stayed above limit for the

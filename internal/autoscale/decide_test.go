@@ -307,3 +307,32 @@ func indexOf(rs []Region, name string) int {
 	}
 	panic("no region " + name)
 }
+
+// TestActionCarriesBytesAndRTTGain: an action says the signal's bytes per
+// second and, for an open, how much closer the region brings its users:
+// means over the window's samples that have them.
+func TestActionCarriesBytesAndRTTGain(t *testing.T) {
+	now := t0.Add(time.Hour)
+	smps := series(now, "eu", 80, 0)
+	for i := range smps {
+		smps[i].DisplacedBytes = map[string]float64{"eu": 2e6}
+		if i%2 == 0 { // the gain is known in some samples only
+			smps[i].RTTGain = map[string]float64{"eu": 61}
+		}
+	}
+	d := Decide(now, []Region{{Name: "eu", Phase: Closed}}, smps, settings())
+	if d.Action == nil || d.Action.Kind != ActOpen {
+		t.Fatalf("decision %+v, want an open", d)
+	}
+	if a := d.Action; a.BytesPerSec != 2e6 || a.RTTGainMs != 61 {
+		t.Fatalf("bytes %.0f/s, gain %.1f ms; want 2000000 and 61", a.BytesPerSec, a.RTTGainMs)
+	}
+	if s := d.Action.String(); !strings.Contains(s, "displaced 80.0–80.0 req/s, 1.9MiB/s, its users 61 ms closer over") {
+		t.Errorf("action reads %q", s)
+	}
+	// Without them the line is as before.
+	d = Decide(now, []Region{{Name: "eu", Phase: Closed}}, series(now, "eu", 80, 0), settings())
+	if s := d.Action.String(); !strings.Contains(s, "(displaced 80.0–80.0 req/s over 7 samples") {
+		t.Errorf("action reads %q", s)
+	}
+}

@@ -54,9 +54,14 @@ type EdgeSource struct {
 type edgeLook struct {
 	at      time.Time
 	started float64 // Unix seconds; 0 unknown
-	total   float64
+	total   counts
 	// byRegion is nil for an edge read through /metrics.
-	byRegion map[string]float64
+	byRegion map[string]counts
+}
+
+// counts are an edge's cumulative counters for one nearest region (or all).
+type counts struct {
+	requests, bytes, gainRequests, gainMicros float64
 }
 
 // EdgeSample is what one look at every running edge found.
@@ -67,6 +72,14 @@ type EdgeSample struct {
 	// regions' edges served to clients whose nearest region it is. Nil
 	// unless every edge answered with its demand by nearest region.
 	Displaced map[string]float64
+	// ServedBytes is the body bytes per second each running region's edges
+	// serve; DisplacedBytes the same of Displaced (nil with it).
+	ServedBytes, DisplacedBytes map[string]float64
+	// RTTGain is, for regions in Displaced, the round trip (ms) opening
+	// the region would save each of its users' requests on average, where
+	// the edges could place the users (locate.Finder.Place); absent where
+	// unknown.
+	RTTGain map[string]float64
 	// Missing names the edges that did not answer.
 	Missing []string
 	// ServedUsersOf names, per nearest region, the edges (admin URLs) that
@@ -111,15 +124,17 @@ func (e *EdgeSource) Look(ctx context.Context, regions []RegionView) EdgeSample 
 	for _, r := range regions {
 		routed[r.Name] = r.Routed
 	}
-	s := EdgeSample{Served: map[string]float64{}, Displaced: map[string]float64{}, ServedUsersOf: map[string][]string{}}
+	s := EdgeSample{Served: map[string]float64{}, Displaced: map[string]float64{}, ServedUsersOf: map[string][]string{},
+		ServedBytes: map[string]float64{}, DisplacedBytes: map[string]float64{}}
 	for _, r := range regions {
 		if r.Running {
-			s.Served[r.Name] = 0
+			s.Served[r.Name], s.ServedBytes[r.Name] = 0, 0
 		}
 		if !r.Routed {
-			s.Displaced[r.Name] = 0
+			s.Displaced[r.Name], s.DisplacedBytes[r.Name] = 0, 0
 		}
 	}
+	gainReqs, gainUs := map[string]float64{}, map[string]float64{}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	seen := map[string]bool{}
@@ -132,13 +147,17 @@ func (e *EdgeSource) Look(ctx context.Context, regions []RegionView) EdgeSample 
 		}
 		prev, ok := e.prev[j.admin]
 		e.prev[j.admin] = j.look
-		s.Served[j.region] += rateOf(prev, ok, j.look, func(l edgeLook) float64 { return l.total })
+		s.Served[j.region] += rateOf(prev, ok, j.look, func(l edgeLook) float64 { return l.total.requests })
+		s.ServedBytes[j.region] += rateOf(prev, ok, j.look, func(l edgeLook) float64 { return l.total.bytes })
 		if j.look.byRegion == nil {
-			s.Displaced = nil // this edge cannot say whose users it served
+			s.Displaced, s.DisplacedBytes = nil, nil // this edge cannot say whose users it served
 			continue
 		}
 		for near := range j.look.byRegion {
-			r := rateOf(prev, ok && prev.byRegion != nil, j.look, func(l edgeLook) float64 { return l.byRegion[near] })
+			rate := func(v func(counts) float64) float64 {
+				return rateOf(prev, ok && prev.byRegion != nil, j.look, func(l edgeLook) float64 { return v(l.byRegion[near]) })
+			}
+			r := rate(func(c counts) float64 { return c.requests })
 			if r > 0 {
 				s.ServedUsersOf[near] = append(s.ServedUsersOf[near], j.admin)
 			}
@@ -147,7 +166,18 @@ func (e *EdgeSource) Look(ctx context.Context, regions []RegionView) EdgeSample 
 			if s.Displaced != nil && near != j.region && routed[j.region] && !routed[near] {
 				if _, known := routed[near]; known {
 					s.Displaced[near] += r
+					s.DisplacedBytes[near] += rate(func(c counts) float64 { return c.bytes })
+					gainReqs[near] += rate(func(c counts) float64 { return c.gainRequests })
+					gainUs[near] += rate(func(c counts) float64 { return c.gainMicros })
 				}
+			}
+		}
+	}
+	if s.Displaced != nil {
+		s.RTTGain = map[string]float64{}
+		for near, n := range gainReqs {
+			if n > 0 {
+				s.RTTGain[near] = gainUs[near] / n / 1000
 			}
 		}
 	}
@@ -190,10 +220,11 @@ func (e *EdgeSource) lookEdge(ctx context.Context, admin string) (edgeLook, erro
 	var d adminapi.EdgeDemand
 	err := e.get(ctx, admin+adminapi.EdgeDemandPath, func(r io.Reader) error { return decodeJSON(r, &d) })
 	if err == nil {
-		l := edgeLook{at: now(), started: d.StartedAt, byRegion: map[string]float64{}}
+		l := edgeLook{at: now(), started: d.StartedAt, byRegion: map[string]counts{}}
 		for _, r := range d.Regions {
-			l.byRegion[r.Region] += float64(r.Requests)
-			l.total += float64(r.Requests)
+			c := counts{float64(r.Requests), float64(r.Bytes), float64(r.GainRequests), float64(r.GainMicros)}
+			l.byRegion[r.Region] = l.byRegion[r.Region].plus(c)
+			l.total = l.total.plus(c)
 		}
 		return l, nil
 	}
@@ -206,7 +237,11 @@ func (e *EdgeSource) lookEdge(ctx context.Context, admin string) (edgeLook, erro
 	if err != nil {
 		return edgeLook{}, err
 	}
-	return edgeLook{at: now(), started: c.StartTime, total: c.Total()}, nil
+	return edgeLook{at: now(), started: c.StartTime, total: counts{requests: c.Total(), bytes: c.BytesOut}}, nil
+}
+
+func (c counts) plus(d counts) counts {
+	return counts{c.requests + d.requests, c.bytes + d.bytes, c.gainRequests + d.gainRequests, c.gainMicros + d.gainMicros}
 }
 
 // get sends one GET with the token within the timeout and hands a 200
@@ -292,11 +327,11 @@ func (d *Demand) Sample(ctx context.Context) (Sample, error) {
 	}
 	wg.Go(func() { es = d.Edges.Look(ctx, regions) })
 	wg.Wait()
-	s := Sample{Served: es.Served, Missing: append(es.Missing, dnsSmp.Missing...), DNSRoutes: dnsSmp.DNSRoutes}
+	s := Sample{Served: es.Served, ServedBytes: es.ServedBytes, Missing: append(es.Missing, dnsSmp.Missing...), DNSRoutes: dnsSmp.DNSRoutes}
 	signal := SignalEdges
 	switch {
 	case es.Displaced != nil:
-		s.Displaced = es.Displaced
+		s.Displaced, s.DisplacedBytes, s.RTTGain = es.Displaced, es.DisplacedBytes, es.RTTGain
 	case d.DNS != nil:
 		s.Displaced, signal = dnsSmp.Displaced, SignalDNS
 	default:

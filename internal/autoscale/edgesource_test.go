@@ -28,12 +28,15 @@ type standInEdge struct {
 	region   string
 	started  float64
 	byRegion map[string]uint64
+	// gainMs is the RTT gain of each request of a nearest region served
+	// here; every request is 1000 body bytes.
+	gainMs   map[string]uint64
 	noDemand bool
 }
 
 func newStandInEdge(t *testing.T, region string, noDemand bool) *standInEdge {
 	t.Helper()
-	e := &standInEdge{t: t, region: region, started: 1000, byRegion: map[string]uint64{}, noDemand: noDemand}
+	e := &standInEdge{t: t, region: region, started: 1000, byRegion: map[string]uint64{}, gainMs: map[string]uint64{}, noDemand: noDemand}
 	e.srv = httptest.NewServer(http.HandlerFunc(e.serve))
 	t.Cleanup(e.srv.Close)
 	return e
@@ -50,7 +53,11 @@ func (e *standInEdge) serve(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == adminapi.EdgeDemandPath && !e.noDemand:
 		d := adminapi.EdgeDemand{Edge: e.srv.URL, Region: e.region, StartedAt: e.started}
 		for n, c := range e.byRegion {
-			d.Regions = append(d.Regions, adminapi.EdgeRegionDemand{Region: n, Requests: c})
+			rd := adminapi.EdgeRegionDemand{Region: n, Requests: c, Bytes: 1000 * c}
+			if g, ok := e.gainMs[n]; ok {
+				rd.GainRequests, rd.GainMicros = c, c*g*1000
+			}
+			d.Regions = append(d.Regions, rd)
 		}
 		json.NewEncoder(w).Encode(d)
 	case r.URL.Path == "/metrics":
@@ -108,6 +115,7 @@ func TestEdgeSourceRatesFromTwoLooks(t *testing.T) {
 	}
 	east.add("us-east-1", 100)
 	east.add("eu-west-1", 50)
+	east.gainMs["eu-west-1"], east.gainMs["us-east-1"] = 70, 0
 	// The first look has no previous one: the average since the edge
 	// started (100 s ago).
 	s := src.Look(context.Background(), views)
@@ -129,6 +137,14 @@ func TestEdgeSourceRatesFromTwoLooks(t *testing.T) {
 	near(t, s.Served["eu-west-1"], 2, "eu-west-1 served")
 	near(t, s.Displaced["eu-west-1"], 30, "eu-west-1 displaced")
 	near(t, s.Displaced["ap-south-1"], 4, "ap-south-1 displaced")
+	near(t, s.ServedBytes["us-east-1"], 35000, "us-east-1 served bytes/s")
+	near(t, s.DisplacedBytes["eu-west-1"], 30000, "eu-west-1 displaced bytes/s")
+	// Dublin's users would save 70 ms in eu-west-1; ap-south-1's gain is
+	// unknown (the edge could not place them).
+	near(t, s.RTTGain["eu-west-1"], 70, "eu-west-1 rtt gain ms")
+	if g, ok := s.RTTGain["ap-south-1"]; ok {
+		t.Errorf("rtt gain %g ms for a region whose users were not placed", g)
+	}
 	if _, ok := s.Displaced["us-east-1"]; ok {
 		t.Errorf("displaced demand reported for a routed region: %v", s.Displaced)
 	}

@@ -332,6 +332,9 @@ func autoscaleLine(a *ops.Autoscale, now time.Time) string {
 	if a.Pin != "" {
 		b += "; pinned " + a.Pin
 	}
+	if a.Demand != "" {
+		b += "; " + a.Demand
+	}
 	if a.Waiting != "" {
 		b += "; " + a.Waiting
 	}

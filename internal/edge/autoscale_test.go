@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/locate"
 )
 
 // The edge's endpoints for the autoscaler (adminapi/autoscale.go): demand
@@ -31,6 +32,7 @@ const testHopKey = "a-hop-key-of-the-test-region"
 func demandConfig(origin, mode string) Config {
 	return Config{
 		Origin: origin, IOUring: mode, Hostnames: []string{"www.example.com"}, HopKeys: []string{testHopKey},
+		Region:        "us-east-1",
 		DemandRegions: []DemandRegion{{Name: "us-east-1"}, {Name: "eu-west-1"}, {Name: "nowhere"}},
 		Geo: config.Geo{Networks: []config.GeoNetwork{
 			{CIDR: "127.0.0.2/32", Location: &config.Location{Lat: 40.7, Lon: -74.0}},
@@ -203,12 +205,29 @@ func TestDemandByNearestRegion(t *testing.T) {
 			if d.Edge != e.rt.Load().self {
 				t.Errorf("edge %q, want %q", d.Edge, e.rt.Load().self)
 			}
+			// The RTT gain: New York's users are served by their nearest
+			// region (known, 0); Dublin's would save the Atlantic twice;
+			// an unplaced client has none.
+			dublin := config.Location{Lat: 53.3, Lon: -6.3}
+			usE1, _ := config.LocationOf(config.Region{Name: "us-east-1"})
+			euW1, _ := config.LocationOf(config.Region{Name: "eu-west-1"})
+			perReq := uint64(1000 * (locate.EstimateRTT(config.DistanceKm(dublin, usE1)) - locate.EstimateRTT(config.DistanceKm(dublin, euW1))))
+			wantGain := map[string][2]uint64{"us-east-1": {4, 0}, "eu-west-1": {2, 2 * perReq}, "nowhere": {0, 0}, "unknown": {0, 0}}
+			for _, r := range d.Regions {
+				if g := wantGain[r.Region]; r.GainRequests != g[0] || r.GainMicros != g[1] {
+					t.Errorf("%s: gain over %d requests %d µs, want %d and %d", r.Region, r.GainRequests, r.GainMicros, g[0], g[1])
+				}
+			}
+			if perReq < 50_000 {
+				t.Errorf("Dublin's gain from eu-west-1 over us-east-1: %d µs, want tens of ms", perReq)
+			}
 			_, metrics := get(t, e.admin+"/metrics")
 			for _, line := range []string{
 				`kubecdn_edge_demand_requests_total{nearest="us-east-1"} 4`,
 				`kubecdn_edge_demand_requests_total{nearest="eu-west-1"} 2`,
 				`kubecdn_edge_demand_requests_total{nearest="nowhere"} 0`,
 				fmt.Sprintf(`kubecdn_edge_demand_bytes_total{nearest="us-east-1"} %d`, 3*size),
+				`kubecdn_edge_demand_rtt_gain_requests_total{nearest="eu-west-1"} 2`,
 			} {
 				if !strings.Contains(metrics, line+"\n") {
 					t.Errorf("metrics lack %q", line)

@@ -7,8 +7,12 @@ package edge
 // it finishes a request (see accesslog.go): net/http in the wrapper
 // accessLogged puts around the handler, the fast tiers in
 // serveFastHitLogged and serveLogged. The fast tiers place a client once
-// per connection (fastConnState.nearest), so a kept-alive hit costs two
-// atomic adds. kubecdn's own traffic is not counted: the health path,
+// per connection (fastConnState.placed), so a kept-alive hit costs two
+// atomic adds (four when the client's gain is known). Beside requests and
+// bytes, each nearest region's counter sums the round trip its clients
+// would have saved had their nearest region served them instead of this
+// edge's (locate.Finder.Place: the estimate from the distances), over the
+// requests where that is known: the RTT gain opening it would bring. kubecdn's own traffic is not counted: the health path,
 // requests carrying a valid hop signature (peer and child edges; the fast
 // tiers never answer those), and warming, which calls the handler directly.
 
@@ -58,12 +62,27 @@ func (s *Settings) SetDemandFrom(cfg *config.CDN) {
 // neighbouring counters at once.
 type demandCount struct {
 	requests, bytes atomic.Uint64
-	_               [48]byte
+	// gainRequests counts the requests whose gain is known, gainMicros
+	// sums their gains in µs.
+	gainRequests, gainMicros atomic.Uint64
+	_                        [32]byte
 }
 
-func (d *demandCount) add(bytes int64) {
-	d.requests.Add(1)
-	d.bytes.Add(uint64(max(bytes, 0)))
+// placed is a client's nearest region's counter and its gain (µs) when
+// known.
+type placed struct {
+	count     *demandCount
+	gainUs    uint64
+	gainKnown bool
+}
+
+func (p placed) add(bytes int64) {
+	p.count.requests.Add(1)
+	p.count.bytes.Add(uint64(max(bytes, 0)))
+	if p.gainKnown {
+		p.count.gainRequests.Add(1)
+		p.count.gainMicros.Add(p.gainUs)
+	}
 }
 
 // demand holds the counters, one per label of the finder (the file's
@@ -74,6 +93,7 @@ type demand struct {
 	counts  []demandCount
 	byLabel map[string]*demandCount
 	started time.Time
+	serving string // this edge's region: the gains are against it
 }
 
 // newDemand builds the finder from the config's regions and geo settings.
@@ -87,7 +107,7 @@ func newDemand(cfg Config, started time.Time) (*demand, error) {
 	if err != nil {
 		return nil, fmt.Errorf("geo: %w", err)
 	}
-	d := &demand{finder: f, labels: f.Labels(), byLabel: map[string]*demandCount{}, started: started}
+	d := &demand{finder: f, labels: f.Labels(), byLabel: map[string]*demandCount{}, started: started, serving: cfg.Region}
 	d.counts = make([]demandCount, len(d.labels))
 	for i, l := range d.labels {
 		d.byLabel[l] = &d.counts[i]
@@ -95,9 +115,13 @@ func newDemand(cfg Config, started time.Time) (*demand, error) {
 	return d, nil
 }
 
-// of is the counter of the client at a.
-func (d *demand) of(a netip.Addr) *demandCount {
-	return d.byLabel[d.finder.Label(a)]
+// place finds the counter of the client at a and its gain.
+func (d *demand) place(a netip.Addr) placed {
+	region, ok, gain, known := d.finder.Place(a, d.serving)
+	if !ok {
+		region = locate.Unknown
+	}
+	return placed{count: d.byLabel[region], gainUs: uint64(gain * 1000), gainKnown: known}
 }
 
 // register exposes the counters as Prometheus counters read at scrape time
@@ -117,6 +141,16 @@ func (d *demand) register(reg *prometheus.Registry) {
 				Help:        "Body bytes served to clients, by the client's nearest region of the CDN file.",
 				ConstLabels: prometheus.Labels{"nearest": l},
 			}, func() float64 { return float64(c.bytes.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: ns, Subsystem: sub, Name: "demand_rtt_gain_seconds_total",
+				Help:        "Round-trip time the clients of each nearest region would have saved had that region served them instead of this edge's, summed over the requests where it is known (estimated from the distances).",
+				ConstLabels: prometheus.Labels{"nearest": l},
+			}, func() float64 { return float64(c.gainMicros.Load()) / 1e6 }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: ns, Subsystem: sub, Name: "demand_rtt_gain_requests_total",
+				Help:        "Requests counted in kubecdn_edge_demand_rtt_gain_seconds_total (client and both regions located).",
+				ConstLabels: prometheus.Labels{"nearest": l},
+			}, func() float64 { return float64(c.gainRequests.Load()) }),
 		)
 	}
 }
@@ -125,7 +159,9 @@ func (d *demand) register(reg *prometheus.Registry) {
 func (d *demand) snapshot() []adminapi.EdgeRegionDemand {
 	out := make([]adminapi.EdgeRegionDemand, len(d.labels))
 	for i, l := range d.labels {
-		out[i] = adminapi.EdgeRegionDemand{Region: l, Requests: d.counts[i].requests.Load(), Bytes: d.counts[i].bytes.Load()}
+		c := &d.counts[i]
+		out[i] = adminapi.EdgeRegionDemand{Region: l, Requests: c.requests.Load(), Bytes: c.bytes.Load(),
+			GainRequests: c.gainRequests.Load(), GainMicros: c.gainMicros.Load()}
 	}
 	return out
 }
@@ -134,14 +170,14 @@ func (d *demand) snapshot() []adminapi.EdgeRegionDemand {
 // lookup found, st.peer the client. The client is placed once per
 // connection state.
 func (s *Server) countFast(st *fastConnState, head bool) {
-	if st.nearest == nil {
-		st.nearest = s.demand.of(st.peer.Addr())
+	if st.placed.count == nil {
+		st.placed = s.demand.place(st.peer.Addr())
 	}
 	n := st.out.bytes
 	if head {
 		n = 0
 	}
-	st.nearest.add(n)
+	st.placed.add(n)
 	s.hot.add(urlOfKey(st.k), st.out.bytes)
 }
 
@@ -155,7 +191,7 @@ func (s *Server) countServed(r *http.Request, lw *logWriter, fromEdge bool, rt *
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		a = ap.Addr()
 	}
-	s.demand.of(a).add(lw.bytes)
+	s.demand.place(a).add(lw.bytes)
 	// Hot keys are what the cache holds: worth warming elsewhere.
 	if (lw.status == http.StatusOK || lw.status == http.StatusPartialContent) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		if hit, stored := cacheHeld(lw.Header()); hit || stored {

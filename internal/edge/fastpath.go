@@ -422,7 +422,7 @@ type fastConnState struct {
 	idle     bool
 	idleWait time.Duration
 	peer     netip.AddrPort // the client, once the access log or the demand counters asked
-	nearest  *demandCount   // the client's nearest region's counter, once placed (demand.go)
+	placed   placed         // the client's nearest region's counter and gain, once placed (demand.go)
 	out      fastOut        // the last answer, for the access log (accesslog.go)
 }
 

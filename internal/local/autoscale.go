@@ -452,12 +452,14 @@ func (a *autoscaler) views() map[string]*ops.Autoscale {
 		return nil
 	}
 	st, frozen, waiting := a.ctrl.Snapshot()
+	latest := a.ctrl.Latest()
 	out := map[string]*ops.Autoscale{}
 	for _, r := range st.Regions {
 		if r.AlwaysOn {
 			continue
 		}
-		v := &ops.Autoscale{Phase: string(r.Phase), Since: r.Since, Pin: string(r.Pin), Waiting: waiting[r.Name], Frozen: frozen}
+		v := &ops.Autoscale{Phase: string(r.Phase), Since: r.Since, Pin: string(r.Pin), Waiting: waiting[r.Name], Frozen: frozen,
+			Demand: latest.Describe(r.Name)}
 		if v.Phase == "" {
 			v.Phase = string(autoscale.Closed)
 		}

@@ -137,6 +137,17 @@ func (f *Finder) Regions() []Point { return f.regions }
 // Nearest names the region nearest to the client at a (see NearestIndex),
 // or false when the client cannot be placed and no RTT is measured.
 func (f *Finder) Nearest(a netip.Addr) (region string, ok bool) {
+	region, ok, _, _ = f.Place(a, "")
+	return region, ok
+}
+
+// Place names the client's nearest region, as Nearest, and how many ms of
+// round trip the client would save if that region served it instead of
+// serving (a region of the file): the cost of serving minus the cost of the
+// nearest, each a measured RTT where there is one, else the estimate from
+// the distance (EstimateRTT). gainKnown is false when the client is not
+// placed or either region's cost is unknown; the gain is never negative.
+func (f *Finder) Place(a netip.Addr, serving string) (region string, ok bool, gainMs float64, gainKnown bool) {
 	loc, located := f.loc.Locate(a)
 	var rtt func(int) (float64, bool)
 	if f.rtt != nil {
@@ -144,9 +155,30 @@ func (f *Finder) Nearest(a netip.Addr) (region string, ok bool) {
 	}
 	i := NearestIndex(loc, located, f.regions, rtt)
 	if i < 0 {
-		return "", false
+		return "", false, 0, false
 	}
-	return f.regions[i].Name, true
+	cost := func(j int) (float64, bool) {
+		if rtt != nil {
+			if ms, ok := rtt(j); ok {
+				return ms, true
+			}
+		}
+		if located && f.regions[j].HasLoc {
+			return EstimateRTT(config.DistanceKm(loc, f.regions[j].Loc)), true
+		}
+		return 0, false
+	}
+	for j, r := range f.regions {
+		if r.Name != serving {
+			continue
+		}
+		cs, okS := cost(j)
+		cn, okN := cost(i)
+		if okS && okN {
+			return f.regions[i].Name, true, max(cs-cn, 0), true
+		}
+	}
+	return f.regions[i].Name, true, 0, false
 }
 
 // Label is Nearest as a metric label: the region's name, or Unknown.

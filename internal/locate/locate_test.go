@@ -2,6 +2,7 @@ package locate
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -194,5 +195,47 @@ func TestNewErrorsNameTheField(t *testing.T) {
 	_, err := New(cfg, Options{})
 	if err == nil || !strings.Contains(err.Error(), "spec.routing.geo.database") {
 		t.Errorf("New with a missing database: %v, want an error naming spec.routing.geo.database", err)
+	}
+}
+
+func TestPlaceGain(t *testing.T) {
+	cfg := load(t, "")
+	dublin, nyc := config.Location{Lat: 53.3, Lon: -6.3}, config.Location{Lat: 40.7, Lon: -74.0}
+	euW1, _ := config.LocationOf(cfg.Spec.Regions.Autoscale[0])
+	usE1, _ := config.LocationOf(cfg.Spec.Regions.AlwaysOn[0])
+	measured := func(a netip.Addr, region string) (float64, bool) {
+		if netip.MustParsePrefix("203.0.113.0/24").Contains(a) && region == "us-east-1" {
+			return 95, true
+		}
+		return 0, false
+	}
+	tests := []struct {
+		name, addr, serving string
+		rtt                 RTTFunc
+		want                string
+		gain                float64
+		known               bool
+	}{
+		{"dublin served from us-east-1", "203.0.113.9", "us-east-1", nil, "eu-west-1",
+			EstimateRTT(config.DistanceKm(dublin, usE1)) - EstimateRTT(config.DistanceKm(dublin, euW1)), true},
+		{"served by its nearest region: no gain", "203.0.113.9", "eu-west-1", nil, "eu-west-1", 0, true},
+		{"new york served from eu-west-1 (nearest us-east-1)", "198.51.100.7", "eu-west-1", nil, "us-east-1",
+			EstimateRTT(config.DistanceKm(nyc, euW1)) - EstimateRTT(config.DistanceKm(nyc, usE1)), true},
+		{"a measured rtt is used where there is one", "203.0.113.9", "us-east-1", measured, "eu-west-1",
+			95 - EstimateRTT(config.DistanceKm(dublin, euW1)), true},
+		{"unplaced client: no gain", "100.64.0.1", "us-east-1", nil, "", 0, false},
+		{"serving region not in the file: nearest, no gain", "203.0.113.9", "ap-south-1", nil, "eu-west-1", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFinder(t, cfg, Options{RTT: tt.rtt})
+			got, ok, gain, known := f.Place(netip.MustParseAddr(tt.addr), tt.serving)
+			if got != tt.want || ok != (tt.want != "") || known != tt.known || math.Abs(gain-tt.gain) > 1e-9 {
+				t.Errorf("Place(%s, %s) = %q, %v, %.3f ms, %v; want %q, %.3f ms, %v", tt.addr, tt.serving, got, ok, gain, known, tt.want, tt.gain, tt.known)
+			}
+			if tt.known && tt.serving != tt.want && gain < 30 {
+				t.Errorf("gain %.1f ms across the Atlantic: too small to be right", gain)
+			}
+		})
 	}
 }

@@ -46,4 +46,8 @@ type Autoscale struct {
 	// Frozen why no decision is made at all (paused, a source missing).
 	Waiting string `json:"waiting,omitempty"`
 	Frozen  string `json:"frozen,omitempty"`
+	// Demand is the newest sample's figures for the region: the demand
+	// displaced from it while closed (with the RTT gain opening it would
+	// bring), the load it serves while running.
+	Demand string `json:"demand,omitempty"`
 }

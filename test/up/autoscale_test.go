@@ -20,6 +20,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/kubecdn/kubecdn/internal/adminapi"
+	"github.com/kubecdn/kubecdn/internal/autoscale"
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/config/configtest"
 	"github.com/kubecdn/kubecdn/internal/loadgen"
@@ -314,18 +315,27 @@ func TestUpAutoscaleOpensAndClosesWithoutAFailedRequest(t *testing.T) {
 		t.Errorf("eu-west-1 open, Dublin answered %q, want eu-west-1's %s", got, c.euIP)
 	}
 	var openDecision time.Time
+	var openAction autoscale.Action
 	for _, d := range v.State.Decisions {
 		if d.Action.Region == "eu-west-1" && d.Action.Kind == "open" {
-			openDecision = d.At
+			openDecision, openAction = d.At, d.Action
 		}
+	}
+	// The open says what the users gain: Dublin's users were served from
+	// us-east-1, about 5,500 km further than eu-west-1 (locate.EstimateRTT:
+	// about 110 ms of round trip), and the bytes they fetched.
+	if openAction.RTTGainMs < 50 || openAction.RTTGainMs > 200 || openAction.BytesPerSec <= 0 {
+		t.Errorf("open decision %s: rtt gain %.1f ms and %.0f B/s, want about 110 ms and some bytes", openAction, openAction.RTTGainMs, openAction.BytesPerSec)
 	}
 	// status shows the phase, since when and why.
 	out, err := run(t, ctx, "status", "--control", "http://"+c.control, "--interval", "0")
-	if err != nil || !strings.Contains(out, "autoscale eu-west-1: open since") || !strings.Contains(out, "displaced demand above") {
+	if err != nil || !strings.Contains(out, "autoscale eu-west-1: open since") || !strings.Contains(out, "displaced demand above") ||
+		!strings.Contains(out, "ms closer") {
 		t.Errorf("status while open (err %v) lacks the autoscale line:\n%s", err, out)
 	}
 	metrics := getBody(t, "http://"+c.control+"/metrics")
-	if !strings.Contains(metrics, `kubecdn_autoscale_region_phase{phase="open",region="eu-west-1"} 1`) {
+	if !strings.Contains(metrics, `kubecdn_autoscale_region_phase{phase="open",region="eu-west-1"} 1`) ||
+		!strings.Contains(metrics, `kubecdn_autoscale_demand{region="eu-west-1",signal="rtt_gain_ms"}`) {
 		t.Errorf("control /metrics lacks eu-west-1 open:\n%s", metrics)
 	}
 

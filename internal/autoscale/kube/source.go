@@ -46,8 +46,11 @@ type Source struct {
 type look struct {
 	at      time.Time
 	started float64
-	req     map[string]uint64 // by nearest region
+	req     map[string]adminapi.EdgeRegionDemand // by nearest region
 }
+
+// rates are one nearest region's counters per second between two looks.
+type rates struct{ req, bytes, gainReq, gainUs float64 }
 
 var _ autoscale.Source = (*Source)(nil)
 
@@ -97,7 +100,9 @@ func (s *Source) Sample(ctx context.Context) (autoscale.Sample, error) {
 	wg.Wait()
 	at := now()
 	out := autoscale.Sample{At: at, Missing: append(missing, dnsSample.Missing...),
-		Displaced: map[string]float64{}, Served: map[string]float64{}, DNSRoutes: dnsSample.DNSRoutes}
+		Displaced: map[string]float64{}, Served: map[string]float64{}, DNSRoutes: dnsSample.DNSRoutes,
+		DisplacedBytes: map[string]float64{}, ServedBytes: map[string]float64{}, RTTGain: map[string]float64{}}
+	gainReq, gainUs := map[string]float64{}, map[string]float64{}
 	if len(dnsURLs) == 0 {
 		out.Missing = append(out.Missing, "no dns replica found in any region")
 	}
@@ -109,9 +114,14 @@ func (s *Source) Sample(ctx context.Context) (autoscale.Sample, error) {
 			out.Missing = append(out.Missing, fmt.Sprintf("edge %s: %v", e.url, errs[i]))
 			continue
 		}
-		cur := look{at: at, started: views[i].StartedAt, req: map[string]uint64{}}
+		cur := look{at: at, started: views[i].StartedAt, req: map[string]adminapi.EdgeRegionDemand{}}
 		for _, r := range views[i].Regions {
-			cur.req[r.Region] += r.Requests
+			c := cur.req[r.Region]
+			c.Requests += r.Requests
+			c.Bytes += r.Bytes
+			c.GainRequests += r.GainRequests
+			c.GainMicros += r.GainMicros
+			cur.req[r.Region] = c
 		}
 		next[e.url] = cur
 		rates, ok := rate(s.last[e.url], cur)
@@ -120,10 +130,19 @@ func (s *Source) Sample(ctx context.Context) (autoscale.Sample, error) {
 			continue
 		}
 		for nearest, v := range rates {
-			out.Served[e.region] += v
+			out.Served[e.region] += v.req
+			out.ServedBytes[e.region] += v.bytes
 			if nearest != e.region && !open(nearest) {
-				out.Displaced[nearest] += v
+				out.Displaced[nearest] += v.req
+				out.DisplacedBytes[nearest] += v.bytes
+				gainReq[nearest] += v.gainReq
+				gainUs[nearest] += v.gainUs
 			}
+		}
+	}
+	for r, n := range gainReq {
+		if n > 0 {
+			out.RTTGain[r] = gainUs[r] / n / 1000
 		}
 	}
 	s.last = next
@@ -133,19 +152,21 @@ func (s *Source) Sample(ctx context.Context) (autoscale.Sample, error) {
 	return out, nil
 }
 
-// rate is the request rate by nearest region between two looks at one
-// edge; false when there is no earlier look of the same run of the edge.
-func rate(prev, cur look) (map[string]float64, bool) {
+// rate is the rates by nearest region between two looks at one edge;
+// false when there is no earlier look of the same run of the edge.
+func rate(prev, cur look) (map[string]rates, bool) {
 	dt := cur.at.Sub(prev.at).Seconds()
 	if prev.req == nil || prev.started != cur.started || dt <= 0 {
 		return nil, false
 	}
-	out := map[string]float64{}
+	out := map[string]rates{}
 	for r, n := range cur.req {
-		if n < prev.req[r] {
+		p := prev.req[r]
+		if n.Requests < p.Requests || n.Bytes < p.Bytes || n.GainRequests < p.GainRequests || n.GainMicros < p.GainMicros {
 			return nil, false // counters went back: a restart the edge did not report
 		}
-		out[r] = float64(n-prev.req[r]) / dt
+		out[r] = rates{float64(n.Requests-p.Requests) / dt, float64(n.Bytes-p.Bytes) / dt,
+			float64(n.GainRequests-p.GainRequests) / dt, float64(n.GainMicros-p.GainMicros) / dt}
 	}
 	return out, true
 }

@@ -98,7 +98,13 @@ func (f *fakeEdge) set(startedAt float64, byRegion map[string]uint64) {
 	f.demand.StartedAt = startedAt
 	f.demand.Regions = nil
 	for r, n := range byRegion {
-		f.demand.Regions = append(f.demand.Regions, adminapi.EdgeRegionDemand{Region: r, Requests: n})
+		// Every request is 2000 bytes; eu-west-1's users would save 80 ms
+		// a request there.
+		d := adminapi.EdgeRegionDemand{Region: r, Requests: n, Bytes: 2000 * n}
+		if r == "eu-west-1" {
+			d.GainRequests, d.GainMicros = n, 80_000*n
+		}
+		f.demand.Regions = append(f.demand.Regions, d)
 	}
 }
 
@@ -146,6 +152,10 @@ func TestSourceRates(t *testing.T) {
 	}
 	if _, ok := s.Displaced["us-east-1"]; ok {
 		t.Errorf("open us-east-1 has displaced demand: %v", s.Displaced)
+	}
+	if s.ServedBytes["us-east-1"] != 200_000 || s.DisplacedBytes["eu-west-1"] != 160_000 || s.RTTGain["eu-west-1"] != 80 {
+		t.Errorf("served %g B/s, displaced %g B/s, gain %g ms; want 200000, 160000 and 80",
+			s.ServedBytes["us-east-1"], s.DisplacedBytes["eu-west-1"], s.RTTGain["eu-west-1"])
 	}
 
 	now = t0.Add(20 * time.Second)

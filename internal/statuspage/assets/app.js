@@ -112,7 +112,7 @@
     if (a) {
       // The autoscaler's phase, since when and why (kubecdn up).
       var at = "autoscale: " + a.phase + (a.since && a.since.indexOf("0001-") !== 0 ? " since " + new Date(a.since).toLocaleTimeString() : "") +
-        (a.pin ? ", pinned " + a.pin : "") + (a.waiting ? "; " + a.waiting : "") + (a.frozen ? "; frozen: " + a.frozen : "") +
+        (a.pin ? ", pinned " + a.pin : "") + (a.demand ? "; " + a.demand : "") + (a.waiting ? "; " + a.waiting : "") + (a.frozen ? "; frozen: " + a.frozen : "") +
         (a.decision ? "; last: " + a.decision + (a.result ? " [" + a.result + "]" : "") : "");
       var af = el("div", "card-foot", at);
       af.setAttribute("data-field", "autoscale");
