@@ -1,0 +1,193 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// encodeLive runs ffmpeg with the live encoder's arguments for secs
+// seconds of media, as fast as it can (no -re), and returns its output.
+func encodeLive(t *testing.T, ff string, secs int) []byte {
+	t.Helper()
+	v := NewVideo(VideoOptions{FFmpeg: ff, CacheDir: t.TempDir()})
+	var args []string
+	for _, a := range v.liveArgs() {
+		switch a {
+		case "-re":
+			continue
+		case "pipe:1":
+			args = append(args, "-t", strconv.Itoa(secs))
+		}
+		args = append(args, a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, ff, args...).Output()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v", err)
+	}
+	return out
+}
+
+// choppy returns its data in pieces of seeded random sizes, 1 byte to 4 KiB.
+type choppy struct {
+	b   []byte
+	rnd *rand.Rand
+}
+
+func (c *choppy) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), len(c.b), 1+c.rnd.IntN(4096))
+	copy(p, c.b[:n])
+	c.b = c.b[n:]
+	return n, nil
+}
+
+// wantParts is what the packager must find in ffmpeg's output: every
+// moof+mdat, in order, found by walking the top-level boxes.
+func wantParts(t *testing.T, b []byte) [][]byte {
+	t.Helper()
+	var parts [][]byte
+	r := bytes.NewReader(b)
+	var moof []byte
+	for {
+		typ, box, err := readBox(r)
+		if err == io.EOF {
+			return parts
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch typ {
+		case "moof":
+			moof = box
+		case "mdat":
+			parts = append(parts, append(moof, box...))
+		}
+	}
+}
+
+// TestLivePackager feeds real ffmpeg output (7 s) to the packager in
+// seeded random pieces, twice in a row as two encoder runs: every part
+// is kept byte for byte; segments start at a keyframe and last 2 s, parts
+// at most the part target; the second run continues the media sequence
+// after a discontinuity with its own init segment; and the playlist is
+// the same whatever the pieces.
+func TestLivePackager(t *testing.T) {
+	ff := needFFmpeg(t)
+	out := encodeLive(t, ff, 7)
+	want := wantParts(t, out)
+	clock := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	var first string
+	for seed := uint64(1); seed <= 5; seed++ {
+		s := newLiveStream(10, func() time.Time { return clock })
+		rnd := rand.New(rand.NewPCG(seed, 7))
+		for _, run := range []string{"a", "b"} {
+			if err := s.ingest(&choppy{out, rnd}, run); err != nil {
+				t.Fatalf("seed %d run %s: %v", seed, run, err)
+			}
+		}
+		s.mu.Lock()
+		pl := string(s.playlist())
+		var got [][]byte
+		var msns []int64
+		for _, g := range s.segs {
+			msns = append(msns, g.msn)
+			if !g.done || len(g.parts) == 0 || !g.parts[0].indep {
+				t.Fatalf("seed %d: segment %d: done %v, %d parts, first independent %v", seed, g.msn, g.done, len(g.parts), len(g.parts) > 0 && g.parts[0].indep)
+			}
+			last := g.msn == s.segs[len(s.segs)-1].msn || s.segs[len(s.segs)-1-int(s.segs[len(s.segs)-1].msn-g.msn)+1].disc
+			if !last && (g.dur < 1.98 || g.dur > 2.03) {
+				t.Errorf("seed %d: segment %d lasts %.3f s, want 2", seed, g.msn, g.dur)
+			}
+			for i, p := range g.parts {
+				if p.dur > livePartTarget || p.indep != (i == 0) {
+					t.Errorf("seed %d: segment %d part %d: %.3f s independent %v", seed, g.msn, i, p.dur, p.indep)
+				}
+				got = append(got, p.data)
+			}
+		}
+		s.mu.Unlock()
+		if !slices.EqualFunc(got, append(slices.Clone(want), want...), bytes.Equal) {
+			t.Fatalf("seed %d: %d parts kept, want the %d moof+mdat pairs of two runs byte for byte", seed, len(got), 2*len(want))
+		}
+		for i := range msns {
+			if msns[i] != msns[0]+int64(i) {
+				t.Fatalf("seed %d: media sequence numbers %v", seed, msns)
+			}
+		}
+		if strings.Count(pl, "#EXT-X-DISCONTINUITY\n") != 1 || !strings.Contains(pl, `#EXT-X-MAP:URI="init-a.mp4"`) || !strings.Contains(pl, `#EXT-X-MAP:URI="init-b.mp4"`) {
+			t.Fatalf("seed %d: two runs without one discontinuity and both init segments:\n%s", seed, pl)
+		}
+		if first == "" {
+			first = pl
+			t.Logf("playlist of two 7 s runs:\n%s", pl)
+		} else if pl != first {
+			t.Fatalf("seed %d: another playlist from other pieces:\n%s\nfirst:\n%s", seed, pl, first)
+		}
+	}
+	// Part durations as ffmpeg gives them.
+	durs := regexp.MustCompile(`DURATION=([0-9.]+)`).FindAllStringSubmatch(first, -1)
+	var ds []string
+	for _, d := range durs {
+		ds = append(ds, d[1])
+	}
+	t.Logf("part durations: %s", strings.Join(ds, " "))
+
+	// A window of 2 drops the oldest segments and counts the
+	// discontinuity that left with them.
+	s := newLiveStream(2, func() time.Time { return clock })
+	for _, run := range []string{"a", "b"} {
+		if err := s.ingest(bytes.NewReader(out), run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	pl := string(s.playlist())
+	s.mu.Unlock()
+	if !strings.Contains(pl, "#EXT-X-DISCONTINUITY-SEQUENCE:1\n") || strings.Contains(pl, "init-a") || strings.Count(pl, "#EXTINF:") != 2 {
+		t.Fatalf("a window of 2 after two runs:\n%s", pl)
+	}
+}
+
+// TestLivePackagerBadInput: a truncated or garbled stream is an error
+// naming what is wrong, never a panic.
+func TestLivePackagerBadInput(t *testing.T) {
+	ff := needFFmpeg(t)
+	out := encodeLive(t, ff, 1)
+	cases := map[string][]byte{
+		"is cut short":         out[:len(out)-10],
+		"of 4294967295 bytes":  append(slices.Clone(out), 0xff, 0xff, 0xff, 0xff, 'm', 'o', 'o', 'f'),
+		"moof before the moov": out[bytes.Index(out, []byte("moof"))-4:],
+	}
+	for want, in := range cases {
+		s := newLiveStream(3, time.Now)
+		err := s.ingest(bytes.NewReader(in), "x")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err %v", want, err)
+		}
+	}
+	rnd := rand.New(rand.NewPCG(3, 3))
+	for i := 0; i < 300; i++ {
+		b := slices.Clone(out)
+		for j := 0; j < 1+rnd.IntN(8); j++ {
+			b[rnd.IntN(len(b))] = byte(rnd.IntN(256))
+		}
+		s := newLiveStream(3, time.Now)
+		_ = s.ingest(bytes.NewReader(b), "x")
+		s.mu.Lock()
+		s.playlist()
+		s.mu.Unlock()
+	}
+}
