@@ -191,6 +191,10 @@ func (v *Video) liveArgs() []string {
 		"-re", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000",
 		"-vf", "drawtext=fontfile=" + v.o.Font + ":text='LIVE %{localtime}':fontsize=22:fontcolor=white:box=1:boxcolor=black:boxborderw=6:x=10:y=10",
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+		// x264's wall clock at each frame's input goes to the prft box;
+		// without it the muxer writes its own clock when the fragment is
+		// written, a part later.
+		"-export_side_data", "prft",
 		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
 		"-force_key_frames", fmt.Sprintf("expr:gte(t,n_forced*%d)", liveTargetSecs), "-b:v", "300k",
 		"-c:a", "aac", "-b:a", "48k",

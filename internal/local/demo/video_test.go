@@ -175,6 +175,17 @@ func TestVideoServes(t *testing.T) {
 	start := time.Now()
 	resp, b = fetch(t, fmt.Sprintf("%s?_HLS_msn=%d&_HLS_part=%d", media, msn, part))
 	held := time.Since(start)
+	// The newest part's program date-time (the encoder's clock at its
+	// first frame) plus its duration is when its capture ended: not
+	// after now, when it is already served, and not long before.
+	v.live.mu.Lock()
+	g := v.live.segs[len(v.live.segs)-1]
+	captureEnd := g.pdt.Add(time.Duration(g.dur * float64(time.Second)))
+	v.live.mu.Unlock()
+	if d := time.Since(captureEnd); d < -20*time.Millisecond || d > time.Second {
+		t.Fatalf("the newest part's capture ended %s before it was served; want 0 to 1 s", d)
+	}
+	t.Logf("the newest part's capture ended %s before it was served", time.Since(captureEnd).Round(time.Millisecond))
 	if resp.StatusCode != 200 || !strings.Contains(string(b), fmt.Sprintf(`URI="part-%d.%d.m4s"`, msn, part)) && !strings.Contains(string(b), fmt.Sprintf("part-%d.0.m4s", msn+1)) {
 		t.Fatalf("blocking reload for part %d.%d: %s after %s:\n%s", msn, part, resp.Status, held, b)
 	}
