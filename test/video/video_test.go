@@ -88,13 +88,9 @@ func startCDN(t *testing.T) *cdn {
 	if media == nil {
 		t.Fatalf("the live master names no media playlist:\n%s", lm)
 	}
-	// Its first segment is written 2 s after the encoder starts. Clients
-	// start only once the origin serves it: an encoder run that stops
-	// before that is replaced by one in a new folder, and a player that
-	// took the old run's playlist URL from the master gets 404 from the
-	// origin, and so from every edge, for as long as it keeps asking
-	// (reproduced by killing up's first live ffmpeg; the edge itself lets
-	// a 404 go within its lifetime, see internal/edge/negative_test.go).
+	// The master answers once the first segment is whole (2 s after the
+	// encoder starts), and the media playlist it names keeps its URL
+	// across encoder restarts (encoderRestart).
 	waitOK(t, "http://"+c.origin+"/video/"+string(media), "", 30*time.Second)
 	return c
 }
