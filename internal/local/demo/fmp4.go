@@ -110,6 +110,24 @@ func fullBox(p []byte, typ string, min int) (version byte, flags uint32, body []
 	return p[0], binary.BigEndian.Uint32(p[:4]) & 0xffffff, p[4:], nil
 }
 
+// afterTimes reads the 32-bit field that follows a full box's creation
+// and modification times (tkhd's track_ID, mdhd's timescale): the times
+// are 32-bit in version 0, 64-bit in version 1.
+func afterTimes(p []byte, typ string) (uint32, error) {
+	v, _, body, err := fullBox(p, typ, 12)
+	if err != nil {
+		return 0, err
+	}
+	off := 8
+	if v == 1 {
+		off = 16
+	}
+	if len(body) < off+4 {
+		return 0, fmt.Errorf("fmp4: %s v%d of %d bytes is too short", typ, v, len(p))
+	}
+	return binary.BigEndian.Uint32(body[off:]), nil
+}
+
 // fmp4Track is one track of the init segment.
 type fmp4Track struct {
 	id           uint32
@@ -142,35 +160,17 @@ func parseMoov(moov []byte) (fmp4Init, error) {
 			return fmp4Init{}, err
 		}
 		tk := &fmp4Track{}
-		v, _, body, err := fullBox(child(kids, "tkhd"), "tkhd", 20)
-		if err != nil {
+		if tk.id, err = afterTimes(child(kids, "tkhd"), "tkhd"); err != nil {
 			return fmp4Init{}, err
-		}
-		if v == 1 {
-			if len(body) < 20 {
-				return fmp4Init{}, errors.New("fmp4: tkhd v1 is too short")
-			}
-			tk.id = binary.BigEndian.Uint32(body[16:])
-		} else {
-			tk.id = binary.BigEndian.Uint32(body[8:])
 		}
 		mdia, err := children(child(kids, "mdia"))
 		if err != nil {
 			return fmp4Init{}, err
 		}
-		v, _, body, err = fullBox(child(mdia, "mdhd"), "mdhd", 20)
-		if err != nil {
+		if tk.timescale, err = afterTimes(child(mdia, "mdhd"), "mdhd"); err != nil {
 			return fmp4Init{}, err
 		}
-		if v == 1 {
-			if len(body) < 20 {
-				return fmp4Init{}, errors.New("fmp4: mdhd v1 is too short")
-			}
-			tk.timescale = binary.BigEndian.Uint32(body[16:])
-		} else {
-			tk.timescale = binary.BigEndian.Uint32(body[8:])
-		}
-		_, _, body, err = fullBox(child(mdia, "hdlr"), "hdlr", 8)
+		_, _, body, err := fullBox(child(mdia, "hdlr"), "hdlr", 8)
 		if err != nil {
 			return fmp4Init{}, err
 		}
@@ -312,7 +312,14 @@ func parseMoof(moof []byte, in fmp4Init) (fmp4Frag, error) {
 			if uint64(len(body)) < uint64(n)*uint64(per) {
 				return fmp4Frag{}, fmt.Errorf("fmp4: trun of %d samples is too short", n)
 			}
-			for i := uint32(0); i < n; i++ {
+			// Without per-sample fields every sample has the defaults: the
+			// count alone (up to 2^32) says the duration, with no loop.
+			loop := n
+			if per == 0 && n > 0 {
+				fr.dur += uint64(n-1) * uint64(defDur)
+				loop = 1
+			}
+			for i := uint32(0); i < loop; i++ {
 				s := body[int(i)*per:]
 				dur, flags := defDur, defFlags
 				if rf&0x100 != 0 {

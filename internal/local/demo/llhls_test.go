@@ -191,3 +191,57 @@ func TestLivePackagerBadInput(t *testing.T) {
 		s.mu.Unlock()
 	}
 }
+
+// FuzzLiveIngest: whatever the encoder's pipe carries, the packager
+// returns (an error or nil) without panicking, keeps its window, keeps
+// only parts that begin with a moof, and renders a playlist. Seeded with
+// a second of real ffmpeg output when ffmpeg is there.
+func FuzzLiveIngest(f *testing.F) {
+	if ff, err := exec.LookPath("ffmpeg"); err == nil {
+		v := NewVideo(VideoOptions{FFmpeg: ff, CacheDir: f.TempDir()})
+		var args []string
+		for _, a := range v.liveArgs() {
+			if a == "-re" {
+				continue
+			}
+			if a == "pipe:1" {
+				args = append(args, "-t", "1")
+			}
+			args = append(args, a)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, ff, args...).Output()
+		cancel()
+		if err == nil {
+			// The init segment and the first part: small inputs fuzz fast.
+			if i := bytes.Index(out, []byte("moof")); i > 4 {
+				if j := bytes.Index(out[i+4:], []byte("moof")); j > 4 {
+					out = out[:i+j]
+				}
+			}
+			f.Add(out)
+		}
+	}
+	f.Add([]byte("\x00\x00\x00\x08ftyp\x00\x00\x00\x08moov"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := newLiveStream(2, time.Now)
+		_ = s.ingest(bytes.NewReader(b), "a")
+		_ = s.ingest(bytes.NewReader(b), "b")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.segs) > 3 {
+			t.Fatalf("%d segments kept with a window of 2", len(s.segs))
+		}
+		for _, g := range s.segs {
+			if len(g.parts) > liveMaxParts {
+				t.Fatalf("%d parts in a segment", len(g.parts))
+			}
+			for _, p := range g.parts {
+				if len(p.data) < 8 || string(p.data[4:8]) != "moof" {
+					t.Fatalf("a part that is not a moof: %.16q", p.data)
+				}
+			}
+		}
+		s.playlist()
+	})
+}
