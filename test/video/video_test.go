@@ -604,6 +604,10 @@ func playLive(t *testing.T, ctx context.Context, eastURL string, ll bool) float6
 		if strings.Contains(f.URL, "/part-") {
 			parts++
 		}
+		// Each row, part or segment, names the edge that served it.
+		if f.Region != "us-east-1" {
+			t.Fatalf("%s: region %q (Cache-Status %q), want us-east-1", f.URL, f.Region, f.CacheStatus)
+		}
 	}
 	if ll != (parts > 0) {
 		t.Fatalf("LL-HLS %v, but the player fetched %d parts", ll, parts)
