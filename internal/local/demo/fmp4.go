@@ -15,8 +15,8 @@ import (
 )
 
 // maxBox bounds one top-level box read from the encoder (a 0.5 s fragment
-// of the 300 kbit/s stream is about 25 KB).
-const maxBox = 8 << 20
+// of the 300 kbit/s stream is about 25 KB; 4 MiB would be 64 Mbit/s).
+const maxBox = 4 << 20
 
 // readBox reads one top-level box: its type and all its bytes, header
 // included. io.EOF only when r ends between boxes.

@@ -33,6 +33,9 @@ const (
 	// liveMaxParts bounds the parts of one segment (a stream without
 	// keyframes is cut into segments of the target duration anyway).
 	liveMaxParts = 32
+	// liveMaxBytes bounds the window's bytes: beyond it the oldest
+	// segments go even if fewer than the window's count are kept.
+	liveMaxBytes = 16 << 20
 	// livePartSegments is how many segments at the playlist's end list
 	// their parts: RFC 8216bis asks for those within three target
 	// durations of the end.
@@ -65,27 +68,31 @@ type liveSeg struct {
 	pdt   time.Time
 	parts []livePart
 	dur   float64
+	bytes int
 	done  bool
 }
 
 // liveStream is the window of the live stream that is served. It holds at
-// most window complete segments and the one in progress, each of at most
-// liveMaxParts parts of at most two boxes of maxBox bytes: in practice
-// (300 kbit/s) about 7 × 2 s × 40 KB/s ≈ 560 KB.
+// most window complete segments and the one in progress, and at most
+// liveMaxBytes plus one part (two boxes of at most maxBox bytes; a
+// segment takes no more parts past a quarter of liveMaxBytes): 24 MiB at
+// worst, about 7 × 2 s × 40 KB/s ≈ 560 KB at the demo's 300 kbit/s.
 type liveStream struct {
-	window int
-	now    func() time.Time
+	window   int
+	maxBytes int // liveMaxBytes; smaller in tests
+	now      func() time.Time
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change
 	segs    []*liveSeg    // oldest first; the last may be in progress
 	nextMSN int64
 	discSeq int64    // discontinuities of the segments that left the window
+	bytes   int      // of every part kept
 	lastRun *liveRun // the run of the newest segment
 }
 
 func newLiveStream(window int, now func() time.Time) *liveStream {
-	return &liveStream{window: window, now: now, changed: make(chan struct{}),
+	return &liveStream{window: window, maxBytes: liveMaxBytes, now: now, changed: make(chan struct{}),
 		nextMSN: now().Unix() / liveTargetSecs}
 }
 
@@ -165,7 +172,7 @@ func (s *liveStream) addPart(run *liveRun, fr fmp4Frag, data []byte, prft *fmp4P
 	if n := len(s.segs); n > 0 && !s.segs[n-1].done && s.segs[n-1].run == run {
 		cur = s.segs[n-1]
 	}
-	if cur != nil && (fr.sync || len(cur.parts) >= liveMaxParts) {
+	if cur != nil && (fr.sync || len(cur.parts) >= liveMaxParts || cur.bytes > s.maxBytes/4) {
 		cur.done = true
 		cur = nil
 	}
@@ -174,10 +181,12 @@ func (s *liveStream) addPart(run *liveRun, fr fmp4Frag, data []byte, prft *fmp4P
 		s.nextMSN++
 		s.lastRun = run
 		s.segs = append(s.segs, cur)
-		s.trim()
 	}
 	cur.parts = append(cur.parts, livePart{data: data, dur: dur, indep: fr.sync})
 	cur.dur += dur
+	cur.bytes += len(data)
+	s.bytes += len(data)
+	s.trim()
 	// Keyframes are forced at every target duration: a segment that long
 	// is whole (and is published now, not with the next part).
 	if cur.dur >= liveTargetSecs-0.02 {
@@ -194,13 +203,14 @@ func (s *liveStream) trim() {
 			done++
 		}
 	}
-	for done > s.window && len(s.segs) > 0 {
+	for (done > s.window || s.bytes > s.maxBytes) && len(s.segs) > 1 {
 		if s.segs[0].disc {
 			s.discSeq++
 		}
 		if s.segs[0].done {
 			done--
 		}
+		s.bytes -= s.segs[0].bytes
 		s.segs[0] = nil
 		s.segs = s.segs[1:]
 	}

@@ -159,6 +159,31 @@ func TestLivePackager(t *testing.T) {
 	if !strings.Contains(pl, "#EXT-X-DISCONTINUITY-SEQUENCE:1\n") || strings.Contains(pl, "init-a") || strings.Count(pl, "#EXTINF:") != 2 {
 		t.Fatalf("a window of 2 after two runs:\n%s", pl)
 	}
+
+	// The byte bound holds below the window's count: with room for about
+	// a segment, a few one-part segments are kept (a segment takes no
+	// part past a quarter of the bound), at most the bound and a part.
+	s = newLiveStream(10, func() time.Time { return clock })
+	s.maxBytes = len(out) / 4
+	if err := s.ingest(bytes.NewReader(out), "a"); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	kept := 0
+	for _, g := range s.segs {
+		for _, p := range g.parts {
+			kept += len(p.data)
+		}
+	}
+	n := len(s.segs)
+	s.mu.Unlock()
+	biggest := 0
+	for _, p := range want {
+		biggest = max(biggest, len(p))
+	}
+	if n > 5 || kept != s.bytes || kept > s.maxBytes+biggest {
+		t.Fatalf("a bound of %d bytes: %d segments, %d bytes kept, %d counted", s.maxBytes, n, kept, s.bytes)
+	}
 }
 
 // TestLivePackagerBadInput: a truncated or garbled stream is an error
@@ -231,6 +256,15 @@ func FuzzLiveIngest(f *testing.F) {
 		defer s.mu.Unlock()
 		if len(s.segs) > 3 {
 			t.Fatalf("%d segments kept with a window of 2", len(s.segs))
+		}
+		kept := 0
+		for _, g := range s.segs {
+			for _, p := range g.parts {
+				kept += len(p.data)
+			}
+		}
+		if kept != s.bytes || kept > s.maxBytes+2*maxBox { // a part is at most two boxes
+			t.Fatalf("%d bytes kept, %d counted, bound %d", kept, s.bytes, s.maxBytes+2*maxBox)
 		}
 		for _, g := range s.segs {
 			if len(g.parts) > liveMaxParts {
