@@ -79,7 +79,8 @@ type liveSeg struct {
 // worst, about 7 × 2 s × 40 KB/s ≈ 560 KB at the demo's 300 kbit/s.
 type liveStream struct {
 	window   int
-	maxBytes int // liveMaxBytes; smaller in tests
+	maxBytes int           // liveMaxBytes; smaller in tests
+	hold     time.Duration // liveHold; shorter in tests
 	now      func() time.Time
 
 	mu      sync.Mutex
@@ -92,7 +93,7 @@ type liveStream struct {
 }
 
 func newLiveStream(window int, now func() time.Time) *liveStream {
-	return &liveStream{window: window, maxBytes: liveMaxBytes, now: now, changed: make(chan struct{}),
+	return &liveStream{window: window, maxBytes: liveMaxBytes, hold: liveHold, now: now, changed: make(chan struct{}),
 		nextMSN: now().Unix() / liveTargetSecs}
 }
 
@@ -286,9 +287,9 @@ func (s *liveStream) has(msn int64, part int) bool {
 }
 
 // wait blocks until cond (called with s.mu held) is true, ctx ends or
-// liveHold passes; it reports whether cond became true.
+// s.hold passes; it reports whether cond became true.
 func (s *liveStream) wait(ctx context.Context, cond func() bool) bool {
-	timer := time.NewTimer(liveHold)
+	timer := time.NewTimer(s.hold)
 	defer timer.Stop()
 	for {
 		s.mu.Lock()
@@ -384,7 +385,7 @@ func (s *liveStream) servePlaylist(w http.ResponseWriter, r *http.Request) {
 		}
 		if !s.wait(r.Context(), func() bool { return s.has(msn, part) }) {
 			hd.Set("Retry-After", "1")
-			liveError(w, http.StatusServiceUnavailable, fmt.Sprintf("segment %d part %d did not appear within %s", msn, part, liveHold))
+			liveError(w, http.StatusServiceUnavailable, fmt.Sprintf("segment %d part %d did not appear within %s", msn, part, s.hold))
 			return
 		}
 	}
@@ -467,7 +468,7 @@ func (s *liveStream) serveMedia(w http.ResponseWriter, r *http.Request, name str
 			s.wait(r.Context(), func() bool { d, final = get(); return final })
 			if !final {
 				w.Header().Set("Retry-After", "1")
-				liveError(w, http.StatusServiceUnavailable, "part "+name+" did not appear within "+liveHold.String())
+				liveError(w, http.StatusServiceUnavailable, "part "+name+" did not appear within "+s.hold.String())
 				return
 			}
 		}

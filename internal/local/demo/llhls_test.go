@@ -3,8 +3,11 @@ package demo
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -278,4 +281,107 @@ func FuzzLiveIngest(f *testing.F) {
 		}
 		s.playlist()
 	})
+}
+
+// TestLiveBlocking serves a packaged stream (real ffmpeg output) and
+// checks the LL-HLS delivery directives (RFC 8216bis 6.2.5.2): what is
+// there answers at once, what is next waits for it and is released by
+// its arrival, what does not come is 503 after the hold, a media
+// sequence more than two ahead is 400 at once, and bad values are 400.
+func TestLiveBlocking(t *testing.T) {
+	ff := needFFmpeg(t)
+	out := encodeLive(t, ff, 5)
+	s := newLiveStream(6, time.Now)
+	s.hold = 300 * time.Millisecond
+	v := &Video{live: s}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !v.serve(w, r) {
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	if resp, _ := fetch(t, srv.URL+LiveMedia); resp.StatusCode != 503 || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("before any segment: %s %q, want 503 no-store", resp.Status, resp.Header.Get("Cache-Control"))
+	}
+	if err := s.ingest(bytes.NewReader(out), "a"); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	last := s.segs[len(s.segs)-1]
+	lastMSN, lastParts, next := last.msn, len(last.parts), s.nextMSN
+	s.mu.Unlock()
+	at := func(q string) (int, string, time.Duration) {
+		start := time.Now()
+		resp, b := fetch(t, srv.URL+LiveMedia+q)
+		return resp.StatusCode, string(b), time.Since(start)
+	}
+	for _, c := range []struct {
+		q      string
+		status int
+		waits  bool
+	}{
+		{fmt.Sprintf("?_HLS_msn=%d", lastMSN), 200, false},
+		{fmt.Sprintf("?_HLS_msn=%d&_HLS_part=%d", lastMSN, lastParts-1), 200, false},
+		{fmt.Sprintf("?_HLS_msn=%d&_HLS_part=0", lastMSN-3), 200, false},
+		{fmt.Sprintf("?_HLS_msn=%d&_HLS_part=0", next), 503, true},
+		{fmt.Sprintf("?_HLS_msn=%d", next+1), 503, true},
+		{fmt.Sprintf("?_HLS_msn=%d", next+2), 400, false},
+		{"?_HLS_msn=-1", 400, false},
+		{"?_HLS_part=0", 400, false},
+		{fmt.Sprintf("?_HLS_msn=%d&_HLS_part=z", lastMSN), 400, false},
+	} {
+		status, body, took := at(c.q)
+		if status != c.status || c.waits != (took >= s.hold) || took > s.hold+time.Second {
+			t.Errorf("%s: %d after %s, want %d (waiting %v)\n%s", c.q, status, took, c.status, c.waits, body)
+		}
+	}
+	// Parts: one there, one past its segment's end, one waited for.
+	for _, c := range []struct {
+		name   string
+		status int
+	}{
+		{fmt.Sprintf("part-%d.%d.m4s", lastMSN, lastParts-1), 200},
+		{fmt.Sprintf("part-%d.%d.m4s", lastMSN, lastParts), 404},
+		{fmt.Sprintf("part-%d.0.m4s", next), 503},
+		{fmt.Sprintf("part-%d.0.m4s", next+5), 404},
+		{fmt.Sprintf("seg-%d.m4s", next), 404},
+	} {
+		if resp, _ := fetch(t, srv.URL+livePrefix+c.name); resp.StatusCode != c.status {
+			t.Errorf("%s: %s, want %d", c.name, resp.Status, c.status)
+		}
+	}
+	// A waiting reload and a waiting part are released by the next run's
+	// first part, after a discontinuity.
+	s.hold = 10 * time.Second
+	type answer struct {
+		status int
+		body   string
+	}
+	// (t.Fatal is for the test's goroutine: these report errors as a 0.)
+	bg := func(url string, to chan<- answer) {
+		c := &http.Client{Timeout: 20 * time.Second}
+		resp, err := c.Get(url)
+		if err != nil {
+			to <- answer{0, err.Error()}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		to <- answer{resp.StatusCode, string(b)}
+	}
+	reload, part := make(chan answer, 1), make(chan answer, 1)
+	go bg(fmt.Sprintf("%s%s?_HLS_msn=%d&_HLS_part=0", srv.URL, LiveMedia, next), reload)
+	go bg(fmt.Sprintf("%s%spart-%d.0.m4s", srv.URL, livePrefix, next), part)
+	time.Sleep(200 * time.Millisecond)
+	if err := s.ingest(bytes.NewReader(out), "b"); err != nil {
+		t.Fatal(err)
+	}
+	r, p := <-reload, <-part
+	if r.status != 200 || !strings.Contains(r.body, fmt.Sprintf("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-b.mp4\"\n")) ||
+		!strings.Contains(r.body, fmt.Sprintf("URI=\"part-%d.0.m4s\",INDEPENDENT=YES", next)) {
+		t.Fatalf("the waiting reload: %d\n%s", r.status, r.body)
+	}
+	if p.status != 200 || len(p.body) < 8 || p.body[4:8] != "moof" {
+		t.Fatalf("the waiting part: %d %.40q", p.status, p.body)
+	}
 }
