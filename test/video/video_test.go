@@ -3,8 +3,11 @@
 // by chromedp) plays the on-demand and the live stream through the player
 // page, a seek lands where asked (the burned-in clock of the frame on
 // screen against the frame ffmpeg extracts at that time), the live
-// latency stays within three segments, and ffmpeg reads the live stream
-// through an edge for 30 s without a gap or a decode error.
+// stream plays as LL-HLS and as whole segments with the latency of each
+// (LL-HLS lower, under a target duration plus the part hold-back),
+// viewers of one part cost the origin one request, the live URL outlives
+// a killed encoder, and ffmpeg reads the live stream through an edge for
+// 30 s without a gap or a decode error.
 //
 // The on-demand video is made once into the user cache dir
 // (~/.cache/kubecdn/video) and reused. Missing ffmpeg or chromium skips
