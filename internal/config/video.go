@@ -19,8 +19,9 @@ type Video struct {
 	// Off turns the rules off: video is cached as its headers say.
 	Off bool `json:"off,omitempty"`
 	// PlaylistFraction is the share of a live playlist's target duration
-	// (HLS EXT-X-TARGETDURATION, DASH minimumUpdatePeriod) it is cached
-	// for, at least 1s, counted from when the edge received it and rounded
+	// (HLS EXT-X-TARGETDURATION, or EXT-X-PART-INF's PART-TARGET for an
+	// LL-HLS playlist; DASH minimumUpdatePeriod) it is cached for, at
+	// least 1s, counted from when the edge received it and rounded
 	// to whole seconds (HTTP's unit). If zero, 0.5.
 	PlaylistFraction float64 `json:"playlistFraction,omitempty"`
 	// Segment is how long a segment (.ts, .m4s, .mp4, .aac, ...) is

@@ -110,6 +110,8 @@ func videoLifetime(v config.Video, kind videoKind, status int, h http.Header, ta
 		if target <= 0 {
 			return 0, false, false
 		}
+		// At least 1s: HTTP counts whole seconds, and an LL-HLS part
+		// target's share (0.25s of a 0.5s part) would be none at all.
 		rule = max(time.Duration(float64(target)*v.PlaylistFraction), time.Second)
 	}
 	if explicit && life >= rule {
@@ -197,11 +199,17 @@ func peekTarget(body io.Reader, kind videoKind) ([]byte, error) {
 	return buf, nil
 }
 
-// targetSeen reports whether buf holds all a target can be read from.
+// targetSeen reports whether buf holds all a target can be read from: for
+// HLS the target duration's line and the part target's (LL-HLS), or the
+// first segment or part, before which a part target stands.
 func targetSeen(kind videoKind, buf []byte) bool {
 	if kind == hlsPlaylist {
-		i := bytes.Index(buf, []byte("#EXT-X-TARGETDURATION:"))
-		return i >= 0 && bytes.IndexByte(buf[i:], '\n') >= 0
+		line := func(tag string) bool {
+			i := bytes.Index(buf, []byte(tag))
+			return i >= 0 && bytes.IndexByte(buf[i:], '\n') >= 0
+		}
+		return line("#EXT-X-TARGETDURATION:") &&
+			(line("#EXT-X-PART-INF:") || bytes.Contains(buf, []byte("#EXTINF:")) || bytes.Contains(buf, []byte("#EXT-X-PART:")))
 	}
 	// DASH: the root element's start tag holds minimumUpdatePeriod.
 	i := bytes.Index(buf, []byte("<MPD"))
@@ -209,25 +217,43 @@ func targetSeen(kind videoKind, buf []byte) bool {
 }
 
 // playlistTarget reads a playlist's refresh interval: HLS
-// EXT-X-TARGETDURATION (integer seconds; RFC 8216 §4.3.3.1), DASH
+// EXT-X-TARGETDURATION (integer seconds; RFC 8216 §4.3.3.1), or for an
+// LL-HLS playlist, which changes with every part, its
+// EXT-X-PART-INF:PART-TARGET (decimal seconds; RFC 8216bis §4.4.3.7); DASH
 // MPD@minimumUpdatePeriod of a dynamic MPD (an ISO 8601 duration). Zero
 // when absent, malformed or above maxPlaylistTarget.
 func playlistTarget(kind videoKind, b []byte) time.Duration {
 	var d time.Duration
 	if kind == hlsPlaylist {
-		i := bytes.Index(b, []byte("#EXT-X-TARGETDURATION:"))
-		if i < 0 {
+		val := func(tag string) (string, bool) {
+			i := bytes.Index(b, []byte(tag))
+			if i < 0 {
+				return "", false
+			}
+			line := b[i+len(tag):]
+			if j := bytes.IndexAny(line, "\r\n"); j >= 0 {
+				line = line[:j]
+			}
+			return strings.TrimSpace(string(line)), true
+		}
+		v, ok := val("#EXT-X-TARGETDURATION:")
+		if !ok {
 			return 0
 		}
-		line := b[i+len("#EXT-X-TARGETDURATION:"):]
-		if j := bytes.IndexAny(line, "\r\n"); j >= 0 {
-			line = line[:j]
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(string(line)), 10, 32)
+		n, err := strconv.ParseUint(v, 10, 32)
 		if err != nil {
 			return 0
 		}
 		d = time.Duration(n) * time.Second
+		if attrs, ok := val("#EXT-X-PART-INF:"); ok {
+			for _, a := range strings.Split(attrs, ",") {
+				if pt, ok := strings.CutPrefix(strings.TrimSpace(a), "PART-TARGET="); ok {
+					if f, err := strconv.ParseFloat(pt, 64); err == nil && f > 0 && f <= d.Seconds() {
+						d = time.Duration(f * float64(time.Second))
+					}
+				}
+			}
+		}
 	} else {
 		i := bytes.Index(b, []byte("<MPD"))
 		if i < 0 {

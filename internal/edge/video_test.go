@@ -68,23 +68,31 @@ func TestVideoPlaylistCachedForFractionOfTarget(t *testing.T) {
 		video  config.Video
 		// origin requests after GETs at 0, +0.4s, +0.9s, +1.6s, +2.1s
 		want []int
+		ll   bool // LL-HLS: a 4s target and a 1s part target
 	}{
-		{"no freshness: half the 2s target", nil, config.Video{}, []int{1, 1, 1, 2, 2}},
-		{"max-age=0 is lengthened", http.Header{"Cache-Control": {"max-age=0"}}, config.Video{}, []int{1, 1, 1, 2, 2}},
-		{"a longer max-age stands", http.Header{"Cache-Control": {"max-age=10"}}, config.Video{}, []int{1, 1, 1, 1, 1}},
-		{"no-cache is obeyed", http.Header{"Cache-Control": {"no-cache"}}, config.Video{}, []int{1, 2, 3, 4, 5}},
-		{"targeted field stands", http.Header{"Cdn-Cache-Control": {"max-age=0"}}, config.Video{}, []int{1, 2, 3, 4, 5}},
-		{"fraction 1: the whole target", nil, config.Video{PlaylistFraction: 1}, []int{1, 1, 1, 1, 2}},
-		{"rules off", nil, config.Video{Off: true}, []int{1, 2, 3, 4, 5}},
+		{"no freshness: half the 2s target", nil, config.Video{}, []int{1, 1, 1, 2, 2}, false},
+		// An LL-HLS playlist changes with every part: half the 1s part
+		// target, at least 1s, not half the 4s target.
+		{"LL-HLS: half the part target, at least 1s", nil, config.Video{}, []int{1, 1, 1, 2, 2}, true},
+		{"max-age=0 is lengthened", http.Header{"Cache-Control": {"max-age=0"}}, config.Video{}, []int{1, 1, 1, 2, 2}, false},
+		{"a longer max-age stands", http.Header{"Cache-Control": {"max-age=10"}}, config.Video{}, []int{1, 1, 1, 1, 1}, false},
+		{"no-cache is obeyed", http.Header{"Cache-Control": {"no-cache"}}, config.Video{}, []int{1, 2, 3, 4, 5}, false},
+		{"targeted field stands", http.Header{"Cdn-Cache-Control": {"max-age=0"}}, config.Video{}, []int{1, 2, 3, 4, 5}, false},
+		{"fraction 1: the whole target", nil, config.Video{PlaylistFraction: 1}, []int{1, 1, 1, 1, 2}, false},
+		{"rules off", nil, config.Video{Off: true}, []int{1, 2, 3, 4, 5}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newTestClock()
-			g, e := liveEdge(t, c, livehls.Options{PlaylistHeader: tc.header}, Config{Video: tc.video})
+			o := livehls.Options{PlaylistHeader: tc.header}
+			if tc.ll {
+				o.SegmentDuration, o.PartTarget = 4*time.Second, time.Second
+			}
+			g, e := liveEdge(t, c, o, Config{Video: tc.video})
 			steps := []time.Duration{0, 400 * time.Millisecond, 500 * time.Millisecond, 700 * time.Millisecond, 500 * time.Millisecond}
 			for i, d := range steps {
 				c.add(d)
 				resp, body := get(t, e.url+"/live.m3u8")
-				if resp.StatusCode != 200 || !strings.Contains(body, "#EXT-X-TARGETDURATION:2") {
+				if resp.StatusCode != 200 || !strings.Contains(body, "#EXT-X-TARGETDURATION:") {
 					t.Fatalf("GET %d: %d %q", i, resp.StatusCode, body)
 				}
 				if resp.Header.Get("Surrogate-Control") != "" {
@@ -369,6 +377,10 @@ func TestPlaylistTarget(t *testing.T) {
 		{hlsPlaylist, "#EXTM3U\n#EXT-X-TARGETDURATION:99999\n", 0},
 		{hlsPlaylist, "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nlo.m3u8\n", 0},
 		{hlsPlaylist, "#EXT-X-TARGETDURATION:-1\n", 0},
+		{hlsPlaylist, "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-PART-INF:PART-TARGET=1.004\n", 1004 * time.Millisecond},
+		{hlsPlaylist, "#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-TARGETDURATION:2\n", 500 * time.Millisecond},
+		{hlsPlaylist, "#EXT-X-TARGETDURATION:2\n#EXT-X-PART-INF:PART-TARGET=9\n", 2 * time.Second}, // above the target: ignored
+		{hlsPlaylist, "#EXT-X-TARGETDURATION:2\n#EXT-X-PART-INF:PART-TARGET=x\n", 2 * time.Second},
 		{dashManifest, `<?xml version="1.0"?><MPD type="dynamic" minimumUpdatePeriod="PT2S" availabilityStartTime="x">`, 2 * time.Second},
 		{dashManifest, `<MPD minimumUpdatePeriod="PT1M30.5S">`, 90500 * time.Millisecond},
 		{dashManifest, `<MPD minimumUpdatePeriod="PT0H0M4S">`, 4 * time.Second},

@@ -35,6 +35,10 @@ type Options struct {
 	// PlaylistHeader and SegmentHeader are set on playlist and segment
 	// responses (e.g. Cache-Control).
 	PlaylistHeader, SegmentHeader http.Header
+	// PartTarget, if set, is written as the playlist's LL-HLS
+	// EXT-X-PART-INF:PART-TARGET (no parts are listed: it is for the
+	// edge's caching rules).
+	PartTarget time.Duration
 	// MaxBlock bounds a blocking playlist reload's wait. If zero, three
 	// segment durations (RFC 8216bis §6.2.5.2).
 	MaxBlock time.Duration
@@ -114,7 +118,12 @@ func (g *Origin) Playlist(msn int64) string {
 	first := max(msn-int64(g.o.Window)+1, 0)
 	target := int64((g.o.SegmentDuration + time.Second - 1) / time.Second)
 	var b strings.Builder
-	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:%d\n", target, first)
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:%d\n", target)
+	if g.o.PartTarget > 0 {
+		fmt.Fprintf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=%.3f\n#EXT-X-PART-INF:PART-TARGET=%.3f\n",
+			3*g.o.PartTarget.Seconds(), g.o.PartTarget.Seconds())
+	}
+	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", first)
 	for n := first; n <= msn; n++ {
 		fmt.Fprintf(&b, "#EXTINF:%.3f,\nseg/%d.ts\n", g.o.SegmentDuration.Seconds(), n)
 	}

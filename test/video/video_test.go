@@ -3,8 +3,11 @@
 // by chromedp) plays the on-demand and the live stream through the player
 // page, a seek lands where asked (the burned-in clock of the frame on
 // screen against the frame ffmpeg extracts at that time), the live
-// latency stays within three segments, and ffmpeg reads the live stream
-// through an edge for 30 s without a gap or a decode error.
+// stream plays as LL-HLS and as whole segments with the latency of each
+// (LL-HLS lower, under a target duration plus the part hold-back),
+// viewers of one part cost the origin one request, the live URL outlives
+// a killed encoder, and ffmpeg reads the live stream through an edge for
+// 30 s without a gap or a decode error.
 //
 // The on-demand video is made once into the user cache dir
 // (~/.cache/kubecdn/video) and reused. Missing ffmpeg or chromium skips
@@ -24,9 +27,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,13 +91,9 @@ func startCDN(t *testing.T) *cdn {
 	if media == nil {
 		t.Fatalf("the live master names no media playlist:\n%s", lm)
 	}
-	// Its first segment is written 2 s after the encoder starts. Clients
-	// start only once the origin serves it: an encoder run that stops
-	// before that is replaced by one in a new folder, and a player that
-	// took the old run's playlist URL from the master gets 404 from the
-	// origin, and so from every edge, for as long as it keeps asking
-	// (reproduced by killing up's first live ffmpeg; the edge itself lets
-	// a 404 go within its lifetime, see internal/edge/negative_test.go).
+	// The master answers once the first segment is whole (2 s after the
+	// encoder starts), and the media playlist it names keeps its URL
+	// across encoder restarts (encoderRestart).
 	waitOK(t, "http://"+c.origin+"/video/"+string(media), "", 30*time.Second)
 	return c
 }
@@ -283,49 +284,27 @@ func TestVideoThroughTheCDN(t *testing.T) {
 		}
 	})
 
-	t.Run("live", func(t *testing.T) {
-		if err := chromedp.Do(ctx, chromedp.Navigate(eastURL+"?src=live")); err != nil {
-			t.Fatal(err)
+	// Live, low-latency (LL-HLS parts and blocking reloads) and then as
+	// whole segments, as a player without LL-HLS plays it: the latency
+	// of each, from capture (the encoder's clock in the playlist's
+	// program date-time) to the screen.
+	medians := map[bool]float64{}
+	for _, ll := range []bool{true, false} {
+		name := map[bool]string{true: "live-ll", false: "live-plain"}[ll]
+		t.Run(name, func(t *testing.T) { medians[ll] = playLive(t, ctx, eastURL, ll) })
+	}
+	// LL: PART-HOLD-BACK (1.62 s) behind the playlist's end, which is at
+	// most a part (0.54 s) behind the capture: under a target duration
+	// (2 s) plus the part hold-back. Whole segments: 3 s behind the end,
+	// which is up to a segment behind the capture.
+	if ll, plain := medians[true], medians[false]; ll > 0 && plain > 0 {
+		t.Logf("live latency from capture to screen, median: LL-HLS %.2f s, whole segments %.2f s", ll, plain)
+		if ll > 2+1.62 || ll >= plain {
+			t.Errorf("LL-HLS latency %.2f s: want under 3.62 s and under whole segments' %.2f s", ll, plain)
 		}
-		waitPlaying(t, ctx, 0.5, 30*time.Second)
-		// Fourteen seconds of live playback: time advances with the wall
-		// clock, and once the player settled (after 4 s) it stays within
-		// three segments of the playlist's end, and within four of the
-		// capture (a segment is published only once it is whole: 2 s).
-		begin := time.Now()
-		deadline := begin.Add(14 * time.Second)
-		var worstEdge, worstCapture, settled float64
-		var settledAt time.Time
-		var samples []string
-		for time.Now().Before(deadline) {
-			time.Sleep(time.Second)
-			s := readState(t, ctx)
-			if len(s.Errors) > 0 {
-				t.Fatalf("player errors: %v", s.Errors)
-			}
-			if s.Latency == nil || s.LiveEdge == nil {
-				continue
-			}
-			samples = append(samples, fmt.Sprintf("%.1f/%.1f", *s.Latency, *s.LiveEdge))
-			if settled == 0 && time.Since(begin) > 4*time.Second {
-				settled, settledAt = currentTime(t, ctx), time.Now()
-			}
-			if settled > 0 {
-				worstCapture, worstEdge = max(worstCapture, *s.Latency), max(worstEdge, *s.LiveEdge)
-			}
-		}
-		t.Logf("live latency each second (capture to screen / behind the playlist's end): %s", strings.Join(samples, " "))
-		if worstEdge > 3*2 || worstCapture > 4*2 {
-			t.Fatalf("live latency reached %.2f s behind the playlist's end (want at most three 2 s segments), %.2f s from capture (want at most four)", worstEdge, worstCapture)
-		}
-		advanced, took := currentTime(t, ctx)-settled, time.Since(settledAt).Seconds()
-		if advanced < 0.7*took {
-			t.Fatalf("live playback advanced %.2f s in %.2f s", advanced, took)
-		}
-		s := readState(t, ctx)
-		t.Logf("live: advanced %.2f s in %.2f s once settled; latency at most %.2f s behind the playlist's end, %.2f s from capture; %d segments; warnings %v",
-			advanced, took, worstEdge, worstCapture, len(s.Frags), s.Warnings)
-	})
+	}
+
+	t.Run("parts-collapsed", func(t *testing.T) { partsCollapsed(t, c) })
 
 	wg.Wait()
 	ffErr = dropKnownNotices(ffErr)
@@ -340,6 +319,8 @@ func TestVideoThroughTheCDN(t *testing.T) {
 	if gaps := <-seqDone; len(gaps) > 0 {
 		t.Errorf("the live playlist through the edge: %s", strings.Join(gaps, "; "))
 	}
+
+	t.Run("encoder-restart", func(t *testing.T) { encoderRestart(t, ctx, c, eastURL) })
 
 	// Ctrl-C stops up's ffmpeg too.
 	encoders := e2e.Children(c.up.Cmd.Process.Pid, "ffmpeg")
@@ -572,4 +553,184 @@ func dropKnownNotices(s string) string {
 		keep = append(keep, l)
 	}
 	return strings.Join(keep, "\n")
+}
+
+// playLive plays the live stream through the east edge for 12 s, LL-HLS
+// or whole segments, and returns the median latency from capture to
+// screen once settled (after 4 s). Playback time advances with the wall
+// clock, and the latency stays within three segments of the playlist's
+// end and four of the capture.
+func playLive(t *testing.T, ctx context.Context, eastURL string, ll bool) float64 {
+	url := eastURL + "?src=live"
+	if !ll {
+		url += "&ll=0"
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	waitPlaying(t, ctx, 0.5, 30*time.Second)
+	begin := time.Now()
+	deadline := begin.Add(12 * time.Second)
+	var worstEdge, worstCapture, settled float64
+	var settledAt time.Time
+	var samples []string
+	var lat []float64
+	for time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		s := readState(t, ctx)
+		if len(s.Errors) > 0 {
+			t.Fatalf("player errors: %v", s.Errors)
+		}
+		if s.Latency == nil || s.LiveEdge == nil {
+			continue
+		}
+		samples = append(samples, fmt.Sprintf("%.1f/%.1f", *s.Latency, *s.LiveEdge))
+		if settled == 0 && time.Since(begin) > 4*time.Second {
+			settled, settledAt = currentTime(t, ctx), time.Now()
+		}
+		if settled > 0 {
+			worstCapture, worstEdge = max(worstCapture, *s.Latency), max(worstEdge, *s.LiveEdge)
+			lat = append(lat, *s.Latency)
+		}
+	}
+	t.Logf("live latency each 0.5 s (capture to screen / behind the playlist's end): %s", strings.Join(samples, " "))
+	if worstEdge > 3*2 || worstCapture > 4*2 {
+		t.Fatalf("live latency reached %.2f s behind the playlist's end (want at most three 2 s segments), %.2f s from capture (want at most four)", worstEdge, worstCapture)
+	}
+	advanced, took := currentTime(t, ctx)-settled, time.Since(settledAt).Seconds()
+	if advanced < 0.7*took {
+		t.Fatalf("live playback advanced %.2f s in %.2f s", advanced, took)
+	}
+	s := readState(t, ctx)
+	parts := 0
+	for _, f := range s.Frags {
+		if strings.Contains(f.URL, "/part-") {
+			parts++
+		}
+		// Each row, part or segment, names the edge that served it.
+		if f.Region != "us-east-1" {
+			t.Fatalf("%s: region %q (Cache-Status %q), want us-east-1", f.URL, f.Region, f.CacheStatus)
+		}
+	}
+	if ll != (parts > 0) {
+		t.Fatalf("LL-HLS %v, but the player fetched %d parts", ll, parts)
+	}
+	if len(lat) == 0 {
+		t.Fatal("no latency once settled")
+	}
+	slices.Sort(lat)
+	med := lat[len(lat)/2]
+	t.Logf("live (LL-HLS %v): advanced %.2f s in %.2f s once settled; latency median %.2f s from capture, at most %.2f s, at most %.2f s behind the playlist's end; %d segments and %d parts fetched; warnings %v",
+		ll, advanced, took, med, worstCapture, worstEdge, len(s.Frags)-parts, parts, s.Warnings)
+	return med
+}
+
+// partsCollapsed has eight viewers ask the east edge at once for the
+// next part (the playlist's preload hint, which the origin holds until it
+// exists) and then for the playlist holding the part after it (a blocking
+// reload): each answered whole, and one of the eight requests, or none,
+// went upstream each time (Cache-Status without "collapsed" and with fwd).
+func partsCollapsed(t *testing.T, c *cdn) {
+	base := "http://" + c.east + "/video/live/"
+	_, pl := get(t, base+"index.m3u8", eastHost)
+	m := regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part-(\d+)\.(\d+)\.m4s"`).FindStringSubmatch(string(pl))
+	if m == nil {
+		t.Fatalf("no preload hint:\n%s", pl)
+	}
+	msn, _ := strconv.Atoi(m[1])
+	part, _ := strconv.Atoi(m[2])
+	for _, path := range []string{
+		fmt.Sprintf("part-%d.%d.m4s", msn, part),
+		fmt.Sprintf("index.m3u8?_HLS_msn=%d&_HLS_part=%d", msn, part+1),
+	} {
+		const n = 8
+		type answer struct {
+			status int
+			body   []byte
+			cs     string
+		}
+		answers := make(chan answer, n)
+		for range n {
+			go func() { // errors come back as status 0 (t.Fatal is for the test's goroutine)
+				req, _ := http.NewRequest("GET", base+path, nil)
+				req.Host = eastHost
+				resp, err := client.Do(req)
+				if err != nil {
+					answers <- answer{0, []byte(err.Error()), ""}
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				answers <- answer{resp.StatusCode, b, resp.Header.Get("Cache-Status")}
+			}()
+		}
+		upstream := 0
+		var first []byte
+		for range n {
+			a := <-answers
+			if a.status != 200 || len(a.body) == 0 {
+				t.Fatalf("%s: %d, %d bytes %.80q", path, a.status, len(a.body), a.body)
+			}
+			if first == nil {
+				first = a.body
+			}
+			if !bytes.Equal(a.body, first) {
+				t.Fatalf("%s: viewers got different bodies", path)
+			}
+			if strings.Contains(a.cs, "fwd=") && !strings.Contains(a.cs, "collapsed") {
+				upstream++
+			}
+		}
+		t.Logf("%d viewers of %s at once: %d origin request(s)", n, path, upstream)
+		if upstream > 1 {
+			t.Errorf("%d viewers of %s: %d went to the origin, want at most 1", n, path, upstream)
+		}
+	}
+}
+
+// encoderRestart kills up's live encoder (its process group) while the
+// browser plays the live stream: the playlist through the edge answers
+// 200 throughout, goes on after a discontinuity with a new init segment,
+// and the player goes on playing without a fatal error.
+func encoderRestart(t *testing.T, ctx context.Context, c *cdn, eastURL string) {
+	if err := chromedp.Do(ctx, chromedp.Navigate(eastURL+"?src=live")); err != nil {
+		t.Fatal(err)
+	}
+	waitPlaying(t, ctx, 1, 30*time.Second)
+	encoders := e2e.Children(c.up.Cmd.Process.Pid, "ffmpeg")
+	if len(encoders) != 1 {
+		t.Fatalf("up's ffmpeg: %v, want the one live encoder", encoders)
+	}
+	if err := syscall.Kill(-encoders[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	media := "http://" + c.east + demo.LiveMedia
+	seqRe := regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`)
+	last := -1
+	for {
+		resp, b := get(t, media, eastHost)
+		if resp.StatusCode != 200 {
+			t.Fatalf("the live playlist %.1f s after the encoder was killed: %s", time.Since(killed).Seconds(), resp.Status)
+		}
+		seq, _ := strconv.Atoi(seqRe.FindStringSubmatch(string(b))[1])
+		if seq < last {
+			t.Fatalf("media sequence went back from %d to %d", last, seq)
+		}
+		last = seq
+		pl := string(b)
+		if i := strings.Index(pl, "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:"); i >= 0 && strings.Contains(pl[i:], "#EXTINF:") {
+			t.Logf("%.1f s after the encoder was killed, a whole segment of the new run is listed after a discontinuity", time.Since(killed).Seconds())
+			break
+		}
+		if time.Since(killed) > 20*time.Second {
+			t.Fatalf("no discontinuity with a segment after it within 20 s:\n%s", pl)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	// The player crosses the discontinuity.
+	at := currentTime(t, ctx)
+	waitPlaying(t, ctx, at+3, 20*time.Second)
+	s := readState(t, ctx)
+	t.Logf("the player went on from %.2f s to %.2f s across the restart; warnings %v", at, currentTime(t, ctx), s.Warnings)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -25,7 +26,8 @@ const (
 	VODMaster      = "/video/vod/master.m3u8"        // three rungs, one file per segment
 	VODSingle      = "/video/vod/single/master.m3u8" // the same rungs, one byte-range file each
 	VODMP4         = "/video/vod/vod.mp4"            // the 480p rung as a plain MP4 (faststart)
-	LiveMaster     = "/video/live.m3u8"              // points at this run's live media playlist
+	LiveMaster     = "/video/live.m3u8"              // names the live media playlist
+	LiveMedia      = "/video/live/index.m3u8"        // the live LL-HLS media playlist, the same URL across encoder restarts
 	vodPrefix      = "/video/vod/"
 	livePrefix     = "/video/live/"
 	immutable      = "public, max-age=31536000, immutable"
@@ -69,11 +71,11 @@ type Video struct {
 	reason string // why the video is off; empty when on
 	vodDir string // the finished on-demand folder
 
+	live *liveStream // the live window; nil when the video is off
+
 	mu       sync.Mutex
 	vodReady bool
 	vodErr   error
-	liveDir  string // this run's live folder; empty until ffmpeg runs
-	liveRun  string // this run's id, the live media playlist's folder name
 }
 
 // NewVideo checks for ffmpeg and the font; a missing one turns the video
@@ -116,6 +118,7 @@ func NewVideo(o VideoOptions) *Video {
 		v.o.CacheDir = filepath.Join(d, "kubecdn", "video")
 	}
 	v.vodDir = filepath.Join(v.o.CacheDir, fmt.Sprintf("vod-%s-%ds", vodVersion, o.VODSeconds))
+	v.live = newLiveStream(v.o.LiveWindow, time.Now)
 	return v
 }
 
@@ -127,8 +130,8 @@ func (v *Video) Describe() string {
 	if v.reason != "" {
 		return "video left out: " + v.reason
 	}
-	return fmt.Sprintf("video: %s (player), VOD %s (3 rungs, %d s; %s byte-range; %s), live %s (2 s segments)",
-		VideoPage, VODMaster, v.o.VODSeconds, VODSingle, VODMP4, LiveMaster)
+	return fmt.Sprintf("video: %s (player), VOD %s (3 rungs, %d s; %s byte-range; %s), live %s (LL-HLS: 2 s segments of %.2f s parts)",
+		VideoPage, VODMaster, v.o.VODSeconds, VODSingle, VODMP4, LiveMaster, float64(liveFragMicros)/1e6)
 }
 
 // Run generates the on-demand video (or reuses the cache folder's), and
@@ -139,12 +142,6 @@ func (v *Video) Run(ctx context.Context) {
 	if v.reason != "" {
 		return
 	}
-	liveDir, err := os.MkdirTemp("", "kubecdn-live-")
-	if err != nil {
-		v.o.Logger.Error("video: live folder", "err", err)
-		return
-	}
-	defer os.RemoveAll(liveDir)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -159,20 +156,13 @@ func (v *Video) Run(ctx context.Context) {
 	}()
 	wait := time.Second
 	for ctx.Err() == nil {
-		// A new folder per encoder run: segment names restart at 0, and a
-		// segment is cached as immutable, so one name never means two
-		// contents.
+		// Each encoder run has an id of its own: its init segment's name,
+		// which then never means two contents.
 		run := strconv.FormatInt(time.Now().UnixMilli(), 36)
-		dir := filepath.Join(liveDir, run)
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			v.o.Logger.Error("video: live folder", "err", err)
-			break
-		}
-		v.mu.Lock()
-		v.liveDir, v.liveRun = dir, run
-		v.mu.Unlock()
 		started := time.Now()
-		err := runFFmpeg(ctx, v.o.FFmpeg, dir, v.liveArgs())
+		err := runFFmpeg(ctx, v.o.FFmpeg, "", v.liveArgs(), func(r io.Reader) error {
+			return v.live.ingest(r, run)
+		})
 		if ctx.Err() != nil {
 			break
 		}
@@ -185,30 +175,31 @@ func (v *Video) Run(ctx context.Context) {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 30*time.Second)
-		os.RemoveAll(dir)
 	}
 	wg.Wait()
 }
 
 // liveArgs encode a test pattern with the wall clock burned in, in real
-// time, to a rolling fMP4 HLS playlist of 2 s segments: a sliding window
-// whose media sequence advances, segments deleted once out of it, each
-// segment and playlist written to a temporary name and renamed (never
-// served half written), and a program date-time per segment (the player's
-// latency).
+// time, to fragmented MP4 on stdout: a fragment (an LL-HLS part) every
+// 0.5 s, a keyframe forced at every 2 s boundary (a segment), and a
+// producer reference time box per fragment, the encoder's wall clock at
+// its first frame (the playlist's program date-time, so the player's
+// latency counts from capture).
 func (v *Video) liveArgs() []string {
 	return []string{"-hide_banner", "-nostdin", "-loglevel", "error",
 		"-re", "-f", "lavfi", "-i", "testsrc2=size=426x240:rate=25",
 		"-re", "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000",
 		"-vf", "drawtext=fontfile=" + v.o.Font + ":text='LIVE %{localtime}':fontsize=22:fontcolor=white:box=1:boxcolor=black:boxborderw=6:x=10:y=10",
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-b:v", "300k",
+		// x264's wall clock at each frame's input goes to the prft box;
+		// without it the muxer writes its own clock when the fragment is
+		// written, a part later.
+		"-export_side_data", "prft",
+		"-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
+		"-force_key_frames", fmt.Sprintf("expr:gte(t,n_forced*%d)", liveTargetSecs), "-b:v", "300k",
 		"-c:a", "aac", "-b:a", "48k",
-		"-f", "hls", "-hls_time", strconv.Itoa(liveTargetSecs), "-hls_list_size", strconv.Itoa(v.o.LiveWindow),
-		"-hls_delete_threshold", "2",
-		"-hls_flags", "delete_segments+independent_segments+program_date_time+temp_file",
-		"-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4",
-		"-hls_segment_filename", "%d.m4s", "index.m3u8"}
+		"-f", "mp4", "-movflags", "empty_moov+default_base_moof+frag_keyframe",
+		"-frag_duration", strconv.Itoa(liveFragMicros), "-write_prft", "wallclock", "pipe:1"}
 }
 
 // prepareVOD makes the on-demand folder unless a finished one is there:
@@ -250,7 +241,7 @@ func (v *Video) prepareVOD(ctx context.Context) error {
 		"-var_stream_map", strings.Join(vsm, " "),
 		"-hls_segment_filename", "%v/%03d.m4s", "-hls_fmp4_init_filename", "init.mp4", "%v/index.m3u8")
 	start := time.Now()
-	if err := runFFmpeg(ctx, v.o.FFmpeg, tmp, args); err != nil {
+	if err := runFFmpeg(ctx, v.o.FFmpeg, tmp, args, nil); err != nil {
 		return fmt.Errorf("encoding: %w", err)
 	}
 	if err := os.Mkdir(filepath.Join(tmp, "single"), 0o755); err != nil {
@@ -261,7 +252,7 @@ func (v *Video) prepareVOD(ctx context.Context) error {
 			"-i", r.Name + "/index.m3u8", "-c", "copy",
 			"-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
 			"-hls_flags", "single_file+independent_segments", "-hls_fmp4_init_filename", r.Name + ".mp4",
-			"single/" + r.Name + ".m3u8"}); err != nil {
+			"single/" + r.Name + ".m3u8"}, nil); err != nil {
 			return fmt.Errorf("byte-range %s: %w", r.Name, err)
 		}
 	}
@@ -278,7 +269,7 @@ func (v *Video) prepareVOD(ctx context.Context) error {
 	}
 	top := VODRungs[len(VODRungs)-1].Name
 	if err := runFFmpeg(ctx, v.o.FFmpeg, tmp, []string{"-hide_banner", "-nostdin", "-loglevel", "error",
-		"-i", top + "/index.m3u8", "-c", "copy", "-movflags", "+faststart", "vod.mp4"}); err != nil {
+		"-i", top + "/index.m3u8", "-c", "copy", "-movflags", "+faststart", "vod.mp4"}, nil); err != nil {
 		return fmt.Errorf("mp4: %w", err)
 	}
 	// Another up sharing the cache folder may have finished first: its
@@ -324,7 +315,7 @@ func (v *Video) serve(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	v.mu.Lock()
-	vodReady, vodErr, liveDir, liveRun := v.vodReady, v.vodErr, v.liveDir, v.liveRun
+	vodReady, vodErr := v.vodReady, v.vodErr
 	v.mu.Unlock()
 	notYet := func(what string) {
 		hd.Set("Cache-Control", "no-store")
@@ -333,26 +324,20 @@ func (v *Video) serve(w http.ResponseWriter, r *http.Request) bool {
 	}
 	switch {
 	case p == LiveMaster:
-		if liveRun == "" {
+		if !v.live.ready() {
 			notYet("the live stream")
 			return true
 		}
-		// A master playlist naming this run's media playlist: a restart of
-		// the encoder (or of up) moves to new segment URLs.
-		body := fmt.Sprintf("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=426x240,CODECS=\"avc1.42c015,mp4a.40.2\"\nlive/%s/index.m3u8\n", liveRun)
+		// A master playlist naming the one live media playlist, whose URL
+		// outlives encoder restarts.
+		body := "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=426x240,CODECS=\"avc1.42c015,mp4a.40.2\"\nlive/index.m3u8\n"
 		servePlaylist(w, r, []byte(body), "public, max-age=1", "demo video live")
 		return true
+	case p == LiveMedia:
+		v.live.servePlaylist(w, r)
+		return true
 	case strings.HasPrefix(p, livePrefix):
-		rest := strings.TrimPrefix(p, livePrefix)
-		run, name, ok := strings.Cut(rest, "/")
-		if !ok || run != liveRun || liveDir == "" {
-			hd.Set("Cache-Control", "public, max-age=1")
-			http.Error(w, "not found", http.StatusNotFound)
-			return true
-		}
-		// The media playlist changes every segment: cached for half the
-		// target duration. Segments never change once published.
-		serveVideoFile(w, r, liveDir, name, "public, max-age=1", "demo video live")
+		v.live.serveMedia(w, r, strings.TrimPrefix(p, livePrefix))
 		return true
 	default:
 		if !vodReady {
@@ -433,13 +418,21 @@ var videoTypes = map[string]string{
 
 // runFFmpeg runs ffmpeg with args in dir in its own process group until it
 // exits or ctx ends; then the group gets SIGTERM (ffmpeg finishes its
-// files), and SIGKILL 3 s later if anything of it is left. The error names
-// ffmpeg's last lines of stderr.
-func runFFmpeg(ctx context.Context, bin, dir string, args []string) error {
+// files), and SIGKILL 3 s later if anything of it is left. If stdout is
+// not nil it reads ffmpeg's standard output until it ends; its error
+// stops ffmpeg. The error names ffmpeg's last lines of stderr.
+func runFFmpeg(ctx context.Context, bin, dir string, args []string, stdout func(io.Reader) error) error {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	var stderr tailBuffer
 	cmd.Stderr = &stderr
+	var out io.ReadCloser
+	if stdout != nil {
+		var err error
+		if out, err = cmd.StdoutPipe(); err != nil {
+			return err
+		}
+	}
 	// Start and Wait on one locked thread: the parent-death signal is
 	// tied to the thread that started the child.
 	runtime.LockOSThread()
@@ -448,10 +441,19 @@ func runFFmpeg(ctx context.Context, bin, dir string, args []string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting ffmpeg: %w", err)
 	}
+	var readErr error
+	if stdout != nil {
+		if readErr = stdout(out); readErr != nil {
+			killGroup(cmd, syscall.SIGKILL)
+		}
+	}
 	err := cmd.Wait()
 	killGroup(cmd, syscall.SIGKILL) // anything of the group still there
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if readErr != nil {
+		return fmt.Errorf("reading ffmpeg's output: %w", readErr)
 	}
 	if err != nil {
 		if s := strings.TrimSpace(stderr.String()); s != "" {

@@ -1,7 +1,9 @@
 package demo
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,39 +150,113 @@ func TestVideoServes(t *testing.T) {
 		t.Errorf("single-file playlist has no EXT-X-BYTERANGE:\n%s", single)
 	}
 
-	// Live: the master names this run's playlist, which slides.
+	// Live: the master names the one media playlist, an LL-HLS one.
 	lm := string(waitFor(t, srv.URL+LiveMaster, 30*time.Second))
-	m := regexp.MustCompile(`(?m)^(live/[0-9a-z]+/index\.m3u8)$`).FindStringSubmatch(lm)
-	if m == nil {
-		t.Fatalf("live master names no media playlist:\n%s", lm)
+	if !strings.Contains(lm, "\nlive/index.m3u8\n") {
+		t.Fatalf("live master does not name live/index.m3u8:\n%s", lm)
 	}
-	media := srv.URL + "/video/" + m[1]
+	media := srv.URL + LiveMedia
+	resp, b := fetch(t, media)
+	pl := string(b)
+	for _, tag := range []string{"#EXT-X-PART-INF:PART-TARGET=", "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=", "#EXT-X-MEDIA-SEQUENCE:", "#EXT-X-PROGRAM-DATE-TIME:", "#EXT-X-MAP:URI=", ",INDEPENDENT=YES", "#EXT-X-PRELOAD-HINT:TYPE=PART,URI="} {
+		if !strings.Contains(pl, tag) {
+			t.Fatalf("live playlist lacks %s:\n%s", tag, pl)
+		}
+	}
+	if got := resp.Header.Get("Cache-Control"); got != "public, max-age=1" || resp.Header.Get("ETag") == "" || resp.Header.Get("Last-Modified") != "" {
+		t.Fatalf("live playlist Cache-Control %q ETag %q Last-Modified %q", got, resp.Header.Get("ETag"), resp.Header.Get("Last-Modified"))
+	}
+	hint := regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part-(\d+)\.(\d+)\.m4s"`).FindStringSubmatch(pl)
+	msn, _ := strconv.ParseInt(hint[1], 10, 64)
+	part, _ := strconv.Atoi(hint[2])
+
+	// A blocking reload for the hinted part waits for it (under a part
+	// target or so), and the answer lists it.
+	start := time.Now()
+	resp, b = fetch(t, fmt.Sprintf("%s?_HLS_msn=%d&_HLS_part=%d", media, msn, part))
+	held := time.Since(start)
+	// The newest part's program date-time (the encoder's clock at its
+	// first frame) plus its duration is when its capture ended: not
+	// after now, when it is already served, and not long before.
+	v.live.mu.Lock()
+	g := v.live.segs[len(v.live.segs)-1]
+	captureEnd := g.pdt.Add(time.Duration(g.dur * float64(time.Second)))
+	v.live.mu.Unlock()
+	if d := time.Since(captureEnd); d < -20*time.Millisecond || d > time.Second {
+		t.Fatalf("the newest part's capture ended %s before it was served; want 0 to 1 s", d)
+	}
+	t.Logf("the newest part's capture ended %s before it was served", time.Since(captureEnd).Round(time.Millisecond))
+	if resp.StatusCode != 200 || !strings.Contains(string(b), fmt.Sprintf(`URI="part-%d.%d.m4s"`, msn, part)) && !strings.Contains(string(b), fmt.Sprintf("part-%d.0.m4s", msn+1)) {
+		t.Fatalf("blocking reload for part %d.%d: %s after %s:\n%s", msn, part, resp.Status, held, b)
+	}
+	if held > 2*time.Second {
+		t.Fatalf("blocking reload for the next part took %s", held)
+	}
+	t.Logf("a blocking reload for the next part was held %s", held.Round(time.Millisecond))
+	// Too far ahead: 400 at once (RFC 8216bis 6.2.5.2); garbage: 400.
+	for _, q := range []string{fmt.Sprintf("_HLS_msn=%d", msn+4), "_HLS_msn=x", "_HLS_part=1"} {
+		start := time.Now()
+		if resp, _ := fetch(t, media+"?"+q); resp.StatusCode != 400 || time.Since(start) > time.Second {
+			t.Fatalf("?%s: %s after %s, want 400 at once", q, resp.Status, time.Since(start))
+		}
+	}
+	// The next hinted part is waited for, then served as immutable media.
+	_, b = fetch(t, media)
+	hint = regexp.MustCompile(`#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(part-\d+\.\d+\.m4s)"`).FindStringSubmatch(string(b))
+	resp, b = fetch(t, srv.URL+livePrefix+hint[1])
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "video/iso.segment" || resp.Header.Get("Cache-Control") != immutable || !bytes.Contains(b[:min(len(b), 16)], []byte("moof")) {
+		t.Fatalf("hinted part %s: %s %q %q", hint[1], resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"))
+	}
+	seg := regexp.MustCompile(`(?m)^seg-\d+\.m4s$`).FindString(pl)
+	initURI := regexp.MustCompile(`#EXT-X-MAP:URI="([^"]+)"`).FindStringSubmatch(pl)[1]
+	for _, name := range []string{seg, initURI} {
+		if resp, _ := fetch(t, srv.URL+livePrefix+name); resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != immutable {
+			t.Fatalf("%s: %s %q", name, resp.Status, resp.Header.Get("Cache-Control"))
+		}
+	}
+	for _, name := range []string{"seg-1.m4s", "part-1.0.m4s", "init-zz.mp4", "part-x.m4s", "index2.m3u8"} {
+		if resp, _ := fetch(t, srv.URL+livePrefix+name); resp.StatusCode != 404 {
+			t.Fatalf("%s: %s, want 404", name, resp.Status)
+		}
+	}
+
+	// Kill the live encoder (its own process group): up starts another,
+	// and the same playlist goes on, never failing, after a
+	// discontinuity with the new run's init segment, its media sequence
+	// going on.
+	encoders := e2e.Children(os.Getpid(), "ffmpeg")
+	if len(encoders) != 1 {
+		t.Fatalf("live encoders running: %v, want one", encoders)
+	}
+	if err := syscall.Kill(-encoders[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
 	seqRe := regexp.MustCompile(`#EXT-X-MEDIA-SEQUENCE:(\d+)`)
-	deadline := time.Now().Add(40 * time.Second)
-	var first = -1
+	lastSeq := int64(-1)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, b := fetch(t, media)
-		if resp.StatusCode == 200 {
-			if got := resp.Header.Get("Cache-Control"); got != "public, max-age=1" {
-				t.Fatalf("live playlist Cache-Control %q", got)
+		if resp.StatusCode != 200 {
+			t.Fatalf("live playlist after the encoder was killed: %s %s", resp.Status, b)
+		}
+		m := seqRe.FindStringSubmatch(string(b))
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		if n < lastSeq {
+			t.Fatalf("media sequence went back from %d to %d", lastSeq, n)
+		}
+		lastSeq = n
+		if maps := regexp.MustCompile(`#EXT-X-MAP:URI="([^"]+)"`).FindAllStringSubmatch(string(b), -1); strings.Contains(string(b), "#EXT-X-DISCONTINUITY\n") &&
+			len(maps) == 2 && maps[0][1] == initURI && strings.Contains(string(b[strings.LastIndex(string(b), "#EXT-X-MAP"):]), "#EXTINF") {
+			if resp, _ := fetch(t, srv.URL+livePrefix+maps[1][1]); resp.StatusCode != 200 {
+				t.Fatalf("the new run's init segment %s: %s", maps[1][1], resp.Status)
 			}
-			if resp.Header.Get("Last-Modified") != "" || resp.Header.Get("ETag") == "" {
-				t.Fatalf("live playlist validators: Last-Modified %q ETag %q", resp.Header.Get("Last-Modified"), resp.Header.Get("ETag"))
-			}
-			if s := seqRe.FindStringSubmatch(string(b)); s != nil {
-				n, _ := strconv.Atoi(s[1])
-				if first < 0 {
-					first = n
-				}
-				if n > first {
-					break // the window slid
-				}
-			}
+			t.Logf("after the encoder was killed:\n%s", b)
+			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the live media sequence did not advance within 40s (from %d)", first)
+			t.Fatalf("no discontinuity with a new init segment within 20 s of killing the encoder:\n%s", b)
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 
 	// Stop: no ffmpeg of this test's is left.

@@ -12,14 +12,17 @@
   var q = new URLSearchParams(location.search);
   var src = q.get("src") || "vod";
   if (!sources[src]) src = "vod";
-  var state = { src: src, frags: [], errors: [], latency: null, liveEdge: null, level: null };
+  // Live plays low-latency (LL-HLS parts, blocking playlist reloads)
+  // unless ll=0: then whole segments, as a player without LL-HLS would.
+  var ll = src === "live" && q.get("ll") !== "0";
+  var state = { src: src, ll: ll, frags: [], errors: [], latency: null, liveEdge: null, level: null };
   window.kubecdnPlayer = state;
   var video = document.getElementById("video");
   var tbody = document.getElementById("frags");
   document.querySelectorAll("nav a").forEach(function (a) {
-    if (a.dataset.src === src) a.className = "on";
+    if (a.dataset.src === (src === "live" && !ll ? "live-plain" : src)) a.className = "on";
   });
-  document.getElementById("src").textContent = sources[src];
+  document.getElementById("src").textContent = sources[src] + (ll ? " (LL-HLS)" : "");
 
   // parseCacheStatus reads an RFC 9211 Cache-Status value: one member per
   // cache, the one nearest the client last. kubecdn's edges are named
@@ -91,17 +94,20 @@
       record(sources.mp4, "mp4", r.headers.get("Content-Length"), 0, r.headers.get("Cache-Status"));
     });
   } else if (window.Hls && Hls.isSupported()) {
-    // Live: play 3 s (1.5 segments) behind the playlist's end, and catch
-    // up a little faster than real time when further behind.
-    var cfg = { lowLatencyMode: false, liveSyncDuration: 3, liveMaxLatencyDuration: 6, maxLiveSyncPlaybackRate: 1.1 };
+    // Live, whole segments: play 3 s (1.5 segments) behind the
+    // playlist's end, and catch up a little faster than real time when
+    // further behind. Low-latency: the playlist's PART-HOLD-BACK behind it.
+    var cfg = ll ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.1 }
+      : { lowLatencyMode: false, liveSyncDuration: 3, liveMaxLatencyDuration: 6, maxLiveSyncPlaybackRate: 1.1 };
     if (q.get("level") !== null) cfg.startLevel = parseInt(q.get("level"), 10);
     hls = new Hls(cfg);
     window.kubecdnHls = hls;
     hls.on(Hls.Events.FRAG_LOADED, function (ev, data) {
-      var st = data.frag.stats;
+      // An LL-HLS part is a row of its own, named by the part's URL.
+      var st = (data.part || data.frag).stats;
       var xhr = data.networkDetails;
       var cs = xhr && xhr.getResponseHeader ? xhr.getResponseHeader("Cache-Status") : "";
-      record(data.frag.url + (data.frag.byteRange && data.frag.byteRange.length ? " @" + data.frag.byteRange.join("-") : ""),
+      record((data.part ? data.part.url : data.frag.url) + (data.frag.byteRange && data.frag.byteRange.length && !data.part ? " @" + data.frag.byteRange.join("-") : ""),
         data.frag.level, st.total, Math.round(st.loading.end - st.loading.start), cs);
     });
     hls.on(Hls.Events.LEVEL_SWITCHED, function (ev, data) { state.level = data.level; });
