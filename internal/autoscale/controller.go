@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kubecdn/kubecdn/internal/ops"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -480,6 +481,32 @@ func (c *Controller) Snapshot() (State, string, map[string]string) {
 		w[k] = v
 	}
 	return st, c.frozen, w
+}
+
+// Views are the autoscale regions as status shows them (ops.Target's
+// Autoscale): phase, since when, pin, the latest decision with its inputs
+// and result, why the region waits or decisions are frozen, and what the
+// latest sample saw of it (zero Sample: nothing).
+func Views(st State, frozen string, waiting map[string]string, latest Sample) map[string]*ops.Autoscale {
+	out := map[string]*ops.Autoscale{}
+	for _, r := range st.Regions {
+		if r.AlwaysOn {
+			continue
+		}
+		v := &ops.Autoscale{Phase: string(r.Phase), Since: r.Since, Pin: string(r.Pin), Waiting: waiting[r.Name], Frozen: frozen,
+			Demand: latest.Describe(r.Name)}
+		if v.Phase == "" {
+			v.Phase = string(Closed)
+		}
+		for i := len(st.Decisions) - 1; i >= 0; i-- {
+			if d := st.Decisions[i]; d.Action.Region == r.Name {
+				v.Decision, v.Result = d.Action.String(), d.Result
+				break
+			}
+		}
+		out[r.Name] = v
+	}
+	return out
 }
 
 // Latest is the newest demand sample (zero before the first): what status

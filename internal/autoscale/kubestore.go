@@ -10,12 +10,17 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
 // stateKey is the ConfigMap key that holds the state.
 const stateKey = "state.json"
+
+// KubeStateName is the ConfigMap (and Lease) of the deployed autoscaler, in
+// the first always-on region's cluster, in the CDN's namespace.
+const KubeStateName = "kubecdn-autoscaler"
 
 // KubeStore keeps the state in a ConfigMap of an always-on region's
 // cluster, so a replaced autoscaler resumes where the last one stopped.
@@ -27,18 +32,25 @@ type KubeStore struct {
 
 // Load reads the state; no ConfigMap yet is a fresh start.
 func (k KubeStore) Load(ctx context.Context) (State, error) {
-	var st State
-	cm, err := k.Client.CoreV1().ConfigMaps(k.Namespace).Get(ctx, k.Name, metav1.GetOptions{})
+	st, _, err := LoadKubeState(ctx, k.Client.CoreV1().ConfigMaps(k.Namespace), k.Name)
+	return st, err
+}
+
+// LoadKubeState reads the state an autoscaler keeps in the ConfigMap name
+// of cms (KubeStore); found is false when there is none (no autoscaler
+// has run).
+func LoadKubeState(ctx context.Context, cms corev1client.ConfigMapInterface, name string) (st State, found bool, err error) {
+	cm, err := cms.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return st, nil
+		return st, false, nil
 	}
 	if err != nil {
-		return st, fmt.Errorf("configmap %s/%s: %w", k.Namespace, k.Name, err)
+		return st, false, fmt.Errorf("configmap %s: %w", name, err)
 	}
 	if err := json.Unmarshal([]byte(cm.Data[stateKey]), &st); err != nil {
-		return st, fmt.Errorf("configmap %s/%s key %s: %w", k.Namespace, k.Name, stateKey, err)
+		return st, false, fmt.Errorf("configmap %s/%s key %s: %w", cm.Namespace, name, stateKey, err)
 	}
-	return st, nil
+	return st, true, nil
 }
 
 // Save writes the state. Only the leader writes, so a conflict means the

@@ -452,26 +452,7 @@ func (a *autoscaler) views() map[string]*ops.Autoscale {
 		return nil
 	}
 	st, frozen, waiting := a.ctrl.Snapshot()
-	latest := a.ctrl.Latest()
-	out := map[string]*ops.Autoscale{}
-	for _, r := range st.Regions {
-		if r.AlwaysOn {
-			continue
-		}
-		v := &ops.Autoscale{Phase: string(r.Phase), Since: r.Since, Pin: string(r.Pin), Waiting: waiting[r.Name], Frozen: frozen,
-			Demand: latest.Describe(r.Name)}
-		if v.Phase == "" {
-			v.Phase = string(autoscale.Closed)
-		}
-		for i := len(st.Decisions) - 1; i >= 0; i-- {
-			if d := st.Decisions[i]; d.Action.Region == r.Name {
-				v.Decision, v.Result = d.Action.String(), d.Result
-				break
-			}
-		}
-		out[r.Name] = v
-	}
-	return out
+	return autoscale.Views(st, frozen, waiting, a.ctrl.Latest())
 }
 
 // AutoscaleView is the JSON of GET /v1/autoscale on the control API.

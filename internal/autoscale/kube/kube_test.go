@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 	"github.com/kubecdn/kubecdn/internal/deploy"
 	"github.com/kubecdn/kubecdn/internal/gslb"
 	"github.com/kubecdn/kubecdn/internal/kubetest"
+	"github.com/kubecdn/kubecdn/internal/ops"
+	"github.com/kubecdn/kubecdn/internal/ops/kubeops"
 )
 
 const testToken = "kube-actuator-test-token"
@@ -316,5 +319,51 @@ func TestRouteNeedsRunningRegions(t *testing.T) {
 	reach.down["us-east-1"] = false
 	if err := a.Route(t.Context(), "eu-west-1", true); err == nil {
 		t.Error("running ap-south-1 unreachable: the step succeeded")
+	}
+}
+
+// TestStatusReadsTheDeployedAutoscaler: `kubecdn status -f` (kubeops)
+// shows each autoscale region as the deployed autoscaler stored it in the
+// first always-on region: phase, since when and the latest decision with
+// its inputs; a file whose autoscaler never ran shows none.
+func TestStatusReadsTheDeployedAutoscaler(t *testing.T) {
+	e := newEnv(t, "")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	src, err := kubeops.New(e.cfg, kubeops.Options{Render: e.deployOptions().Render})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := src.Regions(ctx)
+	for _, tg := range ts {
+		if tg.Autoscale != nil {
+			t.Errorf("%s: autoscale view %+v before any autoscaler ran", tg.Region, tg.Autoscale)
+		}
+	}
+	since := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	open := autoscale.Action{Kind: autoscale.ActOpen, Region: "eu-west-1", Reason: "displaced demand above 50 req/s for 3s",
+		Signal: "displaced", Min: 60, Max: 70, Samples: 4, From: since.Add(-3 * time.Second), To: since, RTTGainMs: 104}
+	st := autoscale.State{Regions: []autoscale.Region{{Name: "us-east-1", AlwaysOn: true, Phase: autoscale.Open},
+		{Name: "eu-west-1", Phase: autoscale.Open, Since: since, InDNS: true}},
+		Decisions: []autoscale.Record{{At: since, Action: open, Result: "done"}}}
+	store := autoscale.KubeStore{Client: e.clusters["us-east-1"].Client, Namespace: "kubecdn", Name: StateName}
+	if err := store.Save(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	ts, _ = src.Regions(ctx)
+	var eu *ops.Autoscale
+	for _, tg := range ts {
+		switch tg.Region {
+		case "us-east-1":
+			if tg.Autoscale != nil {
+				t.Errorf("always-on us-east-1 has an autoscale view: %+v", tg.Autoscale)
+			}
+		case "eu-west-1":
+			eu = tg.Autoscale
+		}
+	}
+	if eu == nil || eu.Phase != "open" || !eu.Since.Equal(since) || eu.Result != "done" ||
+		!strings.Contains(eu.Decision, "open eu-west-1: displaced demand above 50 req/s") || !strings.Contains(eu.Decision, "its users 104 ms closer") {
+		t.Fatalf("eu-west-1's autoscale view %+v, want open since %s with its decision", eu, since)
 	}
 }

@@ -27,8 +27,8 @@ import (
 // Lease its replicas elect a leader on and the ConfigMap its state lives
 // in (render names them too).
 const (
-	LeaseName = "kubecdn-autoscaler"
-	StateName = "kubecdn-autoscaler"
+	LeaseName = autoscale.KubeStateName
+	StateName = autoscale.KubeStateName
 )
 
 // Defaults of Options.

@@ -34,6 +34,7 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubecdn/kubecdn/internal/autoscale"
 	"github.com/kubecdn/kubecdn/internal/bearer"
 	"github.com/kubecdn/kubecdn/internal/config"
 	"github.com/kubecdn/kubecdn/internal/deploy"
@@ -159,8 +160,44 @@ func (s *Source) Client() *http.Client {
 // cluster may well be gone). The error is nil: the regions say what failed.
 func (s *Source) Regions(ctx context.Context) ([]ops.Target, error) {
 	out := make([]ops.Target, len(s.cfg.AllRegions()))
+	var views map[string]*ops.Autoscale
+	var wg sync.WaitGroup
+	wg.Go(func() { views = s.autoscaleViews(ctx) })
 	s.Each(ctx, func(i int, t ops.Target) { out[i] = t })
+	wg.Wait()
+	for i := range out {
+		out[i].Autoscale = views[out[i].Region]
+	}
 	return out, nil
+}
+
+// autoscaleViews reads the deployed autoscaler's state (the ConfigMap
+// autoscale.KubeStateName in the first always-on region, where every
+// autoscaler keeps it, in the cluster or not) as status shows it: phase,
+// since when, pin and the latest decision with its inputs. Nil when the
+// file has no autoscale regions, no autoscaler has run, or the state
+// cannot be read (the regions' own lines say whether their API servers
+// answer).
+func (s *Source) autoscaleViews(ctx context.Context) map[string]*ops.Autoscale {
+	if len(s.cfg.Spec.Regions.Autoscale) == 0 || len(s.cfg.Spec.Regions.AlwaysOn) == 0 {
+		return nil
+	}
+	home := s.cfg.AllRegions()[0]
+	r, err := s.connect(home)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	st, found, err := autoscale.LoadKubeState(ctx, r.core.ConfigMaps(s.opts.Render.Namespace), autoscale.KubeStateName)
+	if err != nil || !found {
+		return nil
+	}
+	frozen := ""
+	if st.Paused {
+		frozen = "paused"
+	}
+	return autoscale.Views(st, frozen, nil, autoscale.Sample{})
 }
 
 // Each finds every region as Regions does and calls fn with each as soon
