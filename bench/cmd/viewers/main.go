@@ -82,22 +82,27 @@ func origin(ctx context.Context, args []string, stderr io.Writer) error {
 		return errors.New("want -segment >= 100ms, -window >= 1, 1 <= -bytes <= 64MiB")
 	}
 	g := livehls.New(livehls.Options{SegmentDuration: *seg, Window: *window, SegmentBytes: int(size), Seed: 14})
-	mux := http.NewServeMux()
-	mux.Handle("/", g)
-	mux.HandleFunc("/_counts", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(counts{Live: g.Live(time.Now()), Paths: g.Counts()})
-	})
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: originHandler(g), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
 	}()
 	fmt.Fprintln(stderr, "origin on", ln.Addr())
 	return srv.Serve(ln)
+}
+
+// originHandler serves g and, on /_counts, what reached it.
+func originHandler(g *livehls.Origin) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", g)
+	mux.HandleFunc("/_counts", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(counts{Live: g.Live(time.Now()), Paths: g.Counts()})
+	})
+	return mux
 }
 
 // counts is what the origin's /_counts answers.
@@ -121,7 +126,6 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	segmentSize = int64(size)
 	if *n < 1 || *n > 5000 || *duration <= 0 || *duration > 10*time.Minute {
 		return errors.New("want 1 <= -n <= 5000 and 0 < -duration <= 10m")
 	}
@@ -151,7 +155,7 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		start = time.Now()
 	)
 	for i := 0; i < *n; i++ {
-		v := viewer{client: client, base: edges[i%len(edges)], host: *host, delay: time.Duration(rng.Int64N(int64(2 * time.Second)))}
+		v := viewer{client: client, base: edges[i%len(edges)], host: *host, size: int64(size), delay: time.Duration(rng.Int64N(int64(2 * time.Second)))}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -168,8 +172,14 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// Segments published during the run that a viewer asked for: one
+	// published at the end, after every viewer's last refresh, was never
+	// asked for and says nothing of the cache.
 	segReqs, segs := 0, 0
-	for m := before.Live + 1; m <= after.Live; m++ { // segments published during the run
+	for m := before.Live + 1; m <= after.Live; m++ {
+		if !st.asked[m] {
+			continue
+		}
 		p := fmt.Sprintf("/seg/%d.ts", m)
 		segReqs += after.Paths[p] - before.Paths[p]
 		segs++
@@ -226,9 +236,18 @@ type stats struct {
 	playlists, errors, bad int
 	target                 time.Duration
 	firstErr               string
+	// asked holds the segments asked for: at most the run's duration over
+	// the segment duration, plus the window.
+	asked map[int64]bool
 }
 
 func (s *stats) add(o stats) {
+	if s.asked == nil {
+		s.asked = map[int64]bool{}
+	}
+	for m := range o.asked {
+		s.asked[m] = true
+	}
 	s.playlists += o.playlists
 	s.errors += o.errors
 	s.bad += o.bad
@@ -250,12 +269,13 @@ type viewer struct {
 	client *http.Client
 	base   string
 	host   string
+	size   int64 // the origin's segment size, checked on every segment (0: not checked)
 	delay  time.Duration
 }
 
 // watch plays until ctx ends; it returns each segment's time to first byte.
 func (v viewer) watch(ctx context.Context) ([]time.Duration, stats) {
-	var st stats
+	st := stats{asked: map[int64]bool{}}
 	var ttfb []time.Duration
 	next := int64(-1) // the next segment to fetch
 	t := time.NewTimer(v.delay)
@@ -285,6 +305,7 @@ func (v viewer) watch(ctx context.Context) ([]time.Duration, stats) {
 				if m < next {
 					continue
 				}
+				st.asked[m] = true
 				d, size, err := v.segment(ctx, m)
 				if ctx.Err() != nil {
 					return ttfb, st
@@ -293,7 +314,7 @@ func (v viewer) watch(ctx context.Context) ([]time.Duration, stats) {
 					st.fail(err)
 					continue
 				}
-				if size != int64(segmentSize) && segmentSize > 0 {
+				if v.size > 0 && size != v.size {
 					st.bad++
 				}
 				ttfb = append(ttfb, d)
@@ -303,9 +324,6 @@ func (v viewer) watch(ctx context.Context) ([]time.Duration, stats) {
 		t.Reset(target)
 	}
 }
-
-// segmentSize is checked against every segment when set (the origin's -bytes).
-var segmentSize int64
 
 // playlist reads the live playlist: its segments' numbers and target.
 func (v viewer) playlist(ctx context.Context) ([]int64, time.Duration, error) {
@@ -351,6 +369,9 @@ func (v viewer) segment(ctx context.Context, m int64) (time.Duration, int64, err
 		return 0, 0, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("segment %d: %s", m, resp.Status)
+	}
 	var one [1]byte
 	if _, err := io.ReadFull(resp.Body, one[:]); err != nil {
 		return 0, 0, fmt.Errorf("segment %d: %w", m, err)
@@ -359,9 +380,6 @@ func (v viewer) segment(ctx context.Context, m int64) (time.Duration, int64, err
 	rest, err := io.Copy(io.Discard, resp.Body)
 	if err != nil {
 		return 0, 0, fmt.Errorf("segment %d: %w", m, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("segment %d: %s", m, resp.Status)
 	}
 	return d, rest + 1, nil
 }
