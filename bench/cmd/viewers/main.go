@@ -14,7 +14,9 @@
 // segments from the live end, at a random (seeded) moment of the first
 // target duration. It prints one line of key=value pairs: origin requests
 // per live segment, playlist requests reaching the origin per refresh
-// interval, segment time to first byte p50/p99, bytes checked and errors.
+// interval, segment time to first byte p50/p99, segments of the wrong
+// size or bytes (bad_bytes: every segment's bytes are checked against the
+// ones the origin makes) and errors.
 package main
 
 import (
@@ -24,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -81,7 +84,7 @@ func origin(ctx context.Context, args []string, stderr io.Writer) error {
 	if *seg < 100*time.Millisecond || *window < 1 || size < 1 || size > 64<<20 {
 		return errors.New("want -segment >= 100ms, -window >= 1, 1 <= -bytes <= 64MiB")
 	}
-	g := livehls.New(livehls.Options{SegmentDuration: *seg, Window: *window, SegmentBytes: int(size), Seed: 14})
+	g := livehls.New(livehls.Options{SegmentDuration: *seg, Window: *window, SegmentBytes: int(size), Seed: originSeed})
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
@@ -94,6 +97,9 @@ func origin(ctx context.Context, args []string, stderr io.Writer) error {
 	fmt.Fprintln(stderr, "origin on", ln.Addr())
 	return srv.Serve(ln)
 }
+
+// originSeed makes the origin's segments' bytes, so viewers can check them.
+const originSeed = 14
 
 // originHandler serves g and, on /_counts, what reached it.
 func originHandler(g *livehls.Origin) http.Handler {
@@ -145,6 +151,7 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	rng := rand.New(rand.NewPCG(*seed, 14))
+	sums := newSums(int(size))
 	ctx, cancel := context.WithTimeout(ctx, *duration)
 	defer cancel()
 	var (
@@ -155,7 +162,7 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		start = time.Now()
 	)
 	for i := 0; i < *n; i++ {
-		v := viewer{client: client, base: edges[i%len(edges)], host: *host, size: int64(size), delay: time.Duration(rng.Int64N(int64(2 * time.Second)))}
+		v := viewer{client: client, base: edges[i%len(edges)], host: *host, size: int64(size), sums: sums, delay: time.Duration(rng.Int64N(int64(2 * time.Second)))}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -270,6 +277,7 @@ type viewer struct {
 	base   string
 	host   string
 	size   int64 // the origin's segment size, checked on every segment (0: not checked)
+	sums   *sums // the checksums of the origin's segments
 	delay  time.Duration
 }
 
@@ -306,7 +314,7 @@ func (v viewer) watch(ctx context.Context) ([]time.Duration, stats) {
 					continue
 				}
 				st.asked[m] = true
-				d, size, err := v.segment(ctx, m)
+				d, size, sum, err := v.segment(ctx, m)
 				if ctx.Err() != nil {
 					return ttfb, st
 				}
@@ -314,7 +322,7 @@ func (v viewer) watch(ctx context.Context) ([]time.Duration, stats) {
 					st.fail(err)
 					continue
 				}
-				if v.size > 0 && size != v.size {
+				if v.size > 0 && (size != v.size || sum != v.sums.of(m)) {
 					st.bad++
 				}
 				ttfb = append(ttfb, d)
@@ -359,29 +367,64 @@ func (v viewer) playlist(ctx context.Context) ([]int64, time.Duration, error) {
 	return segs, target, sc.Err()
 }
 
-// segment fetches segment m; it returns its time to first byte and size.
-func (v viewer) segment(ctx context.Context, m int64) (time.Duration, int64, error) {
+// segment fetches segment m; it returns its time to first byte, size and
+// checksum.
+func (v viewer) segment(ctx context.Context, m int64) (time.Duration, int64, uint32, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/seg/%d.ts", v.base, m), nil)
 	req.Host = v.host
 	start := time.Now()
 	resp, err := v.client.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("segment %d: %s", m, resp.Status)
+		return 0, 0, 0, fmt.Errorf("segment %d: %s", m, resp.Status)
 	}
 	var one [1]byte
 	if _, err := io.ReadFull(resp.Body, one[:]); err != nil {
-		return 0, 0, fmt.Errorf("segment %d: %w", m, err)
+		return 0, 0, 0, fmt.Errorf("segment %d: %w", m, err)
 	}
 	d := time.Since(start)
-	rest, err := io.Copy(io.Discard, resp.Body)
+	h := crc32.New(castagnoli)
+	h.Write(one[:])
+	rest, err := io.Copy(h, resp.Body)
 	if err != nil {
-		return 0, 0, fmt.Errorf("segment %d: %w", m, err)
+		return 0, 0, 0, fmt.Errorf("segment %d: %w", m, err)
 	}
-	return d, rest + 1, nil
+	return d, rest + 1, h.Sum32(), nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// sums knows the checksum of each of the origin's segments (their bytes
+// come from originSeed and the segment's number), made once per segment.
+type sums struct {
+	g  *livehls.Origin
+	mu sync.Mutex
+	m  map[int64]uint32 // at most maxSums
+}
+
+// maxSums bounds the checksums kept: a 10-minute run of 100ms segments
+// asks for 6,000.
+const maxSums = 10000
+
+func newSums(size int) *sums {
+	return &sums{g: livehls.New(livehls.Options{SegmentBytes: size, Seed: originSeed}), m: map[int64]uint32{}}
+}
+
+func (s *sums) of(m int64) uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.m[m]; ok {
+		return c
+	}
+	if len(s.m) >= maxSums {
+		clear(s.m)
+	}
+	c := crc32.Checksum(s.g.Segment(m), castagnoli)
+	s.m[m] = c
+	return c
 }
 
 func loopbackURL(s string) error {

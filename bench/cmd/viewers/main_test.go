@@ -230,6 +230,11 @@ func TestViewersHostileOrigin(t *testing.T) {
 			}
 		}, "unexpected EOF"},
 		{"short segment", func(w http.ResponseWriter, r *http.Request) { w.Write(make([]byte, testBytes/2)) }, ""},
+		// The right size, another segment's bytes: what a cache serving a
+		// stale key would send.
+		{"another segment's bytes", func(w http.ResponseWriter, r *http.Request) {
+			w.Write(livehls.New(livehls.Options{SegmentBytes: testBytes, Seed: 14}).Segment(1))
+		}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -253,9 +258,9 @@ func TestViewersHostileOrigin(t *testing.T) {
 			if badReqs == 0 {
 				t.Fatal("no viewer asked for a bad segment")
 			}
-			if tc.want == "" { // served in full but short: a wrong size
+			if tc.want == "" { // served in full, but not the segment's bytes
 				if r["bad_bytes"] == 0 || r["errors"] != 0 {
-					t.Errorf("bad bytes %v, errors %v; want %d short segments counted as bad bytes", r["bad_bytes"], r["errors"], badReqs)
+					t.Errorf("bad bytes %v, errors %v; want the %d bad segments counted as bad bytes", r["bad_bytes"], r["errors"], badReqs)
 				}
 				return
 			}
