@@ -204,8 +204,8 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "viewers=%d regions=%d seconds=%.1f segments=%d origin_req_per_segment=%.2f origin_playlist_per_refresh=%.2f playlist_reqs=%d segment_reqs=%d ttfb_p50_ms=%.1f ttfb_p99_ms=%.1f bad_bytes=%d errors=%d\n",
 		*n, len(edges), took.Seconds(), segs, perSeg, float64(plReqs)/(took.Seconds()/target.Seconds()),
 		st.playlists, len(ttfb), ms(pct(ttfb, 0.5)), ms(pct(ttfb, 0.99)), st.bad, st.errors)
-	if st.firstErr != "" {
-		fmt.Fprintln(stderr, "first error:", st.firstErr)
+	for _, e := range st.firstErrs {
+		fmt.Fprintln(stderr, "error:", e)
 	}
 	return nil
 }
@@ -242,7 +242,7 @@ func fetchCounts(ctx context.Context, c *http.Client, origin string) (counts, er
 type stats struct {
 	playlists, errors, bad int
 	target                 time.Duration
-	firstErr               string
+	firstErrs              []string // the first maxErrs errors
 	// asked holds the segments asked for: at most the run's duration over
 	// the segment duration, plus the window.
 	asked map[int64]bool
@@ -259,15 +259,22 @@ func (s *stats) add(o stats) {
 	s.errors += o.errors
 	s.bad += o.bad
 	s.target = max(s.target, o.target)
-	if s.firstErr == "" {
-		s.firstErr = o.firstErr
+	for _, e := range o.firstErrs {
+		if len(s.firstErrs) < maxErrs {
+			s.firstErrs = append(s.firstErrs, e)
+		}
 	}
 }
 
+// maxErrs is how many errors a run prints: the first few say what went
+// wrong (one may be a slow answer on a busy machine, the next the origin's
+// 404).
+const maxErrs = 5
+
 func (s *stats) fail(err error) {
 	s.errors++
-	if s.firstErr == "" {
-		s.firstErr = err.Error()
+	if len(s.firstErrs) < maxErrs {
+		s.firstErrs = append(s.firstErrs, err.Error())
 	}
 }
 
