@@ -59,6 +59,18 @@ func tofuDir(t *testing.T) string {
 	return dir
 }
 
+// tools returns OpenTofu, the directory of a local region's binaries and
+// kubectl, building them where they are not yet built.
+func tools(t *testing.T) (tofu, bin, kubectl string) {
+	t.Helper()
+	tofu = filepath.Join(tofuDir(t), "tofu")
+	bin, err := script(t, "../build-local.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tofu, bin, filepath.Join(bin, "kubectl")
+}
+
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(l) > n {
@@ -91,12 +103,7 @@ func run(t *testing.T, timeout time.Duration, dir string, env []string, name str
 // reaches a real process; a second plan changes nothing; destroy stops
 // every process and frees every port.
 func TestApplyLocalRegion(t *testing.T) {
-	tofu := filepath.Join(tofuDir(t), "tofu")
-	bin, err := script(t, "../build-local.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubectl := filepath.Join(bin, "kubectl")
+	tofu, bin, kubectl := tools(t)
 
 	const lbIP = "127.0.0.51"
 	region := config.Region{Name: "lk-east", Provider: "local", Edges: []string{lbIP + ":8080"}}
