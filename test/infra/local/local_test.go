@@ -59,6 +59,21 @@ func tofuDir(t *testing.T) string {
 	return dir
 }
 
+// tofuOutputs returns `tofu output -json` of the module in modDir and a
+// function giving one string output.
+func tofuOutputs(t *testing.T, tofu, modDir string, env []string) (string, func(string) string) {
+	t.Helper()
+	out, err := run(t, time.Minute, modDir, env, tofu, "output", "-json", "-no-color")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outputs map[string]struct{ Value any }
+	if err := json.Unmarshal([]byte(out), &outputs); err != nil {
+		t.Fatalf("tofu output: %v\n%s", err, out)
+	}
+	return out, func(k string) string { s, _ := outputs[k].Value.(string); return s }
+}
+
 // tools returns OpenTofu, the directory of a local region's binaries and
 // kubectl, building them where they are not yet built.
 func tools(t *testing.T) (tofu, bin, kubectl string) {
@@ -155,15 +170,7 @@ func TestApplyLocalRegion(t *testing.T) {
 		applied.Round(time.Millisecond), st.APIReadyAt.Sub(applyStart).Round(time.Millisecond), st.ReadyAt.Sub(applyStart).Round(time.Millisecond))
 
 	// The outputs.
-	out, err = run(t, time.Minute, modDir, env, tofu, "output", "-json", "-no-color")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var outputs map[string]struct{ Value any }
-	if err := json.Unmarshal([]byte(out), &outputs); err != nil {
-		t.Fatalf("tofu output: %v\n%s", err, out)
-	}
-	str := func(k string) string { s, _ := outputs[k].Value.(string); return s }
+	out, str := tofuOutputs(t, tofu, modDir, env)
 	if str("endpoint") != st.Endpoint || str("cluster_name") != region.Name || str("kubeconfig_path") != st.Kubeconfig || str("load_balancer_ip") != lbIP {
 		t.Fatalf("outputs %s do not match the state (endpoint %s, kubeconfig %s)", out, st.Endpoint, st.Kubeconfig)
 	}

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -162,15 +161,7 @@ spec:
 // and CA.
 func checkServes(t *testing.T, tofu, modDir string, env []string, kubeconfig, region, endpoint string) {
 	t.Helper()
-	out, err := run(t, time.Minute, modDir, env, tofu, "output", "-json", "-no-color")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var outputs map[string]struct{ Value any }
-	if err := json.Unmarshal([]byte(out), &outputs); err != nil {
-		t.Fatalf("tofu output: %v\n%s", err, out)
-	}
-	str := func(k string) string { s, _ := outputs[k].Value.(string); return s }
+	_, str := tofuOutputs(t, tofu, modDir, env)
 	if str("endpoint") != endpoint {
 		t.Errorf("output endpoint %q, want %q", str("endpoint"), endpoint)
 	}
