@@ -776,13 +776,29 @@ func caDir(root, name string) string { return filepath.Join(root, name+".ca") }
 func EnsureCA(root, name string) ([]byte, error) {
 	d := caDir(root, name)
 	crt, key := filepath.Join(d, "ca.crt"), filepath.Join(d, "ca.key")
-	if !filesExist(crt, key) {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, err
+	if filesExist(crt, key) {
+		return os.ReadFile(crt)
+	}
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return nil, err
+	}
+	// A region made before the CA moved here keeps its own: its API
+	// server's certificate and the outputs tofu holds name it.
+	oldCrt, oldKey := filepath.Join(root, name, "pki", "ca.crt"), filepath.Join(root, name, "pki", "ca.key")
+	if filesExist(oldCrt, oldKey) {
+		for _, f := range [][2]string{{oldKey, key}, {oldCrt, crt}} {
+			b, err := os.ReadFile(f[0])
+			if err != nil {
+				return nil, err
+			}
+			if err := writeAtomic(f[1], b); err != nil {
+				return nil, err
+			}
 		}
-		if err := controlplane.NewCA(crt, key, time.Now(), certValidity); err != nil {
-			return nil, err
-		}
+		return os.ReadFile(crt)
+	}
+	if err := controlplane.NewCA(crt, key, time.Now(), certValidity); err != nil {
+		return nil, err
 	}
 	return os.ReadFile(crt)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubecdn/kubecdn/internal/controlplane"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -195,6 +196,21 @@ func TestPKIOutlivesRegionDirectory(t *testing.T) {
 	}
 	if err := r.VerifyServing("127.0.0.73", time.Now()); err != nil || !bytes.Equal(r.CAPEM, ca) {
 		t.Fatalf("after a replacement: serves 127.0.0.73: %v; the module's CA %v", err, bytes.Equal(r.CAPEM, ca))
+	}
+	// A region made when the CA lived in its directory keeps that CA.
+	old := filepath.Join(root, "r0", "pki")
+	if err := os.MkdirAll(old, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := controlplane.NewCA(filepath.Join(old, "ca.crt"), filepath.Join(old, "ca.key"), time.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	was, _ := os.ReadFile(filepath.Join(old, "ca.crt"))
+	if got, err := EnsureCA(root, "r0"); err != nil || !bytes.Equal(got, was) {
+		t.Fatalf("r0's CA: %v, the one in its directory %v", err, bytes.Equal(got, was))
+	}
+	if p, err := EnsurePKI(root, "r0", "127.0.0.74"); err != nil || p.VerifyServing("127.0.0.74", time.Now()) != nil || !bytes.Equal(p.CAPEM, was) {
+		t.Fatalf("r0's PKI: %v", err)
 	}
 	// Another region's CA is its own.
 	if other, err := EnsureCA(root, "r2"); err != nil || bytes.Equal(other, ca) {
