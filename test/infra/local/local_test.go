@@ -59,6 +59,28 @@ func tofuDir(t *testing.T) string {
 	return dir
 }
 
+// writeCDN writes a CDN file with spec.infra and one always-on region,
+// given as a YAML flow mapping, whose origin is nowhere (these tests make
+// clusters, not traffic).
+func writeCDN(t *testing.T, file, region string) {
+	t.Helper()
+	cdn := `apiVersion: kubecdn.io/v1alpha1
+kind: CDN
+metadata: {name: lk}
+spec:
+  zone: cdn.example.com
+  hostnames: [www.cdn.example.com]
+  origin: {url: "http://127.0.0.1:9"}
+  routing: {policy: failover}
+  infra: {}
+  regions:
+    alwaysOn:
+    - ` + region + "\n"
+	if err := os.WriteFile(file, []byte(cdn), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // tofuOutputs returns `tofu output -json` of the module in modDir and a
 // function giving one string output.
 func tofuOutputs(t *testing.T, tofu, modDir string, env []string) (string, func(string) string) {

@@ -38,22 +38,7 @@ func TestInfraApplyNewAddress(t *testing.T) {
 	file := filepath.Join(dir, "kubecdn.yaml")
 	writeFile := func(ip, infra string) {
 		t.Helper()
-		cdn := fmt.Sprintf(`apiVersion: kubecdn.io/v1alpha1
-kind: CDN
-metadata: {name: lkaddr}
-spec:
-  zone: cdn.example.com
-  hostnames: [www.cdn.example.com]
-  origin: {url: "http://127.0.0.1:9"}
-  routing: {policy: failover}
-  infra: {}
-  regions:
-    alwaysOn:
-    - {name: %s, provider: local, edges: ["%s:8080"]%s}
-`, region, ip, infra)
-		if err := os.WriteFile(file, []byte(cdn), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeCDN(t, file, fmt.Sprintf(`{name: %s, provider: local, edges: ["%s:8080"]%s}`, region, ip, infra))
 	}
 	modDir := filepath.Join(dir, "infra", region)
 	t.Cleanup(func() {
