@@ -111,6 +111,7 @@ destroy needs --yes.`)
 			continue
 		}
 		sum.Add, sum.Change, sum.Destroy = sum.Add+rr.Plan.Add, sum.Change+rr.Plan.Change, sum.Destroy+rr.Plan.Destroy
+		sum.Outputs += rr.Plan.Outputs
 	}
 	took := time.Since(start).Round(time.Second)
 	if failed > 0 || res.KubeconfigErr != nil {

@@ -24,7 +24,7 @@ func runInfraLocal(ctx context.Context, args []string, stdout, stderr io.Writer)
 	nodes := fs.Int("nodes", 0, fmt.Sprintf("fake nodes kwok plays (start; default: the region's own, else %d)", local.DefaultNodes))
 	lbIP := fs.String("lb-ip", "", "address every LoadBalancer Service gets (start; default: the region's own, else a loopback address from the name)")
 	bin := fs.String("bin", "", "directory of etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (default "+local.DefaultBin()+")")
-	remove := fs.Bool("delete", false, "stop: also delete the region's data, keys and logs")
+	remove := fs.Bool("delete", false, "stop: also delete the region's data, keys and logs (its CA, in DIR/NAME.ca, stays: the module names it)")
 	timeout := fs.Duration("timeout", 4*time.Minute, "give up after this long")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kubecdn infra local start|stop --dir DIR --name REGION [flags]\n\n"+

@@ -54,9 +54,19 @@ func NewPKI(dir string, now time.Time, valid time.Duration, users []User, extraI
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	caFile, caKeyFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+	if err := NewCA(caFile, caKeyFile, now, valid); err != nil {
+		return nil, err
+	}
+	return IssuePKI(dir, caFile, caKeyFile, now, valid, users, extraIPs...)
+}
+
+// NewCA writes a fresh ECDSA CA, valid from an hour before now for valid:
+// its certificate to certFile and its key to keyFile.
+func NewCA(certFile, keyFile string, now time.Time, valid time.Duration) error {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ca := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -69,42 +79,43 @@ func NewPKI(dir string, now time.Time, valid time.Duration, users []User, extraI
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
 	if err != nil {
-		return nil, fmt.Errorf("ca certificate: %w", err)
+		return fmt.Errorf("ca certificate: %w", err)
 	}
-	if ca, err = x509.ParseCertificate(caDER); err != nil {
+	keyPEM, err := ecKeyPEM(caKey)
+	if err != nil {
+		return err
+	}
+	// The key first: a certificate without its key is no CA.
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600)
+}
+
+// IssuePKI writes into dir, from the CA in caFile and caKeyFile (NewCA), a
+// serving certificate (see NewPKI), a service-account key and one random
+// token per user. The PKI it returns names the CA's files where they are.
+func IssuePKI(dir, caFile, caKeyFile string, now time.Time, valid time.Duration, users []User, extraIPs ...net.IP) (*PKI, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	leaf := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(valid),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  append([]net.IP{net.IPv4(127, 0, 0, 1)}, extraIPs...),
-		DNSNames:     []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("serving certificate: %w", err)
-	}
-	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caPEM, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, err
 	}
 	p := &PKI{
-		CAPEM:     pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		CAFile:    filepath.Join(dir, "ca.crt"),
-		CAKeyFile: filepath.Join(dir, "ca.key"),
+		CAPEM:     caPEM,
+		CAFile:    caFile,
+		CAKeyFile: caKeyFile,
 		CertFile:  filepath.Join(dir, "apiserver.crt"),
 		KeyFile:   filepath.Join(dir, "apiserver.key"),
 		SAKeyFile: filepath.Join(dir, "sa.key"),
 		TokenFile: filepath.Join(dir, "tokens.csv"),
 		Tokens:    map[string]string{},
+	}
+	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
 	}
 	var tokens strings.Builder
 	for _, u := range users {
@@ -120,35 +131,107 @@ func NewPKI(dir string, now time.Time, valid time.Duration, users []User, extraI
 		// token,user,uid,"group1,group2"
 		fmt.Fprintf(&tokens, "%s,%s,%s,%q\n", t, u.Name, u.Name, strings.Join(u.Groups, ","))
 	}
-	caKeyPEM, err := ecKeyPEM(caKey)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := ecKeyPEM(key)
-	if err != nil {
-		return nil, err
-	}
 	saPEM, err := ecKeyPEM(saKey)
 	if err != nil {
 		return nil, err
 	}
-	files := []struct {
-		path string
-		data []byte
-	}{
-		{p.CAFile, p.CAPEM},
-		{p.CAKeyFile, caKeyPEM},
-		{p.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})},
-		{p.KeyFile, keyPEM},
-		{p.SAKeyFile, saPEM},
-		{p.TokenFile, []byte(tokens.String())},
+	if err := os.WriteFile(p.SAKeyFile, saPEM, 0o600); err != nil {
+		return nil, err
 	}
-	for _, f := range files {
-		if err := os.WriteFile(f.path, f.data, 0o600); err != nil {
-			return nil, err
-		}
+	if err := os.WriteFile(p.TokenFile, []byte(tokens.String()), 0o600); err != nil {
+		return nil, err
+	}
+	if err := p.IssueServing(now, valid, extraIPs...); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// IssueServing writes a new serving certificate and key for p (see NewPKI
+// for the names it holds), signed by p's CA: for an API server whose
+// address changed.
+func (p *PKI) IssueServing(now time.Time, valid time.Duration, extraIPs ...net.IP) error {
+	ca, caKey, err := p.loadCA()
+	if err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return err
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: serial.Add(serial, big.NewInt(2)),
+		Subject:      pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(valid),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  append([]net.IP{net.IPv4(127, 0, 0, 1)}, extraIPs...),
+		DNSNames:     []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return fmt.Errorf("serving certificate: %w", err)
+	}
+	keyPEM, err := ecKeyPEM(key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(p.KeyFile, keyPEM, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(p.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), 0o600)
+}
+
+// VerifyServing checks that p's serving certificate is signed by p's CA
+// and names host (an IP address or a DNS name).
+func (p *PKI) VerifyServing(host string, now time.Time) error {
+	b, err := os.ReadFile(p.CertFile)
+	if err != nil {
+		return err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return fmt.Errorf("%s: no PEM certificate", p.CertFile)
+	}
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.CertFile, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(p.CAPEM) {
+		return fmt.Errorf("%s: no CA certificate", p.CAFile)
+	}
+	_, err = leaf.Verify(x509.VerifyOptions{DNSName: host, Roots: pool, CurrentTime: now})
+	return err
+}
+
+func (p *PKI) loadCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	blk, _ := pem.Decode(p.CAPEM)
+	if blk == nil {
+		return nil, nil, fmt.Errorf("%s: no PEM certificate", p.CAFile)
+	}
+	ca, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", p.CAFile, err)
+	}
+	b, err := os.ReadFile(p.CAKeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	kblk, _ := pem.Decode(b)
+	if kblk == nil {
+		return nil, nil, fmt.Errorf("%s: no PEM key", p.CAKeyFile)
+	}
+	key, err := x509.ParseECPrivateKey(kblk.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", p.CAKeyFile, err)
+	}
+	return ca, key, nil
 }
 
 func ecKeyPEM(k *ecdsa.PrivateKey) ([]byte, error) {

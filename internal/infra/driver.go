@@ -41,13 +41,21 @@ func FindTofu(path string) (string, error) {
 // Summary is what a plan would do to a region.
 type Summary struct {
 	Add, Change, Destroy int
+	// Outputs is how many outputs change when no resource does: such a
+	// plan is applied too, or the state would keep the old values (and
+	// the kubeconfig would be written from them).
+	Outputs int
 }
 
 func (s Summary) String() string {
 	if s == (Summary{}) {
 		return "no changes"
 	}
-	return fmt.Sprintf("%d to add, %d to change, %d to destroy", s.Add, s.Change, s.Destroy)
+	out := fmt.Sprintf("%d to add, %d to change, %d to destroy", s.Add, s.Change, s.Destroy)
+	if s.Outputs > 0 {
+		out += fmt.Sprintf(", %d outputs to change", s.Outputs)
+	}
+	return out
 }
 
 // driver runs one region's module directory through tofu.
@@ -166,6 +174,15 @@ func (d *driver) plan(ctx context.Context, destroy bool) (Summary, error) {
 			s.Change++
 		case a.Delete():
 			s.Destroy++
+		}
+	}
+	// Outputs change with resources as a matter of course; alone, they
+	// still need an apply.
+	if !destroy && s == (Summary{}) {
+		for _, oc := range p.OutputChanges {
+			if oc != nil && !oc.Actions.NoOp() {
+				s.Outputs++
+			}
 		}
 	}
 	return s, nil

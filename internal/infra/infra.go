@@ -111,7 +111,9 @@ func Generate(cfg *config.CDN, r config.RegionRef, dir string, local LocalModule
 		if local == nil {
 			return Root{}, fmt.Errorf("region %s: provider local is not built into this kubecdn", r.Name)
 		}
-		root.JSON, err = local(r.Region, dir)
+		lr := r.Region // with its infra's defaults: its node pools' sizes
+		lr.Infra = &in
+		root.JSON, err = local(lr, dir)
 		if err != nil {
 			return Root{}, fmt.Errorf("region %s: %w", r.Name, err)
 		}

@@ -14,7 +14,9 @@
 // segments from the live end, at a random (seeded) moment of the first
 // target duration. It prints one line of key=value pairs: origin requests
 // per live segment, playlist requests reaching the origin per refresh
-// interval, segment time to first byte p50/p99, bytes checked and errors.
+// interval, segment time to first byte p50/p99, segments of the wrong
+// size or bytes (bad_bytes: every segment's bytes are checked against the
+// ones the origin makes) and errors.
 package main
 
 import (
@@ -24,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -81,23 +84,31 @@ func origin(ctx context.Context, args []string, stderr io.Writer) error {
 	if *seg < 100*time.Millisecond || *window < 1 || size < 1 || size > 64<<20 {
 		return errors.New("want -segment >= 100ms, -window >= 1, 1 <= -bytes <= 64MiB")
 	}
-	g := livehls.New(livehls.Options{SegmentDuration: *seg, Window: *window, SegmentBytes: int(size), Seed: 14})
-	mux := http.NewServeMux()
-	mux.Handle("/", g)
-	mux.HandleFunc("/_counts", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(counts{Live: g.Live(time.Now()), Paths: g.Counts()})
-	})
+	g := livehls.New(livehls.Options{SegmentDuration: *seg, Window: *window, SegmentBytes: int(size), Seed: originSeed})
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: originHandler(g), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
 	}()
 	fmt.Fprintln(stderr, "origin on", ln.Addr())
 	return srv.Serve(ln)
+}
+
+// originSeed makes the origin's segments' bytes, so viewers can check them.
+const originSeed = 14
+
+// originHandler serves g and, on /_counts, what reached it.
+func originHandler(g *livehls.Origin) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", g)
+	mux.HandleFunc("/_counts", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(counts{Live: g.Live(time.Now()), Paths: g.Counts()})
+	})
+	return mux
 }
 
 // counts is what the origin's /_counts answers.
@@ -121,7 +132,6 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	segmentSize = int64(size)
 	if *n < 1 || *n > 5000 || *duration <= 0 || *duration > 10*time.Minute {
 		return errors.New("want 1 <= -n <= 5000 and 0 < -duration <= 10m")
 	}
@@ -141,6 +151,7 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	rng := rand.New(rand.NewPCG(*seed, 14))
+	sums := newSums(int(size))
 	ctx, cancel := context.WithTimeout(ctx, *duration)
 	defer cancel()
 	var (
@@ -151,7 +162,7 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		start = time.Now()
 	)
 	for i := 0; i < *n; i++ {
-		v := viewer{client: client, base: edges[i%len(edges)], host: *host, delay: time.Duration(rng.Int64N(int64(2 * time.Second)))}
+		v := viewer{client: client, base: edges[i%len(edges)], host: *host, size: int64(size), sums: sums, delay: time.Duration(rng.Int64N(int64(2 * time.Second)))}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -168,8 +179,14 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// Segments published during the run that a viewer asked for: one
+	// published at the end, after every viewer's last refresh, was never
+	// asked for and says nothing of the cache.
 	segReqs, segs := 0, 0
-	for m := before.Live + 1; m <= after.Live; m++ { // segments published during the run
+	for m := before.Live + 1; m <= after.Live; m++ {
+		if !st.asked[m] {
+			continue
+		}
 		p := fmt.Sprintf("/seg/%d.ts", m)
 		segReqs += after.Paths[p] - before.Paths[p]
 		segs++
@@ -187,8 +204,8 @@ func viewers(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "viewers=%d regions=%d seconds=%.1f segments=%d origin_req_per_segment=%.2f origin_playlist_per_refresh=%.2f playlist_reqs=%d segment_reqs=%d ttfb_p50_ms=%.1f ttfb_p99_ms=%.1f bad_bytes=%d errors=%d\n",
 		*n, len(edges), took.Seconds(), segs, perSeg, float64(plReqs)/(took.Seconds()/target.Seconds()),
 		st.playlists, len(ttfb), ms(pct(ttfb, 0.5)), ms(pct(ttfb, 0.99)), st.bad, st.errors)
-	if st.firstErr != "" {
-		fmt.Fprintln(stderr, "first error:", st.firstErr)
+	for _, e := range st.firstErrs {
+		fmt.Fprintln(stderr, "error:", e)
 	}
 	return nil
 }
@@ -225,23 +242,39 @@ func fetchCounts(ctx context.Context, c *http.Client, origin string) (counts, er
 type stats struct {
 	playlists, errors, bad int
 	target                 time.Duration
-	firstErr               string
+	firstErrs              []string // the first maxErrs errors
+	// asked holds the segments asked for: at most the run's duration over
+	// the segment duration, plus the window.
+	asked map[int64]bool
 }
 
 func (s *stats) add(o stats) {
+	if s.asked == nil {
+		s.asked = map[int64]bool{}
+	}
+	for m := range o.asked {
+		s.asked[m] = true
+	}
 	s.playlists += o.playlists
 	s.errors += o.errors
 	s.bad += o.bad
 	s.target = max(s.target, o.target)
-	if s.firstErr == "" {
-		s.firstErr = o.firstErr
+	for _, e := range o.firstErrs {
+		if len(s.firstErrs) < maxErrs {
+			s.firstErrs = append(s.firstErrs, e)
+		}
 	}
 }
 
+// maxErrs is how many errors a run prints: the first few say what went
+// wrong (one may be a slow answer on a busy machine, the next the origin's
+// 404).
+const maxErrs = 5
+
 func (s *stats) fail(err error) {
 	s.errors++
-	if s.firstErr == "" {
-		s.firstErr = err.Error()
+	if len(s.firstErrs) < maxErrs {
+		s.firstErrs = append(s.firstErrs, err.Error())
 	}
 }
 
@@ -250,12 +283,14 @@ type viewer struct {
 	client *http.Client
 	base   string
 	host   string
+	size   int64 // the origin's segment size, checked on every segment (0: not checked)
+	sums   *sums // the checksums of the origin's segments
 	delay  time.Duration
 }
 
 // watch plays until ctx ends; it returns each segment's time to first byte.
 func (v viewer) watch(ctx context.Context) ([]time.Duration, stats) {
-	var st stats
+	st := stats{asked: map[int64]bool{}}
 	var ttfb []time.Duration
 	next := int64(-1) // the next segment to fetch
 	t := time.NewTimer(v.delay)
@@ -285,7 +320,8 @@ func (v viewer) watch(ctx context.Context) ([]time.Duration, stats) {
 				if m < next {
 					continue
 				}
-				d, size, err := v.segment(ctx, m)
+				st.asked[m] = true
+				d, size, sum, err := v.segment(ctx, m)
 				if ctx.Err() != nil {
 					return ttfb, st
 				}
@@ -293,7 +329,7 @@ func (v viewer) watch(ctx context.Context) ([]time.Duration, stats) {
 					st.fail(err)
 					continue
 				}
-				if size != int64(segmentSize) && segmentSize > 0 {
+				if v.size > 0 && (size != v.size || sum != v.sums.of(m)) {
 					st.bad++
 				}
 				ttfb = append(ttfb, d)
@@ -303,9 +339,6 @@ func (v viewer) watch(ctx context.Context) ([]time.Duration, stats) {
 		t.Reset(target)
 	}
 }
-
-// segmentSize is checked against every segment when set (the origin's -bytes).
-var segmentSize int64
 
 // playlist reads the live playlist: its segments' numbers and target.
 func (v viewer) playlist(ctx context.Context) ([]int64, time.Duration, error) {
@@ -341,29 +374,64 @@ func (v viewer) playlist(ctx context.Context) ([]int64, time.Duration, error) {
 	return segs, target, sc.Err()
 }
 
-// segment fetches segment m; it returns its time to first byte and size.
-func (v viewer) segment(ctx context.Context, m int64) (time.Duration, int64, error) {
+// segment fetches segment m; it returns its time to first byte, size and
+// checksum.
+func (v viewer) segment(ctx context.Context, m int64) (time.Duration, int64, uint32, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/seg/%d.ts", v.base, m), nil)
 	req.Host = v.host
 	start := time.Now()
 	resp, err := v.client.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, 0, fmt.Errorf("segment %d: %s", m, resp.Status)
+	}
 	var one [1]byte
 	if _, err := io.ReadFull(resp.Body, one[:]); err != nil {
-		return 0, 0, fmt.Errorf("segment %d: %w", m, err)
+		return 0, 0, 0, fmt.Errorf("segment %d: %w", m, err)
 	}
 	d := time.Since(start)
-	rest, err := io.Copy(io.Discard, resp.Body)
+	h := crc32.New(castagnoli)
+	h.Write(one[:])
+	rest, err := io.Copy(h, resp.Body)
 	if err != nil {
-		return 0, 0, fmt.Errorf("segment %d: %w", m, err)
+		return 0, 0, 0, fmt.Errorf("segment %d: %w", m, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("segment %d: %s", m, resp.Status)
+	return d, rest + 1, h.Sum32(), nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// sums knows the checksum of each of the origin's segments (their bytes
+// come from originSeed and the segment's number), made once per segment.
+type sums struct {
+	g  *livehls.Origin
+	mu sync.Mutex
+	m  map[int64]uint32 // at most maxSums
+}
+
+// maxSums bounds the checksums kept: a 10-minute run of 100ms segments
+// asks for 6,000.
+const maxSums = 10000
+
+func newSums(size int) *sums {
+	return &sums{g: livehls.New(livehls.Options{SegmentBytes: size, Seed: originSeed}), m: map[int64]uint32{}}
+}
+
+func (s *sums) of(m int64) uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.m[m]; ok {
+		return c
 	}
-	return d, rest + 1, nil
+	if len(s.m) >= maxSums {
+		clear(s.m)
+	}
+	c := crc32.Checksum(s.g.Segment(m), castagnoli)
+	s.m[m] = c
+	return c
 }
 
 func loopbackURL(s string) error {

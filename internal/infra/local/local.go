@@ -48,6 +48,10 @@ import (
 // DefaultNodes is how many fake nodes a region gets when Options.Nodes is 0.
 const DefaultNodes = 2
 
+// KubernetesVersion is what a local region runs: the binaries
+// test/infra/build-local.sh builds.
+const KubernetesVersion = "1.37.2"
+
 const (
 	// AdminUser is the user of the admin kubeconfig; it is in group
 	// system:masters.
@@ -144,7 +148,7 @@ func DefaultBin() string {
 		home, _ := os.UserHomeDir()
 		cache = filepath.Join(home, ".cache", "kubecdn")
 	}
-	return filepath.Join(cache, "kube-v1.37.2")
+	return filepath.Join(cache, "kube-v"+KubernetesVersion)
 }
 
 // Process is one running component of a region.
@@ -277,12 +281,11 @@ func Start(ctx context.Context, given Options) (*State, error) {
 		if err := stopProcesses(prev); err != nil {
 			return nil, err
 		}
-		st.PKI, st.EtcdPorts, st.APIPort = prev.PKI, prev.EtcdPorts, prev.APIPort
+		st.EtcdPorts, st.APIPort = prev.EtcdPorts, prev.APIPort
 	}
-	if st.PKI == nil || !filesExist(st.PKI.CAFile, st.PKI.CAKeyFile, st.PKI.CertFile, st.PKI.KeyFile, st.PKI.SAKeyFile, st.PKI.TokenFile) {
-		if st.PKI, err = EnsurePKI(dir, o.LoadBalancerIP); err != nil {
-			return nil, fmt.Errorf("region %s: pki: %w", o.Name, err)
-		}
+	// The same keys, and a serving certificate for the address now.
+	if st.PKI, err = EnsurePKI(o.Dir, o.Name, o.LoadBalancerIP); err != nil {
+		return nil, fmt.Errorf("region %s: pki: %w", o.Name, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
@@ -510,7 +513,7 @@ func Revive(ctx context.Context, dir, name string) (bool, error) {
 
 // Stop ends every process of region name under dir and waits until every
 // port it held is free. With remove, the region's directory (data, keys,
-// logs) goes too. A region that is not there is not an error.
+// logs) goes too; its CA, which the module names (caDir), stays. A region that is not there is not an error.
 func Stop(ctx context.Context, dir, name string, remove bool) error {
 	if !labelRE.MatchString(name) {
 		return fmt.Errorf("name: %q is not a DNS label", name)
@@ -759,22 +762,74 @@ var users = []controlplane.User{
 	{Name: "kwok", Groups: []string{"system:masters"}},
 }
 
-// EnsurePKI returns the PKI of the region whose directory is dir, made on
-// first use (its serving certificate also names ip). Module calls it so the
-// CA is known when tofu plans; Start uses the same files.
-func EnsurePKI(dir, ip string) (*controlplane.PKI, error) {
-	pdir := filepath.Join(dir, "pki")
+// caDir is where region name under root keeps its CA: beside the
+// region's directory, not in it, because the CA is the module's (its
+// ca_certificate output names it when tofu plans) and must outlive the
+// region's directory, which a replacement deletes (`stop --delete`) before
+// it starts the new control plane. ".ca" is no DNS label, so no region's
+// own directory.
+func caDir(root, name string) string { return filepath.Join(root, name+".ca") }
+
+// EnsureCA returns the PEM of region name's CA under root, made on first
+// use. Module calls it, so the CA is known when tofu plans; EnsurePKI signs
+// the region's serving certificate with it.
+func EnsureCA(root, name string) ([]byte, error) {
+	d := caDir(root, name)
+	crt, key := filepath.Join(d, "ca.crt"), filepath.Join(d, "ca.key")
+	if filesExist(crt, key) {
+		return os.ReadFile(crt)
+	}
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return nil, err
+	}
+	// A region made before the CA moved here keeps its own: its API
+	// server's certificate and the outputs tofu holds name it.
+	oldCrt, oldKey := filepath.Join(root, name, "pki", "ca.crt"), filepath.Join(root, name, "pki", "ca.key")
+	if filesExist(oldCrt, oldKey) {
+		for _, f := range [][2]string{{oldKey, key}, {oldCrt, crt}} {
+			b, err := os.ReadFile(f[0])
+			if err != nil {
+				return nil, err
+			}
+			if err := writeAtomic(f[1], b); err != nil {
+				return nil, err
+			}
+		}
+		return os.ReadFile(crt)
+	}
+	if err := controlplane.NewCA(crt, key, time.Now(), certValidity); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(crt)
+}
+
+// EnsurePKI returns the PKI of region name under root: its CA (EnsureCA),
+// and in the region's directory a serving certificate that names ip, a
+// service-account key and tokens, made on first use. A serving certificate
+// that does not name ip, or that another CA signed, is issued again: the
+// region's address changed.
+func EnsurePKI(root, name, ip string) (*controlplane.PKI, error) {
+	if _, err := EnsureCA(root, name); err != nil {
+		return nil, err
+	}
+	caFile, caKeyFile := filepath.Join(caDir(root, name), "ca.crt"), filepath.Join(caDir(root, name), "ca.key")
+	pdir := filepath.Join(root, name, "pki")
 	p := &controlplane.PKI{
-		CAFile: filepath.Join(pdir, "ca.crt"), CAKeyFile: filepath.Join(pdir, "ca.key"),
+		CAFile: caFile, CAKeyFile: caKeyFile,
 		CertFile: filepath.Join(pdir, "apiserver.crt"), KeyFile: filepath.Join(pdir, "apiserver.key"),
 		SAKeyFile: filepath.Join(pdir, "sa.key"), TokenFile: filepath.Join(pdir, "tokens.csv"),
 	}
-	if !filesExist(p.CAFile, p.CAKeyFile, p.CertFile, p.KeyFile, p.SAKeyFile, p.TokenFile) {
-		return controlplane.NewPKI(pdir, time.Now(), certValidity, users, net.ParseIP(ip))
+	if !filesExist(p.CertFile, p.KeyFile, p.SAKeyFile, p.TokenFile) {
+		return controlplane.IssuePKI(pdir, caFile, caKeyFile, time.Now(), certValidity, users, net.ParseIP(ip))
 	}
 	var err error
 	if p.CAPEM, err = os.ReadFile(p.CAFile); err != nil {
 		return nil, err
+	}
+	if p.VerifyServing(ip, time.Now()) != nil {
+		if err := p.IssueServing(time.Now(), certValidity, net.ParseIP(ip)); err != nil {
+			return nil, err
+		}
 	}
 	b, err := os.ReadFile(p.TokenFile)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubecdn/kubecdn/internal/controlplane"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -99,6 +100,30 @@ func TestStartStop(t *testing.T) {
 		t.Fatalf("nodes after restart: %v %v", err, nodes)
 	}
 
+	// Started by hand on another address: the same data and CA, a serving
+	// certificate for the new address, nothing left on the old one.
+	moved := o
+	moved.LoadBalancerIP = "127.0.0.62"
+	back2, err := Start(ctx, moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "https://127.0.0.62:" + strconv.Itoa(APIPort); back2.Endpoint != want || !bytes.Equal(back2.PKI.CAPEM, st.PKI.CAPEM) {
+		t.Fatalf("moved: endpoint %s, want %s; CA kept %v", back2.Endpoint, want, bytes.Equal(back2.PKI.CAPEM, st.PKI.CAPEM))
+	}
+	client, err = kubernetes.NewForConfig(restConfig(back2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil || len(nodes.Items) != 3 {
+		t.Fatalf("nodes after the move: %v %v", err, nodes)
+	}
+	if !addrFree(o.LoadBalancerIP, APIPort) {
+		t.Errorf("%s:%d still answers after the move", o.LoadBalancerIP, APIPort)
+	}
+	o.LoadBalancerIP = moved.LoadBalancerIP
+	back = back2
+
 	if err := Stop(ctx, o.Dir, o.Name, false); err != nil {
 		t.Fatal(err)
 	}
@@ -128,5 +153,67 @@ func TestStartNamesMissingBinary(t *testing.T) {
 	_, err := Start(context.Background(), Options{Dir: t.TempDir(), Name: "x", Bin: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "etcd not found") || !strings.Contains(err.Error(), "build-local.sh") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestPKIOutlivesRegionDirectory: the CA the module names when tofu plans
+// outlives the region's directory (a replacement deletes it before the new
+// control plane starts), and a new address gets a serving certificate
+// that names it, from the same CA.
+func TestPKIOutlivesRegionDirectory(t *testing.T) {
+	root := t.TempDir()
+	ca, err := EnsureCA(root, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := EnsurePKI(root, "r1", "127.0.0.71")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(p.CAPEM, ca) || p.VerifyServing("127.0.0.71", time.Now()) != nil {
+		t.Fatalf("first PKI: CA is the module's %v, serves 127.0.0.71: %v", bytes.Equal(p.CAPEM, ca), p.VerifyServing("127.0.0.71", time.Now()))
+	}
+	// The address changes with the region running (by hand): the same
+	// keys and tokens, a certificate for the new address.
+	q, err := EnsurePKI(root, "r1", "127.0.0.72")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.VerifyServing("127.0.0.72", time.Now()); err != nil || !bytes.Equal(q.CAPEM, ca) || q.Tokens[AdminUser] != p.Tokens[AdminUser] {
+		t.Fatalf("after the move: serves 127.0.0.72: %v; same CA %v; same tokens %v", err, bytes.Equal(q.CAPEM, ca), q.Tokens[AdminUser] == p.Tokens[AdminUser])
+	}
+	if q.VerifyServing("127.0.0.71", time.Now()) == nil {
+		t.Error("the new certificate still names the old address")
+	}
+	// A replacement: the region's directory goes (stop --delete), the
+	// module was generated before with the CA, the new region starts.
+	if err := os.RemoveAll(filepath.Join(root, "r1")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := EnsurePKI(root, "r1", "127.0.0.73")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.VerifyServing("127.0.0.73", time.Now()); err != nil || !bytes.Equal(r.CAPEM, ca) {
+		t.Fatalf("after a replacement: serves 127.0.0.73: %v; the module's CA %v", err, bytes.Equal(r.CAPEM, ca))
+	}
+	// A region made when the CA lived in its directory keeps that CA.
+	old := filepath.Join(root, "r0", "pki")
+	if err := os.MkdirAll(old, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := controlplane.NewCA(filepath.Join(old, "ca.crt"), filepath.Join(old, "ca.key"), time.Now(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	was, _ := os.ReadFile(filepath.Join(old, "ca.crt"))
+	if got, err := EnsureCA(root, "r0"); err != nil || !bytes.Equal(got, was) {
+		t.Fatalf("r0's CA: %v, the one in its directory %v", err, bytes.Equal(got, was))
+	}
+	if p, err := EnsurePKI(root, "r0", "127.0.0.74"); err != nil || p.VerifyServing("127.0.0.74", time.Now()) != nil || !bytes.Equal(p.CAPEM, was) {
+		t.Fatalf("r0's PKI: %v", err)
+	}
+	// Another region's CA is its own.
+	if other, err := EnsureCA(root, "r2"); err != nil || bytes.Equal(other, ca) {
+		t.Fatalf("r2's CA: %v, same as r1's %v", err, bytes.Equal(other, ca))
 	}
 }

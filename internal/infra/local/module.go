@@ -30,7 +30,11 @@ import (
 // same at plan and apply, so a file written by the create provisioner
 // cannot feed them): the API server listens on the region's own loopback
 // address and port APIPort, and the region's CA is made here, on first
-// generation, under dir (EnsurePKI), for start to use.
+// generation, beside the region's directory (EnsureCA), for start to use.
+// It outlives a replacement (a changed address, say): the destroy half
+// deletes the region's directory, the create half signs a serving
+// certificate for the new address with the same CA, so the output tofu
+// planned stays true.
 func Module(r config.Region, dir string) (map[string]any, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -43,11 +47,11 @@ func Module(r config.Region, dir string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := EnsurePKI(filepath.Join(abs, r.Name), DefaultLoadBalancerIP(r.Name, r.Edges))
+	ca, err := EnsureCA(abs, r.Name)
 	if err != nil {
-		return nil, fmt.Errorf("region %s: pki: %w", r.Name, err)
+		return nil, fmt.Errorf("region %s: ca: %w", r.Name, err)
 	}
-	return module(r, abs, exe, p.CAPEM)
+	return module(r, abs, exe, ca)
 }
 
 func module(r config.Region, dir, exe string, caPEM []byte) (map[string]any, error) {
@@ -61,10 +65,14 @@ func module(r config.Region, dir, exe string, caPEM []byte) (map[string]any, err
 	if err != nil {
 		return nil, err
 	}
+	nodes, err := regionNodes(r)
+	if err != nil {
+		return nil, err
+	}
 	settings := map[string]any{
 		"dir":   abs,
 		"name":  r.Name,
-		"nodes": DefaultNodes,
+		"nodes": nodes,
 		"lb_ip": DefaultLoadBalancerIP(r.Name, r.Edges),
 	}
 	input := map[string]any{"kubecdn": exe}
@@ -121,6 +129,30 @@ func module(r config.Region, dir, exe string, caPEM []byte) (map[string]any, err
 			},
 		},
 	}, nil
+}
+
+// regionNodes is how many fake nodes region r gets: the desired sizes of
+// its node pools (kubecdn infra fills in their defaults: 2 for a pool that
+// gives none), else DefaultNodes. Its infra may not ask for another
+// Kubernetes version than the one a local region runs.
+func regionNodes(r config.Region) (int, error) {
+	if r.Infra == nil {
+		return DefaultNodes, nil
+	}
+	if v := r.Infra.KubernetesVersion; v != "" && v != KubernetesVersion && !strings.HasPrefix(KubernetesVersion, v+".") {
+		return 0, fmt.Errorf("region %s: infra.kubernetesVersion: %q, but a local region runs Kubernetes %s (the binaries test/infra/build-local.sh builds)", r.Name, v, KubernetesVersion)
+	}
+	n := 0
+	for _, p := range r.Infra.NodePools {
+		n += max(p.Desired, p.Min)
+	}
+	switch {
+	case n == 0:
+		return DefaultNodes, nil
+	case n > 100:
+		return 0, fmt.Errorf("region %s: infra.nodePools: %d nodes in all, a local region plays at most 100", r.Name, n)
+	}
+	return n, nil
 }
 
 // escapeTemplate makes s a literal in an HCL string template.

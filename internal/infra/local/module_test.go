@@ -110,3 +110,36 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestRegionNodes: a local region plays as many nodes as its node pools
+// want, and refuses a Kubernetes version it does not run, naming the field.
+func TestRegionNodes(t *testing.T) {
+	pools := func(ps ...config.NodePool) *config.RegionInfra { return &config.RegionInfra{NodePools: ps} }
+	for _, tc := range []struct {
+		infra *config.RegionInfra
+		want  int
+		err   string
+	}{
+		{nil, DefaultNodes, ""},
+		{pools(), DefaultNodes, ""},
+		{pools(config.NodePool{Name: "edge", Min: 1, Max: 3, Desired: 2}), 2, ""},
+		{pools(config.NodePool{Name: "edge", Min: 3, Max: 5}), 3, ""}, // desired zero means min
+		{pools(config.NodePool{Name: "a", Desired: 2, Max: 2}, config.NodePool{Name: "b", Desired: 3, Max: 3}), 5, ""},
+		{pools(config.NodePool{Name: "edge", Desired: 101, Max: 200}), 0, "infra.nodePools: 101 nodes"},
+		{&config.RegionInfra{KubernetesVersion: "1.37"}, DefaultNodes, ""},
+		{&config.RegionInfra{KubernetesVersion: KubernetesVersion}, DefaultNodes, ""},
+		{&config.RegionInfra{KubernetesVersion: "1.33"}, 0, `infra.kubernetesVersion: "1.33", but a local region runs Kubernetes ` + KubernetesVersion},
+		{&config.RegionInfra{KubernetesVersion: "1.3"}, 0, "infra.kubernetesVersion"},
+	} {
+		n, err := regionNodes(config.Region{Name: "r", Provider: "local", Infra: tc.infra})
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%+v: got %d, %v; want an error with %q", tc.infra, n, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || n != tc.want {
+			t.Errorf("%+v: got %d, %v; want %d", tc.infra, n, err, tc.want)
+		}
+	}
+}

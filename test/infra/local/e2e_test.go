@@ -34,13 +34,8 @@ import (
 // second apply changes nothing; destroy ends every process and frees every
 // port.
 func TestInfraApplyDeploy(t *testing.T) {
-	tofu := filepath.Join(tofuDir(t), "tofu")
+	tofu, bin, kubectl := tools(t)
 	dig := e2e.NeedTool(t, "dig", "bind9-dnsutils")
-	bin, err := script(t, "../build-local.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubectl := filepath.Join(bin, "kubectl")
 	regions := []string{"lke2e-a", "lke2e-b"}
 
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

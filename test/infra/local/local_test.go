@@ -59,6 +59,55 @@ func tofuDir(t *testing.T) string {
 	return dir
 }
 
+// writeCDN writes a CDN file with spec.infra and one always-on region,
+// given as a YAML flow mapping, whose origin is nowhere (these tests make
+// clusters, not traffic).
+func writeCDN(t *testing.T, file, region string) {
+	t.Helper()
+	cdn := `apiVersion: kubecdn.io/v1alpha1
+kind: CDN
+metadata: {name: lk}
+spec:
+  zone: cdn.example.com
+  hostnames: [www.cdn.example.com]
+  origin: {url: "http://127.0.0.1:9"}
+  routing: {policy: failover}
+  infra: {}
+  regions:
+    alwaysOn:
+    - ` + region + "\n"
+	if err := os.WriteFile(file, []byte(cdn), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tofuOutputs returns `tofu output -json` of the module in modDir and a
+// function giving one string output.
+func tofuOutputs(t *testing.T, tofu, modDir string, env []string) (string, func(string) string) {
+	t.Helper()
+	out, err := run(t, time.Minute, modDir, env, tofu, "output", "-json", "-no-color")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outputs map[string]struct{ Value any }
+	if err := json.Unmarshal([]byte(out), &outputs); err != nil {
+		t.Fatalf("tofu output: %v\n%s", err, out)
+	}
+	return out, func(k string) string { s, _ := outputs[k].Value.(string); return s }
+}
+
+// tools returns OpenTofu, the directory of a local region's binaries and
+// kubectl, building them where they are not yet built.
+func tools(t *testing.T) (tofu, bin, kubectl string) {
+	t.Helper()
+	tofu = filepath.Join(tofuDir(t), "tofu")
+	bin, err := script(t, "../build-local.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tofu, bin, filepath.Join(bin, "kubectl")
+}
+
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(l) > n {
@@ -91,12 +140,7 @@ func run(t *testing.T, timeout time.Duration, dir string, env []string, name str
 // reaches a real process; a second plan changes nothing; destroy stops
 // every process and frees every port.
 func TestApplyLocalRegion(t *testing.T) {
-	tofu := filepath.Join(tofuDir(t), "tofu")
-	bin, err := script(t, "../build-local.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubectl := filepath.Join(bin, "kubectl")
+	tofu, bin, kubectl := tools(t)
 
 	const lbIP = "127.0.0.51"
 	region := config.Region{Name: "lk-east", Provider: "local", Edges: []string{lbIP + ":8080"}}
@@ -148,15 +192,7 @@ func TestApplyLocalRegion(t *testing.T) {
 		applied.Round(time.Millisecond), st.APIReadyAt.Sub(applyStart).Round(time.Millisecond), st.ReadyAt.Sub(applyStart).Round(time.Millisecond))
 
 	// The outputs.
-	out, err = run(t, time.Minute, modDir, env, tofu, "output", "-json", "-no-color")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var outputs map[string]struct{ Value any }
-	if err := json.Unmarshal([]byte(out), &outputs); err != nil {
-		t.Fatalf("tofu output: %v\n%s", err, out)
-	}
-	str := func(k string) string { s, _ := outputs[k].Value.(string); return s }
+	out, str := tofuOutputs(t, tofu, modDir, env)
 	if str("endpoint") != st.Endpoint || str("cluster_name") != region.Name || str("kubeconfig_path") != st.Kubeconfig || str("load_balancer_ip") != lbIP {
 		t.Fatalf("outputs %s do not match the state (endpoint %s, kubeconfig %s)", out, st.Endpoint, st.Kubeconfig)
 	}
