@@ -9,6 +9,7 @@ import (
 
 	"github.com/kubecdn/kubecdn/internal/apps"
 	"github.com/kubecdn/kubecdn/internal/config"
+	"github.com/kubecdn/kubecdn/internal/infra/local"
 )
 
 // runValidate checks a CDN file, and the apps' manifests it names: every
@@ -30,9 +31,19 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		printConfigErrors(stderr, *file, err)
 		return 1
 	}
+	bad := 0
+	// A region kubecdn infra makes on this machine: what its module
+	// refuses at plan is refused here too.
+	for _, r := range cfg.AllRegions() {
+		if r.Provider == "local" && cfg.InfraManaged(r.Region) {
+			if err := local.Check(r.Region); err != nil {
+				fmt.Fprintf(stderr, "%s: %s: %v\n", *file, r.Path, err)
+				bad++
+			}
+		}
+	}
 	// The apps' manifests, with every region's overrides, as deploy would
 	// load them.
-	bad := 0
 	for i, a := range cfg.Spec.Apps {
 		loaded, err := apps.Load(cfg, a)
 		if err == nil {

@@ -39,3 +39,29 @@ func TestValidateLoadsApps(t *testing.T) {
 		t.Errorf("bad override: exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
 	}
 }
+
+// TestValidateLocalInfraRegions: a region kubecdn infra makes on this
+// machine is refused by validate for what its module refuses at plan (a
+// Kubernetes version the local binaries are not, too many nodes).
+func TestValidateLocalInfraRegions(t *testing.T) {
+	for _, tc := range []struct {
+		name, regions, want string
+	}{
+		{"ok", "{name: a, provider: local, infra: {kubernetesVersion: \"1.37\", nodePools: [{name: edge, min: 1, max: 3, desired: 3}]}}", ""},
+		{"version", "{name: a, provider: local, infra: {kubernetesVersion: \"1.33\"}}", "spec.regions.alwaysOn[0]: region a: infra.kubernetesVersion: \"1.33\""},
+		{"nodes", "{name: a, provider: local, infra: {nodePools: [{name: edge, min: 101, max: 101}]}}", "a local region plays at most 100"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "kubecdn.yaml")
+			file := strings.Replace(infraTestFile, infraTestFile[strings.Index(infraTestFile, "      - {name: from-file"):], "      - "+tc.regions+"\n", 1)
+			if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			code := runValidate(context.Background(), []string{"-f", path}, &stdout, &stderr)
+			if tc.want == "" && code != 0 || tc.want != "" && (code != 1 || !strings.Contains(stderr.String(), tc.want)) {
+				t.Errorf("exit %d, want the error %q\nstdout: %s\nstderr: %s", code, tc.want, stdout.String(), stderr.String())
+			}
+		})
+	}
+}

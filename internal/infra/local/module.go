@@ -131,6 +131,14 @@ func module(r config.Region, dir, exe string, caPEM []byte) (map[string]any, err
 	}, nil
 }
 
+// Check reports what in region r's file entry a local region cannot do
+// (its Kubernetes version, its node count), for kubecdn validate: the same
+// error plan and apply give.
+func Check(r config.Region) error {
+	_, err := regionNodes(r)
+	return err
+}
+
 // regionNodes is how many fake nodes region r gets: the desired sizes of
 // its node pools (kubecdn infra fills in their defaults: 2 for a pool that
 // gives none), else DefaultNodes. Its infra may not ask for another
