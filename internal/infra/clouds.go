@@ -2,9 +2,11 @@ package infra
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kubecdn/kubecdn/internal/config"
 )
@@ -228,21 +230,36 @@ func azureRoot(cfg *config.CDN, r config.RegionRef, in config.RegionInfra) Root 
 
 // kopsRoot: kops writes the Terraform for its cluster itself (`kops update
 // cluster --target=terraform --out=kops`, run as Before commands: the
-// cluster spec is created in the state store the first time, then updated),
-// and the root wraps that directory as module "kops". Only the first pool
-// becomes kops' node group (kops' own instance groups take the rest:
-// `kops create instancegroup`). kops' Terraform outputs carry no CA, so the
-// kubeconfig of a kops region comes from `kops export kubeconfig` (Export).
+// cluster spec is created in the state store the first time, then its
+// instance groups are set from the file's node pools, then it is written
+// out), and the root wraps that directory as module "kops". kops'
+// Terraform outputs carry no CA, so the kubeconfig of a kops region comes
+// from `kops export kubeconfig` (Export).
 func kopsRoot(cfg *config.CDN, r config.RegionRef, in config.RegionInfra) Root {
 	name := clusterName(cfg, r.Name) + ".k8s.local" // gossip DNS: no hosted zone needed
 	p := in.NodePools[0]
-	zones := in.Location + "a"
-	create := []string{"kops", "create", "cluster", "--name", name, "--state", in.StateStore,
-		"--cloud", "aws", "--zones", zones, "--network-cidr", in.NetworkCIDR,
+	zone := in.Location + "a"
+	state := []string{"--name", name, "--state", in.StateStore}
+	create := append(append([]string{"kops", "create", "cluster"}, state...),
+		"--cloud", "aws", "--zones", zone, "--network-cidr", in.NetworkCIDR,
 		"--kubernetes-version", in.KubernetesVersion, "--networking", "cilium",
 		"--node-size", p.InstanceType, "--node-count", fmt.Sprint(p.Desired),
 		"--control-plane-size", ProviderDefaults["kops"].InstanceType, "--control-plane-count", "1",
-		"--target", "terraform", "--out", "kops"}
+		"--target", "terraform", "--out", "kops")
+	before := [][]string{
+		{"sh", "-c", fmt.Sprintf("kops get cluster %s >/dev/null 2>&1 || %s", strings.Join(state, " "), strings.Join(create, " "))},
+		// The node pools as instance groups: created or replaced.
+		{"kops", "replace", "-f", kopsGroupsFile, "--force", "--state", in.StateStore},
+	}
+	// kops create cluster made a node group of its own, nodes-ZONE; the
+	// pools replace it unless one has its name.
+	def := "nodes-" + zone
+	if !slices.ContainsFunc(in.NodePools, func(p config.NodePool) bool { return p.Name == def }) {
+		ig := append([]string{"instancegroup", def}, state...)
+		before = append(before, []string{"sh", "-c", fmt.Sprintf("if kops get %s >/dev/null 2>&1; then kops delete %s --yes; fi",
+			strings.Join(ig, " "), strings.Join(ig, " "))})
+	}
+	before = append(before, append(append([]string{"kops", "update", "cluster"}, state...), "--target", "terraform", "--out", "kops", "--yes"))
 	return Root{
 		JSON: map[string]any{
 			"terraform": map[string]any{"required_version": RequiredVersion},
@@ -252,12 +269,43 @@ func kopsRoot(cfg *config.CDN, r config.RegionRef, in config.RegionInfra) Root {
 				"endpoint":     map[string]any{"value": "https://api." + name},
 			},
 		},
-		Before: [][]string{
-			{"sh", "-c", fmt.Sprintf("kops get cluster --name %s --state %s >/dev/null 2>&1 || %s", name, in.StateStore, strings.Join(create, " "))},
-			{"kops", "update", "cluster", "--name", name, "--state", in.StateStore, "--target", "terraform", "--out", "kops", "--yes"},
-		},
+		Files:  map[string][]byte{kopsGroupsFile: kopsInstanceGroups(name, zone, in.NodePools)},
+		Before: before,
 		Auth: execAuth("install kops: https://kops.sigs.k8s.io/getting_started/install/",
 			"kops", "helpers", "kubectl-auth", "--cluster", name, "--state", in.StateStore),
 		Export: []string{"kops", "export", "kubeconfig", "--name", name, "--state", in.StateStore},
 	}
+}
+
+// kopsGroupsFile holds a kops region's instance groups, beside its module.
+const kopsGroupsFile = "kops-instancegroups.yaml"
+
+// kopsInstanceGroups is one kops InstanceGroup (kops.k8s.io/v1alpha2) per
+// node pool, in the cluster's zone: its instance type; minSize the pool's
+// desired size (kops has no desired size: an autoscaling group starts at
+// its minimum) and maxSize its max; a spot pool is all spot through a mixed
+// instances policy. Its nodes carry the label kubecdn.io/pool.
+func kopsInstanceGroups(cluster, zone string, pools []config.NodePool) []byte {
+	var docs []string
+	for _, p := range pools {
+		spec := map[string]any{
+			"role": "Node", "machineType": p.InstanceType, "subnets": []string{zone},
+			"minSize": max(p.Desired, p.Min), "maxSize": max(p.Max, p.Desired, p.Min),
+			"nodeLabels": map[string]string{"kubecdn.io/pool": p.Name},
+		}
+		if p.Spot {
+			spec["mixedInstancesPolicy"] = map[string]any{"instances": []string{p.InstanceType},
+				"onDemandBase": 0, "onDemandAboveBase": 0, "spotAllocationStrategy": "capacity-optimized"}
+		}
+		b, err := yaml.Marshal(map[string]any{
+			"apiVersion": "kops.k8s.io/v1alpha2", "kind": "InstanceGroup",
+			"metadata": map[string]any{"name": p.Name, "labels": map[string]string{"kops.k8s.io/cluster": cluster}},
+			"spec":     spec,
+		})
+		if err != nil {
+			panic(err) // maps of strings and numbers always marshal
+		}
+		docs = append(docs, string(b))
+	}
+	return []byte(strings.Join(docs, "---\n"))
 }

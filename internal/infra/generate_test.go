@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kubecdn/kubecdn/internal/config"
+	"sigs.k8s.io/yaml"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from the generators")
@@ -66,6 +68,9 @@ func TestGolden(t *testing.T) {
 		golden(t, region+".main.tf.json", b)
 		extra, _ := json.MarshalIndent(map[string]any{"before": root.Before, "auth": root.Auth, "export": root.Export}, "", "  ")
 		golden(t, region+".driver.json", append(extra, '\n'))
+		for name, b := range root.Files {
+			golden(t, region+"."+name, b)
+		}
 	}
 }
 
@@ -200,5 +205,57 @@ func TestInputsExistCatchesTypos(t *testing.T) {
 	}
 	if slices.Contains(attrs["eks_managed_node_groups"], "instance_type") || !slices.Contains(attrs["eks_managed_node_groups"], "instance_types") {
 		t.Error("node group attributes are not what eks v21 takes")
+	}
+}
+
+// TestKopsInstanceGroupFields: every field the kops instance groups set
+// exists in kops' v1alpha2 InstanceGroupSpec (testdata/inputs), one group
+// per node pool of the file, each in the cluster and the zone, spot pools
+// all spot.
+func TestKopsInstanceGroupFields(t *testing.T) {
+	spec, mixed := pinnedInputs(t, "kops-instancegroup.txt")
+	root := generated(t)["ap-southeast-1"]
+	b := root.Files[kopsGroupsFile]
+	if b == nil {
+		t.Fatalf("no %s for the kops region", kopsGroupsFile)
+	}
+	var names []string
+	for _, doc := range strings.Split(string(b), "---\n") {
+		var ig struct {
+			APIVersion, Kind string
+			Metadata         struct {
+				Name   string
+				Labels map[string]string
+			}
+			Spec map[string]any
+		}
+		if err := yaml.Unmarshal([]byte(doc), &ig); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, ig.Metadata.Name)
+		if ig.APIVersion != "kops.k8s.io/v1alpha2" || ig.Kind != "InstanceGroup" || ig.Metadata.Labels["kops.k8s.io/cluster"] != "demo-ap-southeast-1.k8s.local" {
+			t.Errorf("%s: %s %s labels %v", ig.Metadata.Name, ig.APIVersion, ig.Kind, ig.Metadata.Labels)
+		}
+		for k, v := range ig.Spec {
+			if !spec[k] {
+				t.Errorf("%s: spec.%s is not a field of kops' InstanceGroupSpec", ig.Metadata.Name, k)
+			}
+			if m, ok := v.(map[string]any); ok && k == "mixedInstancesPolicy" {
+				for mk := range m {
+					if !slices.Contains(mixed["mixedInstancesPolicy"], mk) {
+						t.Errorf("%s: spec.mixedInstancesPolicy.%s is not a field of kops' MixedInstancesPolicySpec", ig.Metadata.Name, mk)
+					}
+				}
+			}
+		}
+		if ig.Spec["role"] != "Node" || fmt.Sprint(ig.Spec["subnets"]) != "[ap-southeast-1a]" {
+			t.Errorf("%s: role %v subnets %v", ig.Metadata.Name, ig.Spec["role"], ig.Spec["subnets"])
+		}
+		if spot := ig.Spec["mixedInstancesPolicy"] != nil; spot != (ig.Metadata.Name == "edge-spot") {
+			t.Errorf("%s: spot %v", ig.Metadata.Name, spot)
+		}
+	}
+	if strings.Join(names, ",") != "edge,edge-spot" {
+		t.Errorf("instance groups %v, want one per node pool", names)
 	}
 }

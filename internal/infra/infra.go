@@ -73,6 +73,9 @@ var ProviderDefaults = map[string]Defaults{
 type Root struct {
 	// JSON is the module (main.tf.json), keys sorted when written.
 	JSON map[string]any
+	// Files are other files the Before commands read, by name, written
+	// beside main.tf.json; nil for most providers.
+	Files map[string][]byte
 	// Before are commands run in the module's directory before init, in
 	// order (kops writes its Terraform there); nil for most providers.
 	Before [][]string
@@ -185,10 +188,16 @@ func Write(dir string, m map[string]any) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s/main.tf.json: %w", dir, err)
 	}
+	return writeFile(dir, "main.tf.json", b)
+}
+
+// writeFile puts b into dir/name (dir created if missing), rewriting it
+// only when it changed, so tools that look at times see no change.
+func writeFile(dir, name string, b []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	p := filepath.Join(dir, "main.tf.json")
+	p := filepath.Join(dir, name)
 	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, b) {
 		return nil
 	}

@@ -202,6 +202,11 @@ func runRegion(ctx context.Context, cfg *config.CDN, r config.RegionRef, gen Gen
 	if err := Write(dir, root.JSON); err != nil {
 		return nil, err
 	}
+	for name, b := range root.Files {
+		if err := writeFile(dir, name, b); err != nil {
+			return nil, err
+		}
+	}
 	d, err := newDriver(dir, o.Tofu)
 	if err != nil {
 		return nil, err
