@@ -86,6 +86,11 @@ type liveStream struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every change
 	segs    []*liveSeg    // oldest first; the last may be in progress
+	// nextMSN is the next segment's media sequence number: it starts at
+	// the wall clock's count of 2 s periods (a later up starts above the
+	// numbers an earlier one used, segments being made in real time) and
+	// goes on by one, through encoder restarts too: players number the
+	// segments from EXT-X-MEDIA-SEQUENCE, so the numbers may have no gap.
 	nextMSN int64
 	discSeq int64    // discontinuities of the segments that left the window
 	bytes   int      // of every part kept
@@ -226,7 +231,6 @@ func (s *liveStream) endRun(run **liveRun) {
 		s.segs[n-1].done = true
 		s.trim()
 	}
-	s.nextMSN = max(s.nextMSN, s.now().Unix()/liveTargetSecs)
 	s.notify()
 }
 

@@ -94,9 +94,17 @@ func TestLivePackager(t *testing.T) {
 	clock := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	var first string
 	for seed := uint64(1); seed <= 5; seed++ {
-		s := newLiveStream(10, func() time.Time { return clock })
+		now := clock
+		s := newLiveStream(10, func() time.Time { return now })
 		rnd := rand.New(rand.NewPCG(seed, 7))
 		for _, run := range []string{"a", "b"} {
+			// Each run ends a minute after the clock's start (the
+			// encoder was down, or the stream fell behind the wall
+			// clock): the media sequence still goes on by one. Players
+			// number the segments from EXT-X-MEDIA-SEQUENCE; a gap
+			// renumbers them, and hls.js stops on "media sequence
+			// mismatch".
+			now = now.Add(time.Minute)
 			if err := s.ingest(&choppy{out, rnd}, run); err != nil {
 				t.Fatalf("seed %d run %s: %v", seed, run, err)
 			}
