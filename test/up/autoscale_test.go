@@ -327,7 +327,9 @@ func TestUpAutoscaleOpensAndClosesWithoutAFailedRequest(t *testing.T) {
 	if openAction.RTTGainMs < 50 || openAction.RTTGainMs > 200 || openAction.BytesPerSec <= 0 {
 		t.Errorf("open decision %s: rtt gain %.1f ms and %.0f B/s, want about 110 ms and some bytes", openAction, openAction.RTTGainMs, openAction.BytesPerSec)
 	}
-	// status shows the phase, since when and why.
+	// status shows the phase, since when and why: the open decision with
+	// its inputs, Dublin's RTT gain among them. (The newest sample's
+	// figures move on: once routed, eu-west-1 is served, not displaced.)
 	out, err := run(t, ctx, "status", "--control", "http://"+c.control, "--interval", "0")
 	if err != nil || !strings.Contains(out, "autoscale eu-west-1: open since") || !strings.Contains(out, "displaced demand above") ||
 		!strings.Contains(out, "ms closer") {
@@ -335,7 +337,7 @@ func TestUpAutoscaleOpensAndClosesWithoutAFailedRequest(t *testing.T) {
 	}
 	metrics := getBody(t, "http://"+c.control+"/metrics")
 	if !strings.Contains(metrics, `kubecdn_autoscale_region_phase{phase="open",region="eu-west-1"} 1`) ||
-		!strings.Contains(metrics, `kubecdn_autoscale_demand{region="eu-west-1",signal="rtt_gain_ms"}`) {
+		!strings.Contains(metrics, `kubecdn_autoscale_demand{region="us-east-1",signal="served_requests"}`) {
 		t.Errorf("control /metrics lacks eu-west-1 open:\n%s", metrics)
 	}
 
