@@ -8,13 +8,16 @@ package edge
 // accessLogged puts around the handler, the fast tiers in
 // serveFastHitLogged and serveLogged. The fast tiers place a client once
 // per connection (fastConnState.placed), so a kept-alive hit costs two
-// atomic adds (four when the client's gain is known). Beside requests and
-// bytes, each nearest region's counter sums the round trip its clients
-// would have saved had their nearest region served them instead of this
-// edge's (locate.Finder.Place: the estimate from the distances), over the
-// requests where that is known: the RTT gain opening it would bring. kubecdn's own traffic is not counted: the health path,
-// requests carrying a valid hop signature (peer and child edges; the fast
-// tiers never answer those), and warming, which calls the handler directly.
+// atomic adds (four when the client's gain is known). kubecdn's own
+// traffic is not counted: the health path, requests carrying a valid hop
+// signature (peer and child edges; the fast tiers never answer those), and
+// warming, which calls the handler directly.
+//
+// Beside requests and bytes, each nearest region's counter sums the round
+// trip its clients would have saved had their nearest region served them
+// instead of this edge's (locate.Finder.Place: the estimate from the
+// distances), over the requests where that is known: the RTT gain opening
+// that region would bring.
 
 import (
 	"fmt"
