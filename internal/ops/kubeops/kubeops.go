@@ -172,8 +172,9 @@ func (s *Source) Regions(ctx context.Context) ([]ops.Target, error) {
 }
 
 // autoscaleViews reads the deployed autoscaler's state (the ConfigMap
-// autoscale.KubeStateName in the first always-on region, where every
-// autoscaler keeps it, in the cluster or not) as status shows it: phase,
+// autoscale.KubeStateName in the first always-on region, where an
+// autoscaler keeps it, in the cluster or not, unless it runs with
+// --state-file) as status shows it: phase,
 // since when, pin and the latest decision with its inputs. Nil when the
 // file has no autoscale regions, no autoscaler has run, or the state
 // cannot be read (the regions' own lines say whether their API servers
