@@ -81,15 +81,20 @@ func NewCA(certFile, keyFile string, now time.Time, valid time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("ca certificate: %w", err)
 	}
-	keyPEM, err := ecKeyPEM(caKey)
+	return writeKeyPair(certFile, keyFile, caDER, caKey)
+}
+
+// writeKeyPair writes key to keyFile and the certificate der to certFile,
+// the key first: a certificate without its key is of no use.
+func writeKeyPair(certFile, keyFile string, der []byte, key *ecdsa.PrivateKey) error {
+	keyPEM, err := ecKeyPEM(key)
 	if err != nil {
 		return err
 	}
-	// The key first: a certificate without its key is no CA.
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		return err
 	}
-	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600)
+	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 }
 
 // IssuePKI writes into dir, from the CA in caFile and caKeyFile (NewCA), a
@@ -177,14 +182,7 @@ func (p *PKI) IssueServing(now time.Time, valid time.Duration, extraIPs ...net.I
 	if err != nil {
 		return fmt.Errorf("serving certificate: %w", err)
 	}
-	keyPEM, err := ecKeyPEM(key)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(p.KeyFile, keyPEM, 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(p.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), 0o600)
+	return writeKeyPair(p.CertFile, p.KeyFile, leafDER, key)
 }
 
 // VerifyServing checks that p's serving certificate is signed by p's CA
