@@ -513,7 +513,8 @@ func Revive(ctx context.Context, dir, name string) (bool, error) {
 
 // Stop ends every process of region name under dir and waits until every
 // port it held is free. With remove, the region's directory (data, keys,
-// logs) goes too; its CA, which the module names (caDir), stays. A region that is not there is not an error.
+// logs) goes too; its CA, which the module names (caDir), stays. A region
+// that is not there is not an error.
 func Stop(ctx context.Context, dir, name string, remove bool) error {
 	if !labelRE.MatchString(name) {
 		return fmt.Errorf("name: %q is not a DNS label", name)
